@@ -1,0 +1,34 @@
+//! Subcommand definitions (clap derive) and dispatch. Each subcommand lives in its own file with its
+//! `Args` struct and a `run` function.
+
+use clap::{Parser, Subcommand};
+
+mod devices;
+#[cfg(feature = "train")]
+mod pretrain;
+
+/// Binary neural networks as frozen, portable feature extractors (Leroux et al. 2017):
+/// pretrain a ±1 network, freeze it into packed XNOR/popcount WGSL kernels, retrain float heads.
+#[derive(Parser)]
+#[command(name = "bnn", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every GPU adapter wgpu can see, its limits and features, and which one is the default.
+    Devices(devices::Args),
+    /// Train a binary network (or its float twin) on an image data set with burn.
+    #[cfg(feature = "train")]
+    Pretrain(pretrain::Args),
+}
+
+pub fn run() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Devices(args) => devices::run(args),
+        #[cfg(feature = "train")]
+        Command::Pretrain(args) => pretrain::run(args),
+    }
+}

@@ -1,0 +1,213 @@
+//! `ImageFolder`: one split of a data set laid out as `<split>/<class>/<image>`, read from a
+//! directory or straight from an uncompressed tar archive.
+//!
+//! Labels: class index = position of the class folder name in the byte-sorted list of the
+//! split's class folders. Every split of a set that has class folders must have the same list
+//! (checked on open), so a label means the same class in train, val and test. Only image files
+//! count (`.jpg`, `.jpeg`, `.png`, any case); other files, hidden files and folders (a name
+//! starting with `.`) are skipped; images in sub-folders of a class folder belong to that class.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::source::{self, Loc, Store};
+use crate::error::{Error, Result};
+
+/// One image of a split: its path inside the set and its class index.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Sample {
+    /// `/`-separated path inside the set, e.g. `train/001.pink_primrose/image_06734.jpg`.
+    pub name: String,
+    pub label: usize,
+}
+
+/// One split of an image data set. Samples are sorted by name.
+pub struct ImageFolder {
+    pub classes: Vec<String>,
+    pub samples: Vec<Sample>,
+    path: PathBuf,
+    split: String,
+    store: Store,
+    locs: Vec<Loc>,
+}
+
+impl ImageFolder {
+    /// Opens split `split` of the set at `path`, a directory or a tar file (detected from the
+    /// file; read straight from the tar, no extraction). A tar is indexed once (one pass over its
+    /// headers); afterwards [`read`](Self::read) is one positional read.
+    pub fn open(path: &Path, split: &str) -> Result<ImageFolder> {
+        let (store, tree) = source::scan(path, Some(split))?;
+        let Some(classes) = tree.splits.get(split) else {
+            return Err(Error::Dataset(if tree.splits.is_empty() {
+                format!(
+                    "split '{split}' not found in {}: it has no split folders at all (expected \
+                     the layout <split>/<class>/<image>, e.g. train/cat/001.jpg)",
+                    path.display()
+                )
+            } else {
+                format!(
+                    "split '{split}' not found in {}; available splits: {}",
+                    path.display(),
+                    join(tree.splits.keys())
+                )
+            }));
+        };
+        if classes.is_empty() {
+            return Err(Error::Dataset(format!(
+                "split '{split}' of {} has no class folders (expected {split}/<class>/<image>)",
+                path.display()
+            )));
+        }
+        check_same_classes(path, split, classes, &tree.splits)?;
+
+        let classes: Vec<String> = classes.iter().cloned().collect();
+        let mut counts = vec![0usize; classes.len()];
+        let mut samples = Vec::with_capacity(tree.images.len());
+        let mut locs = Vec::with_capacity(tree.images.len());
+        for (name, (class, loc)) in tree.images {
+            let label = classes
+                .binary_search(&class)
+                .expect("every image's class folder is in the class list");
+            counts[label] += 1;
+            samples.push(Sample { name, label });
+            locs.push(loc);
+        }
+        if samples.is_empty() {
+            return Err(Error::Dataset(format!(
+                "split '{split}' of {} has {} class folder{} but no images (.jpg/.jpeg/.png)",
+                path.display(),
+                classes.len(),
+                if classes.len() > 1 { "s" } else { "" },
+            )));
+        }
+        let empty: Vec<&String> = classes
+            .iter()
+            .zip(&counts)
+            .filter(|&(_, &n)| n == 0)
+            .map(|(c, _)| c)
+            .collect();
+        if !empty.is_empty() {
+            return Err(Error::Dataset(format!(
+                "{} of {}: class folder{} {} ha{} no images (.jpg/.jpeg/.png)",
+                split,
+                path.display(),
+                if empty.len() > 1 { "s" } else { "" },
+                join(empty.iter().take(10).map(|c| format!("'{split}/{c}'"))),
+                if empty.len() > 1 { "ve" } else { "s" },
+            )));
+        }
+        Ok(ImageFolder {
+            classes,
+            samples,
+            path: path.to_path_buf(),
+            split: split.to_string(),
+            store,
+            locs,
+        })
+    }
+
+    /// The split folders present in the set at `path`, sorted.
+    pub fn splits(path: &Path) -> Result<Vec<String>> {
+        let (_, tree) = source::scan(path, None)?;
+        Ok(tree.splits.into_keys().collect())
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// The raw encoded bytes (JPEG/PNG) of sample `i`.
+    pub fn read(&self, i: usize) -> Result<Vec<u8>> {
+        let Some(loc) = self.locs.get(i) else {
+            return Err(Error::Dataset(format!(
+                "sample index {i} out of range: split '{}' of {} has {} images",
+                self.split,
+                self.path.display(),
+                self.len()
+            )));
+        };
+        match (loc, &self.store) {
+            (Loc::File(p), _) => std::fs::read(p).map_err(|e| Error::io(p, e)),
+            (Loc::Span { offset, len }, Store::Tar(file)) => source::read_span(file, *offset, *len)
+                .map_err(|e| Error::io(self.path.join(&self.samples[i].name), e)),
+            (Loc::Span { .. }, Store::Dir) => unreachable!("tar spans come with a tar store"),
+        }
+    }
+
+    /// The directory or tar file the set was opened from.
+    pub fn source(&self) -> &Path {
+        &self.path
+    }
+
+    /// The split this folder holds (`train`, `val`, ...).
+    pub fn split(&self) -> &str {
+        &self.split
+    }
+
+    /// Number of images per class, indexed by label.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes.len()];
+        for s in &self.samples {
+            counts[s.label] += 1;
+        }
+        counts
+    }
+}
+
+impl fmt::Debug for ImageFolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImageFolder")
+            .field("source", &self.path)
+            .field("split", &self.split)
+            .field("tar", &matches!(self.store, Store::Tar(_)))
+            .field("classes", &self.classes.len())
+            .field("samples", &self.samples.len())
+            .finish()
+    }
+}
+
+fn join<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
+    items
+        .into_iter()
+        .map(|s| s.as_ref().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every split with class folders must have the same class list as `split`.
+fn check_same_classes(
+    path: &Path,
+    split: &str,
+    classes: &BTreeSet<String>,
+    splits: &std::collections::BTreeMap<String, BTreeSet<String>>,
+) -> Result<()> {
+    for (other, other_classes) in splits {
+        if other == split || other_classes.is_empty() || other_classes == classes {
+            continue;
+        }
+        let only_here: Vec<&String> = classes.difference(other_classes).collect();
+        let only_there: Vec<&String> = other_classes.difference(classes).collect();
+        let list = |v: &[&String]| {
+            let mut s = join(v.iter().take(5));
+            if v.len() > 5 {
+                s.push_str(&format!(", ... ({} in all)", v.len()));
+            }
+            if v.is_empty() { "none".to_string() } else { s }
+        };
+        return Err(Error::Dataset(format!(
+            "class lists differ between splits of {}: '{split}' has {} classes, '{other}' has {}; \
+             only in '{split}': {}; only in '{other}': {} (labels would not match across splits)",
+            path.display(),
+            classes.len(),
+            other_classes.len(),
+            list(&only_here),
+            list(&only_there),
+        )));
+    }
+    Ok(())
+}

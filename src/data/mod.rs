@@ -1,0 +1,30 @@
+//! Image data sets for training and feature extraction.
+//!
+//! - [`folder`]: [`ImageFolder`], one split of a `<split>/<class>/<image>` set, from a directory
+//!   or straight from an uncompressed tar (the sets in `../shared/data`).
+//! - [`source`]: the directory walker and the tar index behind it.
+//! - [`preprocess`]: decode, crop, resize, flip, normalize ([`load_image`]).
+//! - [`loader`]: [`Loader`], batches of one pass decoded ahead on a tokio runtime, in a
+//!   reproducible order.
+//!
+//! ```no_run
+//! use std::{path::Path, sync::Arc};
+//! use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+//!
+//! let set = Arc::new(ImageFolder::open(Path::new("../shared/data/flowers102-tiny.tar"), "train")?);
+//! let cfg = LoaderConfig { batch_size: 16, shuffle_seed: Some(1), ..LoaderConfig::default() };
+//! for batch in Loader::new(set, Preprocess::train(64), cfg) {
+//!     let batch = batch?; // batch.images: [n][64][64][3], batch.labels
+//! }
+//! # Ok::<(), bnn_transfer::Error>(())
+//! ```
+
+pub mod folder;
+pub mod loader;
+pub mod preprocess;
+pub mod source;
+
+pub use folder::{ImageFolder, Sample};
+pub use loader::{Batch, Loader, LoaderConfig};
+pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image};
+pub use source::{IMAGE_EXTENSIONS, is_image_name};

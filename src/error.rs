@@ -1,0 +1,44 @@
+//! The library's typed errors. `main` wraps them with anyhow context.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no GPU adapter found{detail}. On a machine without a GPU install Mesa's lavapipe \
+         (Debian/Ubuntu: `apt-get install -y mesa-vulkan-drivers libvulkan1`) and retry; \
+         WGPU_BACKEND and WGPU_ADAPTER_NAME select among several adapters (see `bnn devices`)"
+    )]
+    NoAdapter { detail: String },
+    #[error("could not open the GPU device on '{adapter}': {message}")]
+    RequestDevice { adapter: String, message: String },
+    #[error("shader '{kernel}' failed to compile: {message}")]
+    ShaderCompile { kernel: String, message: String },
+    #[error("GPU error in '{context}': {message}")]
+    Gpu { context: String, message: String },
+    #[error("shape error: {0}")]
+    Shape(String),
+    #[error("the device cannot run this: {0}")]
+    Limits(String),
+    #[error("data set error: {0}")]
+    Dataset(String),
+    #[error("model file {path}: {message}")]
+    ModelFile { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

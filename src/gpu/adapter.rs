@@ -1,0 +1,111 @@
+//! Choosing an adapter: `WGPU_BACKEND` (vulkan, metal, dx12, gl, comma separated),
+//! `WGPU_ADAPTER_NAME` (case-insensitive substring of the adapter name) and `WGPU_POWER_PREF`
+//! (low, high, none). Also the report behind `bnn devices`.
+
+use crate::error::{Error, Result};
+use serde::Serialize;
+
+pub(crate) fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    wgpu::Instance::new(desc)
+}
+
+fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+/// The adapter every command uses: the one named by `WGPU_ADAPTER_NAME` if set, otherwise wgpu's
+/// choice for `WGPU_POWER_PREF` (default: no preference), restricted to `WGPU_BACKEND`.
+pub fn select_adapter() -> Result<wgpu::Adapter> {
+    select_from(&instance())
+}
+
+pub(crate) fn select_from(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let wanted_lc = wanted.to_lowercase();
+        let all = adapters(instance);
+        let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
+        return all
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&wanted_lc))
+            .ok_or_else(|| Error::NoAdapter {
+                detail: format!(
+                    " matching WGPU_ADAPTER_NAME={wanted:?} (adapters present: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            });
+    }
+    let options = wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+        ..Default::default()
+    };
+    pollster::block_on(instance.request_adapter(&options)).map_err(|e| Error::NoAdapter {
+        detail: format!(" ({e})"),
+    })
+}
+
+/// What `bnn devices` prints for one adapter.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub is_default: bool,
+    pub timestamp_query: bool,
+    pub subgroups: bool,
+    pub subgroup_size: (u32, u32),
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroup_size: [u32; 3],
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_storage_buffers_per_shader_stage: u32,
+}
+
+/// Every adapter wgpu sees (under `WGPU_BACKEND`), with the default one marked.
+pub fn describe_adapters() -> Vec<AdapterReport> {
+    let instance = instance();
+    let default = select_from(&instance).ok().map(|a| a.get_info());
+    adapters(&instance)
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            let limits = a.limits();
+            let features = a.features();
+            let is_default = default.as_ref().is_some_and(|d| {
+                d.name == info.name && d.backend == info.backend && d.device == info.device
+            });
+            AdapterReport {
+                name: info.name.clone(),
+                backend: format!("{:?}", info.backend),
+                device_type: format!("{:?}", info.device_type),
+                driver: info.driver.clone(),
+                driver_info: info.driver_info.clone(),
+                is_default,
+                timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+                subgroups: features.contains(wgpu::Features::SUBGROUP),
+                subgroup_size: (info.subgroup_min_size, info.subgroup_max_size),
+                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+                max_buffer_size: limits.max_buffer_size,
+                max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+                max_compute_workgroup_size: [
+                    limits.max_compute_workgroup_size_x,
+                    limits.max_compute_workgroup_size_y,
+                    limits.max_compute_workgroup_size_z,
+                ],
+                max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+                max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+                max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,264 @@
+//! `Gpu`: one adapter, device and queue, with the pipeline cache, and the way every kernel is run:
+//! a list of `Dispatch`es encoded into one compute pass, submitted, and optionally timed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::adapter;
+use super::pipelines::PipelineKey;
+use crate::error::{Error, Result};
+
+/// Which limits the device is created with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitsProfile {
+    /// Everything the adapter offers (the normal case).
+    Adapter,
+    /// wgpu's downlevel defaults: what a phone-class GPU guarantees (256 invocations per workgroup,
+    /// 16 KiB workgroup memory, 128 MiB per storage binding, 4 storage buffers per stage).
+    Downlevel,
+    /// Downlevel, with the storage binding size cut to this many bytes: lets tests reach the
+    /// split-into-several-dispatches paths with small tensors.
+    DownlevelWithBinding(u64),
+}
+
+/// One kernel launch: a cached pipeline, its bindings in binding order, and the workgroup grid.
+pub struct Dispatch {
+    pub pipeline: Arc<wgpu::ComputePipeline>,
+    pub bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+    pub label: &'static str,
+}
+
+/// GPU time of a batch of dispatches: from timestamp queries where the adapter has them,
+/// otherwise synchronized wall time (submit → completion).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub elapsed: Duration,
+    pub timestamps: bool,
+}
+
+pub struct Gpu {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub timestamps: bool,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl Gpu {
+    /// The adapter chosen from the environment, with all of its limits.
+    pub fn new() -> Result<Gpu> {
+        Gpu::with_limits(LimitsProfile::Adapter)
+    }
+
+    pub fn with_limits(profile: LimitsProfile) -> Result<Gpu> {
+        let adapter = adapter::select_adapter()?;
+        Gpu::from_adapter(adapter, profile)
+    }
+
+    pub fn from_adapter(adapter: wgpu::Adapter, profile: LimitsProfile) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let supported = adapter.limits();
+        let limits = match profile {
+            LimitsProfile::Adapter => supported.clone(),
+            LimitsProfile::Downlevel => wgpu::Limits::downlevel_defaults(),
+            LimitsProfile::DownlevelWithBinding(bytes) => wgpu::Limits {
+                max_storage_buffer_binding_size: bytes,
+                ..wgpu::Limits::downlevel_defaults()
+            },
+        };
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let required_features = if timestamps {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::empty()
+        };
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("bnn-transfer"),
+            required_features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::RequestDevice {
+                adapter: info.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(Gpu {
+            adapter,
+            device,
+            queue,
+            info,
+            limits,
+            timestamps,
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// One line naming the adapter, for reports and skipped-test messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}, {})",
+            self.info.name, self.info.backend, self.info.device_type, self.info.driver
+        )
+    }
+
+    /// Largest storage binding, in bytes.
+    pub fn max_binding(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// The compiled pipeline for `key`, compiled on first use inside a validation error scope so a
+    /// bad shader is an `Err`, not a panic.
+    pub fn pipeline(&self, key: PipelineKey) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self.pipelines.lock().expect("pipeline cache").get(&key) {
+            return Ok(p.clone());
+        }
+        let pipeline = Arc::new(key.compile(&self.device)?);
+        self.pipelines
+            .lock()
+            .expect("pipeline cache")
+            .insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// A bind group for `pipeline` with `buffers` at bindings 0, 1, 2, … in order.
+    pub fn bind(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &entries,
+        })
+    }
+
+    /// A 2-D grid covering `groups` workgroups within the per-dimension limit. Kernels flatten it
+    /// back with `wid.x + wid.y * num_workgroups.x` and ignore ids past the end.
+    pub fn grid(&self, groups: u32) -> [u32; 3] {
+        let max = self.limits.max_compute_workgroups_per_dimension.max(1);
+        if groups <= max {
+            [groups.max(1), 1, 1]
+        } else {
+            let y = groups.div_ceil(max);
+            [groups.div_ceil(y), y, 1]
+        }
+    }
+
+    fn encode(
+        &self,
+        dispatches: &[Dispatch],
+        timer: Option<&wgpu::QuerySet>,
+    ) -> wgpu::CommandEncoder {
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let timestamp_writes = timer.map(|query_set| wgpu::ComputePassTimestampWrites {
+                query_set,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
+            });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes,
+            });
+            for d in dispatches {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                let [x, y, z] = d.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+        }
+        encoder
+    }
+
+    /// Runs the dispatches in order (one compute pass: each sees the previous one's writes) and waits.
+    pub fn run(&self, dispatches: &[Dispatch]) -> Result<()> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let encoder = self.encode(dispatches, None);
+        self.queue.submit([encoder.finish()]);
+        self.check(scope, dispatches)?;
+        self.wait()
+    }
+
+    /// Runs the dispatches and returns their GPU time.
+    pub fn time(&self, dispatches: &[Dispatch]) -> Result<Timing> {
+        if !self.timestamps {
+            let start = Instant::now();
+            self.run(dispatches)?;
+            return Ok(Timing {
+                elapsed: start.elapsed(),
+                timestamps: false,
+            });
+        }
+        let query_set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timer"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timer resolve"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut encoder = self.encode(dispatches, Some(&query_set));
+        encoder.resolve_query_set(&query_set, 0..2, &resolve, 0);
+        let readback = self.readback_buffer(16);
+        encoder.copy_buffer_to_buffer(&resolve, 0, &readback, 0, 16);
+        self.queue.submit([encoder.finish()]);
+        self.check(scope, dispatches)?;
+        let ticks: Vec<u64> = self.map_read(&readback)?;
+        let ns =
+            ticks[1].saturating_sub(ticks[0]) as f64 * self.queue.get_timestamp_period() as f64;
+        Ok(Timing {
+            elapsed: Duration::from_nanos(ns as u64),
+            timestamps: true,
+        })
+    }
+
+    fn check(&self, scope: wgpu::ErrorScopeGuard, dispatches: &[Dispatch]) -> Result<()> {
+        match pollster::block_on(scope.pop()) {
+            None => Ok(()),
+            Some(e) => Err(Error::Gpu {
+                context: dispatches
+                    .iter()
+                    .map(|d| d.label)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    pub(crate) fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu {
+                context: "poll".into(),
+                message: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,125 @@
+//! The WGSL kernels: one file in `shaders/` per concern, one Rust launcher per shader, each with a
+//! plain scalar reference of the same op (the oracle of the tests and the CPU fallback).
+//!
+//! Launchers come in two forms: `encode` builds a [`Dispatch`] over buffers already on the device,
+//! so layers chain without leaving the GPU; `run_*` takes host slices, splits the batch into
+//! several dispatches when a tensor would exceed the device's storage-binding limit, and reads the
+//! result back.
+
+pub mod bitpack;
+pub mod first_conv;
+pub mod float_conv;
+pub mod pool;
+pub mod threshold;
+pub mod xnor_conv;
+pub mod xnor_dense;
+
+pub use threshold::{FloatThreshold, Threshold};
+pub use xnor_conv::{ConvShape, Padding};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu};
+
+/// Workgroup size of the one-invocation-per-output kernels (≤ 256: fits downlevel limits).
+pub const WORKGROUP: u32 = 64;
+
+/// A shader file of `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    Bitpack,
+    XnorConv,
+    FirstConv,
+    Threshold,
+    Pool,
+    XnorDense,
+    FloatConv,
+}
+
+impl Shader {
+    pub const ALL: [Shader; 7] = [
+        Shader::Bitpack,
+        Shader::XnorConv,
+        Shader::FirstConv,
+        Shader::Threshold,
+        Shader::Pool,
+        Shader::XnorDense,
+        Shader::FloatConv,
+    ];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Shader::Bitpack => "bitpack.wgsl",
+            Shader::XnorConv => "xnor_conv.wgsl",
+            Shader::FirstConv => "first_conv.wgsl",
+            Shader::Threshold => "threshold.wgsl",
+            Shader::Pool => "pool.wgsl",
+            Shader::XnorDense => "xnor_dense.wgsl",
+            Shader::FloatConv => "float_conv.wgsl",
+        }
+    }
+
+    pub fn source(self) -> &'static str {
+        match self {
+            Shader::Bitpack => include_str!("../../shaders/bitpack.wgsl"),
+            Shader::XnorConv => include_str!("../../shaders/xnor_conv.wgsl"),
+            Shader::FirstConv => include_str!("../../shaders/first_conv.wgsl"),
+            Shader::Threshold => include_str!("../../shaders/threshold.wgsl"),
+            Shader::Pool => include_str!("../../shaders/pool.wgsl"),
+            Shader::XnorDense => include_str!("../../shaders/xnor_dense.wgsl"),
+            Shader::FloatConv => include_str!("../../shaders/float_conv.wgsl"),
+        }
+    }
+}
+
+/// Dispatch for `items` invocations of a `WORKGROUP`-wide kernel.
+pub(crate) fn dispatch(
+    gpu: &Gpu,
+    pipeline: std::sync::Arc<wgpu::ComputePipeline>,
+    buffers: &[&wgpu::Buffer],
+    items: usize,
+    label: &'static str,
+) -> Dispatch {
+    let bind_group = gpu.bind(&pipeline, buffers);
+    let groups = items.div_ceil(WORKGROUP as usize).max(1) as u32;
+    Dispatch {
+        pipeline,
+        bind_group,
+        workgroups: gpu.grid(groups),
+        label,
+    }
+}
+
+/// How many batch items fit in one dispatch when item `i` of `per_item_bytes` is the size of one
+/// batch item in each buffer that scales with the batch.
+pub(crate) fn batch_chunk(gpu: &Gpu, batch: usize, per_item_bytes: &[usize]) -> Result<usize> {
+    let max = gpu.max_binding() as usize;
+    let fit = per_item_bytes
+        .iter()
+        .filter(|&&b| b > 0)
+        .map(|&b| max / b)
+        .min()
+        .unwrap_or(batch);
+    if fit == 0 {
+        return Err(Error::Limits(format!(
+            "one batch item needs {} bytes in a single storage binding; the device allows {max}",
+            per_item_bytes.iter().max().copied().unwrap_or(0)
+        )));
+    }
+    Ok(fit.min(batch).max(1))
+}
+
+/// Runs `f` over consecutive batch ranges of at most `chunk` items and concatenates the results.
+pub(crate) fn over_chunks<T>(
+    batch: usize,
+    chunk: usize,
+    mut f: impl FnMut(std::ops::Range<usize>) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < batch {
+        let end = (start + chunk).min(batch);
+        out.extend(f(start..end)?);
+        start = end;
+    }
+    Ok(out)
+}

@@ -1,0 +1,169 @@
+//! Max-pooling (`shaders/pool.wgsl`) on i32/f32 pre-activations and on packed signs (AND of the
+//! "−1" bits). NHWC, square window, no padding.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{Shader, WORKGROUP, dispatch};
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
+
+/// Shape of a pooling layer; `channels` counts elements per pixel (words, for packed input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolShape {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+impl PoolShape {
+    pub fn out_h(&self) -> usize {
+        (self.in_h - self.kernel) / self.stride + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.in_w - self.kernel) / self.stride + 1
+    }
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_h * self.in_w * self.channels
+    }
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_h() * self.out_w() * self.channels
+    }
+    fn validate(&self) -> Result<()> {
+        if self.kernel == 0
+            || self.stride == 0
+            || self.kernel > self.in_h
+            || self.kernel > self.in_w
+            || self.channels == 0
+        {
+            return Err(Error::Shape(format!("invalid pool shape {self:?}")));
+        }
+        Ok(())
+    }
+}
+
+/// What the pooled elements are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolValues {
+    I32,
+    F32,
+    /// Packed signs: max of ±1 is the AND of the −1 bits.
+    Bits,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    in_h: u32,
+    in_w: u32,
+    channels: u32,
+    out_h: u32,
+    out_w: u32,
+    kernel: u32,
+    stride: u32,
+}
+
+pub fn encode(
+    gpu: &Gpu,
+    shape: &PoolShape,
+    values: PoolValues,
+    input: &Storage<u32>,
+) -> Result<(Dispatch, Storage<u32>)> {
+    shape.validate()?;
+    if input.len != shape.input_len() {
+        return Err(Error::Shape(format!(
+            "pool: {} elements for {shape:?}",
+            input.len
+        )));
+    }
+    let out = gpu.zeros::<u32>(shape.output_len(), "pooled")?;
+    let params = gpu.uniform(&Params {
+        batch: shape.batch as u32,
+        in_h: shape.in_h as u32,
+        in_w: shape.in_w as u32,
+        channels: shape.channels as u32,
+        out_h: shape.out_h() as u32,
+        out_w: shape.out_w() as u32,
+        kernel: shape.kernel as u32,
+        stride: shape.stride as u32,
+    });
+    let (entry, float) = match values {
+        PoolValues::I32 => ("maxpool_values", 0.0),
+        PoolValues::F32 => ("maxpool_values", 1.0),
+        PoolValues::Bits => ("maxpool_bits", 0.0),
+    };
+    let pipeline = gpu.pipeline(PipelineKey::new(
+        Shader::Pool,
+        entry,
+        &[("WG", WORKGROUP as f64), ("FLOAT", float)],
+    ))?;
+    Ok((
+        dispatch(
+            gpu,
+            pipeline,
+            &[&params, &input.buffer, &out.buffer],
+            out.len,
+            "maxpool",
+        ),
+        out,
+    ))
+}
+
+/// On the device, host in and out (elements as raw 32-bit words).
+pub fn run(gpu: &Gpu, shape: &PoolShape, values: PoolValues, input: &[u32]) -> Result<Vec<u32>> {
+    let per_in = shape.input_len() / shape.batch.max(1) * 4;
+    let per_out = shape.output_len() / shape.batch.max(1) * 4;
+    let chunk = super::batch_chunk(gpu, shape.batch, &[per_in, per_out])?;
+    let item = shape.in_h * shape.in_w * shape.channels;
+    super::over_chunks(shape.batch, chunk, |r| {
+        let part = PoolShape {
+            batch: r.len(),
+            ..*shape
+        };
+        let x = gpu.upload(&input[r.start * item..r.end * item], "pool input")?;
+        let (d, out) = encode(gpu, &part, values, &x)?;
+        gpu.run(&[d])?;
+        gpu.read(&out)
+    })
+}
+
+/// Scalar reference over any ordered element type, with `combine` the window reduction.
+fn reference_with<T: Copy>(shape: &PoolShape, input: &[T], combine: impl Fn(T, T) -> T) -> Vec<T> {
+    let (oh, ow, c) = (shape.out_h(), shape.out_w(), shape.channels);
+    let mut out = Vec::with_capacity(shape.output_len());
+    for n in 0..shape.batch {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ch in 0..c {
+                    let at = |y: usize, x: usize| {
+                        input[((n * shape.in_h + y) * shape.in_w + x) * c + ch]
+                    };
+                    let (y0, x0) = (oy * shape.stride, ox * shape.stride);
+                    let mut acc = at(y0, x0);
+                    for ky in 0..shape.kernel {
+                        for kx in 0..shape.kernel {
+                            acc = combine(acc, at(y0 + ky, x0 + kx));
+                        }
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn reference_i32(shape: &PoolShape, input: &[i32]) -> Vec<i32> {
+    reference_with(shape, input, i32::max)
+}
+
+pub fn reference_f32(shape: &PoolShape, input: &[f32]) -> Vec<f32> {
+    reference_with(shape, input, |a, b| if b > a { b } else { a })
+}
+
+pub fn reference_bits(shape: &PoolShape, input: &[u32]) -> Vec<u32> {
+    reference_with(shape, input, |a, b| a & b)
+}

@@ -1,0 +1,169 @@
+//! XNOR/popcount dense layer (`shaders/xnor_dense.wgsl`): a batch of packed rows × packed weight
+//! rows `[out][ceil(in/32)]` → i32 dots or packed signs through the fused threshold.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{Shader, Threshold, WORKGROUP, dispatch};
+use crate::bits::words;
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenseShape {
+    pub batch: usize,
+    pub in_features: usize,
+    pub out_features: usize,
+}
+
+impl DenseShape {
+    pub fn in_words(&self) -> usize {
+        words(self.in_features)
+    }
+    pub fn macs(&self) -> u64 {
+        (self.batch * self.in_features * self.out_features) as u64
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    in_features: u32,
+    out_features: u32,
+    _pad: u32,
+}
+
+pub fn encode(
+    gpu: &Gpu,
+    shape: &DenseShape,
+    input: &Storage<u32>,
+    weights: &Storage<u32>,
+    thresholds: Option<&Storage<Threshold>>,
+) -> Result<(Dispatch, Storage<u32>)> {
+    let wpr = shape.in_words();
+    if shape.batch == 0
+        || shape.in_features == 0
+        || shape.out_features == 0
+        || input.len != shape.batch * wpr
+        || weights.len != shape.out_features * wpr
+    {
+        return Err(Error::Shape(format!(
+            "xnor_dense: {} input and {} weight words for {shape:?}",
+            input.len, weights.len
+        )));
+    }
+    let params = gpu.uniform(&Params {
+        batch: shape.batch as u32,
+        in_features: shape.in_features as u32,
+        out_features: shape.out_features as u32,
+        _pad: 0,
+    });
+    let key = |entry| {
+        PipelineKey::new(
+            Shader::XnorDense,
+            entry,
+            &[("WG", WORKGROUP as f64), ("WORDS", wpr as f64)],
+        )
+    };
+    Ok(match thresholds {
+        None => {
+            let out = gpu.zeros::<u32>(shape.batch * shape.out_features, "dense dots")?;
+            let p = gpu.pipeline(key("dense_dot"))?;
+            (
+                dispatch(
+                    gpu,
+                    p,
+                    &[&params, &input.buffer, &weights.buffer, &out.buffer],
+                    out.len,
+                    "xnor_dense_dot",
+                ),
+                out,
+            )
+        }
+        Some(th) => {
+            let out = gpu.zeros::<u32>(shape.batch * words(shape.out_features), "dense bits")?;
+            let p = gpu.pipeline(key("dense_bits"))?;
+            let buffers = [
+                &params,
+                &input.buffer,
+                &weights.buffer,
+                &out.buffer,
+                &th.buffer,
+            ];
+            (dispatch(gpu, p, &buffers, out.len, "xnor_dense_bits"), out)
+        }
+    })
+}
+
+fn run(
+    gpu: &Gpu,
+    shape: &DenseShape,
+    input: &[u32],
+    weights: &[u32],
+    th: Option<&[Threshold]>,
+) -> Result<Vec<u32>> {
+    let wpr = shape.in_words();
+    let out_item = if th.is_some() {
+        words(shape.out_features)
+    } else {
+        shape.out_features
+    };
+    let chunk = super::batch_chunk(gpu, shape.batch, &[wpr * 4, out_item * 4])?;
+    let w = gpu.upload(weights, "dense weights")?;
+    let t = th.map(|t| gpu.upload(t, "thresholds")).transpose()?;
+    super::over_chunks(shape.batch, chunk, |r| {
+        let part = DenseShape {
+            batch: r.len(),
+            ..*shape
+        };
+        let x = gpu.upload(&input[r.start * wpr..r.end * wpr], "dense input")?;
+        let (d, out) = encode(gpu, &part, &x, &w, t.as_ref())?;
+        gpu.run(&[d])?;
+        gpu.read(&out)
+    })
+}
+
+pub fn run_dot(gpu: &Gpu, shape: &DenseShape, input: &[u32], weights: &[u32]) -> Result<Vec<i32>> {
+    Ok(bytemuck::cast_vec(run(gpu, shape, input, weights, None)?))
+}
+
+pub fn run_bits(
+    gpu: &Gpu,
+    shape: &DenseShape,
+    input: &[u32],
+    weights: &[u32],
+    th: &[Threshold],
+) -> Result<Vec<u32>> {
+    if th.len() != shape.out_features {
+        return Err(Error::Shape(format!(
+            "{} thresholds for {} outputs",
+            th.len(),
+            shape.out_features
+        )));
+    }
+    run(gpu, shape, input, weights, Some(th))
+}
+
+/// Scalar reference: `[B][O]` dots.
+pub fn reference_dot(shape: &DenseShape, input: &[u32], weights: &[u32]) -> Vec<i32> {
+    let wpr = shape.in_words();
+    let mut out = Vec::with_capacity(shape.batch * shape.out_features);
+    for b in 0..shape.batch {
+        let a = &input[b * wpr..(b + 1) * wpr];
+        for o in 0..shape.out_features {
+            let w = &weights[o * wpr..(o + 1) * wpr];
+            let mismatches: u32 = a.iter().zip(w).map(|(x, y)| (x ^ y).count_ones()).sum();
+            out.push(shape.in_features as i32 - 2 * mismatches as i32);
+        }
+    }
+    out
+}
+
+pub fn reference_bits(
+    shape: &DenseShape,
+    input: &[u32],
+    weights: &[u32],
+    th: &[Threshold],
+) -> Vec<u32> {
+    super::threshold::reference(&reference_dot(shape, input, weights), th)
+}

@@ -1,0 +1,20 @@
+//! bnn-transfer: binary neural networks as frozen, portable feature extractors.
+//!
+//! The wgpu side (`gpu`, `kernels`, `extractor`) knows nothing of burn; the burn side (`model`,
+//! `train`, behind the `train` feature) knows nothing of WGSL. See docs in README.md and DESIGN.
+
+pub mod arch;
+pub mod bits;
+pub mod data;
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+#[cfg(feature = "train")]
+pub mod model;
+pub mod progress;
+pub mod rng;
+#[cfg(feature = "train")]
+pub mod train;
+
+pub use arch::Arch;
+pub use error::{Error, Result};

@@ -1,0 +1,117 @@
+//! burn modules: the binary network (sign with the straight-through estimator, binary conv and
+//! dense layers with latent float weights) and its float twin, built from an
+//! [`Arch`](crate::arch::Arch). This module knows burn and nothing of WGSL.
+//!
+//! # Structure (mirrors `Arch` one to one; parameter paths in the checkpoint)
+//!
+//! ```text
+//! Model
+//!   convs.{i}.weight                 [out, in, k, k]  latent float weights (OIHW), no bias
+//!   convs.{i}.bn.{gamma,beta}        [out]
+//!   convs.{i}.bn.{running_mean,running_var}  [out]
+//!   dense.{j}.weight                 [out, in]        latent float weights, no bias
+//!   dense.{j}.bn.{gamma,beta,running_mean,running_var}  [out]
+//!   classifier.weight                [classes, in]    float
+//!   classifier.bias                  [classes]        float
+//! ```
+//!
+//! # What the eval-mode forward computes (after `Module::valid`; what the exporter reproduces)
+//!
+//! Input: images `[n, 3, H, W]` (NCHW), already normalised by the data module. Then, for each conv
+//! block `i` (Arch order), with `s(x) = +1 if x ≥ 0 else −1` applied elementwise:
+//!
+//! 1. `w = s(convs.i.weight)` in the binary net, `convs.i.weight` in the float twin.
+//! 2. `y = conv2d(x, w, stride, zero padding pad, no bias)`. Block 0 sees the real image; later
+//!    binary blocks see ±1 activations, so `y` is an integer: Σ over *in-image* taps of ±1·±1
+//!    (zero padding contributes 0, i.e. `y = K_valid − 2·popcount(a XOR w)` with K_valid the valid
+//!    taps × channels at that output pixel).
+//! 3. If the block pools: `y = maxpool(y, kernel, stride, no padding, floor)`: pooling is on the
+//!    pre-activations, before batch norm.
+//! 4. If `weight_scale` (binary only, XNOR-Net α): `y[c] *= α[c]`, `α[c] = mean |convs.i.weight[c]|`
+//!    over the latent weights of output channel c (α > 0 unless the channel's weights are all 0).
+//! 5. Batch norm with running statistics: `z = (y − running_mean) / sqrt(running_var + ε) · γ + β`,
+//!    ε = `bn.epsilon` (config.json `model.bn_epsilon`, 1e-5 by default); burn computes exactly
+//!    `((y − mean) / sqrt(var + ε)) * γ + β` in f32. `running_var` is the biased (population)
+//!    batch variance averaged with momentum `bn_momentum` (burn: `new = (1−m)·old + m·batch`).
+//! 6. Activation: `x = s(z)` (binary) or `x = max(z, 0)` (float twin).
+//!
+//! Flatten: `x` `[n, C, H, W]` → `[n, C·H·W]` in **C, H, W order** (burn's NCHW memory order; the
+//! extractor works NHWC and must permute the first dense layer's weight columns accordingly).
+//!
+//! Each dense block `j`: `y = x · s(dense.j.weight)ᵀ` (binary; integer for ±1 inputs) or
+//! `x · dense.j.weightᵀ` (float), optional α as in 4, batch norm as in 5, activation as in 6.
+//!
+//! Classifier (always float): `logits = x · classifier.weightᵀ + classifier.bias`.
+//!
+//! In training mode batch norm uses the batch's statistics and updates the running ones, and
+//! both the weight and the activation `s` use the straight-through estimator ([`binary`]).
+//!
+//! [`Model::trace`] returns every block's pre-BN values, post-BN values and activations for the
+//! equivalence test of the packed kernels.
+
+pub mod binary;
+mod net;
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
+use crate::error::Result;
+
+pub use binary::{sign, sign_ste};
+pub use net::{BlockTrace, Classifier, ConvBlock, DenseBlock, Model, Trace, binarize};
+
+/// Binary network or float twin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// ±1 weights and activations (the first layer sees the real image), float classifier.
+    Binary,
+    /// The same topology with float weights and ReLU.
+    Float,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Binary => "binary",
+            Precision::Float => "float",
+        })
+    }
+}
+
+/// Everything needed to build a [`Model`]: saved in `config.json` (field `model`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub precision: Precision,
+    /// XNOR-Net per-output-channel weight scale α on the binary layers.
+    #[serde(default)]
+    pub weight_scale: bool,
+    /// Batch-norm ε (burn's default, 1e-5).
+    pub bn_epsilon: f64,
+    /// Batch-norm momentum in burn's convention (`new = (1 − m)·old + m·batch`; Keras 0.9 = 0.1).
+    pub bn_momentum: f64,
+}
+
+impl ModelConfig {
+    pub fn new(arch: Arch, precision: Precision) -> Self {
+        ModelConfig {
+            arch,
+            precision,
+            weight_scale: false,
+            bn_epsilon: 1e-5,
+            bn_momentum: 0.1,
+        }
+    }
+}
+
+/// Loads the model of a `bnn pretrain` output directory (`config.json` + the latest checkpoint)
+/// on `device` (e.g. `Device::flex()`), in eval mode (no autodiff, running batch-norm statistics).
+/// A missing or corrupt checkpoint is an [`Error::ModelFile`](crate::Error::ModelFile).
+pub fn load(dir: &Path, device: &Device) -> Result<(Arch, Precision, Model)> {
+    let (config, model) = crate::train::checkpoint::load_model(dir, device)?;
+    Ok((config.arch, config.precision, model))
+}

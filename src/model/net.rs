@@ -1,0 +1,349 @@
+//! The network: conv blocks, dense blocks and a float classifier, mirrored one to one on
+//! [`Arch`](crate::arch::Arch). See the module docs of [`crate::model`] for what it computes.
+
+use burn::module::{Module, Param, ParamId};
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::binary::{sign, sign_ste};
+use super::{ModelConfig, Precision};
+use crate::arch::Pool;
+use crate::rng::Rng;
+
+/// conv (no bias) → [max-pool] → batch norm → sign / ReLU.
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    /// Latent float weights `[out, in, k, k]` (burn's OIHW). The binary net uses `sign(weight)`.
+    pub weight: Param<Tensor<4>>,
+    pub bn: BatchNorm,
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub pad: usize,
+    /// Max-pool window on the pre-activations; 0 = no pooling.
+    pub pool_kernel: usize,
+    pub pool_stride: usize,
+}
+
+/// dense (no bias) → batch norm → sign / ReLU.
+#[derive(Module, Debug)]
+pub struct DenseBlock {
+    /// Latent float weights `[out, in]`. The binary net uses `sign(weight)`.
+    pub weight: Param<Tensor<2>>,
+    pub bn: BatchNorm,
+}
+
+/// The float classifier: `logits = x · weightᵀ + bias`.
+#[derive(Module, Debug)]
+pub struct Classifier {
+    /// `[classes, in]`.
+    pub weight: Param<Tensor<2>>,
+    /// `[classes]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+/// A binary network or its float twin (see [`crate::model`]).
+#[derive(Module, Debug)]
+pub struct Model {
+    pub convs: Vec<ConvBlock>,
+    pub dense: Vec<DenseBlock>,
+    pub classifier: Classifier,
+    /// Binary net (sign weights and activations) or float twin (float weights, ReLU).
+    pub binary: bool,
+    /// Multiply each binary layer's output channel by α = mean |latent weight| of that channel
+    /// (XNOR-Net). Always false for the float twin.
+    pub weight_scale: bool,
+}
+
+/// What one block computed, for equivalence tests against the packed kernels. Dense blocks are
+/// reported as `[n, features, 1, 1]`.
+#[derive(Clone, Debug)]
+pub struct BlockTrace {
+    /// The block's output before batch norm: conv (or dense) output, after max-pool when the block
+    /// pools, times α when weight scaling is on. For binary blocks after the first, without α,
+    /// these are integers `K_valid − 2·popcount(a XOR w)`.
+    pub pre_bn: Tensor<4>,
+    /// After batch norm (running statistics in eval mode).
+    pub post_bn: Tensor<4>,
+    /// After the activation: ±1 (binary) or ReLU (float).
+    pub act: Tensor<4>,
+}
+
+/// Every block of a forward pass, then the logits.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    pub convs: Vec<BlockTrace>,
+    pub dense: Vec<BlockTrace>,
+    pub logits: Tensor<2>,
+}
+
+impl Model {
+    /// A freshly initialised model: latent/float weights Glorot-uniform from a SplitMix64 stream
+    /// seeded with `seed` (the same on every backend), batch norm γ = 1, β = 0, classifier bias 0.
+    pub fn new(config: &ModelConfig, device: &Device, seed: u64) -> Model {
+        let arch = &config.arch;
+        let mut rng = Rng::new(seed);
+        let bn = |n: usize| {
+            BatchNormConfig::new(n)
+                .with_epsilon(config.bn_epsilon)
+                .with_momentum(config.bn_momentum)
+                .init(device)
+        };
+        let mut cin = arch.in_channels;
+        let convs = arch
+            .convs
+            .iter()
+            .map(|c| {
+                let k2 = c.kernel * c.kernel;
+                let weight = glorot(
+                    &mut rng,
+                    [c.out, cin, c.kernel, c.kernel],
+                    cin * k2,
+                    c.out * k2,
+                    device,
+                );
+                cin = c.out;
+                let (pool_kernel, pool_stride) = c.pool.map_or((0, 0), |p| (p.kernel, p.stride));
+                ConvBlock {
+                    weight,
+                    bn: bn(c.out),
+                    stride: c.stride,
+                    pad: c.pad,
+                    pool_kernel,
+                    pool_stride,
+                }
+            })
+            .collect();
+        let mut fin = arch.flat_features();
+        let dense = arch
+            .dense
+            .iter()
+            .map(|&d| {
+                let weight = glorot(&mut rng, [d, fin], fin, d, device);
+                fin = d;
+                DenseBlock { weight, bn: bn(d) }
+            })
+            .collect();
+        let classifier = Classifier {
+            weight: glorot(&mut rng, [arch.classes, fin], fin, arch.classes, device),
+            bias: Param::from_tensor(Tensor::zeros([arch.classes], device)),
+        };
+        let binary = config.precision == Precision::Binary;
+        Model {
+            convs,
+            dense,
+            classifier,
+            binary,
+            weight_scale: binary && config.weight_scale,
+        }
+    }
+
+    /// Logits `[n, classes]` for images `[n, 3, H, W]` (NCHW, normalised by the data module).
+    /// Training behaviour (batch statistics, running-stat updates, STE) on an autodiff device with a
+    /// module in training mode; eval behaviour after [`Module::valid`].
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.classifier.forward(self.features(images))
+    }
+
+    /// The classifier's input `[n, features]`: the last dense block's activations (±1 in the binary
+    /// net), or the flattened conv features when the architecture has no dense block.
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x = images;
+        for block in &self.convs {
+            x = self.act(block.forward(x, self.binary, self.weight_scale).1);
+        }
+        let mut x = flatten(x);
+        for block in &self.dense {
+            x = self.act(block.forward(x, self.binary, self.weight_scale).1);
+        }
+        x
+    }
+
+    /// The forward pass with every block's intermediate values kept (see [`BlockTrace`]).
+    pub fn trace(&self, images: Tensor<4>) -> Trace {
+        let mut x = images;
+        let mut convs = Vec::new();
+        for block in &self.convs {
+            let (pre_bn, post_bn) = block.forward(x, self.binary, self.weight_scale);
+            let act = self.act(post_bn.clone());
+            convs.push(BlockTrace {
+                pre_bn,
+                post_bn,
+                act: act.clone(),
+            });
+            x = act;
+        }
+        let mut x = flatten(x);
+        let mut dense = Vec::new();
+        for block in &self.dense {
+            let (pre_bn, post_bn) = block.forward(x, self.binary, self.weight_scale);
+            let act = self.act(post_bn.clone());
+            let as4 = |t: Tensor<2>| {
+                let [n, d] = t.dims();
+                t.reshape([n, d, 1, 1])
+            };
+            dense.push(BlockTrace {
+                pre_bn: as4(pre_bn),
+                post_bn: as4(post_bn),
+                act: as4(act.clone()),
+            });
+            x = act;
+        }
+        let logits = self.classifier.forward(x);
+        Trace {
+            convs,
+            dense,
+            logits,
+        }
+    }
+
+    fn act<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if self.binary {
+            sign_ste(x)
+        } else {
+            burn::tensor::activation::relu(x)
+        }
+    }
+
+    /// Clip the latent weights of the binary layers to [−1, 1] (after every optimizer step, as
+    /// Hubara et al. do). The float twin and the classifier are left alone. Parameter ids and
+    /// gradient settings are kept, so the optimizer state still matches.
+    pub fn clip_latent(self) -> Model {
+        if !self.binary {
+            return self;
+        }
+        let Model {
+            convs,
+            dense,
+            classifier,
+            binary,
+            weight_scale,
+        } = self;
+        let convs = convs
+            .into_iter()
+            .map(|b| ConvBlock {
+                weight: b.weight.map(clip),
+                ..b
+            })
+            .collect();
+        let dense = dense
+            .into_iter()
+            .map(|b| DenseBlock {
+                weight: b.weight.map(clip),
+                ..b
+            })
+            .collect();
+        Model {
+            convs,
+            dense,
+            classifier,
+            binary,
+            weight_scale,
+        }
+    }
+
+    /// The ids of the latent binary weights (empty for the float twin).
+    pub fn latent_ids(&self) -> Vec<ParamId> {
+        if !self.binary {
+            return Vec::new();
+        }
+        let mut ids: Vec<ParamId> = self.convs.iter().map(|b| b.weight.id).collect();
+        ids.extend(self.dense.iter().map(|b| b.weight.id));
+        ids
+    }
+}
+
+impl ConvBlock {
+    /// (pre-BN, post-BN) for input `x` `[n, c, h, w]`.
+    fn forward(&self, x: Tensor<4>, binary: bool, weight_scale: bool) -> (Tensor<4>, Tensor<4>) {
+        let w = self.weight.val();
+        let scale = (binary && weight_scale).then(|| alpha(w.clone()));
+        let w = if binary { sign_ste(w) } else { w };
+        let options = ConvOptions::new([self.stride; 2], [self.pad; 2], [1, 1], 1);
+        let mut y = conv2d(x, w, None, options);
+        if self.pool_kernel > 0 {
+            let pool =
+                MaxPoolOptions::new([self.pool_kernel; 2]).with_stride([self.pool_stride; 2]);
+            y = max_pool2d(y, pool);
+        }
+        if let Some(alpha) = scale {
+            let [c] = alpha.dims();
+            y = y * alpha.reshape([1, c, 1, 1]);
+        }
+        let z = self.bn.forward(y.clone());
+        (y, z)
+    }
+
+    /// The block's pooling window, if any.
+    pub fn pool(&self) -> Option<Pool> {
+        (self.pool_kernel > 0).then_some(Pool {
+            kernel: self.pool_kernel,
+            stride: self.pool_stride,
+        })
+    }
+}
+
+impl DenseBlock {
+    fn forward(&self, x: Tensor<2>, binary: bool, weight_scale: bool) -> (Tensor<2>, Tensor<2>) {
+        let w = self.weight.val();
+        let scale = (binary && weight_scale).then(|| alpha(w.clone()));
+        let w = if binary { sign_ste(w) } else { w };
+        let mut y = x.matmul(w.transpose());
+        if let Some(alpha) = scale {
+            let [c] = alpha.dims();
+            y = y * alpha.reshape([1, c]);
+        }
+        let z = self.bn.forward(y.clone());
+        (y, z)
+    }
+}
+
+impl Classifier {
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let [c] = self.bias.dims();
+        x.matmul(self.weight.val().transpose()) + self.bias.val().reshape([1, c])
+    }
+}
+
+/// XNOR-Net's per-output-channel scale: mean |w| over everything but the first axis.
+fn alpha<const D: usize>(w: Tensor<D>) -> Tensor<1> {
+    let out = w.dims()[0];
+    let w: Tensor<2> = w.reshape([out as i64, -1]);
+    w.abs().mean_dim(1).reshape([out])
+}
+
+/// `[n, c, h, w]` → `[n, c·h·w]` in C, H, W order (burn's NCHW memory order).
+fn flatten(x: Tensor<4>) -> Tensor<2> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c * h * w])
+}
+
+fn clip<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    let (autodiff, require_grad) = (t.is_autodiff(), t.is_require_grad());
+    let clipped = t.inner().clamp(-1.0, 1.0);
+    match (autodiff, require_grad) {
+        (true, true) => clipped.autodiff().require_grad(),
+        (true, false) => clipped.autodiff(),
+        (false, _) => clipped,
+    }
+}
+
+/// Glorot (Xavier) uniform: U(−l, l), l = √(6 / (fan_in + fan_out)).
+fn glorot<const D: usize>(
+    rng: &mut Rng,
+    shape: [usize; D],
+    fan_in: usize,
+    fan_out: usize,
+    device: &Device,
+) -> Param<Tensor<D>> {
+    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.range(-limit, limit)).collect();
+    Param::from_data(TensorData::new(values, shape), device)
+}
+
+/// Sign of a tensor with sign(0) = +1, re-exported for tests and the exporter.
+pub fn binarize<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    sign(x)
+}

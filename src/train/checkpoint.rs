@@ -1,0 +1,225 @@
+//! The output directory of `bnn pretrain` and its checkpoint.
+//!
+//! ```text
+//! DIR/config.json              PretrainConfig: the model (arch, precision, options) and training settings
+//! DIR/checkpoint/model.bpk     the model's parameters and batch-norm statistics (burn's burnpack format;
+//!                              tensor names are the parameter paths of crate::model)
+//! DIR/checkpoint/optimizer.bpk Adam's state (moments, step counts) keyed by parameter id
+//! DIR/checkpoint/state.json    TrainState: epochs done, position inside the epoch, metrics history
+//! DIR/metrics.csv              one row per epoch
+//! DIR/curves.svg               loss and accuracy curves
+//! DIR/report.json              summary of the last run
+//! ```
+//!
+//! A checkpoint is written whole into `DIR/checkpoint.tmp/` (every file flushed to disk), then
+//! swapped in with renames: `checkpoint` → `checkpoint.old`, `checkpoint.tmp` → `checkpoint`, then
+//! `checkpoint.old` is removed. A process killed at any point leaves either `checkpoint` or
+//! `checkpoint.old` complete, and [`checkpoint_dir`] finds it.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use serde::{Deserialize, Serialize};
+
+use super::metrics::{CurvePoint, EpochMetrics, write_atomic};
+use super::pretrain::PretrainConfig;
+use crate::error::{Error, Result};
+use crate::model::{Model, ModelConfig};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+pub const MODEL_FILE: &str = "model.bpk";
+pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+pub const STATE_FILE: &str = "state.json";
+pub const METRICS_FILE: &str = "metrics.csv";
+pub const PLOT_FILE: &str = "curves.svg";
+pub const REPORT_FILE: &str = "report.json";
+
+/// Where training stands; saved with every checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Completed epochs (metrics written for each).
+    pub epochs_done: usize,
+    /// Batches of epoch `epochs_done + 1` already trained (an interrupted epoch); 0 at a boundary.
+    pub batches_done: usize,
+    /// Optimizer steps so far.
+    pub global_step: u64,
+    /// Running sums of the interrupted epoch.
+    pub partial: Option<PartialEpoch>,
+    pub history: Vec<EpochMetrics>,
+    pub curve: Vec<CurvePoint>,
+    /// Sizes of the files of this checkpoint, to catch a mixed or truncated checkpoint.
+    pub model_bytes: u64,
+    pub optimizer_bytes: u64,
+}
+
+/// Sums over the trained part of an interrupted epoch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    pub loss_sum: f64,
+    pub correct: u64,
+    pub seen: u64,
+    pub train_time_s: f64,
+    pub time_s: f64,
+}
+
+fn model_file_error(path: &Path, message: impl Into<String>) -> Error {
+    Error::ModelFile {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The complete checkpoint directory of run `dir` (`checkpoint`, or `checkpoint.old` after a kill
+/// in the middle of the swap).
+pub fn checkpoint_dir(dir: &Path) -> Result<PathBuf> {
+    let main = dir.join(CHECKPOINT_DIR);
+    if main.join(STATE_FILE).is_file() {
+        return Ok(main);
+    }
+    let old = dir.join(format!("{CHECKPOINT_DIR}.old"));
+    if old.join(STATE_FILE).is_file() {
+        return Ok(old);
+    }
+    Err(model_file_error(
+        &main,
+        if dir.join(CONFIG_FILE).is_file() {
+            "no checkpoint yet (the run was stopped before its first checkpoint); start it again \
+             without --resume"
+                .to_string()
+        } else {
+            format!("not a `bnn pretrain` output directory (no {CONFIG_FILE}, no checkpoint)")
+        },
+    ))
+}
+
+/// Reads `DIR/config.json`.
+pub fn read_config(dir: &Path) -> Result<PretrainConfig> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| model_file_error(&path, format!("invalid config: {e}")))
+}
+
+/// Writes `DIR/config.json` (atomically).
+pub fn write_config(dir: &Path, config: &PretrainConfig) -> Result<()> {
+    let text = serde_json::to_string_pretty(config).expect("config serializes");
+    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+}
+
+/// Writes a checkpoint of `model`, `optimizer` and `state` into `DIR/checkpoint` (see the module
+/// docs for how it stays consistent when killed).
+pub fn save(
+    dir: &Path,
+    model: &Model,
+    optimizer: &ModuleOptimizer,
+    state: &TrainState,
+) -> Result<()> {
+    let tmp = dir.join(format!("{CHECKPOINT_DIR}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    // `valid()` folds pending running-statistic updates into the batch-norm state first.
+    let model_bytes = model
+        .valid()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| model_file_error(&tmp.join(MODEL_FILE), e.to_string()))?;
+    let optimizer_bytes = optimizer
+        .into_bytes()
+        .map_err(|e| model_file_error(&tmp.join(OPTIMIZER_FILE), e.to_string()))?;
+    let state = TrainState {
+        model_bytes: model_bytes.len() as u64,
+        optimizer_bytes: optimizer_bytes.len() as u64,
+        ..state.clone()
+    };
+    write_synced(&tmp.join(MODEL_FILE), &model_bytes)?;
+    write_synced(&tmp.join(OPTIMIZER_FILE), &optimizer_bytes)?;
+    let text = serde_json::to_string_pretty(&state).expect("state serializes");
+    write_synced(&tmp.join(STATE_FILE), text.as_bytes())?;
+
+    let main = dir.join(CHECKPOINT_DIR);
+    let old = dir.join(format!("{CHECKPOINT_DIR}.old"));
+    if main.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        }
+        std::fs::rename(&main, &old).map_err(|e| Error::io(&main, e))?;
+    }
+    std::fs::rename(&tmp, &main).map_err(|e| Error::io(&tmp, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Reads the state of the latest checkpoint of run `dir`.
+pub fn load_state(dir: &Path) -> Result<(PathBuf, TrainState)> {
+    let ckpt = checkpoint_dir(dir)?;
+    let path = ckpt.join(STATE_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let state: TrainState = serde_json::from_str(&text)
+        .map_err(|e| model_file_error(&path, format!("corrupt training state: {e}")))?;
+    for (file, expected) in [
+        (MODEL_FILE, state.model_bytes),
+        (OPTIMIZER_FILE, state.optimizer_bytes),
+    ] {
+        let p = ckpt.join(file);
+        let len = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
+        if len != expected {
+            return Err(model_file_error(
+                &p,
+                format!("corrupt checkpoint: {len} bytes, the state says {expected}"),
+            ));
+        }
+    }
+    Ok((ckpt, state))
+}
+
+/// Applies `ckpt/model.bpk` to `model` (which must have the same architecture). Parameter ids are
+/// restored from the file, so a restored optimizer state matches them.
+pub fn load_model_file(ckpt: &Path, model: Model) -> Result<Model> {
+    let path = ckpt.join(MODEL_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| model_file_error(&path, format!("corrupt model file: {e}")))?;
+    model.try_load_record(record).map_err(|e| {
+        model_file_error(
+            &path,
+            format!("does not match the architecture in config.json: {e}"),
+        )
+    })
+}
+
+/// Restores the optimizer state from `ckpt/optimizer.bpk`.
+pub fn load_optimizer_file(ckpt: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
+    let path = ckpt.join(OPTIMIZER_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    optimizer
+        .from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| model_file_error(&path, format!("corrupt optimizer state: {e}")))
+}
+
+/// The model of run `dir` (its latest checkpoint) on `device`, in eval mode.
+pub fn load_model(dir: &Path, device: &Device) -> Result<(ModelConfig, Model)> {
+    let config = read_config(dir)?;
+    let (ckpt, _) = load_state(dir)?;
+    let plain = device.clone().without_autodiff();
+    let model = Model::new(&config.model, &plain, 0);
+    let model = load_model_file(&ckpt, model)?.valid();
+    Ok((config.model, model))
+}

@@ -1,0 +1,270 @@
+//! Per-epoch metrics (`metrics.csv`) and the training-curve plot (`curves.svg`, drawn by hand: two
+//! panels, loss and accuracy against epochs).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One row of `metrics.csv`. Accuracies are fractions in [0, 1]; NaN where there is no val split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: usize,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_top1: f64,
+    pub val_top5: f64,
+    /// Wall time of the epoch (training and validation), seconds.
+    pub time_s: f64,
+    /// Training throughput over the epoch, images per second.
+    pub images_per_s: f64,
+}
+
+/// A point of the running training curve: mean loss and accuracy over a window of steps, at a
+/// fractional epoch (1.0 = end of the first epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub epoch: f64,
+    pub loss: f64,
+    pub acc: f64,
+}
+
+pub const CSV_HEADER: &str =
+    "epoch,lr,train_loss,train_acc,val_loss,val_top1,val_top5,time_s,images_per_s";
+
+/// The whole `metrics.csv` for `history`.
+pub fn csv(history: &[EpochMetrics]) -> String {
+    let mut s = String::from(CSV_HEADER);
+    s.push('\n');
+    for m in history {
+        let _ = writeln!(
+            s,
+            "{},{:.6e},{:.5},{:.5},{:.5},{:.5},{:.5},{:.1},{:.1}",
+            m.epoch,
+            m.lr,
+            m.train_loss,
+            m.train_acc,
+            m.val_loss,
+            m.val_top1,
+            m.val_top5,
+            m.time_s,
+            m.images_per_s
+        );
+    }
+    s
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to disk,
+/// then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// An SVG with two panels side by side: loss (train curve, train per epoch, val per epoch) and
+/// accuracy (train curve, val top-1, val top-5), against epochs.
+pub fn svg(title: &str, history: &[EpochMetrics], curve: &[CurvePoint]) -> String {
+    const W: f64 = 900.0;
+    const H: f64 = 360.0;
+    let x_max = history
+        .iter()
+        .map(|m| m.epoch as f64)
+        .chain(curve.iter().map(|p| p.epoch))
+        .fold(1.0f64, f64::max);
+    let loss_max = history
+        .iter()
+        .flat_map(|m| [m.train_loss, m.val_loss])
+        .chain(curve.iter().map(|p| p.loss))
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.05;
+    let epochs = |f: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .map(|m| (m.epoch as f64, f(m)))
+            .filter(|p| p.1.is_finite())
+            .collect()
+    };
+    let panels: [(&str, f64, Vec<(&str, &str, Vec<(f64, f64)>, bool)>); 2] = [
+        (
+            "loss",
+            loss_max,
+            vec![
+                (
+                    "train (running)",
+                    "#9ecae1",
+                    curve.iter().map(|p| (p.epoch, p.loss)).collect(),
+                    false,
+                ),
+                ("train", "#1f77b4", epochs(|m| m.train_loss), true),
+                ("val", "#d62728", epochs(|m| m.val_loss), true),
+            ],
+        ),
+        (
+            "accuracy",
+            1.0,
+            vec![
+                (
+                    "train (running)",
+                    "#9ecae1",
+                    curve.iter().map(|p| (p.epoch, p.acc)).collect(),
+                    false,
+                ),
+                ("train", "#1f77b4", epochs(|m| m.train_acc), true),
+                ("val top-1", "#d62728", epochs(|m| m.val_top1), true),
+                ("val top-5", "#ff7f0e", epochs(|m| m.val_top5), true),
+            ],
+        ),
+    ];
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="16" text-anchor="middle" font-size="13">{}</text>"#,
+        W / 2.0,
+        escape(title)
+    );
+    for (i, (name, y_max, series)) in panels.iter().enumerate() {
+        let (x0, y0, pw, ph) = (55.0 + i as f64 * W / 2.0, 40.0, W / 2.0 - 85.0, H - 85.0);
+        let px = |x: f64| x0 + x / x_max * pw;
+        let py = |y: f64| y0 + ph - (y / y_max).clamp(0.0, 1.0) * ph;
+        let _ = writeln!(
+            s,
+            r##"<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
+        );
+        for k in 0..=4 {
+            let v = y_max * k as f64 / 4.0;
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x0}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.2}</text>"##,
+                x0 + pw,
+                x0 - 4.0,
+                py(v) + 4.0,
+                y = py(v)
+            );
+        }
+        for k in 0..=4 {
+            let v = x_max * k as f64 / 4.0;
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{v:.1}</text>"#,
+                px(v),
+                y0 + ph + 14.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">epoch</text>"#,
+            x0 + pw / 2.0,
+            y0 + ph + 30.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">{name}</text>"#,
+            x0 + pw / 2.0,
+            y0 - 6.0
+        );
+        for (j, (label, color, points, dots)) in series.iter().enumerate() {
+            if points.len() > 1 {
+                let path: Vec<String> = points
+                    .iter()
+                    .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"#,
+                    path.join(" ")
+                );
+            }
+            if *dots {
+                for &(x, y) in points {
+                    let _ = writeln!(
+                        s,
+                        r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
+                        px(x),
+                        py(y)
+                    );
+                }
+            }
+            let ly = y0 + ph + 48.0;
+            let lx = x0 + j as f64 * 95.0;
+            let _ = writeln!(
+                s,
+                r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{color}"/><text x="{:.1}" y="{ly:.1}">{label}</text>"#,
+                ly - 9.0,
+                lx + 14.0
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_and_svg() {
+        let m = |epoch, loss| EpochMetrics {
+            epoch,
+            lr: 1e-3,
+            train_loss: loss,
+            train_acc: 0.5,
+            val_loss: f64::NAN,
+            val_top1: 0.25,
+            val_top5: 0.75,
+            time_s: 12.0,
+            images_per_s: 80.0,
+        };
+        let h = vec![m(1, 2.0), m(2, 1.5)];
+        let c = csv(&h);
+        assert_eq!(c.lines().count(), 3);
+        assert!(
+            c.lines()
+                .nth(2)
+                .unwrap()
+                .starts_with("2,1.000000e-3,1.50000,0.50000,NaN,")
+        );
+        let curve = [CurvePoint {
+            epoch: 0.5,
+            loss: 2.5,
+            acc: 0.1,
+        }];
+        let s = svg("a <b>", &h, &curve);
+        assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
+        assert!(s.contains("a &lt;b&gt;") && s.contains("<polyline"));
+    }
+}

@@ -1,0 +1,17 @@
+//! Training with burn: the pretraining loop (`bnn pretrain`), checkpoints, metrics and plots,
+//! learning-rate schedules, and the choice of backend (wgpu on a GPU, flex on a CPU). This module
+//! knows burn and nothing of WGSL.
+
+pub mod checkpoint;
+pub mod device;
+pub mod metrics;
+pub mod pretrain;
+pub mod schedule;
+
+pub use checkpoint::TrainState;
+pub use device::{DeviceChoice, TrainDevice};
+pub use metrics::{CurvePoint, EpochMetrics};
+pub use pretrain::{
+    AdamSettings, PretrainConfig, PretrainReport, RunOptions, new_config, pretrain, resume,
+};
+pub use schedule::{Schedule, ScheduleKind};

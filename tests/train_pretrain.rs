@@ -1,0 +1,253 @@
+//! Pretraining end to end on ../shared/data/flowers102-tiny.tar (5 classes, 50 train / 50 val
+//! images) with the 32 px `mini` network on flex: the loss goes down and val accuracy rises above
+//! chance; a run stopped mid-epoch or killed (SIGKILL) and resumed ends exactly where an
+//! uninterrupted run does.
+#![cfg(feature = "train")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bnn_transfer::model::Precision;
+use bnn_transfer::train::{
+    self, EpochMetrics, PretrainConfig, RunOptions, Schedule, ScheduleKind, TrainDevice, TrainState,
+};
+
+fn flowers() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flowers102-tiny.tar");
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping: {} is missing (see ../shared/data/README.md)",
+            path.display()
+        );
+        None
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bnn-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(data: &Path, epochs: usize, kind: ScheduleKind, lr: f64) -> PretrainConfig {
+    let schedule = Schedule {
+        kind,
+        lr,
+        step_epochs: 10,
+        gamma: 0.5,
+    };
+    train::new_config(data, "mini", Precision::Binary, epochs, 10, schedule, 7).unwrap()
+}
+
+fn options(out: &Path) -> RunOptions {
+    let mut o = RunOptions::new(out, TrainDevice::flex("test"));
+    o.progress = false;
+    o.workers = 1;
+    o
+}
+
+fn history(out: &Path) -> Vec<EpochMetrics> {
+    let (_, state): (_, TrainState) = train::checkpoint::load_state(out).unwrap();
+    state.history
+}
+
+fn csv_rows(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_few_hundred_steps_drive_the_loss_down_and_val_accuracy_above_chance() {
+    let Some(data) = flowers() else { return };
+    let out = tmp("learn");
+    // 50 images / batch 10 = 5 steps per epoch: 60 epochs = 300 steps.
+    let cfg = config(&data, 60, ScheduleKind::Cosine, 5e-3);
+    let report = train::pretrain(cfg, &options(&out)).unwrap();
+    assert_eq!(report.epochs_done, 60);
+    assert!(!report.interrupted);
+    let h = history(&out);
+    assert_eq!(h.len(), 60);
+    let first = h[0].train_loss;
+    let last = h.iter().rev().take(5).map(|m| m.train_loss).sum::<f64>() / 5.0;
+    eprintln!("train loss {first:.3} -> {last:.3}");
+    for m in h.iter().step_by(10) {
+        eprintln!(
+            "epoch {}: loss {:.3} acc {:.2} val top-1 {:.2}",
+            m.epoch, m.train_loss, m.train_acc, m.val_top1
+        );
+    }
+    assert!(last < 0.5 * first, "train loss {first:.3} -> {last:.3}");
+    let val = h.iter().rev().take(5).map(|m| m.val_top1).sum::<f64>() / 5.0;
+    assert!(val > 0.3, "val top-1 {val:.3} is not above chance (0.2)");
+    // The files beside the checkpoint.
+    assert_eq!(csv_rows(&out).len(), 60);
+    let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["arch"]["name"], "mini");
+    assert!(out.join("report.json").is_file());
+    // Starting again over an existing run is refused.
+    let err = train::pretrain(
+        self::config(&data, 1, ScheduleKind::Constant, 1e-3),
+        &options(&out),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("--resume"), "{err}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn assert_same_run(a: &[EpochMetrics], b: &[EpochMetrics]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.epoch, y.epoch);
+        assert!(
+            (x.train_loss - y.train_loss).abs() < 1e-4,
+            "epoch {}: {} vs {}",
+            x.epoch,
+            x.train_loss,
+            y.train_loss
+        );
+        assert!((x.train_acc - y.train_acc).abs() < 1e-9);
+        assert!((x.val_top1 - y.val_top1).abs() < 1e-9);
+        assert!((x.lr - y.lr).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn stopped_mid_epoch_and_resumed_equals_uninterrupted() {
+    let Some(data) = flowers() else { return };
+    let epochs = 4;
+    let full = tmp("full");
+    train::pretrain(
+        config(&data, epochs, ScheduleKind::Cosine, 5e-3),
+        &options(&full),
+    )
+    .unwrap();
+
+    let part = tmp("part");
+    let mut o = options(&part);
+    o.max_steps = Some(7); // epoch 2, batch 2 of 5
+    let r = train::pretrain(config(&data, epochs, ScheduleKind::Cosine, 5e-3), &o).unwrap();
+    assert!(r.interrupted);
+    assert_eq!(r.epochs_done, 1);
+    let (_, state) = train::checkpoint::load_state(&part).unwrap();
+    assert_eq!(
+        (state.epochs_done, state.batches_done, state.global_step),
+        (1, 2, 7)
+    );
+    assert_eq!(csv_rows(&part).len(), 1);
+
+    let r = train::resume(&options(&part), None).unwrap();
+    assert!(!r.interrupted);
+    assert_eq!(r.epochs_done, epochs);
+    assert_same_run(&history(&full), &history(&part));
+    let (_, state) = train::checkpoint::load_state(&part).unwrap();
+    assert_eq!(state.global_step, 5 * epochs as u64);
+    let _ = std::fs::remove_dir_all(&full);
+    let _ = std::fs::remove_dir_all(&part);
+}
+
+#[test]
+fn killed_and_resumed_continues_the_curve_to_the_same_epoch_count() {
+    let Some(data) = flowers() else { return };
+    let bnn = env!("CARGO_BIN_EXE_bnn");
+    let epochs = 8;
+    let args = |out: &Path| {
+        vec![
+            "pretrain".to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--arch".into(),
+            "mini".into(),
+            "--epochs".into(),
+            epochs.to_string(),
+            "--batch-size".into(),
+            "10".into(),
+            "--lr".into(),
+            "0.005".into(),
+            "--schedule".into(),
+            "step".into(),
+            "--lr-step-epochs".into(),
+            "3".into(),
+            "--seed".into(),
+            "7".into(),
+            "--device".into(),
+            "cpu".into(),
+            "--workers".into(),
+            "1".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    // Uninterrupted reference.
+    let full = tmp("kill-full");
+    let status = Command::new(bnn)
+        .args(args(&full))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // Killed once at least two epochs are checkpointed.
+    let killed = tmp("kill");
+    let mut child = Command::new(bnn)
+        .args(args(&killed))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let done = train::checkpoint::load_state(&killed)
+            .map(|(_, s)| s.epochs_done)
+            .unwrap_or(0);
+        if done >= 2 || start.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to save
+    child.wait().unwrap();
+    let done = history(&killed).len();
+    assert!(done >= 2);
+    eprintln!("killed after {done} checkpointed epoch(s)");
+
+    let status = Command::new(bnn)
+        .args([
+            "pretrain",
+            "--resume",
+            "--device",
+            "cpu",
+            "--workers",
+            "1",
+            "--out",
+        ])
+        .arg(&killed)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (a, b) = (history(&full), history(&killed));
+    assert_eq!(b.len(), epochs);
+    assert_eq!(csv_rows(&killed).len(), epochs);
+    assert_same_run(&a, &b);
+    // Resuming with a changed setting is refused with a clear message.
+    let out = Command::new(bnn)
+        .args([
+            "pretrain", "--resume", "--device", "cpu", "--lr", "0.1", "--out",
+        ])
+        .arg(&killed)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only --epochs may change"));
+    let _ = std::fs::remove_dir_all(&full);
+    let _ = std::fs::remove_dir_all(&killed);
+}
