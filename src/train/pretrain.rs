@@ -347,7 +347,7 @@ fn run(
     let steps = train_set.len() / config.batch_size.max(1);
     if steps == 0 {
         return Err(Error::Dataset(format!(
-            "the train split has {} images, fewer than one batch of {}",
+            "the train split has {} images, fewer than one batch of {}; pass a smaller --batch-size",
             train_set.len(),
             config.batch_size
         )));
