@@ -221,47 +221,47 @@ fn check_unchanged(
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
     let mut diffs = Vec::new();
-    if let Some(d) = &args.data {
-        if *d != config.data {
-            diffs.push(format!(
-                "--data {} (run: {})",
-                d.display(),
-                config.data.display()
-            ));
-        }
+    if let Some(d) = &args.data
+        && *d != config.data
+    {
+        diffs.push(format!(
+            "--data {} (run: {})",
+            d.display(),
+            config.data.display()
+        ));
     }
-    if let Some(a) = &args.arch {
-        if *a != config.model.arch.name {
-            diffs.push(format!("--arch {a} (run: {})", config.model.arch.name));
-        }
+    if let Some(a) = &args.arch
+        && *a != config.model.arch.name
+    {
+        diffs.push(format!("--arch {a} (run: {})", config.model.arch.name));
     }
-    if let Some(p) = args.precision {
-        if p != config.model.precision {
-            diffs.push(format!("--precision {p} (run: {})", config.model.precision));
-        }
+    if let Some(p) = args.precision
+        && p != config.model.precision
+    {
+        diffs.push(format!("--precision {p} (run: {})", config.model.precision));
     }
-    if let Some(b) = args.batch_size {
-        if b != config.batch_size {
-            diffs.push(format!("--batch-size {b} (run: {})", config.batch_size));
-        }
+    if let Some(b) = args.batch_size
+        && b != config.batch_size
+    {
+        diffs.push(format!("--batch-size {b} (run: {})", config.batch_size));
     }
-    if let Some(lr) = args.lr {
-        if lr != config.schedule.lr {
-            diffs.push(format!("--lr {lr} (run: {})", config.schedule.lr));
-        }
+    if let Some(lr) = args.lr
+        && lr != config.schedule.lr
+    {
+        diffs.push(format!("--lr {lr} (run: {})", config.schedule.lr));
     }
-    if let Some(s) = args.schedule {
-        if s != config.schedule.kind {
-            diffs.push(format!(
-                "--schedule {s:?} (run: {:?})",
-                config.schedule.kind
-            ));
-        }
+    if let Some(s) = args.schedule
+        && s != config.schedule.kind
+    {
+        diffs.push(format!(
+            "--schedule {s:?} (run: {:?})",
+            config.schedule.kind
+        ));
     }
-    if let Some(s) = args.seed {
-        if s != config.seed {
-            diffs.push(format!("--seed {s} (run: {})", config.seed));
-        }
+    if let Some(s) = args.seed
+        && s != config.seed
+    {
+        diffs.push(format!("--seed {s} (run: {})", config.seed));
     }
     if !diffs.is_empty() {
         bail!(

@@ -38,6 +38,9 @@ pub struct CurvePoint {
 pub const CSV_HEADER: &str =
     "epoch,lr,train_loss,train_acc,val_loss,val_top1,val_top5,time_s,images_per_s";
 
+/// One chart panel: title, y maximum, and its series (name, colour, points, dashed).
+type Panel<'a> = (&'a str, f64, Vec<(&'a str, &'a str, Vec<(f64, f64)>, bool)>);
+
 /// The whole `metrics.csv` for `history`.
 pub fn csv(history: &[EpochMetrics]) -> String {
     let mut s = String::from(CSV_HEADER);
@@ -107,7 +110,7 @@ pub fn svg(title: &str, history: &[EpochMetrics], curve: &[CurvePoint]) -> Strin
             .filter(|p| p.1.is_finite())
             .collect()
     };
-    let panels: [(&str, f64, Vec<(&str, &str, Vec<(f64, f64)>, bool)>); 2] = [
+    let panels: [Panel; 2] = [
         (
             "loss",
             loss_max,

@@ -188,11 +188,11 @@ pub fn pretrain(config: PretrainConfig, opts: &RunOptions) -> Result<PretrainRep
 /// stopped, with the optimizer state. `epochs` changes the total number of epochs.
 pub fn resume(opts: &RunOptions, epochs: Option<usize>) -> Result<PretrainReport> {
     let mut config = checkpoint::read_config(&opts.out)?;
-    if let Some(e) = epochs {
-        if e != config.epochs {
-            config.epochs = e;
-            checkpoint::write_config(&opts.out, &config)?;
-        }
+    if let Some(e) = epochs
+        && e != config.epochs
+    {
+        config.epochs = e;
+        checkpoint::write_config(&opts.out, &config)?;
     }
     let (ckpt, state) = checkpoint::load_state(&opts.out)?;
     let device = opts.device.device.clone().autodiff();
@@ -476,27 +476,25 @@ fn run(
 
         // Validation (unless stopped during training).
         let mut val = Some((f64::NAN, f64::NAN, f64::NAN));
-        if !stopped {
-            if let Some(set) = &val_set {
-                bar.set_prefix("val");
-                let cfg = LoaderConfig {
-                    batch_size: config.batch_size,
-                    shuffle_seed: None,
-                    drop_last: false,
-                    strict: false,
-                    prefetch: 4,
-                    workers: opts.workers,
-                };
-                val = evaluate(
-                    &model,
-                    set.clone(),
-                    Preprocess::eval(size),
-                    cfg,
-                    &device,
-                    &opts.stop,
-                    &bar,
-                )?;
-            }
+        if !stopped && let Some(set) = &val_set {
+            bar.set_prefix("val");
+            let cfg = LoaderConfig {
+                batch_size: config.batch_size,
+                shuffle_seed: None,
+                drop_last: false,
+                strict: false,
+                prefetch: 4,
+                workers: opts.workers,
+            };
+            val = evaluate(
+                &model,
+                set.clone(),
+                Preprocess::eval(size),
+                cfg,
+                &device,
+                &opts.stop,
+                &bar,
+            )?;
         }
         let time_s = time_before + epoch_start.elapsed().as_secs_f64();
         let Some((val_loss, val_top1, val_top5)) = val.filter(|_| !stopped) else {
