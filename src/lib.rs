@@ -7,6 +7,9 @@ pub mod arch;
 pub mod bits;
 pub mod data;
 pub mod error;
+#[cfg(feature = "train")]
+pub mod export;
+pub mod extractor;
 pub mod gpu;
 pub mod kernels;
 #[cfg(feature = "train")]

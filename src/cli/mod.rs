@@ -5,6 +5,9 @@ use clap::{Parser, Subcommand};
 
 mod devices;
 #[cfg(feature = "train")]
+mod export;
+mod extract;
+#[cfg(feature = "train")]
 mod pretrain;
 
 /// Binary neural networks as frozen, portable feature extractors (Leroux et al. 2017):
@@ -23,6 +26,11 @@ enum Command {
     /// Train a binary network (or its float twin) on an image data set with burn.
     #[cfg(feature = "train")]
     Pretrain(pretrain::Args),
+    /// Freeze a trained binary network into a packed extractor file (.safetensors).
+    #[cfg(feature = "train")]
+    Export(export::Args),
+    /// Run an extractor file over a data set with the WGSL kernels and cache the features.
+    Extract(extract::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -30,5 +38,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Devices(args) => devices::run(args),
         #[cfg(feature = "train")]
         Command::Pretrain(args) => pretrain::run(args),
+        #[cfg(feature = "train")]
+        Command::Export(args) => export::run(args),
+        Command::Extract(args) => extract::run(args),
     }
 }

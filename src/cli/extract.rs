@@ -1,0 +1,102 @@
+//! `bnn extract`: a feature cache for a whole data set, from an extractor file on a wgpu device.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+use bnn_transfer::extractor::cache::CacheInfo;
+use bnn_transfer::extractor::{Extractor, ExtractorFile, FeatureCache, Features, Output};
+use bnn_transfer::gpu::Gpu;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The extractor file (from `bnn export`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Data set: a directory or an uncompressed tar laid out as <split>/<class>/<image>.
+    #[arg(long)]
+    data: PathBuf,
+    /// Split to extract.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// The feature cache to write (.safetensors).
+    #[arg(long)]
+    out: PathBuf,
+    /// Packed bits (default), integer pre-activations, or ±1 floats.
+    #[arg(long, value_enum, default_value = "bits")]
+    output: Output,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let file = ExtractorFile::load(&args.model)?;
+    let size = file.graph.input.size;
+    let cut = file.cut().clone();
+    let gpu = Gpu::new()?;
+    let ex = Extractor::new(&gpu, file)?;
+    let set = Arc::new(
+        ImageFolder::open(&args.data, &args.split)
+            .with_context(|| format!("opening {} ({})", args.data.display(), args.split))?,
+    );
+    let classes = set.classes.clone();
+    let cfg = LoaderConfig {
+        batch_size: args.batch_size.max(1),
+        shuffle_seed: None,
+        ..LoaderConfig::default()
+    };
+    let loader = Loader::new(set, Preprocess::eval(size), cfg);
+    let bar = bnn_transfer::progress::bar(loader.batches() as u64, "extract");
+    let (mut bits, mut ints, mut floats, mut labels) = (vec![], vec![], vec![], vec![]);
+    let start = Instant::now();
+    for batch in loader {
+        let batch = batch?;
+        match ex.run(&batch.images, args.output)? {
+            Features::Bits(v) => bits.extend(v),
+            Features::Int(v) => ints.extend(v),
+            Features::Float(v) => floats.extend(v),
+        }
+        labels.extend(batch.labels.iter().map(|&l| l as u32));
+        let rate = labels.len() as f64 / start.elapsed().as_secs_f64();
+        bar.set_message(format!("{rate:.0} images/s"));
+        bar.inc(1);
+    }
+    bar.finish();
+    let secs = start.elapsed().as_secs_f64();
+    let features = if !ints.is_empty() {
+        Features::Int(ints)
+    } else if !floats.is_empty() {
+        Features::Float(floats)
+    } else {
+        Features::Bits(bits)
+    };
+    let n = labels.len();
+    let info = CacheInfo {
+        output: args.output,
+        dim: cut.out_len(),
+        per_image: features.len().checked_div(n).unwrap_or(0),
+        shape: cut.out_shape,
+        classes,
+        model: args.model.display().to_string(),
+        cut: cut.name.clone(),
+        data: args.data.display().to_string(),
+        split: args.split.clone(),
+    };
+    let bytes = FeatureCache {
+        info,
+        features,
+        labels,
+    }
+    .save(&args.out)?;
+    println!(
+        "{}: {n} images, {} features each at '{}', {bytes} bytes; {:.1} images/s on {}",
+        args.out.display(),
+        cut.out_len(),
+        cut.name,
+        n as f64 / secs,
+        gpu.describe()
+    );
+    Ok(())
+}

@@ -1,0 +1,567 @@
+//! burn checkpoint → frozen extractor file: the one bridge between `model/` (burn) and
+//! `extractor/` (wgpu). Packs the signs of the latent weights (OHWI, NHWC feature order), folds
+//! batch norm (+ α) + sign into per-channel integer thresholds (float ones for the first layer,
+//! whose input is the real image), keeps the float classifier, and verifies the result against the
+//! burn model in eval mode before anything is written.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::arch::Arch;
+use crate::bits::{pack_rows, words};
+use crate::data::Preprocess;
+use crate::error::{Error, Result};
+use crate::extractor::reference::{self, LayerInput};
+use crate::extractor::{
+    ClassifierData, ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Output,
+    Source, Thresholds,
+};
+use crate::kernels::{FloatThreshold, Padding, Threshold};
+use crate::model::{Model, ModelConfig, Precision};
+use crate::rng::Rng;
+
+/// |BN output| below which a sign disagreement between the burn model (f32 batch norm) and the
+/// exact threshold counts as a tie rather than an error.
+pub const TIE_TOLERANCE: f32 = 1e-3;
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .expect("f32 tensor data")
+}
+
+/// Names of the exportable layers: conv1…convN, fc1…fcM.
+pub fn layer_names(arch: &Arch) -> Vec<String> {
+    (1..=arch.convs.len())
+        .map(|i| format!("conv{i}"))
+        .chain((1..=arch.dense.len()).map(|i| format!("fc{i}")))
+        .collect()
+}
+
+struct Bn {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    eps: f64,
+}
+
+fn bn(b: &burn::nn::BatchNorm) -> Bn {
+    Bn {
+        gamma: values(b.gamma.val()),
+        beta: values(b.beta.val()),
+        mean: values(b.running_mean.value()),
+        var: values(b.running_var.value()),
+        eps: b.epsilon,
+    }
+}
+
+/// The bound `μ − βs/γ` on the pre-activation (divided by α), per channel, and γ's sign.
+fn bounds(bn: &Bn, alpha: Option<&[f32]>) -> Vec<(f64, f64, f64)> {
+    (0..bn.gamma.len())
+        .map(|c| {
+            let (g, b) = (bn.gamma[c] as f64, bn.beta[c] as f64);
+            let s = (bn.var[c] as f64 + bn.eps).sqrt();
+            let a = alpha.map_or(1.0, |a| a[c] as f64);
+            let m = bn.mean[c] as f64;
+            // (bound, gamma, constant sign value when the bound is undefined)
+            let constant = if g == 0.0 || a == 0.0 {
+                // pre = 0 when α = 0: z = γ(0 − μ)/s + β.
+                if g * (0.0 - m) / s + b >= 0.0 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            } else {
+                0.0
+            };
+            ((m - b * s / g) / a, g, constant)
+        })
+        .collect()
+}
+
+fn int_thresholds(bn: &Bn, alpha: Option<&[f32]>, offset: i32) -> Vec<Threshold> {
+    let lim = |x: f64| x.clamp(i32::MIN as f64 + 1.0, i32::MAX as f64 - 1.0) as i64;
+    bounds(bn, alpha)
+        .into_iter()
+        .map(|(b, g, constant)| {
+            if constant > 0.0 {
+                Threshold::ALWAYS_PLUS
+            } else if constant < 0.0 {
+                Threshold::ALWAYS_MINUS
+            } else if g > 0.0 {
+                Threshold::at_least(
+                    (lim(b.ceil()) + offset as i64).clamp(-i32::MAX as i64, i32::MAX as i64) as i32,
+                )
+            } else {
+                Threshold::at_most(
+                    (lim(b.floor()) + offset as i64).clamp(-i32::MAX as i64, i32::MAX as i64)
+                        as i32,
+                )
+            }
+        })
+        .collect()
+}
+
+fn float_thresholds(bn: &Bn, alpha: Option<&[f32]>) -> Vec<FloatThreshold> {
+    bounds(bn, alpha)
+        .into_iter()
+        .map(|(b, g, constant)| {
+            if constant != 0.0 {
+                let plus = constant > 0.0;
+                FloatThreshold {
+                    t: if plus {
+                        f32::NEG_INFINITY
+                    } else {
+                        f32::INFINITY
+                    },
+                    mode: if plus { 0 } else { 1 },
+                }
+            } else {
+                FloatThreshold {
+                    t: b as f32,
+                    mode: if g > 0.0 { 0 } else { 1 },
+                }
+            }
+        })
+        .collect()
+}
+
+/// α = mean |latent weight| per output row (rows of `per_row` values), in f32 like burn.
+fn alpha(w: &[f32], per_row: usize) -> Vec<f32> {
+    w.chunks_exact(per_row)
+        .map(|r| r.iter().map(|x| x.abs()).sum::<f32>() / per_row as f32)
+        .collect()
+}
+
+/// What went into the file besides the model.
+#[derive(Clone, Debug)]
+pub struct ExportSource {
+    pub val_top1: Option<f64>,
+    pub epochs: Option<usize>,
+    pub checkpoint: String,
+}
+
+/// Builds the extractor of `model` up to layer `cut` (a name of [`layer_names`]; the last hidden
+/// layer by default). Only binary models can be frozen.
+pub fn build(
+    model: &Model,
+    config: &ModelConfig,
+    cut: Option<&str>,
+    src: ExportSource,
+) -> Result<ExtractorFile> {
+    let arch = &config.arch;
+    if config.precision != Precision::Binary || !model.binary {
+        return Err(Error::Shape(
+            "only a binary network can be frozen into packed bits (this is a float twin)".into(),
+        ));
+    }
+    let names = layer_names(arch);
+    let cut = match cut {
+        Some(c) => c.to_string(),
+        None => names
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::Shape("the architecture has no layers".into()))?,
+    };
+    let stop = names
+        .iter()
+        .position(|n| *n == cut)
+        .ok_or_else(|| Error::Shape(format!("no layer '{cut}'; layers: {}", names.join(", "))))?;
+    let scale = model.weight_scale;
+    let mut layers = Vec::new();
+    let mut prev = [arch.input, arch.input, arch.in_channels];
+    for (i, (block, c)) in model.convs.iter().zip(&arch.convs).enumerate() {
+        if i > stop {
+            break;
+        }
+        let w = values(block.weight.val());
+        let cin = prev[2];
+        let k = c.kernel;
+        let per_row = cin * k * k;
+        // OIHW → OHWI rows of cin values.
+        let mut ohwi = vec![0f32; w.len()];
+        for o in 0..c.out {
+            for ci in 0..cin {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        ohwi[((o * k + ky) * k + kx) * cin + ci] =
+                            w[((o * cin + ci) * k + ky) * k + kx];
+                    }
+                }
+            }
+        }
+        let a = scale.then(|| alpha(&w, per_row));
+        let b = bn(&block.bn);
+        let side = |s: usize| crate::arch::out_size(s, k, c.stride, c.pad);
+        let (mut h, mut wd) = (side(prev[0]), side(prev[1]));
+        if let Some(p) = c.pool {
+            h = crate::arch::out_size(h, p.kernel, p.stride, 0);
+            wd = crate::arch::out_size(wd, p.kernel, p.stride, 0);
+        }
+        let first = i == 0;
+        let spec = LayerSpec {
+            name: names[i].clone(),
+            kind: if first {
+                LayerKind::FirstConv
+            } else {
+                LayerKind::XnorConv
+            },
+            in_shape: prev,
+            out_shape: [h, wd, c.out],
+            kernel: k,
+            stride: c.stride,
+            pad: c.pad,
+            padding: Padding::Zero,
+            pool: c.pool,
+            in_features: 0,
+            dot_offset: 0,
+        };
+        let thresholds = if first {
+            Thresholds::Float(float_thresholds(&b, a.as_deref()))
+        } else {
+            Thresholds::Int(int_thresholds(&b, a.as_deref(), 0))
+        };
+        layers.push(LayerData {
+            spec,
+            weights: pack_rows(&ohwi, cin),
+            thresholds,
+        });
+        prev = [h, wd, c.out];
+    }
+    let nconv = arch.convs.len();
+    for (j, (block, &d)) in model.dense.iter().zip(&arch.dense).enumerate() {
+        if nconv + j > stop {
+            break;
+        }
+        let w = values(block.weight.val());
+        let [h, wd, ch] = prev;
+        let fin = h * wd * ch;
+        let (in_features, offset) = if h * wd == 1 {
+            (ch, 0)
+        } else {
+            (h * wd * words(ch) * 32, h * wd * (words(ch) * 32 - ch))
+        };
+        // burn flattens C, H, W; the extractor reads the NHWC packed map (padded channels +1).
+        let mut rows = vec![0f32; d * in_features];
+        for o in 0..d {
+            let src = &w[o * fin..(o + 1) * fin];
+            let dst = &mut rows[o * in_features..(o + 1) * in_features];
+            if h * wd == 1 {
+                dst.copy_from_slice(src);
+                continue;
+            }
+            let cp = words(ch) * 32;
+            for y in 0..h {
+                for x in 0..wd {
+                    for c in 0..cp {
+                        dst[(y * wd + x) * cp + c] = if c < ch {
+                            src[c * h * wd + y * wd + x]
+                        } else {
+                            1.0
+                        };
+                    }
+                }
+            }
+        }
+        let a = scale.then(|| alpha(&w, fin));
+        let b = bn(&block.bn);
+        layers.push(LayerData {
+            spec: LayerSpec {
+                name: names[nconv + j].clone(),
+                kind: LayerKind::XnorDense,
+                in_shape: prev,
+                out_shape: [1, 1, d],
+                kernel: 0,
+                stride: 1,
+                pad: 0,
+                padding: Padding::Zero,
+                pool: None,
+                in_features,
+                dot_offset: offset as i32,
+            },
+            weights: pack_rows(&rows, in_features),
+            thresholds: Thresholds::Int(int_thresholds(&b, a.as_deref(), offset as i32)),
+        });
+        prev = [1, 1, d];
+    }
+    let classifier = (stop + 1 == names.len()).then(|| {
+        let w = values(model.classifier.weight.val());
+        let [h, wd, ch] = prev;
+        let fin = h * wd * ch;
+        let mut weight = w.clone();
+        if h * wd > 1 {
+            for o in 0..arch.classes {
+                for y in 0..h {
+                    for x in 0..wd {
+                        for c in 0..ch {
+                            weight[o * fin + (y * wd + x) * ch + c] =
+                                w[o * fin + c * h * wd + y * wd + x];
+                        }
+                    }
+                }
+            }
+        }
+        ClassifierData {
+            weight,
+            bias: values(model.classifier.bias.val()),
+        }
+    });
+    let pre = Preprocess::eval(arch.input);
+    let graph = Graph {
+        input: InputSpec {
+            size: arch.input,
+            channels: arch.in_channels,
+            mean: pre.mean.to_vec(),
+            std: pre.std.to_vec(),
+            layout: "NHWC f32, (x/255 - mean)/std, center crop resized to size".into(),
+        },
+        layers: layers.iter().map(|l| l.spec.clone()).collect(),
+        cut,
+        classifier: classifier
+            .as_ref()
+            .map(|_| crate::extractor::ClassifierSpec {
+                in_features: prev.iter().product(),
+                classes: arch.classes,
+            }),
+        source: Source {
+            arch: arch.clone(),
+            precision: config.precision.to_string(),
+            weight_scale: scale,
+            bn_epsilon: config.bn_epsilon,
+            val_top1: src.val_top1,
+            epochs: src.epochs,
+            checkpoint: src.checkpoint,
+        },
+    };
+    Ok(ExtractorFile {
+        graph,
+        layers,
+        classifier,
+    })
+}
+
+/// The burn model's eval-mode values at every exported layer, NHWC: (pre-BN, post-BN, act).
+pub struct BurnLayer {
+    pub pre: Vec<f32>,
+    pub post: Vec<f32>,
+    pub act: Vec<f32>,
+}
+
+/// Runs the burn model (eval mode) on NHWC images and returns every block's values in NHWC.
+pub fn burn_layers(
+    model: &Model,
+    images: &[f32],
+    n: usize,
+    size: usize,
+    device: &Device,
+) -> Vec<BurnLayer> {
+    let c = images.len() / (n * size * size);
+    let x = Tensor::<4>::from_data(TensorData::new(images.to_vec(), [n, size, size, c]), device)
+        .permute([0, 3, 1, 2]);
+    let trace = model.trace(x);
+    let nhwc = |t: Tensor<4>| values(t.permute([0, 2, 3, 1]));
+    trace
+        .convs
+        .into_iter()
+        .chain(trace.dense)
+        .map(|b| BurnLayer {
+            pre: nhwc(b.pre_bn),
+            post: nhwc(b.post_bn),
+            act: nhwc(b.act),
+        })
+        .collect()
+}
+
+/// Sign disagreements between packed bits and burn's activations, split into ties (|BN output|
+/// ≤ [`TIE_TOLERANCE`]) and real mismatches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Agreement {
+    pub bits: u64,
+    pub ties: u64,
+    pub mismatches: u64,
+}
+
+impl Agreement {
+    pub fn add(&mut self, o: Agreement) {
+        self.bits += o.bits;
+        self.ties += o.ties;
+        self.mismatches += o.mismatches;
+    }
+}
+
+/// Compares packed NHWC bits with burn's NHWC act/post-BN values of `channels` per pixel.
+pub fn compare_bits(bits: &[u32], act: &[f32], post: &[f32], channels: usize) -> Agreement {
+    let ours = crate::bits::unpack_rows(bits, channels);
+    let mut a = Agreement {
+        bits: ours.len() as u64,
+        ..Agreement::default()
+    };
+    for ((o, b), p) in ours.iter().zip(act).zip(post) {
+        if o != b {
+            if p.abs() <= TIE_TOLERANCE {
+                a.ties += 1;
+            } else {
+                a.mismatches += 1;
+            }
+        }
+    }
+    a
+}
+
+/// The verification run at export.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verification {
+    pub images: usize,
+    /// Every layer fed burn's own input, compared with burn's signs.
+    pub per_layer: Agreement,
+    /// Integer pre-activations that differ from burn's (layers without α, after the first).
+    pub preact_mismatches: u64,
+    /// The whole extractor (scalar reference) against burn's features at the cut.
+    pub end_to_end: Agreement,
+}
+
+/// Checks `file` against `model` on `images` (NHWC, normalised) with the scalar reference path.
+pub fn verify(
+    model: &Model,
+    file: &ExtractorFile,
+    images: &[f32],
+    n: usize,
+    device: &Device,
+) -> Result<Verification> {
+    let size = file.graph.input.size;
+    let burn = burn_layers(model, images, n, size, device);
+    let mut v = Verification {
+        images: n,
+        ..Verification::default()
+    };
+    for (i, l) in file.layers.iter().enumerate() {
+        let b = &burn[i];
+        let c = l.spec.out_channels();
+        let packed_prev = if i == 0 {
+            Vec::new()
+        } else {
+            pack_rows(&burn[i - 1].act, file.layers[i - 1].spec.out_channels())
+        };
+        let input = if i == 0 {
+            LayerInput::Image(images)
+        } else {
+            LayerInput::Bits(&packed_prev)
+        };
+        let bits = reference::layer_bits(l, input, n)?;
+        v.per_layer.add(compare_bits(&bits, &b.act, &b.post, c));
+        if i > 0 && !model.weight_scale {
+            let input = LayerInput::Bits(&packed_prev);
+            if let reference::Preact::Int(p) = reference::layer_preact(l, input, n)? {
+                v.preact_mismatches += p
+                    .iter()
+                    .zip(&b.pre)
+                    .filter(|(x, y)| **x as f32 != **y)
+                    .count() as u64;
+            }
+        }
+    }
+    let last = file.layers.len() - 1;
+    if let crate::extractor::Features::Bits(bits) = reference::run(file, images, n, Output::Bits)? {
+        v.end_to_end = compare_bits(
+            &bits,
+            &burn[last].act,
+            &burn[last].post,
+            file.cut().out_channels(),
+        );
+    }
+    Ok(v)
+}
+
+/// What `bnn export` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExportReport {
+    pub out: PathBuf,
+    pub arch: String,
+    pub cut: String,
+    pub layers: usize,
+    pub file_bytes: u64,
+    /// f32 size of the source model's weights up to the cut (+ classifier when kept), with batch
+    /// norm as 4 f32 per channel.
+    pub float_bytes: u64,
+    pub val_top1: Option<f64>,
+    pub verification: Verification,
+}
+
+/// `bnn export`: checkpoint directory → extractor file, verified, written atomically.
+pub fn export(
+    checkpoint: &Path,
+    out: &Path,
+    cut: Option<&str>,
+    verify_images: usize,
+) -> Result<ExportReport> {
+    let device = Device::flex();
+    let (config, model) = crate::train::checkpoint::load_model(checkpoint, &device)?;
+    let state = crate::train::checkpoint::load_state(checkpoint)
+        .ok()
+        .map(|(_, s)| s);
+    let last = state.as_ref().and_then(|s| s.history.last().cloned());
+    let src = ExportSource {
+        val_top1: last.as_ref().map(|m| m.val_top1),
+        epochs: state.as_ref().map(|s| s.epochs_done),
+        checkpoint: checkpoint.display().to_string(),
+    };
+    let file = build(&model, &config, cut, src.clone())?;
+    let size = config.arch.input;
+    let n = verify_images.max(1);
+    let mut rng = Rng::new(0x5eed);
+    let images: Vec<f32> = (0..n * size * size * config.arch.in_channels)
+        .map(|_| rng.range(-2.0, 2.0))
+        .collect();
+    let verification = verify(&model, &file, &images, n, &device)?;
+    let allowed_ties = (verification.per_layer.bits / 1000).max(1);
+    if verification.per_layer.mismatches > 0
+        || verification.preact_mismatches > 0
+        || verification.per_layer.ties > allowed_ties
+    {
+        return Err(Error::ModelFile {
+            path: out.to_path_buf(),
+            message: format!("verification failed, nothing written: {verification:?}"),
+        });
+    }
+    // The bytes written are parsed back and compared before the rename.
+    let bytes = file.to_bytes()?;
+    let back = ExtractorFile::from_bytes(&bytes, out)?;
+    if back != file {
+        return Err(Error::ModelFile {
+            path: out.to_path_buf(),
+            message: "the serialised file does not read back identically".into(),
+        });
+    }
+    crate::extractor::write_atomic(out, &bytes)?;
+    let float_bytes = float_bytes(&file);
+    Ok(ExportReport {
+        out: out.to_path_buf(),
+        arch: config.arch.name.clone(),
+        cut: file.graph.cut.clone(),
+        layers: file.layers.len(),
+        file_bytes: bytes.len() as u64,
+        float_bytes,
+        val_top1: src.val_top1,
+        verification,
+    })
+}
+
+/// f32 bytes of the same layers in a float model (weights + 4 BN values per channel, classifier).
+pub fn float_bytes(file: &ExtractorFile) -> u64 {
+    let mut total = 0u64;
+    for l in &file.layers {
+        let s = &l.spec;
+        let fan_in = match s.kind {
+            LayerKind::XnorDense => s.in_shape.iter().product::<usize>(),
+            _ => s.kernel * s.kernel * s.in_shape[2],
+        };
+        total += 4 * (fan_in * s.out_channels() + 4 * s.out_channels()) as u64;
+    }
+    if let Some(c) = &file.classifier {
+        total += 4 * (c.weight.len() + c.bias.len()) as u64;
+    }
+    total
+}

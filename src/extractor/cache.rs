@@ -1,0 +1,115 @@
+//! The feature cache written by `bnn extract`: a safetensors file with `features` (U32 packed
+//! words, I32 pre-activations or F32 signs, `[n][per_image]`), `labels` (U32 `[n]`), and metadata
+//! `kind` (a JSON [`CacheInfo`]: output kind, dimensions, class names, model, data set, split).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use super::{Features, Output, write_atomic};
+use crate::error::{Error, Result};
+
+pub const CACHE_FORMAT: &str = "bnn-features";
+
+/// What a cache holds, besides the tensors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CacheInfo {
+    pub output: Output,
+    /// Features per image (H·W·C at the cut).
+    pub dim: usize,
+    /// Stored elements per image (words for `bits`, `dim` otherwise).
+    pub per_image: usize,
+    /// Cut shape (height, width, channels).
+    pub shape: [usize; 3],
+    pub classes: Vec<String>,
+    pub model: String,
+    pub cut: String,
+    pub data: String,
+    pub split: String,
+}
+
+/// Features of a whole data set with their labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureCache {
+    pub info: CacheInfo,
+    pub features: Features,
+    pub labels: Vec<u32>,
+}
+
+fn bad(path: &Path, m: impl Into<String>) -> Error {
+    Error::ModelFile {
+        path: path.to_path_buf(),
+        message: m.into(),
+    }
+}
+
+impl FeatureCache {
+    /// Writes the cache atomically; returns its size in bytes.
+    pub fn save(&self, path: &Path) -> Result<u64> {
+        let n = self.labels.len();
+        let (dtype, bytes): (Dtype, &[u8]) = match &self.features {
+            Features::Bits(v) => (Dtype::U32, bytemuck::cast_slice(v)),
+            Features::Int(v) => (Dtype::I32, bytemuck::cast_slice(v)),
+            Features::Float(v) => (Dtype::F32, bytemuck::cast_slice(v)),
+        };
+        if self.features.len() != n * self.info.per_image {
+            return Err(Error::Shape(format!(
+                "{} feature values for {n} images of {}",
+                self.features.len(),
+                self.info.per_image
+            )));
+        }
+        let sh = |e: safetensors::SafeTensorError| Error::Shape(format!("safetensors: {e}"));
+        let labels: &[u8] = bytemuck::cast_slice(&self.labels);
+        let views = vec![
+            (
+                "features",
+                TensorView::new(dtype, vec![n, self.info.per_image], bytes).map_err(sh)?,
+            ),
+            (
+                "labels",
+                TensorView::new(Dtype::U32, vec![n], labels).map_err(sh)?,
+            ),
+        ];
+        let info = serde_json::to_string(&self.info).map_err(|e| Error::Shape(e.to_string()))?;
+        let meta = HashMap::from([
+            ("format".to_string(), CACHE_FORMAT.to_string()),
+            ("info".to_string(), info),
+        ]);
+        let out = safetensors::serialize(views, Some(meta)).map_err(sh)?;
+        write_atomic(path, &out)?;
+        Ok(out.len() as u64)
+    }
+
+    pub fn load(path: &Path) -> Result<FeatureCache> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e.to_string()))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        if meta.get("format").map(String::as_str) != Some(CACHE_FORMAT) {
+            return Err(bad(path, "not a feature cache"));
+        }
+        let info: CacheInfo = serde_json::from_str(meta.get("info").map_or("", |s| s))
+            .map_err(|e| bad(path, format!("info: {e}")))?;
+        let f = st
+            .tensor("features")
+            .map_err(|e| bad(path, e.to_string()))?;
+        let l = st.tensor("labels").map_err(|e| bad(path, e.to_string()))?;
+        if l.dtype() != Dtype::U32 || f.shape() != [l.shape()[0], info.per_image] {
+            return Err(bad(path, "tensor shapes do not match"));
+        }
+        let features = match (f.dtype(), info.output) {
+            (Dtype::U32, Output::Bits) => Features::Bits(bytemuck::pod_collect_to_vec(f.data())),
+            (Dtype::I32, Output::Preact) => Features::Int(bytemuck::pod_collect_to_vec(f.data())),
+            (Dtype::F32, _) => Features::Float(bytemuck::pod_collect_to_vec(f.data())),
+            _ => return Err(bad(path, "feature dtype does not match its kind")),
+        };
+        Ok(FeatureCache {
+            info,
+            features,
+            labels: bytemuck::pod_collect_to_vec(l.data()),
+        })
+    }
+}

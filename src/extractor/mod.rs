@@ -1,0 +1,56 @@
+//! The frozen extractor: the file format (safetensors + a JSON graph, see `docs/FORMAT.md`), its
+//! loader and validator, a scalar CPU runner built from the kernels' `reference*` functions
+//! ([`reference`]) and the WGSL runner ([`Extractor`]). This module knows wgpu and nothing of burn;
+//! `export.rs` builds files from burn checkpoints.
+
+pub mod cache;
+mod format;
+pub mod reference;
+mod runtime;
+
+pub use cache::FeatureCache;
+pub use format::{
+    CONVENTIONS, ClassifierData, ClassifierSpec, ExtractorFile, FORMAT, Graph, InputSpec,
+    LayerData, LayerKind, LayerSpec, Source, Thresholds, VERSION, write_atomic,
+};
+pub use runtime::Extractor;
+
+use serde::{Deserialize, Serialize};
+
+/// What the extractor returns at the cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Output {
+    /// Packed signs, NHWC, `ceil(C/32)` words per pixel (the convention of DESIGN §3).
+    Bits,
+    /// The cut layer's pre-activations (after pooling, before the threshold): integer dots for
+    /// binary layers (stored as f32 for the first layer, whose sums are real).
+    Preact,
+    /// ±1.0 floats, NHWC, one per channel.
+    Signs,
+}
+
+/// Features of a batch of images.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Features {
+    /// `[n][per_image]` words.
+    Bits(Vec<u32>),
+    /// `[n][dim]` integer pre-activations.
+    Int(Vec<i32>),
+    /// `[n][dim]` real pre-activations (first layer) or ±1 signs.
+    Float(Vec<f32>),
+}
+
+impl Features {
+    /// Number of stored elements (words or values).
+    pub fn len(&self) -> usize {
+        match self {
+            Features::Bits(v) => v.len(),
+            Features::Int(v) => v.len(),
+            Features::Float(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,148 @@
+//! The scalar CPU extractor, built only from the kernels' `reference*` functions: the oracle of
+//! the WGSL runner and a fallback where no adapter exists.
+
+use super::{ExtractorFile, Features, LayerData, LayerKind, Output, Thresholds};
+use crate::error::{Error, Result};
+use crate::kernels::pool::{self, PoolShape};
+use crate::kernels::xnor_dense::{self, DenseShape};
+use crate::kernels::{ConvShape, first_conv, threshold, xnor_conv};
+
+/// A layer's input.
+pub enum LayerInput<'a> {
+    /// Real images, NHWC f32 (first layer).
+    Image(&'a [f32]),
+    /// Packed signs, NHWC.
+    Bits(&'a [u32]),
+}
+
+/// Pre-activations of a layer (after pooling, before the threshold).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Preact {
+    Float(Vec<f32>),
+    /// Integer dots with the dense `dot_offset` already removed.
+    Int(Vec<i32>),
+}
+
+pub(crate) fn conv_shape(l: &LayerData, batch: usize) -> ConvShape {
+    let s = &l.spec;
+    ConvShape {
+        batch,
+        in_h: s.in_shape[0],
+        in_w: s.in_shape[1],
+        in_c: s.in_shape[2],
+        out_c: s.out_channels(),
+        kernel_h: s.kernel,
+        kernel_w: s.kernel,
+        stride: s.stride,
+        pad: s.pad,
+        padding: s.padding,
+    }
+}
+
+pub(crate) fn pool_shape(l: &LayerData, batch: usize) -> Option<PoolShape> {
+    let (h, w) = l.spec.conv_out();
+    l.spec.pool.map(|p| PoolShape {
+        batch,
+        in_h: h,
+        in_w: w,
+        channels: l.spec.out_channels(),
+        kernel: p.kernel,
+        stride: p.stride,
+    })
+}
+
+fn shape_err(l: &LayerData, what: &str) -> Error {
+    Error::Shape(format!("layer '{}': {what}", l.spec.name))
+}
+
+/// One layer: pre-activations (after pooling, before the threshold). Integer dots of dense
+/// layers keep the `dot_offset` (they compare against the stored thresholds).
+fn raw_preact(l: &LayerData, input: LayerInput, batch: usize) -> Result<Preact> {
+    let s = &l.spec;
+    Ok(match (s.kind, input) {
+        (LayerKind::FirstConv, LayerInput::Image(x)) => {
+            let shape = conv_shape(l, batch);
+            if x.len() != batch * s.in_shape.iter().product::<usize>() {
+                return Err(shape_err(l, "image size"));
+            }
+            let sums = first_conv::reference_sum(&shape, x, &l.weights);
+            Preact::Float(match pool_shape(l, batch) {
+                Some(p) => pool::reference_f32(&p, &sums),
+                None => sums,
+            })
+        }
+        (LayerKind::XnorConv, LayerInput::Bits(x)) => {
+            let shape = conv_shape(l, batch);
+            if x.len() != batch * shape.input_words_per_item() {
+                return Err(shape_err(l, "input size"));
+            }
+            let dots = xnor_conv::reference_dot(&shape, x, &l.weights);
+            Preact::Int(match pool_shape(l, batch) {
+                Some(p) => pool::reference_i32(&p, &dots),
+                None => dots,
+            })
+        }
+        (LayerKind::XnorDense, LayerInput::Bits(x)) => {
+            let shape = DenseShape {
+                batch,
+                in_features: s.in_features,
+                out_features: s.out_channels(),
+            };
+            if x.len() != batch * shape.in_words() {
+                return Err(shape_err(l, "input size"));
+            }
+            Preact::Int(xnor_dense::reference_dot(&shape, x, &l.weights))
+        }
+        _ => return Err(shape_err(l, "input kind does not match the layer")),
+    })
+}
+
+/// One layer's pre-activations with the dense `dot_offset` removed (the values burn computes).
+pub fn layer_preact(l: &LayerData, input: LayerInput, batch: usize) -> Result<Preact> {
+    Ok(match raw_preact(l, input, batch)? {
+        Preact::Int(v) if l.spec.dot_offset != 0 => {
+            Preact::Int(v.into_iter().map(|d| d - l.spec.dot_offset).collect())
+        }
+        p => p,
+    })
+}
+
+/// One layer to packed signs.
+pub fn layer_bits(l: &LayerData, input: LayerInput, batch: usize) -> Result<Vec<u32>> {
+    Ok(match (raw_preact(l, input, batch)?, &l.thresholds) {
+        (Preact::Float(v), Thresholds::Float(t)) => threshold::reference_f32(&v, t),
+        (Preact::Int(v), Thresholds::Int(t)) => threshold::reference(&v, t),
+        _ => return Err(shape_err(l, "threshold type")),
+    })
+}
+
+/// The whole extractor on the CPU: `images` NHWC f32, `batch` of them.
+pub fn run(file: &ExtractorFile, images: &[f32], batch: usize, output: Output) -> Result<Features> {
+    let n = file.layers.len();
+    let mut bits: Vec<u32> = Vec::new();
+    for (i, l) in file.layers.iter().enumerate() {
+        let input = if i == 0 {
+            LayerInput::Image(images)
+        } else {
+            LayerInput::Bits(&bits)
+        };
+        if i + 1 == n && output == Output::Preact {
+            return Ok(match layer_preact(l, input, batch)? {
+                Preact::Float(v) => Features::Float(v),
+                Preact::Int(v) => Features::Int(v),
+            });
+        }
+        bits = layer_bits(l, input, batch)?;
+    }
+    Ok(finish(file, bits, output))
+}
+
+/// Packed bits at the cut to the requested output (bits or ±1 floats).
+pub(crate) fn finish(file: &ExtractorFile, bits: Vec<u32>, output: Output) -> Features {
+    match output {
+        Output::Signs => {
+            Features::Float(crate::bits::unpack_rows(&bits, file.cut().out_channels()))
+        }
+        _ => Features::Bits(bits),
+    }
+}

@@ -1,0 +1,161 @@
+//! Freeze and run: a `mini` network trained briefly on ../shared/data/flowers102-tiny.tar is
+//! exported; the WGSL extractor's features equal the burn model's (eval mode) bit for bit except
+//! counted ties, at every cut, and equal the scalar reference path exactly. Corrupt files are
+//! clean errors.
+#![cfg(feature = "train")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+use bnn_transfer::export::{self, Agreement, ExportSource};
+use bnn_transfer::extractor::{Extractor, ExtractorFile, Features, Output, reference};
+use bnn_transfer::model::Precision;
+use bnn_transfer::train::{self, RunOptions, Schedule, ScheduleKind, TrainDevice};
+use burn::tensor::Device;
+
+fn flowers() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flowers102-tiny.tar");
+    p.is_file().then_some(p).or_else(|| {
+        eprintln!("skipping: flowers102-tiny.tar is missing");
+        None
+    })
+}
+
+/// One short training shared by the tests of this binary.
+fn trained(data: &Path) -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| train_once(data)).clone()
+}
+
+fn train_once(data: &Path) -> PathBuf {
+    let out = std::env::temp_dir().join(format!("bnn-export-eq-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let schedule = Schedule {
+        kind: ScheduleKind::Cosine,
+        lr: 5e-3,
+        step_epochs: 10,
+        gamma: 0.5,
+    };
+    let cfg = train::new_config(data, "mini", Precision::Binary, 10, 10, schedule, 3).unwrap();
+    let mut o = RunOptions::new(&out, TrainDevice::flex("test"));
+    o.progress = false;
+    o.workers = 1;
+    train::pretrain(cfg, &o).unwrap();
+    out
+}
+
+fn val_images(data: &Path, size: usize) -> (Vec<f32>, usize) {
+    let set = Arc::new(ImageFolder::open(data, "val").unwrap());
+    let cfg = LoaderConfig {
+        batch_size: 64,
+        shuffle_seed: None,
+        ..LoaderConfig::default()
+    };
+    let mut images = Vec::new();
+    let mut n = 0;
+    for b in Loader::new(set, Preprocess::eval(size), cfg) {
+        let b = b.unwrap();
+        n += b.len();
+        images.extend(b.images);
+    }
+    (images, n)
+}
+
+#[test]
+fn wgsl_extractor_matches_burn_and_the_reference_at_every_cut() {
+    let Some(data) = flowers() else { return };
+    let dir = trained(&data);
+    let device = Device::flex();
+    let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();
+    let (images, n) = val_images(&data, config.arch.input);
+    let burn = export::burn_layers(&model, &images, n, config.arch.input, &device);
+    let gpu = common::gpu();
+    let mut earlier_ties = 0u64;
+    for (i, cut) in export::layer_names(&config.arch).iter().enumerate() {
+        let src = ExportSource {
+            val_top1: None,
+            epochs: None,
+            checkpoint: dir.display().to_string(),
+        };
+        let file = export::build(&model, &config, Some(cut), src).unwrap();
+        // Serialise and read back.
+        let bytes = file.to_bytes().unwrap();
+        let file = ExtractorFile::from_bytes(&bytes, Path::new("mem")).unwrap();
+        let v = export::verify(&model, &file, &images, n, &device).unwrap();
+        eprintln!("cut {cut}: {} bytes, verification {v:?}", bytes.len());
+        assert_eq!(v.per_layer.mismatches, 0, "{cut}: {v:?}");
+        assert_eq!(v.preact_mismatches, 0, "{cut}: {v:?}");
+        assert!(
+            v.per_layer.ties * 1000 <= v.per_layer.bits,
+            "{cut}: too many ties {v:?}"
+        );
+        let Features::Bits(cpu) = reference::run(&file, &images, n, Output::Bits).unwrap() else {
+            panic!("bits")
+        };
+        let c = file.cut().out_channels();
+        let e2e: Agreement = export::compare_bits(&cpu, &burn[i].act, &burn[i].post, c);
+        eprintln!("cut {cut}: end to end (reference) {e2e:?}");
+        if earlier_ties == 0 {
+            assert_eq!(e2e.mismatches, 0, "{cut}: no earlier ties, yet {e2e:?}");
+        } else {
+            assert!(e2e.mismatches * 100 <= e2e.bits, "{cut}: {e2e:?}");
+        }
+        earlier_ties += v.per_layer.ties;
+        if let Some(gpu) = gpu {
+            let ex = Extractor::new(gpu, file.clone()).unwrap();
+            let Features::Bits(g) = ex.run(&images, Output::Bits).unwrap() else {
+                panic!("bits")
+            };
+            assert_eq!(g, cpu, "{cut}: WGSL and scalar reference differ");
+            let pg = ex.run(&images, Output::Preact).unwrap();
+            let pc = reference::run(&file, &images, n, Output::Preact).unwrap();
+            assert_eq!(pg, pc, "{cut}: pre-activations differ");
+            let Features::Float(s) = ex.run(&images, Output::Signs).unwrap() else {
+                panic!("signs")
+            };
+            assert_eq!(s, bnn_transfer::bits::unpack_rows(&cpu, c));
+        }
+    }
+}
+
+#[test]
+fn truncated_or_corrupt_files_are_errors_not_panics() {
+    let Some(data) = flowers() else { return };
+    let dir = trained(&data);
+    let device = Device::flex();
+    let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();
+    let src = ExportSource {
+        val_top1: Some(0.5),
+        epochs: Some(1),
+        checkpoint: "x".into(),
+    };
+    let file = export::build(&model, &config, None, src).unwrap();
+    let bytes = file.to_bytes().unwrap();
+    let p = Path::new("f");
+    assert_eq!(ExtractorFile::from_bytes(&bytes, p).unwrap(), file);
+    for cut in [0, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            ExtractorFile::from_bytes(&bytes[..cut], p).is_err(),
+            "{cut}"
+        );
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    for (from, to) in [
+        (r#""version":"1""#, r#""version":"9""#),
+        (r#"\"cut\":\"fc1\""#, r#"\"cut\":\"fc9\""#),
+        (r#"\"stride\":1"#, r#"\"stride\":2"#),
+        (r#""shape":[32]"#, r#""shape":[31]"#),
+    ] {
+        let bad = text.replacen(from, to, 1);
+        assert!(bad != text, "{from} not found");
+        let err = ExtractorFile::from_bytes(bad.as_bytes(), p).unwrap_err();
+        eprintln!("{from} → {err}");
+    }
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] = 7; // a flip flag or a float byte: either still an error-free parse or an Err
+    let _ = ExtractorFile::from_bytes(&flipped, p);
+}
