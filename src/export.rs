@@ -535,7 +535,7 @@ pub fn export(
             message: "the serialised file does not read back identically".into(),
         });
     }
-    crate::extractor::write_atomic(out, &bytes)?;
+    crate::atomic::write_atomic(out, &bytes)?;
     let float_bytes = float_bytes(&file);
     Ok(ExportReport {
         out: out.to_path_buf(),

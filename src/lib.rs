@@ -4,6 +4,7 @@
 //! `train`, behind the `train` feature) knows nothing of WGSL. See docs in README.md and DESIGN.
 
 pub mod arch;
+pub mod atomic;
 pub mod bits;
 pub mod data;
 pub mod error;

@@ -8,7 +8,8 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
-use super::{Features, Output, write_atomic};
+use super::{Features, Output};
+use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 
 pub const CACHE_FORMAT: &str = "bnn-features";

@@ -8,6 +8,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::{Arch, Pool, out_size};
+use crate::atomic::write_atomic;
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::kernels::{FloatThreshold, Padding, Threshold};
@@ -551,28 +552,4 @@ impl ExtractorFile {
             .expect("validated: at least one layer")
             .spec
     }
-}
-
-/// Writes `bytes` to `path` atomically: a temp file beside it, flushed to disk, then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
 }

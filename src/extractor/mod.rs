@@ -11,7 +11,7 @@ mod runtime;
 pub use cache::FeatureCache;
 pub use format::{
     CONVENTIONS, ClassifierData, ClassifierSpec, ExtractorFile, FORMAT, Graph, InputSpec,
-    LayerData, LayerKind, LayerSpec, Source, Thresholds, VERSION, write_atomic,
+    LayerData, LayerKind, LayerSpec, Source, Thresholds, VERSION,
 };
 pub use runtime::Extractor;
 

@@ -2,11 +2,8 @@
 //! panels, loss and accuracy against epochs).
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-
-use crate::error::{Error, Result};
 
 /// One row of `metrics.csv`. Accuracies are fractions in [0, 1]; NaN where there is no val split.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,28 +58,6 @@ pub fn csv(history: &[EpochMetrics]) -> String {
         );
     }
     s
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to disk,
-/// then renamed over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
 }
 
 /// An SVG with two panels side by side: loss (train curve, train per epoch, val per epoch) and

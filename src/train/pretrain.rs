@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, PartialEpoch, TrainState};
 use super::device::TrainDevice;
-use super::metrics::{self, CurvePoint, EpochMetrics, write_atomic};
+use super::metrics::{self, CurvePoint, EpochMetrics};
 use super::schedule::Schedule;
+use crate::atomic::write_atomic;
 use crate::data::{Batch, ImageFolder, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelConfig};
