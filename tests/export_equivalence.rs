@@ -16,14 +16,6 @@ use bnn_transfer::model::Precision;
 use bnn_transfer::train::{self, RunOptions, Schedule, ScheduleKind, TrainDevice};
 use burn::tensor::Device;
 
-fn flowers() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flowers102-tiny.tar");
-    p.is_file().then_some(p).or_else(|| {
-        eprintln!("skipping: flowers102-tiny.tar is missing");
-        None
-    })
-}
-
 /// One short training shared by the tests of this binary.
 fn trained(data: &Path) -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -66,7 +58,9 @@ fn val_images(data: &Path, size: usize) -> (Vec<f32>, usize) {
 
 #[test]
 fn wgsl_extractor_matches_burn_and_the_reference_at_every_cut() {
-    let Some(data) = flowers() else { return };
+    let Some(data) = common::flowers_tiny() else {
+        return;
+    };
     let dir = trained(&data);
     let device = Device::flex();
     let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();
@@ -123,7 +117,9 @@ fn wgsl_extractor_matches_burn_and_the_reference_at_every_cut() {
 
 #[test]
 fn truncated_or_corrupt_files_are_errors_not_panics() {
-    let Some(data) = flowers() else { return };
+    let Some(data) = common::flowers_tiny() else {
+        return;
+    };
     let dir = trained(&data);
     let device = Device::flex();
     let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();

@@ -21,14 +21,6 @@ use bnn_transfer::model::Precision;
 use bnn_transfer::train::{self, RunOptions, Schedule, ScheduleKind, TrainDevice};
 use burn::tensor::Device;
 
-fn flowers() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flowers102-tiny.tar");
-    p.is_file().then_some(p).or_else(|| {
-        eprintln!("skipping: flowers102-tiny.tar is missing");
-        None
-    })
-}
-
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bnn-paths-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -148,7 +140,9 @@ fn wgsl_matches_reference(gpu: &Gpu, file: &ExtractorFile, images: &[f32], n: us
 
 #[test]
 fn padded_flatten_with_alpha_matches_burn_and_the_wgsl_extractor_at_every_cut() {
-    let Some(data) = flowers() else { return };
+    let Some(data) = common::flowers_tiny() else {
+        return;
+    };
     let (files, images, n) = files(&data);
     let names: Vec<_> = files.iter().map(|f| f.graph.cut.as_str()).collect();
     assert_eq!(names, ["conv1", "conv2", "fc1", "fc2"]);
@@ -169,7 +163,9 @@ fn padded_flatten_with_alpha_matches_burn_and_the_wgsl_extractor_at_every_cut() 
 
 #[test]
 fn downlevel_limits_give_the_same_features() {
-    let Some(data) = flowers() else { return };
+    let Some(data) = common::flowers_tiny() else {
+        return;
+    };
     let Some(gpu) = common::gpu_downlevel() else {
         return;
     };
@@ -200,7 +196,9 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn cli_pretrain_export_extract_end_to_end() {
-    let Some(data) = flowers() else { return };
+    let Some(data) = common::flowers_tiny() else {
+        return;
+    };
     let dir = tmp("cli");
     std::fs::create_dir_all(&dir).unwrap();
     let run = dir.join("run");

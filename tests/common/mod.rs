@@ -50,3 +50,13 @@ pub fn random_words(rng: &mut Rng, rows: usize, channels: usize) -> Vec<u32> {
 pub fn random_f32(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.range(-2.0, 2.0)).collect()
 }
+
+/// `../shared/data/flowers102-tiny.tar`, or None with a printed reason when it is absent.
+pub fn flowers_tiny() -> Option<std::path::PathBuf> {
+    let p =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flowers102-tiny.tar");
+    p.is_file().then_some(p).or_else(|| {
+        eprintln!("skipping: flowers102-tiny.tar is missing");
+        None
+    })
+}
