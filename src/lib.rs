@@ -19,6 +19,7 @@ pub mod progress;
 pub mod rng;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod transfer;
 
 pub use arch::Arch;
 pub use error::{Error, Result};

@@ -83,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cut: cut.name.clone(),
         data: args.data.display().to_string(),
         split: args.split.clone(),
+        key: String::new(),
     };
     let bytes = FeatureCache {
         info,

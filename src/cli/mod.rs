@@ -7,8 +7,11 @@ mod devices;
 #[cfg(feature = "train")]
 mod export;
 mod extract;
+mod predict;
 #[cfg(feature = "train")]
 mod pretrain;
+#[cfg(feature = "train")]
+mod transfer;
 
 /// Binary neural networks as frozen, portable feature extractors (Leroux et al. 2017):
 /// pretrain a ±1 network, freeze it into packed XNOR/popcount WGSL kernels, retrain float heads.
@@ -31,6 +34,11 @@ enum Command {
     Export(export::Args),
     /// Run an extractor file over a data set with the WGSL kernels and cache the features.
     Extract(extract::Args),
+    /// Train float heads on a new task on top of the frozen binary extractor and score them.
+    #[cfg(feature = "train")]
+    Transfer(transfer::Args),
+    /// Label images with a head from `bnn transfer` on top of the binary extractor.
+    Predict(predict::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -41,5 +49,8 @@ pub fn run() -> anyhow::Result<()> {
         #[cfg(feature = "train")]
         Command::Export(args) => export::run(args),
         Command::Extract(args) => extract::run(args),
+        #[cfg(feature = "train")]
+        Command::Transfer(args) => transfer::run(args),
+        Command::Predict(args) => predict::run(args),
     }
 }

@@ -29,6 +29,10 @@ pub struct CacheInfo {
     pub cut: String,
     pub data: String,
     pub split: String,
+    /// Fingerprint of everything the features depend on (`bnn transfer`'s cache; empty for
+    /// `bnn extract`).
+    #[serde(default)]
+    pub key: String,
 }
 
 /// Features of a whole data set with their labels.

@@ -544,6 +544,42 @@ impl ExtractorFile {
         }
     }
 
+    /// Index of the layer called `name` (`conv1`, `fc2`, ...).
+    pub fn layer_index(&self, name: &str) -> Result<usize> {
+        self.layers
+            .iter()
+            .position(|l| l.spec.name == name)
+            .ok_or_else(|| {
+                Error::Shape(format!(
+                    "no layer '{name}' in this extractor; its layers: {}",
+                    self.layer_names().join(", ")
+                ))
+            })
+    }
+
+    /// Names of the stored layers, input to cut.
+    pub fn layer_names(&self) -> Vec<String> {
+        self.layers.iter().map(|l| l.spec.name.clone()).collect()
+    }
+
+    /// The same extractor cut earlier, after layer `name` (the classifier is dropped unless the
+    /// cut stays where it was).
+    pub fn truncated(&self, name: &str) -> Result<ExtractorFile> {
+        let i = self.layer_index(name)?;
+        if i + 1 == self.layers.len() {
+            return Ok(self.clone());
+        }
+        let mut graph = self.graph.clone();
+        graph.layers.truncate(i + 1);
+        graph.cut = name.to_string();
+        graph.classifier = None;
+        Ok(ExtractorFile {
+            graph,
+            layers: self.layers[..=i].to_vec(),
+            classifier: None,
+        })
+    }
+
     /// The last layer (the cut).
     pub fn cut(&self) -> &LayerSpec {
         &self

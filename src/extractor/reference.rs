@@ -137,6 +137,36 @@ pub fn run(file: &ExtractorFile, images: &[f32], batch: usize, output: Output) -
     Ok(finish(file, bits, output))
 }
 
+/// Packed bits at several layers (indices `taps`, any order) on the CPU; one
+/// `[batch][out_words]` vector per tap. The scalar twin of [`Extractor::run_taps`].
+///
+/// [`Extractor::run_taps`]: super::Extractor::run_taps
+pub fn run_taps(
+    file: &ExtractorFile,
+    images: &[f32],
+    batch: usize,
+    taps: &[usize],
+) -> Result<Vec<Vec<u32>>> {
+    let last = taps.iter().copied().max().unwrap_or(0);
+    if last >= file.layers.len() {
+        return Err(Error::Shape(format!(
+            "tap {last}: the extractor has {} layers",
+            file.layers.len()
+        )));
+    }
+    let mut outs: Vec<Vec<u32>> = Vec::with_capacity(last + 1);
+    for (i, l) in file.layers.iter().take(last + 1).enumerate() {
+        let input = match outs.last() {
+            None => LayerInput::Image(images),
+            Some(b) => LayerInput::Bits(b),
+        };
+        let bits = layer_bits(l, input, batch)?;
+        debug_assert_eq!(i, outs.len());
+        outs.push(bits);
+    }
+    Ok(taps.iter().map(|&t| outs[t].clone()).collect())
+}
+
 /// Packed bits at the cut to the requested output (bits or ±1 floats).
 pub(crate) fn finish(file: &ExtractorFile, bits: Vec<u32>, output: Output) -> Features {
     match output {

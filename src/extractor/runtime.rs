@@ -129,16 +129,66 @@ impl<'g> Extractor<'g> {
         Ok(out.expect("batch > 0"))
     }
 
+    /// Packed bits at several layers in one pass: `taps` are layer indices (ascending or not),
+    /// the result holds one `[batch][out_words]` vector per tap, in the order of `taps`. This is
+    /// how `bnn transfer` gets the features of several cut points for the price of one run.
+    pub fn run_taps(&self, images: &[f32], taps: &[usize]) -> Result<Vec<Vec<u32>>> {
+        let len = self.image_len();
+        if images.is_empty() || !images.len().is_multiple_of(len) {
+            return Err(Error::Shape(format!(
+                "{} input values are not a whole number of {len}-value images",
+                images.len()
+            )));
+        }
+        if let Some(&t) = taps.iter().find(|&&t| t >= self.layers.len()) {
+            return Err(Error::Shape(format!(
+                "tap {t}: the extractor has {} layers",
+                self.layers.len()
+            )));
+        }
+        let batch = images.len() / len;
+        let mut out = vec![Vec::new(); taps.len()];
+        let mut start = 0;
+        while start < batch {
+            let end = (start + self.max_batch).min(batch);
+            let (outs, _) =
+                self.chain(&images[start * len..end * len], end - start, false, taps)?;
+            for (o, part) in out.iter_mut().zip(outs) {
+                o.extend(part);
+            }
+            start = end;
+        }
+        Ok(out)
+    }
+
     fn run_chunk(&self, images: &[f32], batch: usize, output: Output) -> Result<Features> {
+        let last = self.layers.len() - 1;
+        let (mut outs, preact) = self.chain(images, batch, output == Output::Preact, &[last])?;
+        if let Some(p) = preact {
+            return Ok(p);
+        }
+        Ok(super::reference::finish(&self.file, outs.remove(0), output))
+    }
+
+    /// One dispatch chain over a chunk that fits the device: the packed bits of each tapped layer,
+    /// or the last layer's pre-activations when `preact_last`.
+    fn chain(
+        &self,
+        images: &[f32],
+        batch: usize,
+        preact_last: bool,
+        taps: &[usize],
+    ) -> Result<(Vec<Vec<u32>>, Option<Features>)> {
         let gpu = self.gpu;
         let n = self.layers.len();
         let mut dispatches: Vec<Dispatch> = Vec::new();
         let image = gpu.upload(images, "images")?;
-        let mut bits: Option<Storage<u32>> = None;
+        // Each layer's packed output; the last one is the next layer's input.
+        let mut layer_out: Vec<Storage<u32>> = Vec::with_capacity(n);
         let mut keep: Vec<Storage<u32>> = Vec::new();
         for (i, (l, g)) in self.file.layers.iter().zip(&self.layers).enumerate() {
             let last = i + 1 == n;
-            let preact = last && output == Output::Preact;
+            let preact = last && preact_last;
             let s = &l.spec;
             // Pre-activations (after pooling), as raw 32-bit words, and whether they are f32.
             let values: Storage<u32> = match (s.kind, &g.thresholds) {
@@ -147,9 +197,7 @@ impl<'g> Extractor<'g> {
                     if s.pool.is_none() && !preact {
                         let (d, out) = first_conv::encode_bits(gpu, &shape, &image, &g.weights, t)?;
                         dispatches.extend(d);
-                        if let Some(old) = bits.replace(out) {
-                            keep.push(old);
-                        }
+                        layer_out.push(out);
                         continue;
                     }
                     let (d, sums) = first_conv::encode(gpu, &shape, &image, &g.weights)?;
@@ -157,16 +205,14 @@ impl<'g> Extractor<'g> {
                     Storage::reinterpret(sums)
                 }
                 (LayerKind::XnorConv, GpuThresholds::Int(t)) => {
-                    let input = bits
-                        .as_ref()
+                    let input = layer_out
+                        .last()
                         .ok_or_else(|| Error::Shape("no input".into()))?;
                     let shape = conv_shape(l, batch);
                     if s.pool.is_none() && !preact {
                         let (d, out) = xnor_conv::encode(gpu, &shape, input, &g.weights, Some(t))?;
                         dispatches.push(d);
-                        if let Some(old) = bits.replace(out) {
-                            keep.push(old);
-                        }
+                        layer_out.push(out);
                         continue;
                     }
                     let (d, dots) = xnor_conv::encode(gpu, &shape, input, &g.weights, None)?;
@@ -174,8 +220,8 @@ impl<'g> Extractor<'g> {
                     dots
                 }
                 (LayerKind::XnorDense, GpuThresholds::Int(t)) => {
-                    let input = bits
-                        .as_ref()
+                    let input = layer_out
+                        .last()
                         .ok_or_else(|| Error::Shape("no input".into()))?;
                     let shape = DenseShape {
                         batch,
@@ -188,9 +234,7 @@ impl<'g> Extractor<'g> {
                     if preact {
                         out
                     } else {
-                        if let Some(old) = bits.replace(out) {
-                            keep.push(old);
-                        }
+                        layer_out.push(out);
                         continue;
                     }
                 }
@@ -219,12 +263,15 @@ impl<'g> Extractor<'g> {
             if preact {
                 gpu.run(&dispatches)?;
                 let raw = gpu.read(&values)?;
-                return Ok(if float {
-                    Features::Float(bytemuck::cast_vec(raw))
-                } else {
-                    let off = s.dot_offset;
-                    Features::Int(raw.into_iter().map(|w| w as i32 - off).collect())
-                });
+                return Ok((
+                    vec![],
+                    Some(if float {
+                        Features::Float(bytemuck::cast_vec(raw))
+                    } else {
+                        let off = s.dot_offset;
+                        Features::Int(raw.into_iter().map(|w| w as i32 - off).collect())
+                    }),
+                ));
             }
             let (d, out) = match &g.thresholds {
                 GpuThresholds::Int(t) => threshold::encode(gpu, &values, t)?,
@@ -232,17 +279,15 @@ impl<'g> Extractor<'g> {
             };
             dispatches.push(d);
             keep.push(values);
-            if let Some(old) = bits.replace(out) {
-                keep.push(old);
-            }
+            layer_out.push(out);
         }
         gpu.run(&dispatches)?;
-        let out = bits.ok_or_else(|| Error::Shape("empty graph".into()))?;
-        debug_assert_eq!(out.len, batch * self.file.cut().out_words());
-        Ok(super::reference::finish(
-            &self.file,
-            gpu.read(&out)?,
-            output,
-        ))
+        let mut outs = Vec::with_capacity(taps.len());
+        for &t in taps {
+            let o = &layer_out[t];
+            debug_assert_eq!(o.len, batch * self.file.layers[t].spec.out_words());
+            outs.push(gpu.read(o)?);
+        }
+        Ok((outs, None))
     }
 }

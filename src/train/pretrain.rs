@@ -204,26 +204,7 @@ pub fn resume(opts: &RunOptions, epochs: Option<usize>) -> Result<PretrainReport
     run(config, state, model, optimizer, opts)
 }
 
-/// Loss, top-1 hits and top-5 hits of `logits` (`[n][classes]`, row-major) against `labels`.
-pub fn score(logits: &[f32], classes: usize, labels: &[usize]) -> (f64, u64, u64) {
-    let mut loss = 0.0f64;
-    let (mut top1, mut top5) = (0u64, 0u64);
-    for (row, &label) in logits.chunks_exact(classes).zip(labels) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
-        loss += max + sum.ln() - row[label] as f64;
-        let target = row[label];
-        // Rank = entries strictly greater, plus equal ones before the label (a stable order).
-        let rank = row
-            .iter()
-            .enumerate()
-            .filter(|&(i, &v)| v > target || (v == target && i < label))
-            .count();
-        top1 += (rank == 0) as u64;
-        top5 += (rank < 5) as u64;
-    }
-    (loss, top1, top5)
-}
+pub use crate::transfer::eval::score;
 
 /// Images `[n, 3, s, s]` (NCHW) and labels of a batch (the loader's NHWC transposed on the CPU).
 pub fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {

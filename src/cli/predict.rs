@@ -1,0 +1,147 @@
+//! `bnn predict`: label images with a transfer head on top of the frozen binary extractor.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use bnn_transfer::data::{Preprocess, is_image_name, load_image};
+use bnn_transfer::extractor::{Extractor, ExtractorFile};
+use bnn_transfer::rng::Rng;
+use bnn_transfer::transfer::features::{self, Runner, signs};
+use bnn_transfer::transfer::{BackboneKind, Head, top_k};
+use serde::Serialize;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Images, or folders of images (.jpg/.jpeg/.png, any size: resized and center-cropped as in
+    /// training).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// The head (`head.safetensors` from `bnn transfer`).
+    #[arg(long)]
+    head: PathBuf,
+    /// The extractor file [default: the one the head was trained on].
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Labels per image.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Run the extractor on the CPU path instead of a wgpu adapter.
+    #[arg(long)]
+    cpu: bool,
+}
+
+#[derive(Serialize)]
+struct Label {
+    class: String,
+    probability: f32,
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    image: PathBuf,
+    labels: Vec<Label>,
+}
+
+fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| {
+                    f.is_file()
+                        && is_image_name(&f.file_name().unwrap_or_default().to_string_lossy())
+                })
+                .collect();
+            if found.is_empty() {
+                bail!("{} holds no .jpg/.jpeg/.png images", p.display());
+            }
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            bail!("{} does not exist", p.display());
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let head = Head::load(&args.head)?;
+    let info = &head.info;
+    if info.backbone.kind != BackboneKind::Extractor {
+        bail!(
+            "{} was trained on features of a burn checkpoint ({}); `bnn predict` runs the binary \
+             extractor: use a head trained on an extractor file",
+            args.head.display(),
+            info.backbone.path
+        );
+    }
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&info.backbone.path));
+    let fp = features::file_fingerprint(&model)
+        .with_context(|| format!("the extractor {} (give it with --model)", model.display()))?;
+    if fp.hex() != info.backbone.fingerprint {
+        bail!(
+            "{} is not the extractor {} was trained on (fingerprint {} vs {})",
+            model.display(),
+            args.head.display(),
+            fp.hex(),
+            info.backbone.fingerprint
+        );
+    }
+    let file = ExtractorFile::load(&model)?.truncated(&info.cut)?;
+    let channels = file.cut().out_channels();
+    let gpu = if args.cpu {
+        None
+    } else {
+        features::gpu_or_reason().ok()
+    };
+    let runner = match &gpu {
+        Some(g) => Runner::Gpu(Box::new(Extractor::new(g, file.clone())?)),
+        None => Runner::Cpu(Box::new(file.clone())),
+    };
+    let last = file.layers.len() - 1;
+    let pre = Preprocess::eval(info.input_size);
+    let mut rng = Rng::new(0);
+    let mut out = Vec::new();
+    for path in collect(&args.images)? {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let image = load_image(&bytes, &pre, &mut rng)
+            .with_context(|| format!("decoding {}", path.display()))?;
+        let bits = runner.taps(&image, 1, &[last])?.remove(0);
+        let logits = head.logits(&signs(&bits, channels))?;
+        out.push(Prediction {
+            image: path,
+            labels: top_k(&logits, args.top.max(1))
+                .into_iter()
+                .map(|(c, p)| Label {
+                    class: info.classes[c].clone(),
+                    probability: p,
+                })
+                .collect(),
+        });
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let name = |p: &Path| p.display().to_string();
+    for p in &out {
+        let labels: Vec<String> = p
+            .labels
+            .iter()
+            .map(|l| format!("{} {:.1}%", l.class, 100.0 * l.probability))
+            .collect();
+        println!("{}: {}", name(&p.image), labels.join(", "));
+    }
+    Ok(())
+}

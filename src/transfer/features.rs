@@ -1,0 +1,334 @@
+//! Features of a whole split for transfer learning: the frozen extractor run over a data set at
+//! one or more cut points in one pass (on a wgpu device, or on the CPU when there is none), and
+//! the feature cache that makes the second run of `bnn transfer` skip extraction.
+//!
+//! A cache file is named `<backbone>-<cut>-<split>-<key>.safetensors` (the [`FeatureCache`]
+//! format of `bnn extract`), where `key` fingerprints everything the features depend on: the
+//! backbone's bytes, the cut, the data set (path, size, modification time, every sample name and
+//! label, the class names) and the input size. A file with the right prefix and another key is
+//! stale: it is replaced.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::bits::unpack_rows;
+use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+use crate::error::{Error, Result};
+use crate::extractor::cache::CacheInfo;
+use crate::extractor::{Extractor, ExtractorFile, FeatureCache, Features, Output, reference};
+use crate::gpu::Gpu;
+
+/// Features of one split: `x` is `[n][dim]` f32 (±1 for the binary extractor).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureSet {
+    pub dim: usize,
+    pub x: Vec<f32>,
+    pub labels: Vec<usize>,
+    pub classes: Vec<String>,
+}
+
+impl FeatureSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// 64-bit FNV-1a, the fingerprint of caches and backbones (not cryptographic: it names files).
+#[derive(Clone, Copy, Debug)]
+pub struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Fingerprint(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fingerprint {
+    pub fn bytes(mut self, bytes: &[u8]) -> Self {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x100_0000_01b3);
+        }
+        // Length-delimited, so ("ab", "c") and ("a", "bc") differ.
+        self.0 ^= bytes.len() as u64;
+        self.0 = self.0.wrapping_mul(0x100_0000_01b3);
+        self
+    }
+    pub fn str(self, s: &str) -> Self {
+        self.bytes(s.as_bytes())
+    }
+    pub fn u64(self, v: u64) -> Self {
+        self.bytes(&v.to_le_bytes())
+    }
+    pub fn hex(self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// Fingerprint of one split of a data set: its path, size and modification time, its class names
+/// and every sample's name and label.
+pub fn data_fingerprint(set: &ImageFolder) -> Fingerprint {
+    let path = set.source();
+    let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut f = Fingerprint::default()
+        .str(&canon.to_string_lossy())
+        .str(set.split());
+    if let Ok(m) = std::fs::metadata(path) {
+        f = f.u64(m.len());
+        if let Ok(t) = m.modified()
+            && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+        {
+            f = f.u64(d.as_nanos() as u64);
+        }
+    }
+    for c in &set.classes {
+        f = f.str(c);
+    }
+    for s in &set.samples {
+        f = f.str(&s.name).u64(s.label as u64);
+    }
+    f
+}
+
+/// Where the extractor runs.
+pub enum Runner<'g> {
+    /// The WGSL kernels on a wgpu device.
+    Gpu(Box<Extractor<'g>>),
+    /// The library's scalar CPU path (no wgpu adapter).
+    Cpu(Box<ExtractorFile>),
+}
+
+impl Runner<'_> {
+    fn file(&self) -> &ExtractorFile {
+        match self {
+            Runner::Gpu(e) => e.file(),
+            Runner::Cpu(f) => f,
+        }
+    }
+
+    /// Packed bits at each layer index of `taps` for `batch` NHWC images.
+    pub fn taps(&self, images: &[f32], batch: usize, taps: &[usize]) -> Result<Vec<Vec<u32>>> {
+        match self {
+            Runner::Gpu(e) => e.run_taps(images, taps),
+            Runner::Cpu(f) => reference::run_taps(f, images, batch, taps),
+        }
+    }
+}
+
+/// A feature-cache directory.
+pub struct Cache {
+    pub dir: PathBuf,
+}
+
+impl Cache {
+    /// `$XDG_CACHE_HOME/bnn-transfer`, else `$HOME/.cache/bnn-transfer`, else `.bnn-cache`.
+    pub fn default_dir() -> PathBuf {
+        if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+            return PathBuf::from(d).join("bnn-transfer");
+        }
+        if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+            return PathBuf::from(h).join(".cache").join("bnn-transfer");
+        }
+        PathBuf::from(".bnn-cache")
+    }
+
+    fn prefix(backbone: &str, cut: &str, split: &str) -> String {
+        let clean = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        format!("{}-{}-{}-", clean(backbone), clean(cut), clean(split))
+    }
+
+    fn path(&self, backbone: &str, cut: &str, split: &str, key: &str) -> PathBuf {
+        self.dir.join(format!(
+            "{}{key}.safetensors",
+            Self::prefix(backbone, cut, split)
+        ))
+    }
+
+    /// The cached features, if a valid file with this key exists. A corrupt file is reported on
+    /// stderr and treated as missing (it is rebuilt).
+    pub fn get(&self, backbone: &str, cut: &str, split: &str, key: &str) -> Option<FeatureCache> {
+        let path = self.path(backbone, cut, split, key);
+        if !path.exists() {
+            return None;
+        }
+        match FeatureCache::load(&path) {
+            Ok(c) if c.info.key == key => Some(c),
+            Ok(_) => None,
+            Err(e) => {
+                eprintln!("ignoring a broken feature cache ({e}); rebuilding it");
+                None
+            }
+        }
+    }
+
+    /// Stores `cache` under its key and removes stale files of the same backbone, cut and
+    /// split. Returns the path and how many stale files were removed.
+    pub fn put(&self, backbone: &str, cache: &FeatureCache) -> Result<(PathBuf, usize)> {
+        let i = &cache.info;
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let path = self.path(backbone, &i.cut, &i.split, &i.key);
+        cache.save(&path)?;
+        let prefix = Self::prefix(backbone, &i.cut, &i.split);
+        let mut stale = 0;
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix)
+                    && name.ends_with(".safetensors")
+                    && e.path() != path
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    stale += 1;
+                }
+            }
+        }
+        Ok((path, stale))
+    }
+}
+
+/// ±1 features `[n][h·w·c]` (NHWC) from packed bits of a layer with `channels` channels.
+pub fn signs(bits: &[u32], channels: usize) -> Vec<f32> {
+    unpack_rows(bits, channels)
+}
+
+/// Features of one split at several cuts of an extractor, from the cache where valid, otherwise
+/// by one pass of the extractor over the split (then cached). Returns one [`FeatureSet`] per cut
+/// and the seconds spent extracting (0 when everything came from the cache).
+pub fn extractor_features(
+    runner: &Runner,
+    backbone: (&str, Fingerprint),
+    set: Arc<ImageFolder>,
+    cuts: &[String],
+    cache: &Cache,
+    batch_size: usize,
+    workers: usize,
+) -> Result<(Vec<FeatureSet>, f64)> {
+    let file = runner.file();
+    let size = file.graph.input.size;
+    let data_fp = data_fingerprint(&set);
+    let taps: Vec<usize> = cuts
+        .iter()
+        .map(|c| file.layer_index(c))
+        .collect::<Result<_>>()?;
+    let key = |cut: &str| {
+        Fingerprint::default()
+            .u64(backbone.1.0)
+            .u64(data_fp.0)
+            .str(cut)
+            .u64(size as u64)
+            .str("bits")
+            .hex()
+    };
+    let mut found: Vec<Option<FeatureCache>> = cuts
+        .iter()
+        .map(|c| cache.get(backbone.0, c, set.split(), &key(c)))
+        .collect();
+    let missing: Vec<usize> = (0..cuts.len()).filter(|&i| found[i].is_none()).collect();
+    let mut seconds = 0.0;
+    if !missing.is_empty() {
+        let miss_taps: Vec<usize> = missing.iter().map(|&i| taps[i]).collect();
+        let cfg = LoaderConfig {
+            batch_size: batch_size.max(1),
+            shuffle_seed: None,
+            workers,
+            ..LoaderConfig::default()
+        };
+        let loader = Loader::new(set.clone(), Preprocess::eval(size), cfg);
+        let bar = crate::progress::bar(
+            set.len() as u64,
+            &format!(
+                "features {} ({})",
+                set.split(),
+                missing
+                    .iter()
+                    .map(|&i| cuts[i].as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        );
+        let start = Instant::now();
+        let mut bits: Vec<Vec<u32>> = vec![Vec::new(); missing.len()];
+        let mut labels: Vec<u32> = Vec::with_capacity(set.len());
+        for batch in loader {
+            let batch = batch?;
+            for (b, part) in
+                bits.iter_mut()
+                    .zip(runner.taps(&batch.images, batch.len(), &miss_taps)?)
+            {
+                b.extend(part);
+            }
+            labels.extend(batch.labels.iter().map(|&l| l as u32));
+            bar.inc(batch.len() as u64);
+            bar.set_message(format!(
+                "{:.0} images/s",
+                labels.len() as f64 / start.elapsed().as_secs_f64()
+            ));
+        }
+        bar.finish_and_clear();
+        seconds = start.elapsed().as_secs_f64();
+        for (&i, b) in missing.iter().zip(bits) {
+            let spec = &file.layers[taps[i]].spec;
+            let entry = FeatureCache {
+                info: CacheInfo {
+                    output: Output::Bits,
+                    dim: spec.out_len(),
+                    per_image: spec.out_words(),
+                    shape: spec.out_shape,
+                    classes: set.classes.clone(),
+                    model: backbone.0.to_string(),
+                    cut: cuts[i].clone(),
+                    data: set.source().display().to_string(),
+                    split: set.split().to_string(),
+                    key: key(&cuts[i]),
+                },
+                features: Features::Bits(b),
+                labels: labels.clone(),
+            };
+            cache.put(backbone.0, &entry)?;
+            found[i] = Some(entry);
+        }
+    }
+    let sets = found
+        .into_iter()
+        .map(|c| {
+            let c = c.expect("every cut found or extracted");
+            let x = match &c.features {
+                Features::Bits(b) => signs(b, c.info.shape[2]),
+                Features::Float(v) => v.clone(),
+                Features::Int(v) => v.iter().map(|&i| i as f32).collect(),
+            };
+            FeatureSet {
+                dim: c.info.dim,
+                x,
+                labels: c.labels.iter().map(|&l| l as usize).collect(),
+                classes: c.info.classes,
+            }
+        })
+        .collect();
+    Ok((sets, seconds))
+}
+
+/// A wgpu device if there is one, else `None` with the reason (the CPU path is used then).
+pub fn gpu_or_reason() -> std::result::Result<Gpu, String> {
+    Gpu::new().map_err(|e| e.to_string())
+}
+
+/// The fingerprint of an extractor file's bytes.
+pub fn file_fingerprint(path: &Path) -> Result<Fingerprint> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(Fingerprint::default().bytes(&bytes))
+}

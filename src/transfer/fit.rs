@@ -1,0 +1,319 @@
+//! Training a head on cached features with burn (Adam with decoupled weight decay, mini-batches,
+//! early stopping on the validation split), and the float twin's features from a burn
+//! checkpoint. This is the only part of transfer learning that needs burn.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::{Module, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::eval::score;
+use super::features::FeatureSet;
+use super::head::Dense;
+use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// How a head is trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitConfig {
+    /// Hidden layer widths (empty: linear).
+    pub hidden: Vec<usize>,
+    /// Most epochs.
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f32,
+    /// Stop after this many epochs without a better validation top-1 (0: never stop early).
+    pub patience: usize,
+    pub seed: u64,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig {
+            hidden: vec![],
+            epochs: 100,
+            batch_size: 64,
+            lr: 1e-3,
+            weight_decay: 1e-2,
+            patience: 15,
+            seed: 0,
+        }
+    }
+}
+
+/// One epoch of head training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitEpoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_top1: f64,
+    pub val_loss: Option<f64>,
+    pub val_top1: Option<f64>,
+}
+
+/// A trained head's layers and how training went.
+#[derive(Clone, Debug)]
+pub struct Fitted {
+    pub layers: Vec<Dense>,
+    pub history: Vec<FitEpoch>,
+    /// The epoch whose weights were kept (best validation top-1, or the last one).
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    pub seconds: f64,
+}
+
+#[derive(Module, Debug)]
+struct Layer {
+    weight: Param<Tensor<2>>,
+    bias: Param<Tensor<1>>,
+}
+
+#[derive(Module, Debug)]
+struct HeadNet {
+    layers: Vec<Layer>,
+}
+
+impl HeadNet {
+    fn new(dims: &[usize], device: &Device, rng: &mut Rng) -> HeadNet {
+        let layers = dims
+            .windows(2)
+            .map(|w| {
+                let (i, o) = (w[0], w[1]);
+                // He-uniform for ReLU layers, Glorot-like for the logits: both U(−l, l).
+                let limit = (6.0 / i as f64).sqrt() as f32 * 0.5;
+                let values: Vec<f32> = (0..i * o).map(|_| rng.range(-limit, limit)).collect();
+                Layer {
+                    weight: Param::from_data(TensorData::new(values, [o, i]), device),
+                    bias: Param::from_data(TensorData::new(vec![0f32; o], [o]), device),
+                }
+            })
+            .collect();
+        HeadNet { layers }
+    }
+
+    fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
+        let n = self.layers.len();
+        for (i, l) in self.layers.iter().enumerate() {
+            let [o] = l.bias.dims();
+            x = x.matmul(l.weight.val().transpose()) + l.bias.val().reshape([1, o]);
+            if i + 1 < n {
+                x = burn::tensor::activation::relu(x);
+            }
+        }
+        x
+    }
+
+    fn to_dense(&self) -> Vec<Dense> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let [outputs, inputs] = l.weight.dims();
+                Dense {
+                    inputs,
+                    outputs,
+                    weight: values(l.weight.val()),
+                    bias: values(l.bias.val()),
+                }
+            })
+            .collect()
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().unwrap_or_default()
+}
+
+fn rows(set: &FeatureSet, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+    let d = set.dim;
+    let mut x = Vec::with_capacity(idx.len() * d);
+    for &i in idx {
+        x.extend_from_slice(&set.x[i * d..(i + 1) * d]);
+    }
+    let y: Vec<i64> = idx.iter().map(|&i| set.labels[i] as i64).collect();
+    (
+        Tensor::<2>::from_data(TensorData::new(x, [idx.len(), d]), device),
+        Tensor::<1, Int>::from_data(TensorData::new(y, [idx.len()]), device),
+    )
+}
+
+/// Logits `[n][classes]` of a whole feature set, in batches.
+fn predict(net: &HeadNet, set: &FeatureSet, device: &Device) -> Vec<f32> {
+    let all: Vec<usize> = (0..set.len()).collect();
+    let mut out = Vec::new();
+    for chunk in all.chunks(1024) {
+        let (x, _) = rows(set, chunk, device);
+        out.extend(values(net.forward(x)));
+    }
+    out
+}
+
+/// Trains a head on `train` (standardised features) with early stopping on `val`. `device` is a
+/// plain (non-autodiff) burn device; flex is the right one for heads of this size.
+pub fn fit(
+    train: &FeatureSet,
+    val: Option<&FeatureSet>,
+    cfg: &FitConfig,
+    device: &Device,
+    bar: &indicatif::ProgressBar,
+) -> Result<Fitted> {
+    if train.is_empty() {
+        return Err(Error::Dataset("no training features".into()));
+    }
+    let classes = train.classes.len();
+    let start = Instant::now();
+    let mut rng = Rng::new(cfg.seed);
+    let dims: Vec<usize> = std::iter::once(train.dim)
+        .chain(cfg.hidden.iter().copied())
+        .chain([classes])
+        .collect();
+    let ad = device.clone().autodiff();
+    let mut net = HeadNet::new(&dims, &ad, &mut rng);
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay)
+        .init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut history = Vec::new();
+    let mut best: Option<(f64, usize, Vec<Dense>)> = None;
+    let mut stopped_early = false;
+    bar.set_length(cfg.epochs as u64);
+    for epoch in 1..=cfg.epochs {
+        rng.shuffle(&mut order);
+        let (mut loss_sum, mut hits) = (0.0f64, 0u64);
+        for chunk in order.chunks(cfg.batch_size.max(1)) {
+            let (x, y) = rows(train, chunk, &ad);
+            let logits = net.forward(x);
+            let loss = loss_fn.forward(logits.clone(), y);
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(cfg.lr, net, grads);
+            let l: f32 = loss.into_scalar();
+            loss_sum += l as f64 * chunk.len() as f64;
+            let labels: Vec<usize> = chunk.iter().map(|&i| train.labels[i]).collect();
+            hits += score(&values(logits), classes, &labels).1;
+        }
+        let n = train.len() as f64;
+        let eval = net.valid();
+        let (val_loss, val_top1) = match val {
+            Some(v) if !v.is_empty() => {
+                let (l, t1, _) = score(&predict(&eval, v, device), classes, &v.labels);
+                (Some(l / v.len() as f64), Some(t1 as f64 / v.len() as f64))
+            }
+            _ => (None, None),
+        };
+        history.push(FitEpoch {
+            epoch,
+            train_loss: loss_sum / n,
+            train_top1: hits as f64 / n,
+            val_loss,
+            val_top1,
+        });
+        bar.inc(1);
+        bar.set_message(match val_top1 {
+            Some(t) => format!("val top-1 {:.1}%", 100.0 * t),
+            None => format!("train loss {:.3}", loss_sum / n),
+        });
+        match val_top1 {
+            Some(t) => {
+                if best.as_ref().is_none_or(|b| t > b.0) {
+                    best = Some((t, epoch, eval.to_dense()));
+                } else if cfg.patience > 0
+                    && epoch - best.as_ref().map_or(0, |b| b.1) >= cfg.patience
+                {
+                    stopped_early = true;
+                    break;
+                }
+            }
+            None => best = Some((0.0, epoch, eval.to_dense())),
+        }
+    }
+    let (_, best_epoch, layers) = best.expect("at least one epoch");
+    Ok(Fitted {
+        layers,
+        history,
+        best_epoch,
+        stopped_early,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Features of one split from a `bnn pretrain` checkpoint (the float twin, or a binary net run
+/// by burn) at the layers named `cuts` (`conv1`…, `fc1`…): the activations after batch norm and
+/// ReLU (or sign), flattened per image in burn's C, H, W order. Runs on burn's flex backend.
+pub fn checkpoint_features(
+    dir: &Path,
+    set: Arc<ImageFolder>,
+    cuts: &[String],
+    batch_size: usize,
+    workers: usize,
+) -> Result<(Vec<FeatureSet>, f64)> {
+    let device = Device::flex();
+    let (arch, _, model) = crate::model::load(dir, &device)?;
+    let names = crate::export::layer_names(&arch);
+    let idx: Vec<usize> = cuts
+        .iter()
+        .map(|c| {
+            names.iter().position(|n| n == c).ok_or_else(|| {
+                Error::Shape(format!(
+                    "no layer '{c}' in {}; its layers: {}",
+                    dir.display(),
+                    names.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let cfg = LoaderConfig {
+        batch_size: batch_size.max(1),
+        shuffle_seed: None,
+        workers,
+        ..LoaderConfig::default()
+    };
+    let loader = Loader::new(set.clone(), Preprocess::eval(arch.input), cfg);
+    let bar = crate::progress::bar(
+        set.len() as u64,
+        &format!("features {} (burn, {})", set.split(), cuts.join(",")),
+    );
+    let start = Instant::now();
+    let mut xs: Vec<Vec<f32>> = vec![Vec::new(); cuts.len()];
+    let mut dims = vec![0usize; cuts.len()];
+    let mut labels = Vec::with_capacity(set.len());
+    let convs = arch.convs.len();
+    for batch in loader {
+        let batch = batch?;
+        let (images, _) = crate::train::pretrain::batch_tensors(&batch, &device);
+        let trace = model.trace(images);
+        for (k, &i) in idx.iter().enumerate() {
+            let act = if i < convs {
+                trace.convs[i].act.clone()
+            } else {
+                trace.dense[i - convs].act.clone()
+            };
+            let [n, c, h, w] = act.dims();
+            dims[k] = c * h * w;
+            debug_assert_eq!(n, batch.len());
+            xs[k].extend(values(act));
+        }
+        labels.extend_from_slice(&batch.labels);
+        bar.inc(batch.len() as u64);
+    }
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((
+        xs.into_iter()
+            .zip(dims)
+            .map(|(x, dim)| FeatureSet {
+                dim,
+                x,
+                labels: labels.clone(),
+                classes: set.classes.clone(),
+            })
+            .collect(),
+        seconds,
+    ))
+}

@@ -1,0 +1,292 @@
+//! A transfer head: the float layers retrained for a new task on top of a frozen backbone, as a
+//! plain-Rust forward pass (so `bnn predict` needs no burn) and its safetensors file.
+//!
+//! File: tensors `mean` and `scale` (`[dim]` F32, the input standardisation `(x − mean)·scale`
+//! learnt on the training features), then `layers.{i}.weight` (`[out][in]` F32) and
+//! `layers.{i}.bias` (`[out]` F32); ReLU between layers, none after the last (logits). Metadata
+//! `format` = `bnn-head` and `info` = a JSON [`HeadInfo`]: classes, backbone, cut, feature kind.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::write_atomic;
+use crate::error::{Error, Result};
+
+pub const HEAD_FORMAT: &str = "bnn-head";
+pub const HEAD_VERSION: u32 = 1;
+
+/// Where a head's input features come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackboneKind {
+    /// A packed extractor file (`bnn export`), run by the XNOR kernels; features are ±1.
+    Extractor,
+    /// A burn checkpoint directory (`bnn pretrain`), run by burn: the float twin's features.
+    Checkpoint,
+}
+
+/// The backbone a head was trained on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackboneInfo {
+    pub kind: BackboneKind,
+    /// As given on the command line.
+    pub path: String,
+    /// Hex fingerprint of its weights (the extractor file's bytes, or the checkpoint's model).
+    pub fingerprint: String,
+}
+
+/// What a head file says about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeadInfo {
+    pub version: u32,
+    /// Class names, in label order.
+    pub classes: Vec<String>,
+    pub backbone: BackboneInfo,
+    /// The backbone layer whose output feeds the head.
+    pub cut: String,
+    /// Features per image.
+    pub dim: usize,
+    /// Widths of the hidden layers (empty: a linear head).
+    pub hidden: Vec<usize>,
+    /// Input image side the backbone expects (images are resized and center-cropped to it).
+    pub input_size: usize,
+    /// The data set and layout the head was trained on.
+    pub data: String,
+    pub layout: String,
+}
+
+/// One fully connected layer, `y = W·x + b`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    pub inputs: usize,
+    pub outputs: usize,
+    /// `[outputs][inputs]`.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// A trained head: standardisation, then dense layers with ReLU between them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Head {
+    pub info: HeadInfo,
+    pub mean: Vec<f32>,
+    pub scale: Vec<f32>,
+    pub layers: Vec<Dense>,
+}
+
+/// Per-feature mean and 1/std of `x` (`[n][dim]`); constant features get scale 1.
+pub fn standardisation(x: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = (x.len() / dim.max(1)).max(1) as f64;
+    let mut mean = vec![0f64; dim];
+    let mut sq = vec![0f64; dim];
+    for row in x.chunks_exact(dim) {
+        for (j, &v) in row.iter().enumerate() {
+            mean[j] += v as f64;
+            sq[j] += v as f64 * v as f64;
+        }
+    }
+    let mut scale = vec![1f32; dim];
+    for j in 0..dim {
+        mean[j] /= n;
+        let var = sq[j] / n - mean[j] * mean[j];
+        if var > 1e-12 {
+            scale[j] = (1.0 / var.sqrt()) as f32;
+        }
+    }
+    (mean.into_iter().map(|m| m as f32).collect(), scale)
+}
+
+/// `(x − mean)·scale` in place, row by row.
+pub fn standardise(x: &mut [f32], mean: &[f32], scale: &[f32]) {
+    for row in x.chunks_exact_mut(mean.len()) {
+        for ((v, m), s) in row.iter_mut().zip(mean).zip(scale) {
+            *v = (*v - m) * s;
+        }
+    }
+}
+
+fn bad(path: &Path, m: impl Into<String>) -> Error {
+    Error::ModelFile {
+        path: path.to_path_buf(),
+        message: m.into(),
+    }
+}
+
+impl Head {
+    /// Checks that the layers chain from `dim` features to one logit per class.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let dim = self.info.dim;
+        if self.mean.len() != dim || self.scale.len() != dim {
+            return Err(bad(
+                path,
+                "standardisation tensors do not match the feature size",
+            ));
+        }
+        let mut inputs = dim;
+        for (i, l) in self.layers.iter().enumerate() {
+            if l.inputs != inputs
+                || l.weight.len() != l.inputs * l.outputs
+                || l.bias.len() != l.outputs
+            {
+                return Err(bad(
+                    path,
+                    format!("layer {i} does not chain ({inputs} inputs)"),
+                ));
+            }
+            inputs = l.outputs;
+        }
+        if self.layers.is_empty() || inputs != self.info.classes.len() {
+            return Err(bad(
+                path,
+                "the last layer does not give one logit per class",
+            ));
+        }
+        if self
+            .layers
+            .iter()
+            .any(|l| l.weight.iter().chain(&l.bias).any(|v| !v.is_finite()))
+        {
+            return Err(bad(path, "non-finite weights"));
+        }
+        Ok(())
+    }
+
+    /// Logits `[n][classes]` of raw features `x` (`[n][dim]`, before standardisation).
+    pub fn logits(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let dim = self.info.dim;
+        if dim == 0 || !x.len().is_multiple_of(dim) {
+            return Err(Error::Shape(format!(
+                "{} feature values are not a whole number of {dim}-feature rows",
+                x.len()
+            )));
+        }
+        let mut a = x.to_vec();
+        standardise(&mut a, &self.mean, &self.scale);
+        let n = x.len() / dim;
+        for (i, l) in self.layers.iter().enumerate() {
+            let relu = i + 1 < self.layers.len();
+            let mut y = vec![0f32; n * l.outputs];
+            for (xr, yr) in a.chunks_exact(l.inputs).zip(y.chunks_exact_mut(l.outputs)) {
+                for (o, out) in yr.iter_mut().enumerate() {
+                    let w = &l.weight[o * l.inputs..(o + 1) * l.inputs];
+                    let s: f32 = w.iter().zip(xr).map(|(w, x)| w * x).sum::<f32>() + l.bias[o];
+                    *out = if relu { s.max(0.0) } else { s };
+                }
+            }
+            a = y;
+        }
+        Ok(a)
+    }
+
+    /// Writes the head atomically; returns its size in bytes.
+    pub fn save(&self, path: &Path) -> Result<u64> {
+        self.validate(path)?;
+        let sh = |e: safetensors::SafeTensorError| Error::Shape(format!("safetensors: {e}"));
+        let mut views: Vec<(String, TensorView)> = vec![
+            (
+                "mean".into(),
+                TensorView::new(
+                    Dtype::F32,
+                    vec![self.info.dim],
+                    bytemuck::cast_slice(&self.mean),
+                )
+                .map_err(sh)?,
+            ),
+            (
+                "scale".into(),
+                TensorView::new(
+                    Dtype::F32,
+                    vec![self.info.dim],
+                    bytemuck::cast_slice(&self.scale),
+                )
+                .map_err(sh)?,
+            ),
+        ];
+        for (i, l) in self.layers.iter().enumerate() {
+            views.push((
+                format!("layers.{i}.weight"),
+                TensorView::new(
+                    Dtype::F32,
+                    vec![l.outputs, l.inputs],
+                    bytemuck::cast_slice(&l.weight),
+                )
+                .map_err(sh)?,
+            ));
+            views.push((
+                format!("layers.{i}.bias"),
+                TensorView::new(Dtype::F32, vec![l.outputs], bytemuck::cast_slice(&l.bias))
+                    .map_err(sh)?,
+            ));
+        }
+        let info = serde_json::to_string(&self.info).map_err(|e| Error::Shape(e.to_string()))?;
+        let meta = HashMap::from([
+            ("format".to_string(), HEAD_FORMAT.to_string()),
+            ("info".to_string(), info),
+        ]);
+        let bytes = safetensors::serialize(views, Some(meta)).map_err(sh)?;
+        write_atomic(path, &bytes)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// Reads and validates a head file; anything malformed is an [`Error::ModelFile`].
+    pub fn load(path: &Path) -> Result<Head> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e.to_string()))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        if meta.get("format").map(String::as_str) != Some(HEAD_FORMAT) {
+            return Err(bad(path, "not a head file (from `bnn transfer`)"));
+        }
+        let info: HeadInfo = serde_json::from_str(meta.get("info").map_or("", |s| s))
+            .map_err(|e| bad(path, format!("info: {e}")))?;
+        if info.version != HEAD_VERSION {
+            return Err(bad(
+                path,
+                format!(
+                    "head version {} (this build reads {HEAD_VERSION})",
+                    info.version
+                ),
+            ));
+        }
+        let f32s = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let t = st
+                .tensor(name)
+                .map_err(|e| bad(path, format!("{name}: {e}")))?;
+            if t.dtype() != Dtype::F32 || t.shape() != shape {
+                return Err(bad(path, format!("{name}: expected F32 {shape:?}")));
+            }
+            Ok(bytemuck::pod_collect_to_vec(t.data()))
+        };
+        let dim = info.dim;
+        let mean = f32s("mean", &[dim])?;
+        let scale = f32s("scale", &[dim])?;
+        let mut layers = Vec::new();
+        let mut inputs = dim;
+        let widths: Vec<usize> = info
+            .hidden
+            .iter()
+            .copied()
+            .chain([info.classes.len()])
+            .collect();
+        for (i, &outputs) in widths.iter().enumerate() {
+            layers.push(Dense {
+                inputs,
+                outputs,
+                weight: f32s(&format!("layers.{i}.weight"), &[outputs, inputs])?,
+                bias: f32s(&format!("layers.{i}.bias"), &[outputs])?,
+            });
+            inputs = outputs;
+        }
+        let head = Head {
+            info,
+            mean,
+            scale,
+            layers,
+        };
+        head.validate(path)?;
+        Ok(head)
+    }
+}

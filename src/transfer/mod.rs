@@ -1,0 +1,19 @@
+//! Transfer learning, the paper's workflow: one frozen binary extractor, a new float head per
+//! task.
+//!
+//! - [`features`]: the extractor run over a data set at one or more cut points in one pass, on a
+//!   wgpu device or the CPU, with a fingerprinted feature cache.
+//! - [`head`]: the head file and its plain-Rust forward pass (what `bnn predict` runs).
+//! - [`eval`]: top-1/top-5, per-class accuracy, confusions, softmax top-k.
+//! - [`fit`] (burn, feature `train`): head training with early stopping, and the float twin's
+//!   features from a burn checkpoint.
+
+pub mod eval;
+pub mod features;
+#[cfg(feature = "train")]
+pub mod fit;
+pub mod head;
+
+pub use eval::{Evaluation, evaluate, top_k};
+pub use features::{Cache, FeatureSet, Fingerprint, Runner};
+pub use head::{BackboneInfo, BackboneKind, Dense, Head, HeadInfo};

@@ -1,0 +1,346 @@
+//! Transfer learning: multi-cut extraction equals one run per cut (WGSL and CPU, bit-exact), the
+//! feature cache is reused and invalidated, heads train, save, load and predict the same logits,
+//! broken head files are clean errors, and `bnn transfer` / `bnn predict` work end to end.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output as ProcOutput};
+use std::sync::Arc;
+
+use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+use bnn_transfer::extractor::{Extractor, ExtractorFile, Output, reference};
+use bnn_transfer::model::Precision;
+use bnn_transfer::rng::Rng;
+use bnn_transfer::train::{self, RunOptions, TrainDevice};
+use bnn_transfer::transfer::features::{self, Cache, Fingerprint, Runner};
+use bnn_transfer::transfer::fit::{self, FitConfig};
+use bnn_transfer::transfer::head::{self, BackboneInfo, BackboneKind, Head, HeadInfo};
+use bnn_transfer::transfer::{FeatureSet, evaluate};
+use burn::tensor::Device;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bnn-transfer-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A short mini training on the smoke set, exported; shared by the tests of this binary.
+fn model(data: &Path) -> (PathBuf, PathBuf) {
+    static M: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        let dir = tmp("model");
+        let run = dir.join("run");
+        let schedule = train::Schedule {
+            kind: train::ScheduleKind::Constant,
+            lr: 5e-3,
+            step_epochs: 10,
+            gamma: 0.5,
+        };
+        let cfg = train::new_config(data, "mini", Precision::Binary, 2, 16, schedule, 3).unwrap();
+        let mut o = RunOptions::new(&run, TrainDevice::flex("test"));
+        o.progress = false;
+        o.workers = 1;
+        train::pretrain(cfg, &o).unwrap();
+        let device = Device::flex();
+        let (config, m) = train::checkpoint::load_model(&run, &device).unwrap();
+        let src = bnn_transfer::export::ExportSource {
+            val_top1: None,
+            epochs: None,
+            checkpoint: run.display().to_string(),
+        };
+        let file = bnn_transfer::export::build(&m, &config, None, src).unwrap();
+        let path = dir.join("mini.safetensors");
+        file.save(&path).unwrap();
+        (run, path)
+    })
+    .clone()
+}
+
+fn images(data: &Path, split: &str, size: usize) -> (Vec<f32>, usize) {
+    let set = Arc::new(ImageFolder::open(data, split).unwrap());
+    let cfg = LoaderConfig {
+        batch_size: 64,
+        shuffle_seed: None,
+        ..LoaderConfig::default()
+    };
+    let (mut x, mut n) = (Vec::new(), 0);
+    for b in Loader::new(set, Preprocess::eval(size), cfg) {
+        let b = b.unwrap();
+        n += b.len();
+        x.extend(b.images);
+    }
+    (x, n)
+}
+
+#[test]
+fn taps_equal_one_run_per_cut_on_gpu_and_cpu() {
+    let Some(data) = common::flowers_tiny() else {
+        return;
+    };
+    let (_, path) = model(&data);
+    let file = ExtractorFile::load(&path).unwrap();
+    let (x, n) = images(&data, "val", file.graph.input.size);
+    let names = file.layer_names();
+    let taps: Vec<usize> = (0..names.len()).rev().collect();
+    let cpu = reference::run_taps(&file, &x, n, &taps).unwrap();
+    for (&t, bits) in taps.iter().zip(&cpu) {
+        let cut = file.truncated(&names[t]).unwrap();
+        assert_eq!(cut.graph.cut, names[t]);
+        let one = reference::run(&cut, &x, n, Output::Bits).unwrap();
+        assert_eq!(
+            one,
+            bnn_transfer::extractor::Features::Bits(bits.clone()),
+            "{}",
+            names[t]
+        );
+    }
+    assert!(file.truncated("nope").is_err());
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    let ex = Extractor::new(gpu, file.clone()).unwrap();
+    assert_eq!(ex.run_taps(&x, &taps).unwrap(), cpu);
+    assert!(ex.run_taps(&x, &[names.len()]).is_err());
+}
+
+#[test]
+fn cache_is_reused_and_replaced_when_the_data_changes() {
+    let Some(data) = common::flowers_tiny() else {
+        return;
+    };
+    let (_, path) = model(&data);
+    let file = ExtractorFile::load(&path).unwrap();
+    let dir = tmp("cache");
+    let cache = Cache {
+        dir: dir.join("cache"),
+    };
+    let runner = Runner::Cpu(Box::new(file.clone()));
+    let fp = features::file_fingerprint(&path).unwrap();
+    let cuts = vec!["fc1".to_string(), "conv2".to_string()];
+    let set = Arc::new(ImageFolder::open(&data, "test").unwrap());
+    let (first, secs) =
+        features::extractor_features(&runner, ("m", fp), set.clone(), &cuts, &cache, 16, 1)
+            .unwrap();
+    assert!(secs > 0.0);
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].dim, 128);
+    assert_eq!(first[0].len(), 50);
+    assert!(first[0].x.iter().all(|&v| v == 1.0 || v == -1.0));
+    let (again, secs) =
+        features::extractor_features(&runner, ("m", fp), set.clone(), &cuts, &cache, 16, 1)
+            .unwrap();
+    assert_eq!(secs, 0.0, "second run must come from the cache");
+    assert_eq!(again, first);
+    // Another backbone fingerprint (a retrained model): new files; the old ones are stale and
+    // replaced.
+    let other = Fingerprint::default().str("other");
+    let (_, secs) =
+        features::extractor_features(&runner, ("m", other), set, &cuts, &cache, 16, 1).unwrap();
+    assert!(secs > 0.0);
+    let files: Vec<_> = std::fs::read_dir(&cache.dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 2, "one file per cut, stale ones removed");
+    // A corrupt cache file is rebuilt, not trusted.
+    for f in &files {
+        std::fs::write(f.path(), b"garbage").unwrap();
+    }
+    let set = Arc::new(ImageFolder::open(&data, "test").unwrap());
+    let (rebuilt, secs) =
+        features::extractor_features(&runner, ("m", other), set, &cuts, &cache, 16, 1).unwrap();
+    assert!(secs > 0.0);
+    assert_eq!(rebuilt, first);
+}
+
+/// Two Gaussian blobs per class in 12 dimensions: separable, so a head must learn them.
+fn blobs(rng: &mut Rng, n: usize, classes: usize) -> FeatureSet {
+    let dim = 12;
+    let centers: Vec<f32> = (0..classes * dim).map(|_| rng.range(-2.0, 2.0)).collect();
+    let (mut x, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let c = i % classes;
+        for d in 0..dim {
+            x.push(centers[c * dim + d] + rng.range(-0.5, 0.5));
+        }
+        labels.push(c);
+    }
+    FeatureSet {
+        dim,
+        x,
+        labels,
+        classes: (0..classes).map(|c| format!("c{c}")).collect(),
+    }
+}
+
+#[test]
+fn heads_learn_save_load_and_agree() {
+    let mut rng = Rng::new(5);
+    // Same centers for all three sets: draw them once through one generator state.
+    let all = blobs(&mut rng, 600, 4);
+    let split = |r: std::ops::Range<usize>| FeatureSet {
+        dim: all.dim,
+        x: all.x[r.start * all.dim..r.end * all.dim].to_vec(),
+        labels: all.labels[r.clone()].to_vec(),
+        classes: all.classes.clone(),
+    };
+    let (train, val, test) = (split(0..400), split(400..500), split(500..600));
+    let dir = tmp("heads");
+    for hidden in [vec![], vec![16]] {
+        let cfg = FitConfig {
+            hidden: hidden.clone(),
+            epochs: 40,
+            patience: 5,
+            ..FitConfig::default()
+        };
+        let bar = indicatif::ProgressBar::hidden();
+        let fitted = fit::fit(&train, Some(&val), &cfg, &Device::flex(), &bar).unwrap();
+        assert!(fitted.best_epoch >= 1 && fitted.best_epoch <= fitted.history.len());
+        let (mean, scale) = head::standardisation(&train.x, train.dim);
+        let h = Head {
+            info: HeadInfo {
+                version: head::HEAD_VERSION,
+                classes: train.classes.clone(),
+                backbone: BackboneInfo {
+                    kind: BackboneKind::Extractor,
+                    path: "x".into(),
+                    fingerprint: "0".into(),
+                },
+                cut: "fc1".into(),
+                dim: train.dim,
+                hidden: hidden.clone(),
+                input_size: 32,
+                data: "blobs".into(),
+                layout: "imagefolder".into(),
+            },
+            // Identity standardisation: the head was trained on raw features here.
+            mean: vec![0.0; mean.len()],
+            scale: vec![1.0; scale.len()],
+            layers: fitted.layers,
+        };
+        let e = evaluate(&h.logits(&test.x).unwrap(), &test.labels, &test.classes, 3);
+        assert!(e.top1 > 0.95, "hidden {hidden:?}: {e:?}");
+        let p = dir.join("h.safetensors");
+        h.save(&p).unwrap();
+        let back = Head::load(&p).unwrap();
+        assert_eq!(back, h);
+        // Broken files are clean errors.
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 9]).unwrap();
+        assert!(Head::load(&p).is_err());
+        std::fs::write(&p, b"not a head").unwrap();
+        let msg = Head::load(&p).unwrap_err().to_string();
+        assert!(msg.contains("h.safetensors"), "{msg}");
+    }
+}
+
+fn bnn(args: &[&str]) -> ProcOutput {
+    let out = Command::new(env!("CARGO_BIN_EXE_bnn"))
+        .args(args)
+        .output()
+        .unwrap();
+    eprintln!(
+        "bnn {}: {}\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn cli_transfer_then_predict() {
+    let Some(data) = common::flowers_tiny() else {
+        return;
+    };
+    let (run, path) = model(&data);
+    let dir = tmp("cli");
+    let out = dir.join("t");
+    let cache = dir.join("cache");
+    let o = bnn(&[
+        "transfer",
+        "--model",
+        s(&path),
+        "--data",
+        s(&data),
+        "--retrain",
+        "1,2",
+        "--scratch",
+        s(&run),
+        "--epochs",
+        "20",
+        "--cache-dir",
+        s(&cache),
+        "--out",
+        s(&out),
+        "--extractor-device",
+        "cpu",
+    ]);
+    assert!(o.status.success());
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "two heads and the scratch row");
+    for r in rows {
+        let t = r["test"]["top1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&t));
+        assert_eq!(r["test"]["images"], 50);
+    }
+    assert_eq!(rows[0]["cut"], "fc1");
+    assert_eq!(rows[1]["cut"], "conv3");
+    assert_eq!(rows[1]["head"], "mlp:128");
+    assert_eq!(rows[0]["test"]["per_class"].as_array().unwrap().len(), 5);
+    assert!(report["extraction_s"][0][1].as_f64().unwrap() > 0.0);
+    let head = out.join("binary-fc1-linear/head.safetensors");
+    assert!(head.is_file());
+
+    // Predict agrees with the head applied to the cached features of the same images.
+    let img_dir = dir.join("imgs");
+    std::fs::create_dir_all(&img_dir).unwrap();
+    let set = ImageFolder::open(&data, "test").unwrap();
+    for i in [0, 17, 49] {
+        std::fs::write(img_dir.join(format!("{i:02}.jpg")), set.read(i).unwrap()).unwrap();
+    }
+    let o = bnn(&[
+        "predict",
+        "--head",
+        s(&head),
+        "--json",
+        "--top",
+        "2",
+        "--cpu",
+        s(&img_dir),
+    ]);
+    assert!(o.status.success());
+    let preds: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let preds = preds.as_array().unwrap();
+    assert_eq!(preds.len(), 3);
+    let h = Head::load(&head).unwrap();
+    let file = ExtractorFile::load(&path).unwrap();
+    let (x, n) = images(&data, "test", file.graph.input.size);
+    let bits = reference::run(&file, &x, n, Output::Signs).unwrap();
+    let bnn_transfer::extractor::Features::Float(signs) = bits else {
+        panic!("signs are floats")
+    };
+    let logits = h.logits(&signs).unwrap();
+    for (p, i) in preds.iter().zip([0usize, 17, 49]) {
+        let row = &logits[i * 5..(i + 1) * 5];
+        let best = bnn_transfer::transfer::top_k(row, 1)[0];
+        assert_eq!(p["labels"][0]["class"], h.info.classes[best.0].as_str());
+        let prob = p["labels"][0]["probability"].as_f64().unwrap();
+        assert!((prob - best.1 as f64).abs() < 1e-5);
+        assert_eq!(p["labels"].as_array().unwrap().len(), 2);
+    }
+
+    // Bad input: a missing image and a head file that is not one.
+    let o = bnn(&["predict", "--head", s(&head), s(&dir.join("missing.jpg"))]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.jpg"));
+    let o = bnn(&["predict", "--head", s(&path), s(&img_dir)]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a head file"));
+}
