@@ -2,6 +2,8 @@
 //! feature cache is reused and invalidated, heads train, save, load and predict the same logits,
 //! broken head files are clean errors, and `bnn transfer` / `bnn predict` work end to end.
 
+#![cfg(feature = "train")]
+
 mod common;
 
 use std::path::{Path, PathBuf};
