@@ -177,6 +177,7 @@ fn checkpoint_roundtrip_reproduces_the_eval_forward() {
     let config = bnn_transfer::train::PretrainConfig {
         model: mini(Precision::Binary),
         data: "none".into(),
+        layout: Default::default(),
         train_split: "train".into(),
         val_split: None,
         classes: (0..5).map(|i| i.to_string()).collect(),

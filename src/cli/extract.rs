@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::cache::CacheInfo;
 use bnn_transfer::extractor::{Extractor, ExtractorFile, FeatureCache, Features, Output};
 use bnn_transfer::gpu::Gpu;
@@ -15,9 +15,12 @@ pub struct Args {
     /// The extractor file (from `bnn export`).
     #[arg(long)]
     model: PathBuf,
-    /// Data set: a directory or an uncompressed tar laid out as <split>/<class>/<image>.
+    /// Data set: a directory or an uncompressed tar in one of the --layout layouts.
     #[arg(long)]
     data: PathBuf,
+    /// How --data is laid out (docs/DATA.md); auto detects it.
+    #[arg(long, value_enum, default_value_t = Layout::Auto)]
+    layout: Layout,
     /// Split to extract.
     #[arg(long, default_value = "train")]
     split: String,
@@ -38,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     let ex = Extractor::new(&gpu, file)?;
     let set = Arc::new(
-        ImageFolder::open(&args.data, &args.split)
+        ImageFolder::open_layout(&args.data, args.layout, &args.split)
             .with_context(|| format!("opening {} ({})", args.data.display(), args.split))?,
     );
     let classes = set.classes.clone();

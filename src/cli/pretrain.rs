@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use bnn_transfer::arch::{ARCH_NAMES, Arch};
+use bnn_transfer::data::{ImageFolder, Layout};
 use bnn_transfer::model::Precision;
 use bnn_transfer::train::{
     self, DeviceChoice, PretrainConfig, RunOptions, Schedule, ScheduleKind, checkpoint,
@@ -19,10 +20,13 @@ const ARCH: &str = "small";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Data set: a directory or an uncompressed tar laid out as <split>/<class>/<image>, with a
+    /// Data set: a directory or an uncompressed tar in one of the --layout layouts, with a
     /// `train` split (and `val` for validation), e.g. ../shared/data/tinyimagenet-64.tar.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// How --data is laid out (docs/DATA.md) [default: auto, detected].
+    #[arg(long, value_enum)]
+    layout: Option<Layout>,
     /// Architecture: small (64 px, the default), alexnet (224 px, paper size), mini (32 px);
     /// `list` prints each one's layers, parameters, MACs per image and sizes, then exits.
     #[arg(long)]
@@ -122,8 +126,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             step_epochs: args.lr_step_epochs,
             gamma: args.lr_gamma,
         };
-        let mut config = train::new_config(
+        let mut config = train::pretrain::new_config_layout(
             &data,
+            args.layout.unwrap_or_default(),
             &arch,
             precision,
             args.epochs.unwrap_or(EPOCHS),
@@ -154,8 +159,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     );
     eprintln!(
-        "data: {} ({} classes), {} epochs of batch {}, Adam lr {} ({:?}), seed {}; output: {}",
+        "data: {} ({}, {} classes), {} epochs of batch {}, Adam lr {} ({:?}), seed {}; output: {}",
         config.data.display(),
+        config.layout,
         config.classes.len(),
         args.epochs.unwrap_or(config.epochs),
         config.batch_size,
@@ -196,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `--arch list`: every named architecture, sized for the classes of --data (200 without).
 fn list_archs(args: &Args) -> anyhow::Result<()> {
     let classes = match &args.data {
-        Some(d) => bnn_transfer::data::ImageFolder::open(d, "train")?
+        Some(d) => ImageFolder::open_layout(d, args.layout.unwrap_or_default(), "train")?
             .classes
             .len(),
         None => 200,
@@ -229,6 +235,13 @@ fn check_unchanged(
             d.display(),
             config.data.display()
         ));
+    }
+    if let Some(l) = args.layout
+        && l != Layout::Auto
+        && config.layout != Layout::Auto
+        && l != config.layout
+    {
+        diffs.push(format!("--layout {l} (run: {})", config.layout));
     }
     if let Some(a) = &args.arch
         && *a != config.model.arch.name

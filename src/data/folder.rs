@@ -1,23 +1,29 @@
-//! `ImageFolder`: one split of a data set laid out as `<split>/<class>/<image>`, read from a
-//! directory or straight from an uncompressed tar archive.
+//! `ImageFolder`: one split of an image data set, read from a directory or straight from an
+//! uncompressed tar archive, in any [`Layout`]: `<split>/<class>/<image>` (the layout this type is
+//! named after, whose rules follow) or an official one (Flowers-102, CUB-200-2011, MIT Indoor-67,
+//! read by [`super::layout`]). Either way a split is a class list, samples and `read(i)`.
 //!
 //! Labels: class index = position of the class folder name in the byte-sorted list of the
 //! split's class folders. Every split of a set that has class folders must have the same list
 //! (checked on open), so a label means the same class in train, val and test. Only image files
 //! count (`.jpg`, `.jpeg`, `.png`, any case); other files, hidden files and folders (a name
 //! starting with `.`) are skipped; images in sub-folders of a class folder belong to that class.
+//! A set packed with one wrapper folder around its splits (`flowers/train/...`, the wrapper not
+//! itself named like a split) is read as if the wrapper were not there.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::source::{self, Loc, Store};
+use super::layout::{self, Layout};
+use super::source::{self, Files, Loc, Store};
 use crate::error::{Error, Result};
 
 /// One image of a split: its path inside the set and its class index.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Sample {
-    /// `/`-separated path inside the set, e.g. `train/001.pink_primrose/image_06734.jpg`.
+    /// `/`-separated path inside the set (below a wrapper folder, if any), e.g.
+    /// `train/001.pink_primrose/image_06734.jpg` or `jpg/image_06734.jpg` (Flowers-102).
     pub name: String,
     pub label: usize,
 }
@@ -28,16 +34,39 @@ pub struct ImageFolder {
     pub samples: Vec<Sample>,
     path: PathBuf,
     split: String,
+    layout: Layout,
     store: Store,
     locs: Vec<Loc>,
 }
 
 impl ImageFolder {
-    /// Opens split `split` of the set at `path`, a directory or a tar file (detected from the
-    /// file; read straight from the tar, no extraction). A tar is indexed once (one pass over its
-    /// headers); afterwards [`read`](Self::read) is one positional read.
+    /// Opens split `split` of the set at `path` in the ImageFolder layout: the shortcut for
+    /// [`open_layout`](Self::open_layout) with [`Layout::ImageFolder`].
     pub fn open(path: &Path, split: &str) -> Result<ImageFolder> {
-        let (store, tree) = source::scan(path, Some(split))?;
+        Self::open_layout(path, Layout::ImageFolder, split)
+    }
+
+    /// Opens split `split` of the set at `path`, a directory or a tar file (detected from the
+    /// file; read straight from the tar, no extraction), laid out as `layout` (`Auto`: detected,
+    /// see [`Layout::detect`]). A tar is indexed once (one pass over its headers, after one
+    /// for the layout); afterwards [`read`](Self::read) is one positional read.
+    pub fn open_layout(path: &Path, layout: Layout, split: &str) -> Result<ImageFolder> {
+        let (layout, prefix) = layout::locate(path, layout)?;
+        if layout != Layout::ImageFolder {
+            let files = Files::open(path, &prefix)?;
+            let set = layout::read_split(layout, &files, path, split)?;
+            let (samples, locs) = set.samples.into_iter().unzip();
+            return Ok(ImageFolder {
+                classes: set.classes,
+                samples,
+                path: path.to_path_buf(),
+                split: split.to_string(),
+                layout,
+                store: files.into_store(),
+                locs,
+            });
+        }
+        let (store, tree) = source::scan(path, &prefix, Some(split))?;
         let Some(classes) = tree.splits.get(split) else {
             return Err(Error::Dataset(if tree.splits.is_empty() {
                 format!(
@@ -102,15 +131,16 @@ impl ImageFolder {
             samples,
             path: path.to_path_buf(),
             split: split.to_string(),
+            layout,
             store,
             locs,
         })
     }
 
-    /// The split folders present in the set at `path`, sorted.
+    /// The split folders present in the ImageFolder set at `path`, sorted (any layout:
+    /// [`Layout::splits`]).
     pub fn splits(path: &Path) -> Result<Vec<String>> {
-        let (_, tree) = source::scan(path, None)?;
-        Ok(tree.splits.into_keys().collect())
+        Layout::ImageFolder.splits(path)
     }
 
     pub fn len(&self) -> usize {
@@ -149,6 +179,11 @@ impl ImageFolder {
         &self.split
     }
 
+    /// The layout the set was read in (never `Auto`).
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
     /// Number of images per class, indexed by label.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes.len()];
@@ -164,6 +199,7 @@ impl fmt::Debug for ImageFolder {
         f.debug_struct("ImageFolder")
             .field("source", &self.path)
             .field("split", &self.split)
+            .field("layout", &self.layout)
             .field("tar", &matches!(self.store, Store::Tar(_)))
             .field("classes", &self.classes.len())
             .field("samples", &self.samples.len())

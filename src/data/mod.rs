@@ -1,8 +1,10 @@
 //! Image data sets for training and feature extraction.
 //!
-//! - [`folder`]: [`ImageFolder`], one split of a `<split>/<class>/<image>` set, from a directory
-//!   or straight from an uncompressed tar (the sets in `../shared/data`).
-//! - [`source`]: the directory walker and the tar index behind it.
+//! - [`folder`]: [`ImageFolder`], one split of a set, from a directory or straight from an
+//!   uncompressed tar (the sets in `../shared/data`).
+//! - [`layout`]: [`Layout`]: `<split>/<class>/<image>` or the official layouts of Flowers-102,
+//!   CUB-200-2011 and MIT Indoor-67, and their detection (see `docs/DATA.md`).
+//! - [`source`]: the directory walker and the tar index behind them.
 //! - [`preprocess`]: decode, crop, resize, flip, normalize ([`load_image`]).
 //! - [`loader`]: [`Loader`], batches of one pass decoded ahead on a tokio runtime, in a
 //!   reproducible order.
@@ -20,11 +22,13 @@
 //! ```
 
 pub mod folder;
+pub mod layout;
 pub mod loader;
 pub mod preprocess;
 pub mod source;
 
 pub use folder::{ImageFolder, Sample};
+pub use layout::{Layout, flowers102_classes};
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image};
 pub use source::{IMAGE_EXTENSIONS, is_image_name};

@@ -1,12 +1,19 @@
 //! Where a data set's bytes come from: a directory tree, or an uncompressed (ustar/GNU/pax) tar
 //! archive that is indexed once (entry offsets) and then read by position, without extraction.
 //!
-//! Both readers produce the same [`Tree`]: the split folders, the class folders of each split and
-//! the image files of one split, named by their `/`-separated path inside the set
-//! (`train/001.pink_primrose/image_06734.jpg`). The layout rules (what counts as an image, hidden
-//! files) live here so that the two readers cannot drift apart.
+//! Three views of a set, each from either reader, so that the two cannot drift apart:
+//! - [`scan`]: the [`Tree`] of an ImageFolder set: the split folders, the class folders of each
+//!   split and the image files of one split, named by their `/`-separated path inside the set
+//!   (`train/001.pink_primrose/image_06734.jpg`);
+//! - [`list`]: the [`Listing`] of the top level (and of a lone top-level folder), which layout
+//!   detection looks at;
+//! - [`Files`]: any file of the set by its relative path, for the layouts that name their images
+//!   in list files (Flowers-102, CUB-200-2011, MIT Indoor-67).
+//!
+//! Each view can start below a wrapper folder (`prefix`, e.g. `CUB_200_2011`), as when a set was
+//! packed with its top folder. The layout rules (what counts as an image, hidden files) live here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -54,23 +61,182 @@ pub(crate) enum Store {
     Tar(File),
 }
 
-/// Scans a directory or a tar (detected) and collects the images of `split` (none when `None`).
-pub(crate) fn scan(path: &Path, split: Option<&str>) -> Result<(Store, Tree)> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::Dataset(format!(
-                "data set path {} does not exist (expected a directory or a .tar file)",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    if meta.is_dir() {
-        Ok((Store::Dir, scan_dir(path, split)?))
+/// Whether `path` is a directory (else it is read as a tar); a clear error when it is missing.
+fn is_dir_source(path: &Path) -> Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.is_dir()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::Dataset(format!(
+            "data set path {} does not exist (expected a directory or a .tar file)",
+            path.display()
+        ))),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Scans a directory or a tar (detected) below the wrapper folder `prefix` (`""`: none) and
+/// collects the images of `split` (none when `None`).
+pub(crate) fn scan(path: &Path, prefix: &str, split: Option<&str>) -> Result<(Store, Tree)> {
+    if is_dir_source(path)? {
+        Ok((Store::Dir, scan_dir(&path.join(prefix), split)?))
     } else {
-        let (file, tree) = scan_tar(path, split)?;
+        let mut tree = Tree::default();
+        let file = walk_tar(path, |parts, is_dir, span| {
+            if let Some(parts) = strip_prefix(parts, prefix) {
+                add_to_tree(&mut tree, parts, is_dir, span, split);
+            }
+        })?;
         Ok((Store::Tar(file), tree))
+    }
+}
+
+/// `parts` below the wrapper folder `prefix` (`""`: all of them), or `None` outside it.
+fn strip_prefix<'a>(parts: &'a [String], prefix: &str) -> Option<&'a [String]> {
+    if prefix.is_empty() {
+        Some(parts)
+    } else {
+        match parts.split_first() {
+            Some((first, rest)) if first == prefix => Some(rest),
+            _ => None,
+        }
+    }
+}
+
+/// The top level of a set, which layout detection looks at.
+#[derive(Default, Debug)]
+pub(crate) struct Listing {
+    /// Non-hidden names at the root → whether each is a folder.
+    pub top: BTreeMap<String, bool>,
+    /// When the root holds exactly one folder (files beside it allowed): its name and its
+    /// non-hidden contents (name → is a folder).
+    pub lone_folder: Option<(String, BTreeMap<String, bool>)>,
+}
+
+/// Lists the top level of a directory or a tar (one pass over its headers).
+pub(crate) fn list(path: &Path) -> Result<Listing> {
+    let mut top = BTreeMap::new();
+    let mut inner: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+    if is_dir_source(path)? {
+        for (name, p, ft) in sorted_entries(path)? {
+            top.insert(name, is_dir(&p, ft));
+        }
+        let folders: Vec<&String> = top.iter().filter(|e| *e.1).map(|e| e.0).collect();
+        if let [folder] = folders[..] {
+            let children = sorted_entries(&path.join(folder))?
+                .into_iter()
+                .map(|(name, p, ft)| (name, is_dir(&p, ft)))
+                .collect();
+            inner.insert(folder.clone(), children);
+        }
+    } else {
+        walk_tar(path, |parts, is_dir, _| {
+            // A deeper path implies its folders.
+            let folder_at = |depth: usize| is_dir || parts.len() > depth + 1;
+            let Some(first) = parts.first() else { return };
+            let first_is_dir = folder_at(0);
+            *top.entry(first.clone()).or_insert(first_is_dir) |= first_is_dir;
+            if let Some(second) = parts.get(1) {
+                let second_is_dir = folder_at(1);
+                *inner
+                    .entry(first.clone())
+                    .or_default()
+                    .entry(second.clone())
+                    .or_insert(second_is_dir) |= second_is_dir;
+            }
+        })?;
+    }
+    let folders: Vec<&String> = top.iter().filter(|e| *e.1).map(|e| e.0).collect();
+    let lone_folder = match folders[..] {
+        [folder] => Some((folder.clone(), inner.remove(folder).unwrap_or_default())),
+        _ => None,
+    };
+    Ok(Listing { top, lone_folder })
+}
+
+/// Every file of a set below a wrapper folder, by relative path: the reader behind the layouts
+/// whose list files name their images. A directory is looked up on demand; a tar is indexed once.
+#[derive(Debug)]
+pub(crate) enum Files {
+    Dir {
+        /// The set's directory joined with the wrapper folder.
+        root: PathBuf,
+    },
+    Tar {
+        path: PathBuf,
+        prefix: String,
+        file: File,
+        /// Relative path (below `prefix`) → (offset, length) of the entry's bytes.
+        index: HashMap<String, (u64, u64)>,
+    },
+}
+
+impl Files {
+    /// Opens the set at `path` (a directory or a tar) below the wrapper folder `prefix`.
+    pub(crate) fn open(path: &Path, prefix: &str) -> Result<Files> {
+        if is_dir_source(path)? {
+            return Ok(Files::Dir {
+                root: path.join(prefix),
+            });
+        }
+        let mut index = HashMap::new();
+        let file = walk_tar(path, |parts, is_dir, span| {
+            if !is_dir && let Some(rel) = strip_prefix(parts, prefix) {
+                index.insert(rel.join("/"), span);
+            }
+        })?;
+        Ok(Files::Tar {
+            path: path.to_path_buf(),
+            prefix: prefix.to_string(),
+            file,
+            index,
+        })
+    }
+
+    /// Where the file `rel` (`/`-separated, relative to the set) is, or `None` when it is not
+    /// there (or its path leaves the set).
+    pub(crate) fn loc(&self, rel: &str) -> Option<Loc> {
+        let parts = components(rel.as_bytes())?;
+        match self {
+            Files::Dir { root } => {
+                let p = parts.iter().fold(root.clone(), |p, c| p.join(c));
+                p.is_file().then_some(Loc::File(p))
+            }
+            Files::Tar { index, .. } => index
+                .get(&parts.join("/"))
+                .map(|&(offset, len)| Loc::Span { offset, len }),
+        }
+    }
+
+    /// The bytes of file `rel`, `None` when it is not there.
+    pub(crate) fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        match (self.loc(rel), self) {
+            (None, _) => Ok(None),
+            (Some(Loc::File(p)), _) => std::fs::read(&p).map(Some).map_err(|e| Error::io(p, e)),
+            (Some(Loc::Span { offset, len }), Files::Tar { file, .. }) => {
+                read_span(file, offset, len)
+                    .map(Some)
+                    .map_err(|e| Error::io(self.describe(rel), e))
+            }
+            (Some(Loc::Span { .. }), Files::Dir { .. }) => unreachable!("spans come from a tar"),
+        }
+    }
+
+    /// How to name file `rel` in a message: its path, or `<tar>/<wrapper>/<rel>` in a tar.
+    pub(crate) fn describe(&self, rel: &str) -> String {
+        match self {
+            Files::Dir { root } => root.join(rel).display().to_string(),
+            Files::Tar { path, prefix, .. } if prefix.is_empty() => {
+                format!("{}/{rel}", path.display())
+            }
+            Files::Tar { path, prefix, .. } => format!("{}/{prefix}/{rel}", path.display()),
+        }
+    }
+
+    /// The store the [`Loc`]s of [`loc`](Self::loc) refer to.
+    pub(crate) fn into_store(self) -> Store {
+        match self {
+            Files::Dir { .. } => Store::Dir,
+            Files::Tar { file, .. } => Store::Tar(file),
+        }
     }
 }
 
@@ -237,9 +403,11 @@ fn components(path: &[u8]) -> Option<Vec<String>> {
     Some(out)
 }
 
-fn scan_tar(path: &Path, split: Option<&str>) -> Result<(File, Tree)> {
+/// Calls `f(components, is_dir, (offset, len))` for every file and folder entry of the tar at
+/// `path` whose path stays inside the archive and has no hidden component; returns the opened
+/// file (for [`read_span`]). Links, devices and pax/GNU metadata entries are skipped.
+fn walk_tar(path: &Path, mut f: impl FnMut(&[String], bool, (u64, u64))) -> Result<File> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut tree = Tree::default();
     let mut entries_seen = 0usize;
     if sniff_tar(path, &mut file)? {
         let reader = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -256,33 +424,15 @@ fn scan_tar(path: &Path, split: Option<&str>) -> Result<(File, Tree)> {
             let kind = entry.header().entry_type();
             let (is_file, is_dir) = (kind.is_file(), kind.is_dir());
             if !is_file && !is_dir {
-                continue; // links, devices, pax/GNU metadata
+                continue;
             }
             let Some(parts) = components(&entry.path_bytes()) else {
                 continue;
             };
-            if parts.iter().any(|c| is_hidden(c)) {
+            if parts.is_empty() || parts.iter().any(|c| is_hidden(c)) {
                 continue;
             }
-            // Folders: <split>/ and <split>/<class>/ (also implied by any deeper path).
-            let folder_depth = if is_dir { parts.len() } else { parts.len() - 1 };
-            if folder_depth >= 1 {
-                let classes = tree.splits.entry(parts[0].clone()).or_default();
-                if folder_depth >= 2 {
-                    classes.insert(parts[1].clone());
-                }
-            }
-            if is_file
-                && parts.len() >= 3
-                && split == Some(parts[0].as_str())
-                && is_image_name(&parts[parts.len() - 1])
-            {
-                let loc = Loc::Span {
-                    offset: entry.raw_file_position(),
-                    len: entry.size(),
-                };
-                tree.images.insert(parts.join("/"), (parts[1].clone(), loc));
-            }
+            f(&parts, is_dir, (entry.raw_file_position(), entry.size()));
         }
     }
     if entries_seen == 0 {
@@ -291,7 +441,33 @@ fn scan_tar(path: &Path, split: Option<&str>) -> Result<(File, Tree)> {
             path.display()
         )));
     }
-    Ok((file, tree))
+    Ok(file)
+}
+
+/// Adds one tar entry (its components below the wrapper folder) to an ImageFolder tree.
+fn add_to_tree(
+    tree: &mut Tree,
+    parts: &[String],
+    is_dir: bool,
+    (offset, len): (u64, u64),
+    split: Option<&str>,
+) {
+    // Folders: <split>/ and <split>/<class>/ (also implied by any deeper path).
+    let folder_depth = if is_dir { parts.len() } else { parts.len() - 1 };
+    if folder_depth >= 1 {
+        let classes = tree.splits.entry(parts[0].clone()).or_default();
+        if folder_depth >= 2 {
+            classes.insert(parts[1].clone());
+        }
+    }
+    if !is_dir
+        && parts.len() >= 3
+        && split == Some(parts[0].as_str())
+        && is_image_name(&parts[parts.len() - 1])
+    {
+        let loc = Loc::Span { offset, len };
+        tree.images.insert(parts.join("/"), (parts[1].clone(), loc));
+    }
 }
 
 /// Reads `len` bytes at `offset` of a file, without moving a shared cursor (safe from many

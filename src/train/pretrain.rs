@@ -18,7 +18,7 @@ use super::device::TrainDevice;
 use super::metrics::{self, CurvePoint, EpochMetrics};
 use super::schedule::Schedule;
 use crate::atomic::write_atomic;
-use crate::data::{Batch, ImageFolder, Loader, LoaderConfig, Preprocess};
+use crate::data::{Batch, ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelConfig};
 
@@ -46,6 +46,9 @@ pub struct PretrainConfig {
     pub model: ModelConfig,
     /// The data set (directory or tar) as given on the command line.
     pub data: PathBuf,
+    /// Its layout as detected or given (`auto` in configs written before layouts existed).
+    #[serde(default)]
+    pub layout: Layout,
     pub train_split: String,
     /// `None` when the set has no `val` split (validation metrics are then NaN).
     pub val_split: Option<String>,
@@ -119,8 +122,8 @@ pub struct PretrainReport {
     pub skipped_images: Vec<String>,
 }
 
-/// Builds the configuration of a new run on the data set at `data`: reads the class list of its
-/// `train` split and sizes the classifier to it.
+/// Builds the configuration of a new run on the data set at `data` (layout detected): reads the
+/// class list of its `train` split and sizes the classifier to it.
 pub fn new_config(
     data: &Path,
     arch: &str,
@@ -130,7 +133,32 @@ pub fn new_config(
     schedule: Schedule,
     seed: u64,
 ) -> Result<PretrainConfig> {
-    let splits = ImageFolder::splits(data)?;
+    new_config_layout(
+        data,
+        Layout::Auto,
+        arch,
+        precision,
+        epochs,
+        batch_size,
+        schedule,
+        seed,
+    )
+}
+
+/// [`new_config`] on a data set in layout `layout` (`Auto`: detected).
+#[allow(clippy::too_many_arguments)]
+pub fn new_config_layout(
+    data: &Path,
+    layout: Layout,
+    arch: &str,
+    precision: crate::model::Precision,
+    epochs: usize,
+    batch_size: usize,
+    schedule: Schedule,
+    seed: u64,
+) -> Result<PretrainConfig> {
+    let layout = layout.resolve(data)?;
+    let splits = layout.splits(data)?;
     if !splits.iter().any(|s| s == "train") {
         return Err(Error::Dataset(format!(
             "{} has no train split (splits: {})",
@@ -138,7 +166,7 @@ pub fn new_config(
             splits.join(", ")
         )));
     }
-    let train = ImageFolder::open(data, "train")?;
+    let train = ImageFolder::open_layout(data, layout, "train")?;
     let arch = crate::arch::Arch::by_name(arch, train.classes.len()).ok_or_else(|| {
         Error::Shape(format!(
             "unknown architecture '{arch}'; known: {}",
@@ -148,6 +176,7 @@ pub fn new_config(
     Ok(PretrainConfig {
         model: ModelConfig::new(arch, precision),
         data: data.to_path_buf(),
+        layout,
         train_split: "train".into(),
         val_split: splits.iter().any(|s| s == "val").then(|| "val".into()),
         classes: train.classes.clone(),
@@ -301,7 +330,11 @@ fn run(
     let out = &opts.out;
     let arch = &config.model.arch;
     let device = opts.device.device.clone().autodiff();
-    let train_set = Arc::new(ImageFolder::open(&config.data, &config.train_split)?);
+    let train_set = Arc::new(ImageFolder::open_layout(
+        &config.data,
+        config.layout,
+        &config.train_split,
+    )?);
     if train_set.classes != config.classes {
         return Err(Error::Dataset(format!(
             "the classes of {} ({}) differ from the run's config.json ({})",
@@ -311,7 +344,11 @@ fn run(
         )));
     }
     let val_set = match &config.val_split {
-        Some(split) => Some(Arc::new(ImageFolder::open(&config.data, split)?)),
+        Some(split) => Some(Arc::new(ImageFolder::open_layout(
+            &config.data,
+            config.layout,
+            split,
+        )?)),
         None => None,
     };
     let say = |line: String| {
