@@ -10,7 +10,7 @@
 // A workgroup owns a TILE_M x TILE_N block of outputs (TILE_M = WG_M*RM pixels, TILE_N = WG_N*RN
 // channels) and walks the depth in slices of KC words: each slice of the activations (gathered from
 // the image, im2col on the fly) and of the weights is staged in workgroup memory as vec4<u32>, then
-// every invocation accumulates its RM x RN outputs from registers. Pixels and channels of one
+// every invocation accumulates its RM x RN = 4 x 4 outputs in registers. Pixels and channels of one
 // invocation are strided by WG_M / WG_N so neighbouring invocations write neighbouring channels.
 //
 // Padding. Zero padding (burn's, the default) contributes 0 to the float sum, so out-of-image taps
@@ -45,12 +45,10 @@ override ONE_PAD: bool = false;
 override MASKED: bool = true;   // zero padding with pad > 0: out-of-image taps must be masked
 override WG_M: u32 = 16u;       // invocations along pixels
 override WG_N: u32 = 16u;       // invocations along channels
-override RM: u32 = 4u;          // pixels per invocation (at most 4)
-override RN: u32 = 4u;          // channels per invocation (at most 8)
 override KC: u32 = 16u;         // depth slice in words, a multiple of 4
 
-const MAX_RM: u32 = 4u;
-const MAX_RN: u32 = 8u;
+const RM: u32 = 4u;             // pixels per invocation
+const RN: u32 = 4u;             // channels per invocation
 
 override WG: u32 = WG_M * WG_N;
 override TILE_M: u32 = WG_M * RM;
@@ -71,6 +69,7 @@ var<workgroup> a_tile: array<vec4<u32>, A_LEN>;   // [KQ][TILE_M] activation wor
 var<workgroup> m_tile: array<vec4<u32>, A_LEN>;   // [KQ][TILE_M] their masks (MASKED only)
 var<workgroup> b_tile: array<vec4<u32>, B_LEN>;   // [KQ][TILE_N] weight words
 var<workgroup> bits: array<atomic<u32>, BITS_LEN>;
+var<workgroup> pix: array<vec4<i32>, TILE_M>;     // per tile row: (n * in_h, iy0, ix0, inside the batch)
 
 struct Tile {
     m0: u32,
@@ -86,39 +85,57 @@ fn tile_of(wid: vec3<u32>, groups: vec3<u32>) -> Tile {
     return Tile((t % m_tiles) * TILE_M, (t / m_tiles) * TILE_N, t < m_tiles * n_tiles);
 }
 
-// Stages depth slice [k0, k0 + KC) of the tile's activations and weights.
-fn stage(m0: u32, n0: u32, k0: u32, lid: u32) {
+// Decodes the tile's output pixels once, so staging needs no division by runtime sizes.
+fn decode_pixels(m0: u32, lid: u32) {
     let m_total = p.batch * p.out_h * p.out_w;
+    for (var e = lid; e < TILE_M; e += WG) {
+        let m = m0 + e;
+        let ox = m % p.out_w;
+        let oy = (m / p.out_w) % p.out_h;
+        let n = m / (p.out_w * p.out_h);
+        pix[e] = vec4<i32>(
+            i32(n * p.in_h),
+            i32(oy * p.stride) - i32(p.pad),
+            i32(ox * p.stride) - i32(p.pad),
+            select(0, 1, m < m_total),
+        );
+    }
+    workgroupBarrier();
+}
+
+// Stages depth slice [k0, k0 + KC) of the tile's activations and weights. Neighbouring
+// invocations take neighbouring vec4s of one pixel (contiguous words of one tap).
+fn stage(m0: u32, n0: u32, k0: u32, lid: u32) {
     for (var e = lid; e < A_LEN; e += WG) {
-        let m = m0 + e % TILE_M;
-        let kq = e / TILE_M;
+        let kq = e % KQ;
+        let ml = e / KQ;
+        let px = pix[ml];
         var a = vec4<u32>(0u);
         var mask = vec4<u32>(0u);
-        if (m < m_total) {
-            let ox = m % p.out_w;
-            let oy = (m / p.out_w) % p.out_h;
-            let n = m / (p.out_w * p.out_h);
+        if (px.w != 0) {
             for (var c = 0u; c < 4u; c++) {
                 let k = k0 + kq * 4u + c;
                 if (k < K_WORDS) {
                     let tap = k / WORDS;
-                    let iy = i32(oy * p.stride + tap / KW) - i32(p.pad);
-                    let ix = i32(ox * p.stride + tap % KW) - i32(p.pad);
+                    let iy = px.y + i32(tap / KW);
+                    let ix = px.z + i32(tap % KW);
                     if (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w)) {
-                        a[c] = input[((n * p.in_h + u32(iy)) * p.in_w + u32(ix)) * WORDS + k % WORDS];
+                        a[c] = input[(u32(px.x + iy) * p.in_w + u32(ix)) * WORDS + k % WORDS];
                         mask[c] = 0xffffffffu;
                     }
                 }
             }
         }
-        a_tile[e] = a;
+        a_tile[kq * TILE_M + ml] = a;
         if (MASKED) {
-            m_tile[e] = mask;
+            m_tile[kq * TILE_M + ml] = mask;
         }
     }
     for (var e = lid; e < B_LEN; e += WG) {
-        let o = n0 + e % TILE_N;
-        let k = k0 + (e / TILE_N) * 4u;
+        let kq = e % KQ;
+        let nl = e / KQ;
+        let o = n0 + nl;
+        let k = k0 + kq * 4u;
         var w = vec4<u32>(0u);
         if (o < p.out_c) {
             let row = o * K_WORDS;
@@ -128,7 +145,7 @@ fn stage(m0: u32, n0: u32, k0: u32, lid: u32) {
                 }
             }
         }
-        b_tile[e] = w;
+        b_tile[kq * TILE_N + nl] = w;
     }
 }
 
@@ -137,38 +154,54 @@ fn popcount4(v: vec4<u32>) -> u32 {
     return (c.x + c.y) + (c.z + c.w);
 }
 
-// Mismatch counts of the invocation's RM x RN outputs over the whole depth.
-fn accumulate(tile: Tile, lid: u32, tm: u32, tn: u32) -> array<u32, 32> {
-    var acc: array<u32, 32>;   // [MAX_RM][MAX_RN], only RM x RN used
+fn row4(a: vec4<u32>, mask: vec4<u32>, w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>) -> vec4<u32> {
+    if (MASKED) {
+        return vec4<u32>(
+            popcount4((a ^ w0) & mask), popcount4((a ^ w1) & mask),
+            popcount4((a ^ w2) & mask), popcount4((a ^ w3) & mask),
+        );
+    }
+    return vec4<u32>(popcount4(a ^ w0), popcount4(a ^ w1), popcount4(a ^ w2), popcount4(a ^ w3));
+}
+
+// Mismatch counts of the invocation's 4 x 4 outputs over the whole depth: row i holds pixel
+// tm + i*WG_M, component j channel tn + j*WG_N. Registers are named, not indexed, so no driver
+// has to keep them in scratch memory.
+fn accumulate(tile: Tile, lid: u32, tm: u32, tn: u32) -> array<vec4<u32>, 4> {
+    var acc0 = vec4<u32>(0u);
+    var acc1 = vec4<u32>(0u);
+    var acc2 = vec4<u32>(0u);
+    var acc3 = vec4<u32>(0u);
+    let no_mask = vec4<u32>(0xffffffffu);
+    decode_pixels(tile.m0, lid);
     for (var k0 = 0u; k0 < K_WORDS; k0 += KC) {
         stage(tile.m0, tile.n0, k0, lid);
         workgroupBarrier();
         for (var kq = 0u; kq < KQ; kq++) {
-            var a: array<vec4<u32>, MAX_RM>;
-            var mk: array<vec4<u32>, MAX_RM>;
-            var w: array<vec4<u32>, MAX_RN>;
-            for (var i = 0u; i < RM; i++) {
-                a[i] = a_tile[kq * TILE_M + tm + i * WG_M];
-                if (MASKED) {
-                    mk[i] = m_tile[kq * TILE_M + tm + i * WG_M];
-                }
+            let ab = kq * TILE_M + tm;
+            let bb = kq * TILE_N + tn;
+            let w0 = b_tile[bb];
+            let w1 = b_tile[bb + WG_N];
+            let w2 = b_tile[bb + 2u * WG_N];
+            let w3 = b_tile[bb + 3u * WG_N];
+            var m0 = no_mask;
+            var m1 = no_mask;
+            var m2 = no_mask;
+            var m3 = no_mask;
+            if (MASKED) {
+                m0 = m_tile[ab];
+                m1 = m_tile[ab + WG_M];
+                m2 = m_tile[ab + 2u * WG_M];
+                m3 = m_tile[ab + 3u * WG_M];
             }
-            for (var j = 0u; j < RN; j++) {
-                w[j] = b_tile[kq * TILE_N + tn + j * WG_N];
-            }
-            for (var i = 0u; i < RM; i++) {
-                for (var j = 0u; j < RN; j++) {
-                    var x = a[i] ^ w[j];
-                    if (MASKED) {
-                        x &= mk[i];
-                    }
-                    acc[i * MAX_RN + j] += popcount4(x);
-                }
-            }
+            acc0 += row4(a_tile[ab], m0, w0, w1, w2, w3);
+            acc1 += row4(a_tile[ab + WG_M], m1, w0, w1, w2, w3);
+            acc2 += row4(a_tile[ab + 2u * WG_M], m2, w0, w1, w2, w3);
+            acc3 += row4(a_tile[ab + 3u * WG_M], m3, w0, w1, w2, w3);
         }
         workgroupBarrier();
     }
-    return acc;
+    return array<vec4<u32>, 4>(acc0, acc1, acc2, acc3);
 }
 
 // The number of taps of output pixel m that count in K.
@@ -207,7 +240,7 @@ fn conv_dot(
         for (var j = 0u; j < RN; j++) {
             let o = tile.n0 + local.x + j * WG_N;
             if (o < p.out_c) {
-                output[m * p.out_c + o] = bitcast<u32>(k - 2 * i32(acc[i * MAX_RN + j]));
+                output[m * p.out_c + o] = bitcast<u32>(k - 2 * i32(acc[i][j]));
             }
         }
     }
@@ -245,7 +278,7 @@ fn conv_bits(
         for (var j = 0u; j < RN; j++) {
             let nl = local.x + j * WG_N;
             let o = tile.n0 + nl;
-            if (o < p.out_c && !plus_one(k - 2 * i32(acc[i * MAX_RN + j]), thresholds[o])) {
+            if (o < p.out_c && !plus_one(k - 2 * i32(acc[i][j]), thresholds[o])) {
                 atomicOr(&bits[ml * words_per_tile + nl / 32u], 1u << (nl % 32u));
             }
         }

@@ -33,26 +33,42 @@ impl ConvTile {
     }
 
     /// Workgroup memory of the XNOR conv with this tile: activation words and their masks,
-    /// weight words, and the packed bits of the fused path.
+    /// weight words, the packed bits of the fused path, and the decoded output pixels.
     pub fn xnor_workgroup_bytes(&self) -> u32 {
         let kq = self.kc / 4;
         16 * kq * (2 * self.wg_m * self.rm + self.wg_n * self.rn)
             + 4 * (self.wg_m * self.rm * self.wg_n * self.rn / 32)
+            + 16 * self.wg_m * self.rm
     }
 
     /// Checks the tile against the shader's register arrays and the device's limits.
     pub fn validate_xnor(&self, gpu: &Gpu) -> Result<()> {
-        let ok = (1..=4).contains(&self.rm)
-            && (1..=8).contains(&self.rn)
+        let ok = self.rm == 4
+            && self.rn == 4
             && self.kc > 0
             && self.kc.is_multiple_of(4)
             && self.tile_n().is_multiple_of(32);
         if !ok {
             return Err(Error::Shape(format!(
-                "xnor conv tile {self:?}: needs rm ≤ 4, rn ≤ 8, kc a multiple of 4, tile_n a multiple of 32"
+                "xnor conv tile {self:?}: needs rm = rn = 4, kc a multiple of 4, tile_n a multiple of 32"
             )));
         }
         self.fits(gpu, self.xnor_workgroup_bytes())
+    }
+
+    /// Workgroup memory of the float conv with this tile (rows padded by one value).
+    pub fn float_workgroup_bytes(&self) -> u32 {
+        4 * self.kc * (self.wg_m * self.rm + 1 + self.wg_n * self.rn + 1) + 16 * self.wg_m * self.rm
+    }
+
+    /// Checks the tile against the float shader's register arrays and the device's limits.
+    pub fn validate_float(&self, gpu: &Gpu) -> Result<()> {
+        if !(self.rm == 4 && self.rn == 4 && self.kc > 0) {
+            return Err(Error::Shape(format!(
+                "float conv tile {self:?}: needs rm = rn = 4, kc > 0"
+            )));
+        }
+        self.fits(gpu, self.float_workgroup_bytes())
     }
 
     pub(crate) fn fits(&self, gpu: &Gpu, workgroup_bytes: u32) -> Result<()> {
@@ -117,15 +133,7 @@ impl Tuning {
                 kc,
             }
         };
-        // Small layers: fewer pixel rows per tile so the grid still has several workgroups.
-        let pixels = shape.batch * shape.out_pixels_per_item();
-        while tile.wg_m > 1 && tile.tile_m() / 2 >= pixels {
-            tile.wg_m /= 2;
-        }
-        // Narrow layers: no more channel columns than 32-rounded out_c.
-        while tile.tile_n() > 32 && tile.tile_n() / 2 >= shape.out_c.next_multiple_of(32) {
-            tile.wg_n /= 2;
-        }
+        reshape(&mut tile, shape, 32);
         // Downlevel limits (16 KiB, 256 invocations) fit the defaults; smaller ones shrink the slice.
         while tile.kc > 4
             && (tile.xnor_workgroup_bytes() > self.workgroup_bytes
@@ -134,5 +142,51 @@ impl Tuning {
             tile.kc -= 4;
         }
         tile
+    }
+
+    /// The float conv (and dense) tile for `shape`.
+    pub fn float_conv_tile(&self, shape: &ConvShape) -> ConvTile {
+        let mut tile = if self.cpu {
+            ConvTile {
+                wg_m: 8,
+                wg_n: 8,
+                rm: 4,
+                rn: 4,
+                kc: 16,
+            }
+        } else {
+            ConvTile {
+                wg_m: 16,
+                wg_n: 16,
+                rm: 4,
+                rn: 4,
+                kc: 16,
+            }
+        };
+        reshape(&mut tile, shape, 32);
+        while tile.kc > 4
+            && (tile.float_workgroup_bytes() > self.workgroup_bytes
+                || tile.invocations() > self.invocations)
+        {
+            tile.kc -= 4;
+        }
+        tile
+    }
+}
+
+/// Fits a tile to the layer: fewer pixel rows when the layer has few output pixels (giving the
+/// invocations to channel columns while there are channels for them), and no more channel columns
+/// than the layer has (rounded up to `n_align`, keeping at least `n_align`).
+fn reshape(tile: &mut ConvTile, shape: &ConvShape, n_align: usize) {
+    let pixels = shape.batch * shape.out_pixels_per_item();
+    let channels = shape.out_c.next_multiple_of(n_align);
+    while tile.wg_m > 1 && tile.tile_m() / 2 >= pixels {
+        tile.wg_m /= 2;
+        if tile.tile_n() * 2 <= channels {
+            tile.wg_n *= 2;
+        }
+    }
+    while tile.tile_n() > n_align && tile.tile_n() / 2 >= channels && tile.wg_n > 1 {
+        tile.wg_n /= 2;
     }
 }

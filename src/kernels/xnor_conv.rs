@@ -131,8 +131,6 @@ fn pipeline_key(shape: &ConvShape, tile: &ConvTile, entry: &'static str) -> Pipe
             ("MASKED", flag(masked)),
             ("WG_M", tile.wg_m as f64),
             ("WG_N", tile.wg_n as f64),
-            ("RM", tile.rm as f64),
-            ("RN", tile.rn as f64),
             ("KC", tile.kc as f64),
         ],
     )
