@@ -1,65 +1,139 @@
-//! A first rough timing of one binary conv against the float conv of the same shape on the default
-//! adapter (GPU time from timestamp queries where available). The benchmark suite is `bnn bench`.
-//! Run: `cargo run --release --example rough_timing`.
+//! A rough timing of the binary kernels against the float baseline of the same shape on the default
+//! adapter (GPU time from timestamp queries where available): daBNN's conv shapes and a 4096→4096
+//! dense layer at batch 1 and 64. The benchmark suite is `bnn bench`.
+//! Run: `cargo run --release --example rough_timing [xnor|float]` (no argument: both).
 
 use bnn_transfer::gpu::Gpu;
+use bnn_transfer::kernels::xnor_dense::{self, DenseShape};
 use bnn_transfer::kernels::{ConvShape, Padding, float_conv, xnor_conv};
 use bnn_transfer::rng::Rng;
 
+fn median(f: &dyn Fn() -> anyhow::Result<std::time::Duration>) -> anyhow::Result<f64> {
+    f()?; // warm-up (pipeline compile, first touch)
+    let mut t: Vec<f64> = (0..7)
+        .map(|_| f().map(|d| d.as_secs_f64()))
+        .collect::<Result<_, _>>()?;
+    t.sort_by(f64::total_cmp);
+    Ok(t[3])
+}
+
 fn main() -> anyhow::Result<()> {
+    let which = std::env::args().nth(1).unwrap_or_default();
+    let (do_xnor, do_float) = (which != "float", which != "xnor");
     let gpu = Gpu::new()?;
-    println!("device: {}", gpu.describe());
+    println!(
+        "device: {} [{}]",
+        gpu.describe(),
+        if gpu.timestamps {
+            "timestamp queries"
+        } else {
+            "wall time"
+        }
+    );
     let mut rng = Rng::new(0);
-    for (side, c) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
+    let report = |name: String, macs: u64, binary: Option<f64>, float: Option<f64>| {
+        let gmacs = |s: f64| macs as f64 / s / 1e9;
+        let cell = |t: Option<f64>| match t {
+            Some(s) => format!("{:9.3} ms ({:7.2} GMAC/s)", s * 1e3, gmacs(s)),
+            None => format!("{:>27}", "-"),
+        };
+        let ratio = match (binary, float) {
+            (Some(b), Some(f)) => format!("{:6.2}x", f / b),
+            _ => "-".into(),
+        };
+        println!(
+            "{name:<26} xnor {}  float {}  float/xnor {ratio}",
+            cell(binary),
+            cell(float)
+        );
+    };
+    for (side, c, k) in [
+        (56usize, 64usize, 3usize),
+        (28, 128, 3),
+        (14, 256, 3),
+        (7, 512, 3),
+        (14, 256, 5),
+    ] {
         let shape = ConvShape {
             batch: 1,
             in_h: side,
             in_w: side,
             in_c: c,
             out_c: c,
-            kernel_h: 3,
-            kernel_w: 3,
+            kernel_h: k,
+            kernel_w: k,
             stride: 1,
-            pad: 1,
+            pad: k / 2,
             padding: Padding::Zero,
         };
         let x: Vec<f32> = (0..side * side * c).map(|_| rng.range(-1.0, 1.0)).collect();
-        let w: Vec<f32> = (0..c * 9 * c).map(|_| rng.range(-1.0, 1.0)).collect();
+        let w: Vec<f32> = (0..c * k * k * c).map(|_| rng.range(-1.0, 1.0)).collect();
         let (xb, wb) = (
             bnn_transfer::bits::pack_rows(&x, c),
             bnn_transfer::bits::pack_rows(&w, c),
         );
         let (xg, wg) = (gpu.upload(&xb, "x")?, gpu.upload(&wb, "w")?);
         let (xf, wf) = (gpu.upload(&x, "xf")?, gpu.upload(&w, "wf")?);
-        let median = |f: &dyn Fn() -> anyhow::Result<std::time::Duration>| -> anyhow::Result<f64> {
-            f()?; // warm-up (pipeline compile, first touch)
-            let mut t: Vec<f64> = (0..7)
-                .map(|_| f().map(|d| d.as_secs_f64()))
-                .collect::<Result<_, _>>()?;
-            t.sort_by(f64::total_cmp);
-            Ok(t[3])
+        let binary = do_xnor
+            .then(|| {
+                median(&|| {
+                    let (d, _out) = xnor_conv::encode(&gpu, &shape, &xg, &wg, None)?;
+                    Ok(gpu.time(&[d])?.elapsed)
+                })
+            })
+            .transpose()?;
+        let float = do_float
+            .then(|| {
+                median(&|| {
+                    let (d, _out) = float_conv::encode(&gpu, &shape, &xf, &wf)?;
+                    Ok(gpu.time(&[d])?.elapsed)
+                })
+            })
+            .transpose()?;
+        report(
+            format!("conv {side}²×{c}→{c} {k}×{k}"),
+            shape.macs(),
+            binary,
+            float,
+        );
+    }
+    for batch in [1usize, 64] {
+        let (inf, outf) = (4096usize, 4096usize);
+        let shape = DenseShape {
+            batch,
+            in_features: inf,
+            out_features: outf,
         };
-        let binary = median(&|| {
-            let (d, _out) = xnor_conv::encode(&gpu, &shape, &xg, &wg, None)?;
-            Ok(gpu.time(&[d])?.elapsed)
-        })?;
-        let float = median(&|| {
-            let (d, _out) = float_conv::encode(&gpu, &shape, &xf, &wf)?;
-            Ok(gpu.time(&[d])?.elapsed)
-        })?;
-        let gmacs = |s: f64| shape.macs() as f64 / s / 1e9;
-        println!(
-            "{side:>3}x{side:<3} {c:>3}->{c:<3} 3x3  xnor {:8.3} ms ({:7.2} GMAC/s)  float {:8.3} ms ({:6.2} GMAC/s)  float/xnor {:5.2}x  [{}]",
-            binary * 1e3,
-            gmacs(binary),
-            float * 1e3,
-            gmacs(float),
-            float / binary,
-            if gpu.timestamps {
-                "timestamp queries"
-            } else {
-                "wall time"
-            }
+        let x: Vec<f32> = (0..batch * inf).map(|_| rng.range(-1.0, 1.0)).collect();
+        let w: Vec<f32> = (0..outf * inf).map(|_| rng.range(-1.0, 1.0)).collect();
+        let (xb, wb) = (
+            bnn_transfer::bits::pack_rows(&x, inf),
+            bnn_transfer::bits::pack_rows(&w, inf),
+        );
+        let (xg, wg) = (gpu.upload(&xb, "x")?, gpu.upload(&wb, "w")?);
+        let (xf, wf) = (gpu.upload(&x, "xf")?, gpu.upload(&w, "wf")?);
+        let fshape = float_conv::dense_shape(batch, inf, outf);
+        let binary = do_xnor
+            .then(|| {
+                median(&|| {
+                    let (d, _out) = xnor_dense::encode(&gpu, &shape, &xg, &wg, None)?;
+                    Ok(gpu.time(&[d])?.elapsed)
+                })
+            })
+            .transpose()?;
+        let float = do_float
+            .then(|| {
+                median(&|| {
+                    let (d, _out) = float_conv::encode(&gpu, &fshape, &xf, &wf)?;
+                    Ok(gpu.time(&[d])?.elapsed)
+                })
+            })
+            .transpose()?;
+        report(
+            format!("dense 4096→4096 batch {batch}"),
+            shape.macs(),
+            binary,
+            float,
         );
     }
     Ok(())

@@ -526,3 +526,117 @@ fn xnor_conv_deep_layers_are_bit_exact() {
         check_conv(gpu, &shape, c as u64);
     }
 }
+
+/// Both tilings (the CPU adapter's 32×32 and the GPU's 64×64 output blocks) over shapes where the
+/// tile does not divide the output: pixel counts just past a tile, out_c past the channel tile,
+/// tiny images, depth slices that end inside a tap, batches whose pixels share a tile.
+#[test]
+fn tiled_convs_are_exact_with_every_tile() {
+    use bnn_transfer::kernels::ConvTile;
+    let Some(gpu) = common::gpu() else { return };
+    let tiles = [
+        ConvTile {
+            wg_m: 8,
+            wg_n: 8,
+            rm: 4,
+            rn: 4,
+            kc: 16,
+        },
+        ConvTile {
+            wg_m: 16,
+            wg_n: 16,
+            rm: 4,
+            rn: 4,
+            kc: 16,
+        },
+        ConvTile {
+            wg_m: 2,
+            wg_n: 8,
+            rm: 4,
+            rn: 4,
+            kc: 4,
+        },
+        ConvTile {
+            wg_m: 1,
+            wg_n: 32,
+            rm: 4,
+            rn: 4,
+            kc: 8,
+        },
+    ];
+    let shapes = [
+        // (batch, side, c, out_c, k, stride, pad)
+        (1, 9, 33, 97, 3, 1, 1),  // 81 pixels, out_c one past 3 channel words
+        (2, 5, 64, 65, 3, 2, 1),  // batch shares a tile, stride 2
+        (1, 1, 96, 130, 1, 1, 0), // a single pixel
+        (3, 3, 31, 33, 3, 1, 0),  // no padding: the unmasked path
+        (1, 7, 200, 64, 5, 1, 2), // 5x5, 7 words per pixel: slices end inside a tap
+        (1, 6, 1, 31, 3, 1, 2),   // pad wider than the image edge
+    ];
+    let mut rng = Rng::new(2024);
+    for &(batch, side, c, o, k, stride, pad) in &shapes {
+        for padding in [Padding::Zero, Padding::One] {
+            let shape = ConvShape {
+                batch,
+                in_h: side,
+                in_w: side + 1,
+                in_c: c,
+                out_c: o,
+                kernel_h: k,
+                kernel_w: k,
+                stride,
+                pad,
+                padding,
+            };
+            let x = random_words(&mut rng, batch * side * (side + 1), c);
+            let w = random_words(&mut rng, o * k * k, c);
+            let th = random_thresholds(&mut rng, o, k * k * c);
+            let want = xnor_conv::reference_dot(&shape, &x, &w);
+            let want_bits = xnor_conv::reference_bits(&shape, &x, &w, &th);
+            let (xg, wg) = (gpu.upload(&x, "x").unwrap(), gpu.upload(&w, "w").unwrap());
+            let tg = gpu.upload(&th, "th").unwrap();
+            for tile in &tiles {
+                let (d, out) = xnor_conv::encode_with(gpu, &shape, tile, &xg, &wg, None).unwrap();
+                gpu.run(&[d]).unwrap();
+                let got: Vec<i32> = bytemuck::cast_vec(gpu.read(&out).unwrap());
+                assert_eq!(got, want, "xnor dots, {tile:?} {shape:?}");
+                let (d, out) =
+                    xnor_conv::encode_with(gpu, &shape, tile, &xg, &wg, Some(&tg)).unwrap();
+                gpu.run(&[d]).unwrap();
+                assert_eq!(
+                    gpu.read(&out).unwrap(),
+                    want_bits,
+                    "xnor bits, {tile:?} {shape:?}"
+                );
+            }
+            if padding == Padding::Zero {
+                let xf = random_f32(&mut rng, batch * side * (side + 1) * c);
+                let wf = random_f32(&mut rng, o * k * k * c);
+                let want = float_conv::reference(&shape, &xf, &wf);
+                let (xg, wg) = (gpu.upload(&xf, "x").unwrap(), gpu.upload(&wf, "w").unwrap());
+                for tile in &tiles {
+                    let (d, out) = float_conv::encode_with(gpu, &shape, tile, &xg, &wg).unwrap();
+                    gpu.run(&[d]).unwrap();
+                    assert_close(
+                        &gpu.read(&out).unwrap(),
+                        &want,
+                        4.0 * (k * k * c) as f32,
+                        &format!("float {tile:?} {shape:?}"),
+                    );
+                }
+            }
+        }
+    }
+    // A tile the shader cannot hold is an error, not a wrong result.
+    let bad = ConvTile {
+        wg_m: 8,
+        wg_n: 4,
+        rm: 4,
+        rn: 4,
+        kc: 16,
+    };
+    let shape = float_conv::dense_shape(1, 64, 64);
+    let x = gpu.upload(&[0u32; 2], "x").unwrap();
+    let w = gpu.upload(&[0u32; 128], "w").unwrap();
+    assert!(xnor_conv::encode_with(gpu, &shape, &bad, &x, &w, None).is_err());
+}

@@ -1,20 +1,33 @@
 //! The float baseline (`shaders/float_conv.wgsl`): conv2d as a tiled implicit GEMM, and the dense
 //! layer as its 1×1 case. f32 NHWC input, f32 OHWI weights, zero padding.
 
+use super::tuning::{ConvTile, Tuning};
 use super::xnor_conv::{ConvShape, Padding};
 use super::{Shader, batch_chunk, over_chunks};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
 
-const TILE: usize = 64;
-
+/// Encodes the conv over device buffers with the tile of [`Tuning::for_gpu`].
 pub fn encode(
     gpu: &Gpu,
     shape: &ConvShape,
     input: &Storage<f32>,
     weights: &Storage<f32>,
 ) -> Result<(Dispatch, Storage<f32>)> {
+    let tile = Tuning::for_gpu(gpu).float_conv_tile(shape);
+    encode_with(gpu, shape, &tile, input, weights)
+}
+
+/// [`encode`] with an explicit tile (benchmarks and tests of the tiling).
+pub fn encode_with(
+    gpu: &Gpu,
+    shape: &ConvShape,
+    tile: &ConvTile,
+    input: &Storage<f32>,
+    weights: &Storage<f32>,
+) -> Result<(Dispatch, Storage<f32>)> {
     shape.validate()?;
+    tile.validate_float(gpu)?;
     let k = shape.kernel_h * shape.kernel_w * shape.in_c;
     if input.len != shape.batch * shape.in_h * shape.in_w * shape.in_c
         || weights.len != shape.out_c * k
@@ -30,12 +43,23 @@ pub fn encode(
     let m = shape.batch * shape.out_pixels_per_item();
     let out = gpu.zeros::<f32>(m * shape.out_c, "float conv out")?;
     let params = gpu.uniform(&shape.params());
-    let pipeline = gpu.pipeline(PipelineKey::new(Shader::FloatConv, "conv", &[]))?;
+    let pipeline = gpu.pipeline(PipelineKey::new(
+        Shader::FloatConv,
+        "conv",
+        &[
+            ("C", shape.in_c as f64),
+            ("KH", shape.kernel_h as f64),
+            ("KW", shape.kernel_w as f64),
+            ("WG_M", tile.wg_m as f64),
+            ("WG_N", tile.wg_n as f64),
+            ("KC", tile.kc as f64),
+        ],
+    ))?;
     let bind_group = gpu.bind(
         &pipeline,
         &[&params, &input.buffer, &weights.buffer, &out.buffer],
     );
-    let tiles = (m.div_ceil(TILE) * shape.out_c.div_ceil(TILE)) as u32;
+    let tiles = (m.div_ceil(tile.tile_m()) * shape.out_c.div_ceil(tile.tile_n())) as u32;
     let d = Dispatch {
         pipeline,
         bind_group,

@@ -11,10 +11,12 @@ pub mod first_conv;
 pub mod float_conv;
 pub mod pool;
 pub mod threshold;
+pub mod tuning;
 pub mod xnor_conv;
 pub mod xnor_dense;
 
 pub use threshold::{FloatThreshold, Threshold};
+pub use tuning::{ConvTile, Tuning};
 pub use xnor_conv::{ConvShape, Padding};
 
 use crate::error::{Error, Result};

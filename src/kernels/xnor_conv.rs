@@ -3,7 +3,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Shader, Threshold, WORKGROUP, batch_chunk, dispatch, over_chunks};
+use super::tuning::{ConvTile, Tuning};
+use super::{Shader, Threshold, batch_chunk, over_chunks};
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
@@ -115,29 +116,29 @@ pub(crate) struct ConvParams {
     pub _pad: u32,
 }
 
-fn pipeline_key(shape: &ConvShape, entry: &'static str) -> PipelineKey {
+fn pipeline_key(shape: &ConvShape, tile: &ConvTile, entry: &'static str) -> PipelineKey {
+    let one_pad = shape.padding == Padding::One;
+    let masked = !one_pad && shape.pad > 0;
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
     PipelineKey::new(
         Shader::XnorConv,
         entry,
         &[
-            ("WG", WORKGROUP as f64),
             ("WORDS", shape.in_words() as f64),
             ("KH", shape.kernel_h as f64),
             ("KW", shape.kernel_w as f64),
-            (
-                "ONE_PAD",
-                if shape.padding == Padding::One {
-                    1.0
-                } else {
-                    0.0
-                },
-            ),
+            ("ONE_PAD", flag(one_pad)),
+            ("MASKED", flag(masked)),
+            ("WG_M", tile.wg_m as f64),
+            ("WG_N", tile.wg_n as f64),
+            ("KC", tile.kc as f64),
         ],
     )
 }
 
 /// Encodes the conv over device buffers. With `thresholds`, the output is packed signs
 /// (`[N][OH][OW][ceil(O/32)]`); without, i32 dot products (`[N][OH][OW][O]`, stored as u32 bits).
+/// The tile comes from [`Tuning::for_gpu`].
 pub fn encode(
     gpu: &Gpu,
     shape: &ConvShape,
@@ -145,7 +146,21 @@ pub fn encode(
     weights: &Storage<u32>,
     thresholds: Option<&Storage<Threshold>>,
 ) -> Result<(Dispatch, Storage<u32>)> {
+    let tile = Tuning::for_gpu(gpu).xnor_conv_tile(shape);
+    encode_with(gpu, shape, &tile, input, weights, thresholds)
+}
+
+/// [`encode`] with an explicit tile (benchmarks and tests of the tiling).
+pub fn encode_with(
+    gpu: &Gpu,
+    shape: &ConvShape,
+    tile: &ConvTile,
+    input: &Storage<u32>,
+    weights: &Storage<u32>,
+    thresholds: Option<&Storage<Threshold>>,
+) -> Result<(Dispatch, Storage<u32>)> {
     shape.validate()?;
+    tile.validate_xnor(gpu)?;
     if input.len != shape.batch * shape.input_words_per_item()
         || weights.len != shape.weight_words()
     {
@@ -155,33 +170,33 @@ pub fn encode(
         )));
     }
     let pixels = shape.batch * shape.out_pixels_per_item();
+    let tiles = (pixels.div_ceil(tile.tile_m()) * shape.out_c.div_ceil(tile.tile_n())) as u32;
     let params = gpu.uniform(&shape.params());
-    Ok(match thresholds {
-        None => {
-            let out = gpu.zeros::<u32>(pixels * shape.out_c, "conv dots")?;
-            let pipeline = gpu.pipeline(pipeline_key(shape, "conv_dot"))?;
-            let buffers = [&params, &input.buffer, &weights.buffer, &out.buffer];
-            (
-                dispatch(gpu, pipeline, &buffers, out.len, "xnor_conv_dot"),
-                out,
-            )
-        }
-        Some(th) => {
-            let out = gpu.zeros::<u32>(pixels * shape.out_words(), "conv bits")?;
-            let pipeline = gpu.pipeline(pipeline_key(shape, "conv_bits"))?;
-            let buffers = [
-                &params,
-                &input.buffer,
-                &weights.buffer,
-                &out.buffer,
-                &th.buffer,
-            ];
-            (
-                dispatch(gpu, pipeline, &buffers, out.len, "xnor_conv_bits"),
-                out,
-            )
-        }
-    })
+    let (entry, label, out) = match thresholds {
+        None => (
+            "conv_dot",
+            "xnor_conv_dot",
+            gpu.zeros::<u32>(pixels * shape.out_c, "conv dots")?,
+        ),
+        Some(_) => (
+            "conv_bits",
+            "xnor_conv_bits",
+            gpu.zeros::<u32>(pixels * shape.out_words(), "conv bits")?,
+        ),
+    };
+    let pipeline = gpu.pipeline(pipeline_key(shape, tile, entry))?;
+    let mut buffers = vec![&params, &input.buffer, &weights.buffer, &out.buffer];
+    if let Some(th) = thresholds {
+        buffers.push(&th.buffer);
+    }
+    let bind_group = gpu.bind(&pipeline, &buffers);
+    let d = Dispatch {
+        pipeline,
+        bind_group,
+        workgroups: gpu.grid(tiles),
+        label,
+    };
+    Ok((d, out))
 }
 
 fn run(

@@ -1,5 +1,6 @@
 //! XNOR/popcount dense layer (`shaders/xnor_dense.wgsl`): a batch of packed rows × packed weight
-//! rows `[out][ceil(in/32)]` → i32 dots or packed signs through the fused threshold.
+//! rows `[out][ceil(in/32)]` → i32 dots or packed signs through the fused threshold. Batches of
+//! [`TILED_BATCH`] rows or more run on the tiled conv kernel as a 1×1 conv.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -23,6 +24,10 @@ impl DenseShape {
         (self.batch * self.in_features * self.out_features) as u64
     }
 }
+
+/// From this batch on, the dense layer runs as a 1×1 conv on the tiled XNOR conv kernel; smaller
+/// batches keep one invocation per output (a weight row is used once, so there is nothing to tile).
+pub const TILED_BATCH: usize = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -51,6 +56,23 @@ pub fn encode(
             "xnor_dense: {} input and {} weight words for {shape:?}",
             input.len, weights.len
         )));
+    }
+    if shape.batch >= TILED_BATCH {
+        // [B][words] × [O][words] is the 1×1 conv of B one-pixel images: the tiled conv kernel
+        // reuses each staged weight word over the batch rows held in registers.
+        let conv = super::ConvShape {
+            batch: shape.batch,
+            in_h: 1,
+            in_w: 1,
+            in_c: shape.in_features,
+            out_c: shape.out_features,
+            kernel_h: 1,
+            kernel_w: 1,
+            stride: 1,
+            pad: 0,
+            padding: super::Padding::Zero,
+        };
+        return super::xnor_conv::encode(gpu, &conv, input, weights, thresholds);
     }
     let params = gpu.uniform(&Params {
         batch: shape.batch as u32,
