@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod devices;
 #[cfg(feature = "train")]
 mod export;
@@ -31,6 +32,8 @@ enum Command {
     Export(export::Args),
     /// Run an extractor file over a data set with the WGSL kernels and cache the features.
     Extract(extract::Args),
+    /// Time the XNOR/popcount kernels against float WGSL, burn and the CPU path on one adapter.
+    Bench(bench::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ pub fn run() -> anyhow::Result<()> {
         #[cfg(feature = "train")]
         Command::Export(args) => export::run(args),
         Command::Extract(args) => extract::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
