@@ -87,3 +87,27 @@ fn quick_suite_writes_a_consistent_report() {
     assert!(chart.starts_with("<svg") && chart.contains("xnor_dot"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn chart_of_a_report_without_shapes_is_still_an_svg() {
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    use bnn_transfer::bench::{Config, Suite, chart};
+    let mut cfg = Config::defaults(gpu, Suite::Extractor);
+    cfg.burn = false;
+    cfg.cpu_rows = false;
+    cfg.e2e_batches = vec![1];
+    cfg.e2e_arch = bnn_transfer::Arch::mini(10);
+    let report = bnn_transfer::bench::run(gpu, &cfg, &indicatif::ProgressBar::hidden()).unwrap();
+    assert!(report.shapes.is_empty());
+    assert_eq!(report.extractor.len(), 2);
+    assert!(
+        report
+            .extractor
+            .iter()
+            .all(|r| r.images_per_s.unwrap() > 0.0)
+    );
+    let svg = chart::svg(&report).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}

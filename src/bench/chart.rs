@@ -46,11 +46,16 @@ pub fn svg(report: &Report) -> Result<String> {
         .flat_map(|r| r.results.iter().filter_map(|m| m.median_s()))
         .map(|s| s * 1e3)
         .collect();
-    let lo = times
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min)
-        .max(1e-6);
+    // No timed shape (e.g. `--suite extractor`): an empty chart on a fixed, finite axis.
+    let lo = if times.is_empty() {
+        1e-3
+    } else {
+        times
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .max(1e-6)
+    };
     let hi = times.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
     let n = report.shapes.len().max(1);
     let width = (160 + 90 * n) as u32;
