@@ -5,7 +5,9 @@
 
 pub mod arch;
 pub mod atomic;
+pub mod bench;
 pub mod bits;
+pub mod cpu;
 pub mod data;
 pub mod error;
 #[cfg(feature = "train")]

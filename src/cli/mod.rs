@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod devices;
 #[cfg(feature = "train")]
 mod export;
@@ -39,6 +40,8 @@ enum Command {
     Transfer(transfer::Args),
     /// Label images with a head from `bnn transfer` on top of the binary extractor.
     Predict(predict::Args),
+    /// Time the XNOR/popcount kernels against float WGSL, burn and the CPU path on one adapter.
+    Bench(bench::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -52,5 +55,6 @@ pub fn run() -> anyhow::Result<()> {
         #[cfg(feature = "train")]
         Command::Transfer(args) => transfer::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -1,0 +1,351 @@
+//! End-to-end rows: the frozen binary extractor against its float twin. The extractor is an
+//! [`ExtractorFile`] of an architecture built with random packed weights and thresholds (what
+//! `bnn export` would write, minus training); the float twin runs the same layers with the float
+//! WGSL kernels: `float_conv` for every conv (the first included) and dense layer, and the f32
+//! max-pool of `pool.wgsl` where the block pools. Batch norm and ReLU are left out of the twin
+//! (elementwise passes, a small fraction of its time), which favours the float side.
+
+use std::path::Path;
+
+use crate::arch::{Arch, Pool, out_size};
+use crate::bits::words;
+use crate::error::{Error, Result};
+use crate::extractor::{
+    ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Source, Thresholds,
+};
+use crate::gpu::{Dispatch, Gpu, Storage};
+use crate::kernels::pool::{self, PoolShape, PoolValues};
+use crate::kernels::{ConvShape, FloatThreshold, Padding, Threshold, float_conv};
+use crate::rng::Rng;
+
+/// What the float twin row runs, printed beside its numbers.
+pub const FLOAT_TWIN: &str = "float twin = float_conv.wgsl for every conv and dense layer + f32 \
+max-pool (pool.wgsl), same shapes as the extractor; BN/ReLU omitted (elementwise); \
+f32 images uploaded and the last layer read back, like the extractor";
+
+/// Random packed rows of `bits` bits (tail bits clear).
+fn random_rows(rng: &mut Rng, rows: usize, bits: usize) -> Vec<u32> {
+    let wpr = words(bits);
+    let mut v: Vec<u32> = (0..rows * wpr).map(|_| rng.next_u32()).collect();
+    if !bits.is_multiple_of(32) {
+        let mask = (1u32 << (bits % 32)) - 1;
+        for r in v.chunks_exact_mut(wpr) {
+            r[wpr - 1] &= mask;
+        }
+    }
+    v
+}
+
+/// An extractor file for `arch` up to its last hidden layer, with random packed weights and
+/// thresholds near the middle of each layer's dot range (so about half the output bits are set).
+pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
+    let mut rng = Rng::new(seed);
+    let mut layers = Vec::new();
+    let mut prev = [arch.input, arch.input, arch.in_channels];
+    for (i, c) in arch.convs.iter().enumerate() {
+        let first = i == 0;
+        let (mut h, mut w) = (
+            out_size(prev[0], c.kernel, c.stride, c.pad),
+            out_size(prev[1], c.kernel, c.stride, c.pad),
+        );
+        if let Some(p) = c.pool {
+            h = out_size(h, p.kernel, p.stride, 0);
+            w = out_size(w, p.kernel, p.stride, 0);
+        }
+        let spread = (c.kernel * c.kernel * prev[2]) as f32 / 8.0;
+        let thresholds = if first {
+            Thresholds::Float(
+                (0..c.out)
+                    .map(|_| FloatThreshold {
+                        t: rng.range(-1.0, 1.0),
+                        mode: 0,
+                    })
+                    .collect(),
+            )
+        } else {
+            Thresholds::Int(
+                (0..c.out)
+                    .map(|_| Threshold::at_least(rng.range(-spread, spread) as i32))
+                    .collect(),
+            )
+        };
+        layers.push(LayerData {
+            spec: LayerSpec {
+                name: format!("conv{}", i + 1),
+                kind: if first {
+                    LayerKind::FirstConv
+                } else {
+                    LayerKind::XnorConv
+                },
+                in_shape: prev,
+                out_shape: [h, w, c.out],
+                kernel: c.kernel,
+                stride: c.stride,
+                pad: c.pad,
+                padding: Padding::Zero,
+                pool: c.pool,
+                in_features: 0,
+                dot_offset: 0,
+            },
+            weights: random_rows(&mut rng, c.out * c.kernel * c.kernel, prev[2]),
+            thresholds,
+        });
+        prev = [h, w, c.out];
+    }
+    for (j, &d) in arch.dense.iter().enumerate() {
+        let [h, w, ch] = prev;
+        let (in_features, offset) = if h * w == 1 {
+            (ch, 0)
+        } else {
+            (h * w * words(ch) * 32, h * w * (words(ch) * 32 - ch))
+        };
+        // Per pixel, the padding channels' weight bits are clear (DESIGN §3).
+        let weights = random_rows(&mut rng, d * h * w, ch);
+        let spread = in_features as f32 / 8.0;
+        layers.push(LayerData {
+            spec: LayerSpec {
+                name: format!("fc{}", j + 1),
+                kind: LayerKind::XnorDense,
+                in_shape: prev,
+                out_shape: [1, 1, d],
+                kernel: 0,
+                stride: 1,
+                pad: 0,
+                padding: Padding::Zero,
+                pool: None,
+                in_features,
+                dot_offset: offset as i32,
+            },
+            weights,
+            thresholds: Thresholds::Int(
+                (0..d)
+                    .map(|_| Threshold::at_least(offset as i32 + rng.range(-spread, spread) as i32))
+                    .collect(),
+            ),
+        });
+        prev = [1, 1, d];
+    }
+    let cut = layers
+        .last()
+        .map(|l| l.spec.name.clone())
+        .ok_or_else(|| Error::Shape(format!("arch '{}' has no layers", arch.name)))?;
+    let graph = Graph {
+        input: InputSpec {
+            size: arch.input,
+            channels: arch.in_channels,
+            mean: vec![0.0; arch.in_channels],
+            std: vec![1.0; arch.in_channels],
+            layout: "NHWC f32".into(),
+        },
+        layers: layers.iter().map(|l| l.spec.clone()).collect(),
+        cut,
+        classifier: None,
+        source: Source {
+            arch: arch.clone(),
+            precision: "binary".into(),
+            weight_scale: false,
+            bn_epsilon: 1e-5,
+            val_top1: None,
+            epochs: None,
+            checkpoint: "random weights (bnn bench)".into(),
+        },
+    };
+    graph.validate(Path::new("<bnn bench>"))?;
+    Ok(ExtractorFile {
+        graph,
+        layers,
+        classifier: None,
+    })
+}
+
+/// The float op of a layer and its number of weights.
+fn twin_op(s: &LayerSpec) -> (TwinOp, usize) {
+    let [h, w, c] = s.in_shape;
+    match s.kind {
+        LayerKind::XnorDense => {
+            let (fin, fout) = (h * w * c, s.out_channels());
+            (TwinOp::Dense { fin, fout }, fin * fout)
+        }
+        _ => {
+            let shape = ConvShape {
+                batch: 1,
+                in_h: h,
+                in_w: w,
+                in_c: c,
+                out_c: s.out_channels(),
+                kernel_h: s.kernel,
+                kernel_w: s.kernel,
+                stride: s.stride,
+                pad: s.pad,
+                padding: Padding::Zero,
+            };
+            let n = s.kernel * s.kernel * c * shape.out_c;
+            (TwinOp::Conv(shape), n)
+        }
+    }
+}
+
+/// Uniform weights of variance 1/fan-in for every layer of `file` (the twin's layouts).
+pub fn random_weights(file: &ExtractorFile, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng::new(seed);
+    file.layers
+        .iter()
+        .map(|l| {
+            let (op, n) = twin_op(&l.spec);
+            let fan_in = match op {
+                TwinOp::Dense { fin, .. } => fin,
+                TwinOp::Conv(s) => s.kernel_h * s.kernel_w * s.in_c,
+            };
+            let a = (3.0 / fan_in as f32).sqrt();
+            (0..n).map(|_| rng.range(-a, a)).collect()
+        })
+        .collect()
+}
+
+enum TwinOp {
+    Conv(ConvShape),
+    Dense { fin: usize, fout: usize },
+}
+
+struct TwinLayer {
+    op: TwinOp,
+    weights: Storage<f32>,
+    pool: Option<Pool>,
+}
+
+/// The float twin of an extractor file on one device (see the module docs).
+pub struct FloatTwin<'g> {
+    gpu: &'g Gpu,
+    layers: Vec<TwinLayer>,
+    image_len: usize,
+    max_batch: usize,
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+}
+
+impl<'g> FloatTwin<'g> {
+    /// Random float weights (uniform, variance 1/fan-in) for every layer of `file`, uploaded once.
+    pub fn new(gpu: &'g Gpu, file: &ExtractorFile, seed: u64) -> Result<Self> {
+        FloatTwin::with_weights(gpu, file, random_weights(file, seed))
+    }
+
+    /// The twin with the given float weights per layer: OHWI for convs, `[out][in]` for dense
+    /// layers (NHWC flatten order).
+    pub fn with_weights(
+        gpu: &'g Gpu,
+        file: &ExtractorFile,
+        weights: Vec<Vec<f32>>,
+    ) -> Result<Self> {
+        if weights.len() != file.layers.len() {
+            return Err(Error::Shape(format!(
+                "float twin: {} weight tensors for {} layers",
+                weights.len(),
+                file.layers.len()
+            )));
+        }
+        let mut layers = Vec::new();
+        let mut per_image = 0usize;
+        let mut macs = 0u64;
+        for (l, values) in file.layers.iter().zip(weights) {
+            let s = &l.spec;
+            let (op, n) = twin_op(s);
+            match op {
+                TwinOp::Dense { fin, fout } => {
+                    macs += (fin * fout) as u64;
+                    per_image = per_image.max(fin.max(fout) * 4);
+                }
+                TwinOp::Conv(shape) => {
+                    macs += shape.macs();
+                    per_image = per_image
+                        .max(shape.out_pixels_per_item() * shape.out_c * 4)
+                        .max(shape.in_h * shape.in_w * shape.in_c * 4);
+                }
+            }
+            if values.len() != n {
+                return Err(Error::Shape(format!(
+                    "float twin: layer '{}' needs {n} weights, got {}",
+                    s.name,
+                    values.len()
+                )));
+            }
+            layers.push(TwinLayer {
+                op,
+                weights: gpu.upload(&values, "float twin weights")?,
+                pool: s.pool,
+            });
+        }
+        let max_batch = (gpu.max_binding() / per_image.max(1) as u64) as usize;
+        if max_batch == 0 {
+            return Err(Error::Limits(format!(
+                "float twin: one image needs a {per_image}-byte binding"
+            )));
+        }
+        let i = &file.graph.input;
+        Ok(FloatTwin {
+            gpu,
+            layers,
+            image_len: i.size * i.size * i.channels,
+            max_batch,
+            macs,
+        })
+    }
+
+    /// Features `[n][dim]` of NHWC f32 `images`.
+    pub fn run(&self, images: &[f32]) -> Result<Vec<f32>> {
+        if images.is_empty() || !images.len().is_multiple_of(self.image_len) {
+            return Err(Error::Shape(format!(
+                "{} values are not whole {}-value images",
+                images.len(),
+                self.image_len
+            )));
+        }
+        let batch = images.len() / self.image_len;
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < batch {
+            let end = (start + self.max_batch).min(batch);
+            out.extend(self.run_chunk(
+                &images[start * self.image_len..end * self.image_len],
+                end - start,
+            )?);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn run_chunk(&self, images: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let gpu = self.gpu;
+        let mut x = gpu.upload(images, "images")?;
+        let mut keep: Vec<Storage<f32>> = Vec::new();
+        let mut dispatches: Vec<Dispatch> = Vec::new();
+        for l in &self.layers {
+            let (shape, pooled_from) = match l.op {
+                TwinOp::Conv(s) => {
+                    let s = ConvShape { batch, ..s };
+                    (s, Some((s.out_h(), s.out_w(), s.out_c)))
+                }
+                TwinOp::Dense { fin, fout } => (float_conv::dense_shape(batch, fin, fout), None),
+            };
+            let (d, mut y) = float_conv::encode(gpu, &shape, &x, &l.weights)?;
+            dispatches.push(d);
+            if let (Some(p), Some((h, w, c))) = (l.pool, pooled_from) {
+                let ps = PoolShape {
+                    batch,
+                    in_h: h,
+                    in_w: w,
+                    channels: c,
+                    kernel: p.kernel,
+                    stride: p.stride,
+                };
+                let raw: Storage<u32> = Storage::reinterpret(y);
+                let (d, pooled) = pool::encode(gpu, &ps, PoolValues::F32, &raw)?;
+                dispatches.push(d);
+                keep.push(Storage::reinterpret(raw));
+                y = Storage::reinterpret(pooled);
+            }
+            keep.push(std::mem::replace(&mut x, y));
+        }
+        gpu.run(&dispatches)?;
+        gpu.read(&x)
+    }
+}

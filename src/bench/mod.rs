@@ -1,0 +1,633 @@
+//! The binary-vs-float benchmark suite behind `bnn bench` (and the shapes `benches/` reuses): for
+//! every shape, the XNOR/popcount kernel (dots, and fused with the threshold), our float WGSL
+//! kernel of the same shape and burn's float conv2d / matmul on its wgpu backend, all on one
+//! adapter in one run; on CPU-only machines also the library's CPU binary path ([`crate::cpu`])
+//! and burn's flex conv2d. End-to-end rows run the frozen extractor against its float twin.
+//!
+//! Kernel times are GPU time from timestamp queries where the adapter has them (synchronized wall
+//! time otherwise); burn, CPU and end-to-end rows are synchronized wall time. Ratios only ever
+//! divide times taken with the same timer.
+
+#[cfg(feature = "train")]
+pub mod burn;
+pub mod chart;
+pub mod extractor;
+pub mod peak;
+pub mod report;
+pub mod shapes;
+pub mod timing;
+
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::arch::Arch;
+use crate::bits::pack_rows;
+use crate::cpu::{CpuConv, CpuDense};
+use crate::error::{Error, Result};
+use crate::extractor::{Extractor, Output};
+use crate::gpu::{Dispatch, Gpu};
+use crate::kernels::{Threshold, float_conv, xnor_conv, xnor_dense};
+use crate::rng::Rng;
+use report::{DeviceInfo, EndToEndRow, Measurement, Report, ShapeRow};
+use shapes::{Case, Op};
+use timing::{Plan, Stats, measure, wall};
+
+/// `--suite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Suite {
+    /// daBNN's layer set and the binary layers of our networks.
+    Layers,
+    /// One large square GEMM.
+    Gemm,
+    /// The whole extractor against its float twin, images/s.
+    Extractor,
+    /// Everything above.
+    All,
+    /// Tiny shapes, few repeats: a smoke run in seconds (tests use it).
+    Quick,
+}
+
+/// What to run and how long to spend on it.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub suite: Suite,
+    /// Batch of the per-layer shapes.
+    pub batch: usize,
+    /// Warm-up / repeats / budget of our kernels and the CPU path.
+    pub plan: Plan,
+    /// The same for burn's rows (slow on lavapipe).
+    pub burn_plan: Plan,
+    /// Side of the square GEMM.
+    pub gemm: usize,
+    /// Batches of the end-to-end rows.
+    pub e2e_batches: Vec<usize>,
+    /// Timing of end-to-end rows after the first batch size (pipelines are compiled by then).
+    pub e2e_plan: Plan,
+    /// burn's float-model row runs only up to this batch (burn-wgpu on lavapipe takes minutes per
+    /// batch of 64).
+    pub burn_model_max_batch: usize,
+    /// Architecture of the end-to-end rows.
+    pub e2e_arch: Arch,
+    /// Include alexnet's binary layers in the layer suite.
+    pub alexnet: bool,
+    /// CPU rows (cpu_xnor, burn_flex): by default only where the adapter is a CPU.
+    pub cpu_rows: bool,
+    /// burn rows (needs the `train` feature).
+    pub burn: bool,
+    pub threads: usize,
+    pub peak: peak::PeakOverrides,
+}
+
+impl Config {
+    /// Defaults that keep `--suite all` within a few minutes on lavapipe and bounded on a GPU.
+    pub fn defaults(gpu: &Gpu, suite: Suite) -> Config {
+        let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+        let quick = suite == Suite::Quick;
+        let plan = match (quick, cpu) {
+            (true, _) => Plan {
+                warmup: 1,
+                repeats: 3,
+                budget_s: 0.5,
+            },
+            (false, true) => Plan {
+                warmup: 1,
+                repeats: 7,
+                budget_s: 1.5,
+            },
+            (false, false) => Plan {
+                warmup: 3,
+                repeats: 25,
+                budget_s: 2.0,
+            },
+        };
+        let burn_plan = if cpu {
+            Plan {
+                warmup: 1,
+                repeats: if quick { 1 } else { 3 },
+                budget_s: 1.0,
+            }
+        } else {
+            plan
+        };
+        Config {
+            suite,
+            batch: 1,
+            plan,
+            burn_plan,
+            gemm: match (quick, cpu) {
+                (true, _) => 64,
+                (false, true) => 512,
+                (false, false) => 4096,
+            },
+            e2e_batches: if quick { vec![1] } else { vec![1, 64] },
+            e2e_plan: if cpu {
+                Plan {
+                    warmup: 0,
+                    repeats: 2,
+                    budget_s: 1.0,
+                }
+            } else {
+                plan
+            },
+            burn_model_max_batch: if cpu { 1 } else { usize::MAX },
+            e2e_arch: if quick {
+                Arch::mini(10)
+            } else {
+                Arch::small(200)
+            },
+            alexnet: !cpu,
+            cpu_rows: cpu,
+            burn: cfg!(feature = "train"),
+            threads: crate::cpu::default_threads(),
+            peak: peak::PeakOverrides::default(),
+        }
+    }
+
+    /// The per-shape cases of this suite.
+    pub fn cases(&self) -> Vec<Case> {
+        let b = self.batch;
+        let layers = || {
+            let mut v = shapes::dabnn(b);
+            v.extend(shapes::arch_layers(&Arch::small(200), b));
+            if self.alexnet {
+                v.extend(shapes::arch_layers(&Arch::alexnet(1000), b));
+            }
+            v
+        };
+        match self.suite {
+            Suite::Layers => layers(),
+            Suite::Gemm => vec![shapes::gemm(self.gemm)],
+            Suite::Extractor => Vec::new(),
+            Suite::All => {
+                let mut v = layers();
+                v.push(shapes::gemm(self.gemm));
+                v
+            }
+            Suite::Quick => {
+                let mut v = vec![
+                    Case {
+                        suite: "layers",
+                        id: "9x9x64-64_k3s1p1".into(),
+                        source: "quick".into(),
+                        op: Op::Conv(shapes::conv(b, 9, 64, 64, 3, 1, 1)),
+                    },
+                    Case {
+                        suite: "layers",
+                        id: "11x11x33-40_k3s2p1".into(),
+                        source: "quick".into(),
+                        op: Op::Conv(shapes::conv(b, 11, 33, 40, 3, 2, 1)),
+                    },
+                ];
+                v.push(shapes::gemm(self.gemm));
+                v
+            }
+        }
+    }
+
+    fn e2e(&self) -> bool {
+        matches!(self.suite, Suite::Extractor | Suite::All | Suite::Quick)
+    }
+
+    /// Implementations timed per shape, in table order.
+    pub fn kernels(&self) -> Vec<&'static str> {
+        let mut k = vec!["xnor_dot", "xnor_bits", "float_wgsl"];
+        if self.burn {
+            k.push("burn_wgpu");
+        }
+        if self.cpu_rows {
+            k.push("cpu_xnor");
+            if self.burn {
+                k.push("burn_flex");
+            }
+        }
+        k
+    }
+
+    /// Progress steps: one per (shape, kernel) and per end-to-end row.
+    pub fn steps(&self) -> u64 {
+        let e2e = if self.e2e() {
+            self.e2e_batches.len() * self.e2e_runs().len()
+        } else {
+            0
+        };
+        (self.cases().len() * self.kernels().len() + e2e) as u64
+    }
+
+    fn e2e_runs(&self) -> Vec<&'static str> {
+        let mut r = vec!["binary_extractor", "float_twin_wgsl"];
+        if self.cpu_rows {
+            r.push("cpu_binary_extractor");
+        }
+        if self.burn {
+            r.push("burn_float_model_wgpu");
+            if self.cpu_rows {
+                r.push("burn_float_model_flex");
+            }
+        }
+        r
+    }
+}
+
+/// Random operands of one case, in every layout the kernels take.
+struct Operands {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    px: Vec<u32>,
+    pw: Vec<u32>,
+    th: Vec<Threshold>,
+}
+
+impl Operands {
+    fn new(op: &Op, seed: u64) -> Operands {
+        let s = op.as_conv();
+        let mut rng = Rng::new(seed);
+        let x: Vec<f32> = (0..s.batch * s.in_h * s.in_w * s.in_c)
+            .map(|_| rng.range(-1.0, 1.0))
+            .collect();
+        let w: Vec<f32> = (0..s.out_c * s.kernel_h * s.kernel_w * s.in_c)
+            .map(|_| rng.range(-1.0, 1.0))
+            .collect();
+        let k = (s.kernel_h * s.kernel_w * s.in_c) as f32;
+        let th = (0..s.out_c)
+            .map(|_| Threshold::at_least(rng.range(-k / 8.0, k / 8.0) as i32))
+            .collect();
+        Operands {
+            px: pack_rows(&x, s.in_c),
+            pw: pack_rows(&w, s.in_c),
+            x,
+            w,
+            th,
+        }
+    }
+}
+
+/// Bytes a kernel reads and writes once: weights, input activations, output.
+pub fn bytes_moved(op: &Op, kernel: &str) -> u64 {
+    let s = op.as_conv();
+    let in_px = s.batch * s.in_h * s.in_w;
+    let out_px = s.batch * s.out_pixels_per_item();
+    let b = match kernel {
+        "xnor_dot" | "cpu_xnor" => (in_px * s.in_words() + s.weight_words() + out_px * s.out_c) * 4,
+        "xnor_bits" => {
+            (in_px * s.in_words() + s.weight_words() + out_px * s.out_words()) * 4 + 8 * s.out_c
+        }
+        _ => (in_px * s.in_c + s.out_c * s.kernel_h * s.kernel_w * s.in_c + out_px * s.out_c) * 4,
+    };
+    b as u64
+}
+
+/// GPU time (timestamps, else wall) and synchronized wall time of one encoded dispatch.
+fn time_dispatch(gpu: &Gpu, d: Dispatch, plan: &Plan) -> Result<(Stats, Option<Stats>)> {
+    let ds = std::slice::from_ref(&d);
+    let main = measure(plan, || Ok(gpu.time(ds)?.elapsed))?;
+    let wall_stats = if gpu.timestamps {
+        Some(measure(plan, || wall(|| gpu.run(ds)))?)
+    } else {
+        None
+    };
+    Ok((main, wall_stats))
+}
+
+fn run_wgsl(
+    gpu: &Gpu,
+    op: &Op,
+    data: &Operands,
+    kernel: &str,
+    plan: &Plan,
+) -> Result<(Stats, Option<Stats>)> {
+    match kernel {
+        "float_wgsl" => {
+            let s = op.as_conv();
+            let x = gpu.upload(&data.x, "bench x")?;
+            let w = gpu.upload(&data.w, "bench w")?;
+            let (d, _out) = float_conv::encode(gpu, &s, &x, &w)?;
+            time_dispatch(gpu, d, plan)
+        }
+        "xnor_dot" | "xnor_bits" => {
+            let x = gpu.upload(&data.px, "bench x")?;
+            let w = gpu.upload(&data.pw, "bench w")?;
+            let th = gpu.upload(&data.th, "bench thresholds")?;
+            let th = (kernel == "xnor_bits").then_some(&th);
+            let (d, _out) = match op {
+                Op::Conv(s) => xnor_conv::encode(gpu, s, &x, &w, th)?,
+                Op::Gemm(g) => xnor_dense::encode(gpu, g, &x, &w, th)?,
+            };
+            time_dispatch(gpu, d, plan)
+        }
+        other => Err(Error::Shape(format!("no WGSL kernel '{other}'"))),
+    }
+}
+
+fn run_cpu(op: &Op, data: &Operands, plan: &Plan, threads: usize) -> Result<Stats> {
+    match op {
+        Op::Conv(s) => {
+            let c = CpuConv::new(s, &data.pw)?;
+            measure(plan, || {
+                let t = Instant::now();
+                std::hint::black_box(c.dot(&data.px, threads)?);
+                Ok(t.elapsed())
+            })
+        }
+        Op::Gemm(g) => {
+            let c = CpuDense::new(g, &data.pw)?;
+            measure(plan, || {
+                let t = Instant::now();
+                std::hint::black_box(c.dot(&data.px, threads)?);
+                Ok(t.elapsed())
+            })
+        }
+    }
+}
+
+/// burn's devices, opened once (`None` with the reason in the notes when one cannot open).
+#[derive(Default)]
+struct BurnDevices {
+    #[cfg(feature = "train")]
+    wgpu: Option<::burn::tensor::Device>,
+    #[cfg(feature = "train")]
+    flex: Option<::burn::tensor::Device>,
+}
+
+impl BurnDevices {
+    /// Opens the devices the config asks for; a device that cannot open is a note, not an error.
+    #[allow(unused_variables)]
+    fn open(cfg: &Config) -> (BurnDevices, Option<String>) {
+        #[cfg(feature = "train")]
+        if cfg.burn {
+            let (wgpu, note) = match burn::wgpu_device() {
+                Ok(d) => (Some(d), None),
+                Err(e) => (None, Some(format!("burn-wgpu rows skipped: {e}"))),
+            };
+            let flex = cfg.cpu_rows.then(burn::flex_device);
+            return (BurnDevices { wgpu, flex }, note);
+        }
+        (BurnDevices::default(), None)
+    }
+
+    #[allow(unused_variables)]
+    fn time(&self, kernel: &str, op: &Op, plan: &Plan) -> Result<Stats> {
+        #[cfg(feature = "train")]
+        {
+            let device = match kernel {
+                "burn_wgpu" => self.wgpu.as_ref(),
+                _ => self.flex.as_ref(),
+            };
+            let device = device.ok_or_else(|| Error::Gpu {
+                context: kernel.into(),
+                message: "device not available".into(),
+            })?;
+            burn::time_op(device, op, plan)
+        }
+        #[cfg(not(feature = "train"))]
+        Err(Error::Shape(
+            "built without the `train` feature (burn)".into(),
+        ))
+    }
+
+    #[allow(unused_variables)]
+    fn time_model(&self, run: &str, arch: &Arch, batch: usize, plan: &Plan) -> Result<Stats> {
+        #[cfg(feature = "train")]
+        {
+            let device = if run.ends_with("wgpu") {
+                self.wgpu.as_ref()
+            } else {
+                self.flex.as_ref()
+            };
+            let device = device.ok_or_else(|| Error::Gpu {
+                context: run.into(),
+                message: "device not available".into(),
+            })?;
+            burn::time_float_model(device, arch, batch, plan)
+        }
+        #[cfg(not(feature = "train"))]
+        Err(Error::Shape(
+            "built without the `train` feature (burn)".into(),
+        ))
+    }
+}
+
+fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
+    match (num, den) {
+        (Some(n), Some(d)) if d > 0.0 => Some(n / d),
+        _ => None,
+    }
+}
+
+/// Runs the suite on `gpu`, advancing `bar` once per step ([`Config::steps`]).
+pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
+    let start = Instant::now();
+    let (burn_devices, burn_note) = BurnDevices::open(cfg);
+    let mut notes: Vec<String> = burn_note.into_iter().collect();
+    let peak = peak::peak(&gpu.info, cfg.peak);
+    let timer = if gpu.timestamps {
+        "GPU timestamp queries"
+    } else {
+        "synchronized wall time (no timestamp queries on this adapter)"
+    };
+    let mut rows = Vec::new();
+    for (i, case) in cfg.cases().iter().enumerate() {
+        let data = Operands::new(&case.op, i as u64 + 1);
+        let macs = case.op.macs();
+        let mut results = Vec::new();
+        for kernel in cfg.kernels() {
+            bar.set_message(format!("{} {kernel}", case.id));
+            let outcome: Result<(Stats, Option<Stats>, &str)> = match kernel {
+                "xnor_dot" | "xnor_bits" | "float_wgsl" => {
+                    run_wgsl(gpu, &case.op, &data, kernel, &cfg.plan).map(|(s, w)| {
+                        (
+                            s,
+                            w,
+                            if gpu.timestamps {
+                                "gpu-timestamp"
+                            } else {
+                                "wall"
+                            },
+                        )
+                    })
+                }
+                "cpu_xnor" => {
+                    run_cpu(&case.op, &data, &cfg.plan, cfg.threads).map(|s| (s, None, "wall"))
+                }
+                _ => burn_devices
+                    .time(kernel, &case.op, &cfg.burn_plan)
+                    .map(|s| (s, None, "wall")),
+            };
+            results.push(match outcome {
+                Ok((stats, wall_stats, timer)) => Measurement {
+                    kernel: kernel.into(),
+                    timer: timer.into(),
+                    macs_per_s: Some(macs as f64 / stats.median_s.max(1e-12)),
+                    stats: Some(stats),
+                    wall: wall_stats,
+                    bytes: bytes_moved(&case.op, kernel),
+                    error: None,
+                },
+                Err(e) => Measurement {
+                    kernel: kernel.into(),
+                    timer: "-".into(),
+                    stats: None,
+                    wall: None,
+                    macs_per_s: None,
+                    bytes: bytes_moved(&case.op, kernel),
+                    error: Some(e.to_string()),
+                },
+            });
+            bar.inc(1);
+        }
+        let mut row = ShapeRow {
+            suite: case.suite.into(),
+            id: case.id.clone(),
+            source: case.source.clone(),
+            shape: case.info(),
+            results,
+            speedup_vs_float: None,
+            speedup_fused_vs_float: None,
+            speedup_vs_burn: None,
+            cpu_speedup_vs_flex: None,
+            peak_fraction: None,
+        };
+        let t = |k: &str| row.get(k).and_then(|m| m.median_s());
+        let w = |k: &str| row.get(k).and_then(|m| m.wall_s());
+        let speedups = (
+            ratio(t("float_wgsl"), t("xnor_dot")),
+            ratio(t("float_wgsl"), t("xnor_bits")),
+            ratio(w("burn_wgpu"), w("xnor_dot")),
+            ratio(t("burn_flex"), t("cpu_xnor")),
+            ratio(
+                row.get("xnor_dot").and_then(|m| m.macs_per_s),
+                peak.binary_macs_per_s,
+            ),
+        );
+        (
+            row.speedup_vs_float,
+            row.speedup_fused_vs_float,
+            row.speedup_vs_burn,
+            row.cpu_speedup_vs_flex,
+            row.peak_fraction,
+        ) = speedups;
+        rows.push(row);
+    }
+    let extractor = if cfg.e2e() {
+        end_to_end(gpu, cfg, &burn_devices, bar)?
+    } else {
+        Vec::new()
+    };
+    notes.push(
+        "x float = float_wgsl / xnor_dot and x fused = float_wgsl / xnor_bits (same timer); \
+         x burn = burn_wgpu / xnor_dot, both synchronized wall time (submit → completion)"
+            .into(),
+    );
+    if cfg.e2e() {
+        notes.push(extractor::FLOAT_TWIN.into());
+    }
+    if cfg.cpu_rows {
+        notes.push(format!(
+            "cpu_xnor = the library's CPU binary path (u64 popcount, {} threads); burn_flex = \
+             burn's flex conv2d / matmul; both wall time; cpu_binary_extractor = the whole \
+             extractor on that path (first layer, pools and thresholds scalar)",
+            cfg.threads
+        ));
+    }
+    Ok(Report {
+        tool: format!("bnn bench {}", env!("CARGO_PKG_VERSION")),
+        device: DeviceInfo {
+            name: gpu.info.name.clone(),
+            backend: format!("{:?}", gpu.info.backend),
+            device_type: format!("{:?}", gpu.info.device_type),
+            driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info),
+            vendor: gpu.info.vendor,
+            timestamps: gpu.timestamps,
+        },
+        timer: timer.into(),
+        suite: format!("{:?}", cfg.suite).to_lowercase(),
+        batch: cfg.batch,
+        plan: cfg.plan,
+        cpu_threads: cfg.threads,
+        peak,
+        shapes: rows,
+        extractor,
+        notes,
+        total_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn end_to_end(
+    gpu: &Gpu,
+    cfg: &Config,
+    burn_devices: &BurnDevices,
+    bar: &ProgressBar,
+) -> Result<Vec<EndToEndRow>> {
+    let arch = &cfg.e2e_arch;
+    let file = extractor::random_file(arch, 3)?;
+    let binary = Extractor::new(gpu, file.clone());
+    let twin = extractor::FloatTwin::new(gpu, &file, 5);
+    // Everything but the float classifier, which the extractor does not run.
+    let last = arch.dense.last().copied().unwrap_or(arch.flat_features());
+    let macs = arch.macs() - (last * arch.classes) as u64;
+    let mut rng = Rng::new(9);
+    let mut out = Vec::new();
+    for (bi, &batch) in cfg.e2e_batches.iter().enumerate() {
+        let n = batch * arch.input * arch.input * arch.in_channels;
+        let images: Vec<f32> = (0..n).map(|_| rng.range(-2.0, 2.0)).collect();
+        let mut binary_ips = None;
+        for run in cfg.e2e_runs() {
+            bar.set_message(format!("{} batch {batch} {run}", arch.name));
+            let plan = match (run.starts_with("burn"), bi) {
+                (true, _) => &cfg.burn_plan,
+                (false, 0) => &cfg.plan,
+                (false, _) => &cfg.e2e_plan,
+            };
+            let stats: Result<Stats> = match run {
+                "binary_extractor" => match &binary {
+                    Ok(b) => measure(plan, || wall(|| b.run(&images, Output::Bits).map(|_| ()))),
+                    Err(e) => Err(Error::Shape(e.to_string())),
+                },
+                "cpu_binary_extractor" => measure(plan, || {
+                    wall(|| {
+                        crate::cpu::extractor::run_bits(&file, &images, batch, cfg.threads)
+                            .map(|_| ())
+                    })
+                }),
+                "float_twin_wgsl" => match &twin {
+                    Ok(t) => measure(plan, || wall(|| t.run(&images).map(|_| ()))),
+                    Err(e) => Err(Error::Shape(e.to_string())),
+                },
+                "burn_float_model_wgpu" if batch > cfg.burn_model_max_batch => {
+                    Err(Error::Limits(format!(
+                        "skipped above batch {} on a CPU adapter (minutes per batch); see the \
+                         flex row",
+                        cfg.burn_model_max_batch
+                    )))
+                }
+                _ => burn_devices.time_model(run, arch, batch, plan),
+            };
+            let ips = stats
+                .as_ref()
+                .ok()
+                .map(|s| batch as f64 / s.median_s.max(1e-12));
+            if run == "binary_extractor" {
+                binary_ips = ips;
+            }
+            out.push(EndToEndRow {
+                arch: arch.name.clone(),
+                batch,
+                macs_per_image: macs,
+                runs: run.into(),
+                timer: "wall: upload + GPU + read-back".into(),
+                stats: stats.as_ref().ok().copied(),
+                images_per_s: ips,
+                binary_speedup: if run == "binary_extractor" {
+                    None
+                } else {
+                    ratio(binary_ips, ips)
+                },
+                error: stats.err().map(|e| e.to_string()),
+            });
+            bar.inc(1);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,124 @@
+//! The device's binary (XNOR + popcount) MAC/s peak, derived from a few inputs that are printed
+//! with it, so the reader can check the arithmetic:
+//!
+//! * CPU adapters (lavapipe/llvmpipe): `cores × (SIMD bits / 32) × clock × 32 / ops per word`, one
+//!   vector instruction per cycle per core, each 32-bit lane handling one packed word (32 binary
+//!   MACs) in `ops per word` instructions: XOR, popcount, accumulate. AVX2 has no vector popcount
+//!   (LLVM emulates it with nibble table lookups, ~10 instructions), so 12 per word; with
+//!   AVX-512 VPOPCNTDQ, 3.
+//! * NVIDIA GPUs: `SMs × popc per SM per clock × clock × 32`, with 16 32-bit `popc` per SM per
+//!   clock (CUDA C Programming Guide, arithmetic instruction throughput, compute capability 5.x
+//!   to 9.0; XOR runs at 64 and is not the bound). wgpu reports neither SMs nor clock, so they come
+//!   from a table of known boards or from `--peak-sms` / `--peak-clock-mhz`.
+
+use std::collections::BTreeMap;
+
+use super::report::Peak;
+
+/// Known NVIDIA boards: (name substring, SMs, boost clock MHz). Checked in order.
+const NVIDIA: [(&str, f64, f64); 8] = [
+    ("H100 PCIe", 114.0, 1755.0),
+    ("H100", 132.0, 1980.0),
+    ("H200", 132.0, 1980.0),
+    ("A100", 108.0, 1410.0),
+    ("L40S", 142.0, 2520.0),
+    ("L4", 58.0, 2040.0),
+    ("4090", 128.0, 2520.0),
+    ("T4", 40.0, 1590.0),
+];
+
+/// User overrides of the GPU inputs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PeakOverrides {
+    pub sms: Option<f64>,
+    pub clock_mhz: Option<f64>,
+}
+
+fn cpu_clock_mhz() -> Option<f64> {
+    let max = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .map(|khz| khz / 1e3);
+    max.or_else(|| {
+        std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+            s.lines()
+                .filter(|l| l.starts_with("cpu MHz"))
+                .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+                .reduce(f64::max)
+        })
+    })
+}
+
+fn cpu_has(flag: &str) -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == flag))
+    })
+}
+
+/// The peak for the adapter described by `info`.
+pub fn peak(info: &wgpu::AdapterInfo, overrides: PeakOverrides) -> Peak {
+    let mut inputs = BTreeMap::new();
+    if info.device_type == wgpu::DeviceType::Cpu {
+        // "llvmpipe (LLVM 15.0.6, 256 bits)"
+        let simd = info
+            .name
+            .split(['(', ',', ')'])
+            .find_map(|p| p.trim().strip_suffix(" bits")?.trim().parse::<f64>().ok())
+            .unwrap_or(128.0);
+        let cores = std::env::var("LP_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|&n| n > 0.0)
+            .unwrap_or(crate::cpu::default_threads() as f64);
+        let ops = if cpu_has("avx512_vpopcntdq") {
+            3.0
+        } else {
+            12.0
+        };
+        let clock = overrides.clock_mhz.or_else(cpu_clock_mhz);
+        inputs.insert("cores".into(), cores);
+        inputs.insert("simd_bits".into(), simd);
+        inputs.insert("ops_per_word".into(), ops);
+        if let Some(c) = clock {
+            inputs.insert("clock_mhz".into(), c);
+        }
+        return Peak {
+            binary_macs_per_s: clock.map(|c| cores * (simd / 32.0) * c * 1e6 * 32.0 / ops),
+            formula: "cores × (simd_bits/32) × clock × 32 / ops_per_word".into(),
+            inputs,
+            source: "CPU adapter: cores from LP_NUM_THREADS or the machine, SIMD width from the \
+                     llvmpipe name, clock from cpufreq or /proc/cpuinfo"
+                .into(),
+        };
+    }
+    let known = (info.vendor == 0x10de)
+        .then(|| NVIDIA.iter().find(|(n, _, _)| info.name.contains(n)))
+        .flatten();
+    let sms = overrides.sms.or(known.map(|k| k.1));
+    let clock = overrides.clock_mhz.or(known.map(|k| k.2));
+    let per_sm = 16.0;
+    inputs.insert("popc_per_sm_per_clock".into(), per_sm);
+    if let Some(s) = sms {
+        inputs.insert("sms".into(), s);
+    }
+    if let Some(c) = clock {
+        inputs.insert("clock_mhz".into(), c);
+    }
+    Peak {
+        binary_macs_per_s: sms.zip(clock).map(|(s, c)| s * per_sm * c * 1e6 * 32.0),
+        formula: "sms × popc_per_sm_per_clock × clock × 32".into(),
+        inputs,
+        source: match (
+            known,
+            overrides.sms.is_some() || overrides.clock_mhz.is_some(),
+        ) {
+            (_, true) => "--peak-sms / --peak-clock-mhz".into(),
+            (Some(k), false) => format!("table of known boards: '{}' (boost clock)", k.0),
+            (None, false) => {
+                "unknown board: pass --peak-sms and --peak-clock-mhz (NVIDIA formula)".into()
+            }
+        },
+    }
+}
