@@ -4,6 +4,7 @@
 //! `train`, behind the `train` feature) knows nothing of WGSL. See docs in README.md and DESIGN.
 
 pub mod arch;
+pub mod assets;
 pub mod atomic;
 pub mod bench;
 pub mod bits;

@@ -99,6 +99,8 @@ fn taps_equal_one_run_per_cut_on_gpu_and_cpu() {
         );
     }
     assert!(file.truncated("nope").is_err());
+    let fast = bnn_transfer::cpu::extractor::run_taps(&file, &x, n, &taps, 2).unwrap();
+    assert_eq!(fast, cpu, "the fast CPU path's taps equal the reference's");
     let Some(gpu) = common::gpu() else {
         return;
     };
@@ -297,6 +299,11 @@ fn cli_transfer_then_predict() {
     assert_eq!(rows[1]["head"], "mlp:128");
     assert_eq!(rows[0]["test"]["per_class"].as_array().unwrap().len(), 5);
     assert!(report["extraction_s"][0][1].as_f64().unwrap() > 0.0);
+    let svg = std::fs::read_to_string(out.join("results.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("binary"),
+        "results chart"
+    );
     let head = out.join("binary-fc1-linear/head.safetensors");
     assert!(head.is_file());
 

@@ -7,14 +7,14 @@ use std::time::Instant;
 use anyhow::Context;
 use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::cache::CacheInfo;
-use bnn_transfer::extractor::{Extractor, ExtractorFile, FeatureCache, Features, Output};
+use bnn_transfer::extractor::{Extractor, FeatureCache, Features, Output};
 use bnn_transfer::gpu::Gpu;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The extractor file (from `bnn export`).
+    /// The extractor file (from `bnn export`) [default: the embedded backbone].
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// Data set: a directory or an uncompressed tar in one of the --layout layouts.
     #[arg(long)]
     data: PathBuf,
@@ -35,7 +35,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let file = ExtractorFile::load(&args.model)?;
+    let backbone = bnn_transfer::assets::load_backbone(args.model.as_deref())?;
+    let file = backbone.file;
     let size = file.graph.input.size;
     let cut = file.cut().clone();
     let gpu = Gpu::new()?;
@@ -82,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         per_image: features.len().checked_div(n).unwrap_or(0),
         shape: cut.out_shape,
         classes,
-        model: args.model.display().to_string(),
+        model: backbone.label,
         cut: cut.name.clone(),
         data: args.data.display().to_string(),
         split: args.split.clone(),

@@ -4,6 +4,8 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+#[cfg(feature = "train")]
+mod demo;
 mod devices;
 #[cfg(feature = "train")]
 mod export;
@@ -25,6 +27,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole slice in about a minute with nothing downloaded: the embedded binary backbone, a
+    /// generated task, XNOR features, a head trained in burn, test accuracy and timing.
+    #[cfg(feature = "train")]
+    Demo(demo::Args),
     /// List every GPU adapter wgpu can see, its limits and features, and which one is the default.
     Devices(devices::Args),
     /// Train a binary network (or its float twin) on an image data set with burn.
@@ -46,6 +52,8 @@ enum Command {
 
 pub fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
+        #[cfg(feature = "train")]
+        Command::Demo(args) => demo::run(args),
         Command::Devices(args) => devices::run(args),
         #[cfg(feature = "train")]
         Command::Pretrain(args) => pretrain::run(args),

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use bnn_transfer::data::{Preprocess, is_image_name, load_image};
-use bnn_transfer::extractor::{Extractor, ExtractorFile};
+use bnn_transfer::extractor::Extractor;
 use bnn_transfer::rng::Rng;
 use bnn_transfer::transfer::features::{self, Runner, signs};
 use bnn_transfer::transfer::{BackboneKind, Head, top_k};
@@ -87,18 +87,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .model
         .clone()
         .unwrap_or_else(|| PathBuf::from(&info.backbone.path));
-    let fp = features::file_fingerprint(&model)
+    let backbone = bnn_transfer::assets::load_backbone(Some(&model))
         .with_context(|| format!("the extractor {} (give it with --model)", model.display()))?;
-    if fp.hex() != info.backbone.fingerprint {
+    if backbone.fingerprint.hex() != info.backbone.fingerprint {
         bail!(
             "{} is not the extractor {} was trained on (fingerprint {} vs {})",
-            model.display(),
+            backbone.label,
             args.head.display(),
-            fp.hex(),
+            backbone.fingerprint.hex(),
             info.backbone.fingerprint
         );
     }
-    let file = ExtractorFile::load(&model)?.truncated(&info.cut)?;
+    let file = backbone.file.truncated(&info.cut)?;
     let channels = file.cut().out_channels();
     let gpu = if args.cpu {
         None

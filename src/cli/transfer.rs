@@ -9,85 +9,97 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use bnn_transfer::data::{ImageFolder, LoaderConfig, Preprocess};
+use bnn_transfer::data::{ImageFolder, Layout, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::{Extractor, ExtractorFile};
 use bnn_transfer::transfer::features::{self, Cache, Runner};
 use bnn_transfer::transfer::fit::{self, FitConfig, FitEpoch};
 use bnn_transfer::transfer::head::{self, BackboneInfo, BackboneKind, Head, HeadInfo};
-use bnn_transfer::transfer::{Evaluation, FeatureSet, evaluate};
+use bnn_transfer::transfer::{Evaluation, FeatureSet, chart, evaluate};
 use serde::Serialize;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The binary extractor file (from `bnn export`).
+    /// The binary extractor file (from `bnn export`) [default: the embedded backbone, the small
+    /// network pretrained on the Tiny-ImageNet subset].
     #[arg(long)]
-    model: PathBuf,
-    /// Target data set: a directory or an uncompressed tar with train (val) and test splits.
+    pub model: Option<PathBuf>,
+    /// Target data set: a directory or an uncompressed tar with train (val) and test splits, in
+    /// any --layout.
     #[arg(long)]
-    data: PathBuf,
+    pub data: PathBuf,
+    /// How --data is laid out (docs/DATA.md): ImageFolder, the official Flowers-102, CUB-200-2011
+    /// or MIT Indoor-67 downloads; auto detects it.
+    #[arg(long, value_enum, default_value_t = Layout::Auto)]
+    pub layout: Layout,
     /// Cut points: the extractor layer(s) whose output feeds the head, comma-separated
     /// (default: the file's own cut). Each cut gets its own head and table row.
     #[arg(long, value_delimiter = ',')]
-    cut: Vec<String>,
+    pub cut: Vec<String>,
     /// Head: `linear`, or `mlp:H[,H…]` (hidden widths, ReLU between layers).
     #[arg(long, default_value = "linear")]
-    head: String,
+    pub head: String,
     /// Retrain the last K layers, as in the paper (comma-separated list): K = 1 is a linear head
     /// on the last layer; K > 1 cuts K−1 layers earlier and retrains those layers in float with
     /// their original widths. Replaces --cut and --head.
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["cut", "head"])]
-    retrain: Vec<usize>,
+    pub retrain: Vec<usize>,
     /// Also train the same heads on the float twin's features (a `bnn pretrain --precision float`
     /// run directory), for comparison.
     #[arg(long)]
-    float_twin: Option<PathBuf>,
+    pub float_twin: Option<PathBuf>,
     /// Also score a network trained from scratch on the target (a `bnn pretrain` run directory
     /// on this data set) on the test split: the lower baseline.
     #[arg(long)]
-    scratch: Option<PathBuf>,
+    pub scratch: Option<PathBuf>,
     #[arg(long, default_value = "train")]
-    train_split: String,
+    pub train_split: String,
     /// Validation split for early stopping (`none`: train all --epochs).
     #[arg(long, default_value = "val")]
-    val_split: String,
+    pub val_split: String,
     #[arg(long, default_value = "test")]
-    test_split: String,
+    pub test_split: String,
     /// Most head-training epochs.
     #[arg(long, default_value_t = 100)]
-    epochs: usize,
+    pub epochs: usize,
     /// Stop after this many epochs without a better val top-1 (0: never).
     #[arg(long, default_value_t = 15)]
-    patience: usize,
+    pub patience: usize,
     #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
+    pub lr: f64,
     /// Decoupled weight decay (AdamW).
     #[arg(long, default_value_t = 1e-2)]
-    weight_decay: f32,
+    pub weight_decay: f32,
     /// Head-training batch size.
     #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    pub batch_size: usize,
     #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Where the extractor runs: a wgpu adapter (`gpu`), the CPU path, or `auto` (the GPU if
-    /// there is an adapter).
+    pub seed: u64,
+    /// Where the extractor runs (auto: the XNOR kernels on a real GPU, else the CPU binary path).
     #[arg(long, value_enum, default_value = "auto")]
-    extractor_device: ExtractorDevice,
+    pub extractor_device: ExtractorDevice,
     /// Feature cache directory [default: $XDG_CACHE_HOME/bnn-transfer or ~/.cache/bnn-transfer].
     #[arg(long)]
-    cache_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
     /// Output directory: one folder per row (head.safetensors, metrics.csv), report.json,
-    /// results.csv.
+    /// results.csv, results.svg.
     #[arg(long, default_value = "runs/transfer")]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Image decoding threads (0: one per core).
     #[arg(long, default_value_t = 0)]
-    workers: usize,
+    pub workers: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExtractorDevice {
+    /// The XNOR kernels on a real GPU; the CPU binary path when the only adapter is a CPU (on
+    /// lavapipe the CPU path is far faster: see `bnn bench`) or there is none.
     Auto,
+    /// The XNOR kernels on whatever adapter wgpu selects, lavapipe included; the CPU path only
+    /// when there is no adapter at all.
+    Adapter,
+    /// The XNOR kernels on the selected adapter; an error without one.
     Gpu,
+    /// The library's CPU binary path (u64 popcount on every core).
     Cpu,
 }
 
@@ -174,60 +186,72 @@ fn plans(args: &Args, file: &ExtractorFile) -> anyhow::Result<Vec<Plan>> {
 }
 
 #[derive(Serialize)]
-struct Row {
-    backbone: String,
-    cut: String,
-    head: String,
-    retrain: Option<usize>,
-    features: usize,
-    epochs_run: usize,
-    best_epoch: usize,
-    stopped_early: bool,
-    head_train_s: f64,
-    val_top1: Option<f64>,
-    test: Evaluation,
-    dir: Option<PathBuf>,
+pub struct Row {
+    pub backbone: String,
+    pub cut: String,
+    pub head: String,
+    pub retrain: Option<usize>,
+    pub features: usize,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    pub head_train_s: f64,
+    pub val_top1: Option<f64>,
+    pub test: Evaluation,
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
-struct Report {
-    command: Vec<String>,
-    model: PathBuf,
-    data: PathBuf,
-    splits: Vec<(String, usize)>,
-    classes: usize,
-    extractor_device: String,
-    fit: FitConfig,
+pub struct Report {
+    pub command: Vec<String>,
+    pub model: String,
+    pub data: PathBuf,
+    pub splits: Vec<(String, usize)>,
+    pub classes: usize,
+    pub extractor_device: String,
+    pub fit: FitConfig,
     /// Seconds extracting binary features per split (0: from the cache).
-    extraction_s: Vec<(String, f64)>,
-    twin_extraction_s: Vec<(String, f64)>,
-    head_training_s: f64,
-    total_s: f64,
-    rows: Vec<Row>,
+    pub extraction_s: Vec<(String, f64)>,
+    pub twin_extraction_s: Vec<(String, f64)>,
+    pub head_training_s: f64,
+    pub total_s: f64,
+    pub rows: Vec<Row>,
 }
 
-fn open(data: &Path, split: &str) -> anyhow::Result<Arc<ImageFolder>> {
-    Ok(Arc::new(ImageFolder::open(data, split).with_context(
-        || format!("opening split '{split}' of {}", data.display()),
-    )?))
+fn open(data: &Path, layout: Layout, split: &str) -> anyhow::Result<Arc<ImageFolder>> {
+    Ok(Arc::new(
+        ImageFolder::open_layout(data, layout, split)
+            .with_context(|| format!("opening split '{split}' of {}", data.display()))?,
+    ))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    transfer(args).map(|_| ())
+}
+
+/// Runs a whole transfer (see the module docs) and returns its report (also written to
+/// `<out>/report.json`).
+pub fn transfer(args: Args) -> anyhow::Result<Report> {
     let start = Instant::now();
-    let file = ExtractorFile::load(&args.model)
-        .with_context(|| format!("loading the extractor {}", args.model.display()))?;
+    let backbone = bnn_transfer::assets::load_backbone(args.model.as_deref())
+        .context("loading the extractor")?;
+    let file = backbone.file.clone();
     let plans = plans(&args, &file)?;
     let mut cuts: Vec<String> = plans.iter().map(|p| p.cut.clone()).collect();
     cuts.dedup();
     cuts.sort();
     cuts.dedup();
 
-    let train = open(&args.data, &args.train_split)?;
-    let test = open(&args.data, &args.test_split)?;
+    let layout = args
+        .layout
+        .resolve(&args.data)
+        .with_context(|| format!("reading {}", args.data.display()))?;
+    let train = open(&args.data, layout, &args.train_split)?;
+    let test = open(&args.data, layout, &args.test_split)?;
     let val = if args.val_split == "none" {
         None
     } else {
-        match ImageFolder::open(&args.data, &args.val_split) {
+        match ImageFolder::open_layout(&args.data, layout, &args.val_split) {
             Ok(v) => Some(Arc::new(v)),
             Err(e) => {
                 eprintln!(
@@ -256,7 +280,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let gpu = match args.extractor_device {
         ExtractorDevice::Cpu => None,
         ExtractorDevice::Gpu => Some(bnn_transfer::gpu::Gpu::new()?),
-        ExtractorDevice::Auto => match features::gpu_or_reason() {
+        ExtractorDevice::Auto | ExtractorDevice::Adapter => match features::gpu_or_reason() {
+            Ok(g)
+                if args.extractor_device == ExtractorDevice::Auto
+                    && g.info.device_type == wgpu::DeviceType::Cpu =>
+            {
+                eprintln!(
+                    "the adapter {} is a CPU: running the extractor on the CPU binary path, which \
+                     is faster there (--extractor-device adapter runs the kernels on it anyway)",
+                    g.info.name
+                );
+                None
+            }
             Ok(g) => Some(g),
             Err(why) => {
                 eprintln!("no wgpu adapter ({why}); running the extractor on the CPU path");
@@ -274,14 +309,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cache = Cache {
         dir: args.cache_dir.clone().unwrap_or_else(Cache::default_dir),
     };
-    let fp = features::file_fingerprint(&args.model)?;
-    let stem = args
-        .model
-        .file_stem()
-        .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+    let (fp, stem) = (backbone.fingerprint, backbone.name.clone());
     println!(
-        "extractor {} ({} layers, cut points {}) on {device_name}; data {} ({} classes: {})",
-        args.model.display(),
+        "extractor {} ({} layers, cut points {}) on {device_name}; data {} ({layout}, {} classes: {})",
+        backbone.label,
         file.layers.len(),
         cuts.join(", "),
         args.data.display(),
@@ -359,7 +390,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &binary,
         BackboneInfo {
             kind: BackboneKind::Extractor,
-            path: args.model.display().to_string(),
+            path: backbone.label.clone(),
             fingerprint: fp.hex(),
         },
     ))
@@ -422,7 +453,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     hidden: plan.hidden.clone(),
                     input_size: file.graph.input.size,
                     data: args.data.display().to_string(),
-                    layout: "imagefolder".into(),
+                    layout: layout.to_string(),
                 },
                 mean,
                 scale,
@@ -479,7 +510,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     print_table(&rows);
     let report = Report {
         command: std::env::args().collect(),
-        model: args.model.clone(),
+        model: backbone.label.clone(),
         data: args.data.clone(),
         splits: splits
             .iter()
@@ -501,6 +532,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.out.join("results.csv"),
         results_csv(&report.rows).as_bytes(),
     )?;
+    let bars: Vec<chart::Bar> = report
+        .rows
+        .iter()
+        .map(|r| chart::Bar {
+            backbone: r.backbone.clone(),
+            label: match r.retrain {
+                Some(k) => format!("retrain {k}"),
+                None => format!("{} {}", r.cut, r.head),
+            },
+            top1: r.test.top1,
+            top5: r.test.top5,
+        })
+        .collect();
+    let title = format!(
+        "{} on {} ({} classes, {} test images)",
+        report.model,
+        args.data.display(),
+        report.classes,
+        test.len()
+    );
+    bnn_transfer::atomic::write_atomic(
+        &args.out.join("results.svg"),
+        chart::svg(&title, &bars)?.as_bytes(),
+    )?;
     let worst = report.rows.first().map(|r| &r.test.confusions);
     if let Some(c) = worst.and_then(|c| c.first()) {
         println!(
@@ -516,7 +571,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.total_s,
         args.out.join("report.json").display()
     );
-    Ok(())
+    Ok(report)
 }
 
 fn scratch_row(dir: &Path, test: Arc<ImageFolder>, workers: usize) -> anyhow::Result<Row> {

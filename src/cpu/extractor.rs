@@ -19,6 +19,26 @@ pub fn run_bits(
     batch: usize,
     threads: usize,
 ) -> Result<Vec<u32>> {
+    let last = file.layers.len().saturating_sub(1);
+    Ok(run_taps(file, images, batch, &[last], threads)?.remove(0))
+}
+
+/// Packed signs at each layer index of `taps` (any order) in one pass: one `[batch][out_words]`
+/// vector per tap, as [`Extractor::run_taps`](crate::extractor::Extractor::run_taps) returns.
+pub fn run_taps(
+    file: &ExtractorFile,
+    images: &[f32],
+    batch: usize,
+    taps: &[usize],
+    threads: usize,
+) -> Result<Vec<Vec<u32>>> {
+    let stop = taps.iter().copied().max().unwrap_or(0);
+    if stop >= file.layers.len() {
+        return Err(Error::Shape(format!(
+            "tap {stop}: the extractor has {} layers",
+            file.layers.len()
+        )));
+    }
     let i = &file.graph.input;
     if batch == 0 || images.len() != batch * i.size * i.size * i.channels {
         return Err(Error::Shape(format!(
@@ -30,7 +50,8 @@ pub fn run_bits(
         )));
     }
     let mut bits: Vec<u32> = Vec::new();
-    for l in &file.layers {
+    let mut outs: Vec<Vec<u32>> = vec![Vec::new(); taps.len()];
+    for (i, l) in file.layers.iter().enumerate().take(stop + 1) {
         let s = &l.spec;
         let err = || Error::Shape(format!("layer '{}': threshold type", s.name));
         bits = match (s.kind, &l.thresholds) {
@@ -62,6 +83,9 @@ pub fn run_bits(
             }
             _ => return Err(err()),
         };
+        for (o, _) in outs.iter_mut().zip(taps).filter(|(_, t)| **t == i) {
+            o.clone_from(&bits);
+        }
     }
-    Ok(bits)
+    Ok(outs)
 }

@@ -16,7 +16,7 @@ use crate::bits::unpack_rows;
 use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
 use crate::extractor::cache::CacheInfo;
-use crate::extractor::{Extractor, ExtractorFile, FeatureCache, Features, Output, reference};
+use crate::extractor::{Extractor, ExtractorFile, FeatureCache, Features, Output};
 use crate::gpu::Gpu;
 
 /// Features of one split: `x` is `[n][dim]` f32 (±1 for the binary extractor).
@@ -98,7 +98,7 @@ pub fn data_fingerprint(set: &ImageFolder) -> Fingerprint {
 pub enum Runner<'g> {
     /// The WGSL kernels on a wgpu device.
     Gpu(Box<Extractor<'g>>),
-    /// The library's scalar CPU path (no wgpu adapter).
+    /// The library's CPU binary path (no wgpu adapter): u64 popcount on every core.
     Cpu(Box<ExtractorFile>),
 }
 
@@ -114,7 +114,13 @@ impl Runner<'_> {
     pub fn taps(&self, images: &[f32], batch: usize, taps: &[usize]) -> Result<Vec<Vec<u32>>> {
         match self {
             Runner::Gpu(e) => e.run_taps(images, taps),
-            Runner::Cpu(f) => reference::run_taps(f, images, batch, taps),
+            Runner::Cpu(f) => crate::cpu::extractor::run_taps(
+                f,
+                images,
+                batch,
+                taps,
+                crate::cpu::default_threads(),
+            ),
         }
     }
 }

@@ -4,10 +4,12 @@
 //! - [`features`]: the extractor run over a data set at one or more cut points in one pass, on a
 //!   wgpu device or the CPU, with a fingerprinted feature cache.
 //! - [`head`]: the head file and its plain-Rust forward pass (what `bnn predict` runs).
+//! - [`chart`]: the results as an SVG bar chart.
 //! - [`eval`]: top-1/top-5, per-class accuracy, confusions, softmax top-k.
 //! - [`fit`] (burn, feature `train`): head training with early stopping, and the float twin's
 //!   features from a burn checkpoint.
 
+pub mod chart;
 pub mod eval;
 pub mod features;
 #[cfg(feature = "train")]

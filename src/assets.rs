@@ -1,0 +1,56 @@
+//! The embedded default backbone: the packed binary `small` network pretrained on the Tiny-ImageNet
+//! subset (`assets/bnn-small-tinyimagenet.safetensors`, made by `scripts/reproduce.sh`, described in
+//! `assets/README.md`). It is compiled into the binary, so `bnn demo`, `bnn transfer`, `bnn extract`
+//! and `bnn predict` work without a `--model` and without any file beside the binary.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::extractor::ExtractorFile;
+use crate::transfer::Fingerprint;
+
+/// Name of the embedded backbone (also its file stem under `assets/`).
+pub const DEFAULT_MODEL_NAME: &str = "bnn-small-tinyimagenet";
+
+/// What `--model` says when it names the embedded backbone (and what head files record).
+pub const EMBEDDED_PREFIX: &str = "embedded:";
+
+/// The bytes of the embedded backbone.
+pub static DEFAULT_MODEL: &[u8] = include_bytes!("../assets/bnn-small-tinyimagenet.safetensors");
+
+/// A loaded backbone and how to name it.
+#[derive(Clone, Debug)]
+pub struct Backbone {
+    pub file: ExtractorFile,
+    pub fingerprint: Fingerprint,
+    /// Short name for cache files (the file stem).
+    pub name: String,
+    /// The path as given, or `embedded:<name>`; head files record it.
+    pub label: String,
+}
+
+/// The backbone at `path`, or the embedded one for `None` (or a path `embedded:…`).
+pub fn load_backbone(path: Option<&Path>) -> Result<Backbone> {
+    match path {
+        Some(p) if !p.to_string_lossy().starts_with(EMBEDDED_PREFIX) => {
+            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            Ok(Backbone {
+                file: ExtractorFile::from_bytes(&bytes, p)?,
+                fingerprint: Fingerprint::default().bytes(&bytes),
+                name: p
+                    .file_stem()
+                    .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+                label: p.display().to_string(),
+            })
+        }
+        _ => Ok(Backbone {
+            file: ExtractorFile::from_bytes(
+                DEFAULT_MODEL,
+                &PathBuf::from(format!("{EMBEDDED_PREFIX}{DEFAULT_MODEL_NAME}")),
+            )?,
+            fingerprint: Fingerprint::default().bytes(DEFAULT_MODEL),
+            name: DEFAULT_MODEL_NAME.into(),
+            label: format!("{EMBEDDED_PREFIX}{DEFAULT_MODEL_NAME}"),
+        }),
+    }
+}
