@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::{bnn, s};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output as ProcOutput};
 use std::sync::Arc;
 
 use bnn_transfer::arch::{Arch, ConvBlock, Pool};
@@ -173,25 +174,6 @@ fn downlevel_limits_give_the_same_features() {
     for f in &files {
         wgsl_matches_reference(gpu, f, &images, n);
     }
-}
-
-fn bnn(args: &[&str]) -> ProcOutput {
-    let out = Command::new(env!("CARGO_BIN_EXE_bnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    eprintln!(
-        "bnn {}: {}\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

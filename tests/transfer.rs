@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::{bnn, s};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output as ProcOutput};
 use std::sync::Arc;
 
 use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
@@ -235,25 +236,6 @@ fn heads_learn_save_load_and_agree() {
         let msg = Head::load(&p).unwrap_err().to_string();
         assert!(msg.contains("h.safetensors"), "{msg}");
     }
-}
-
-fn bnn(args: &[&str]) -> ProcOutput {
-    let out = Command::new(env!("CARGO_BIN_EXE_bnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    eprintln!(
-        "bnn {}: {}\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

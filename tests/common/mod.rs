@@ -60,3 +60,24 @@ pub fn flowers_tiny() -> Option<std::path::PathBuf> {
         None
     })
 }
+
+/// Runs the `bnn` binary of this build with `args`, echoing its output (shown for failing tests).
+pub fn bnn(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bnn"))
+        .args(args)
+        .output()
+        .unwrap();
+    eprintln!(
+        "bnn {}: {}\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A path as the `&str` a command line takes.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
