@@ -22,7 +22,7 @@ fn random_file_is_valid_and_bit_exact_on_the_device() {
         assert_eq!(back, file);
         assert_eq!(file.cut().out_channels(), *arch.dense.last().unwrap());
         // The CPU binary extractor is bit-exact with the scalar reference (no device needed).
-        let n = 2;
+        let n = 5;
         let mut rng = Rng::new(4);
         let images: Vec<f32> = (0..n * arch.input * arch.input * arch.in_channels)
             .map(|_| rng.range(-2.0, 2.0))

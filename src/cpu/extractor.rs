@@ -56,7 +56,7 @@ pub fn run_taps(
         let err = || Error::Shape(format!("layer '{}': threshold type", s.name));
         bits = match (s.kind, &l.thresholds) {
             (LayerKind::FirstConv, Thresholds::Float(t)) => {
-                let sums = first_conv::reference_sum(&conv_shape(l, batch), images, &l.weights);
+                let sums = first_layer_sums(l, images, batch, threads);
                 let sums = match pool_shape(l, batch) {
                     Some(p) => pool::reference_f32(&p, &sums),
                     None => sums,
@@ -88,4 +88,33 @@ pub fn run_taps(
         }
     }
     Ok(outs)
+}
+
+/// The first layer's real-valued sums, images split over `threads` (each image's sums are the
+/// reference's, computed in the same order, so the result is bit-identical).
+fn first_layer_sums(
+    l: &crate::extractor::LayerData,
+    images: &[f32],
+    batch: usize,
+    threads: usize,
+) -> Vec<f32> {
+    let parts = threads.clamp(1, batch);
+    if parts == 1 {
+        return first_conv::reference_sum(&conv_shape(l, batch), images, &l.weights);
+    }
+    let per_image = images.len() / batch;
+    let chunk = batch.div_ceil(parts);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = images
+            .chunks(chunk * per_image)
+            .map(|part| {
+                let n = part.len() / per_image;
+                scope.spawn(move || first_conv::reference_sum(&conv_shape(l, n), part, &l.weights))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("first-layer thread panicked"))
+            .collect()
+    })
 }
