@@ -239,11 +239,8 @@ pub fn build(
         let w = values(block.weight.val());
         let [h, wd, ch] = prev;
         let fin = h * wd * ch;
-        let (in_features, offset) = if h * wd == 1 {
-            (ch, 0)
-        } else {
-            (h * wd * words(ch) * 32, h * wd * (words(ch) * 32 - ch))
-        };
+        let spec = LayerSpec::dense(names[nconv + j].clone(), prev, d);
+        let (in_features, offset) = (spec.in_features, spec.dot_offset);
         // burn flattens C, H, W; the extractor reads the NHWC packed map (padded channels +1).
         let mut rows = vec![0f32; d * in_features];
         for o in 0..d {
@@ -269,21 +266,9 @@ pub fn build(
         let a = scale.then(|| alpha(&w, fin));
         let b = bn(&block.bn);
         layers.push(LayerData {
-            spec: LayerSpec {
-                name: names[nconv + j].clone(),
-                kind: LayerKind::XnorDense,
-                in_shape: prev,
-                out_shape: [1, 1, d],
-                kernel: 0,
-                stride: 1,
-                pad: 0,
-                padding: Padding::Zero,
-                pool: None,
-                in_features,
-                dot_offset: offset as i32,
-            },
+            spec,
             weights: pack_rows(&rows, in_features),
-            thresholds: Thresholds::Int(int_thresholds(&b, a.as_deref(), offset as i32)),
+            thresholds: Thresholds::Int(int_thresholds(&b, a.as_deref(), offset)),
         });
         prev = [1, 1, d];
     }

@@ -94,32 +94,17 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
     }
     for (j, &d) in arch.dense.iter().enumerate() {
         let [h, w, ch] = prev;
-        let (in_features, offset) = if h * w == 1 {
-            (ch, 0)
-        } else {
-            (h * w * words(ch) * 32, h * w * (words(ch) * 32 - ch))
-        };
+        let spec = LayerSpec::dense(format!("fc{}", j + 1), prev, d);
+        let (in_features, offset) = (spec.in_features, spec.dot_offset);
         // Per pixel, the padding channels' weight bits are clear (DESIGN §3).
         let weights = random_rows(&mut rng, d * h * w, ch);
         let spread = in_features as f32 / 8.0;
         layers.push(LayerData {
-            spec: LayerSpec {
-                name: format!("fc{}", j + 1),
-                kind: LayerKind::XnorDense,
-                in_shape: prev,
-                out_shape: [1, 1, d],
-                kernel: 0,
-                stride: 1,
-                pad: 0,
-                padding: Padding::Zero,
-                pool: None,
-                in_features,
-                dot_offset: offset as i32,
-            },
+            spec,
             weights,
             thresholds: Thresholds::Int(
                 (0..d)
-                    .map(|_| Threshold::at_least(offset as i32 + rng.range(-spread, spread) as i32))
+                    .map(|_| Threshold::at_least(offset + rng.range(-spread, spread) as i32))
                     .collect(),
             ),
         });

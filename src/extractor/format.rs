@@ -147,6 +147,32 @@ pub struct ExtractorFile {
 }
 
 impl LayerSpec {
+    /// A binary dense layer `name` of `out` outputs reading the previous layer's output `in_shape`
+    /// (H, W, C). After a conv with H·W > 1 it reads the NHWC packed map as is (see
+    /// [`in_features`](Self::in_features)): `H·W·ceil(C/32)·32` bits, of which `dot_offset` are
+    /// padding channels.
+    pub fn dense(name: String, in_shape: [usize; 3], out: usize) -> LayerSpec {
+        let [h, w, c] = in_shape;
+        let (in_features, dot_offset) = if h * w == 1 {
+            (c, 0)
+        } else {
+            (h * w * words(c) * 32, h * w * (words(c) * 32 - c))
+        };
+        LayerSpec {
+            name,
+            kind: LayerKind::XnorDense,
+            in_shape,
+            out_shape: [1, 1, out],
+            kernel: 0,
+            stride: 1,
+            pad: 0,
+            padding: Padding::Zero,
+            pool: None,
+            in_features,
+            dot_offset: dot_offset as i32,
+        }
+    }
+
     /// Packed weight words and their safetensors shape.
     pub fn weight_shape(&self) -> Vec<usize> {
         match self.kind {
