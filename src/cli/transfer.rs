@@ -238,7 +238,6 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
     let file = backbone.file.clone();
     let plans = plans(&args, &file)?;
     let mut cuts: Vec<String> = plans.iter().map(|p| p.cut.clone()).collect();
-    cuts.dedup();
     cuts.sort();
     cuts.dedup();
 
