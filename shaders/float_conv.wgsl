@@ -9,15 +9,20 @@
 //
 //   input   [N][H][W][C]        f32 NHWC
 //   weights [O][KH][KW][C]      f32 OHWI: row o is the K = KH*KW*C vector of output channel o
-//   output  [N][OH][OW][O]      f32
+//   output  [N][OH][OW][out_stride] f32 (out_stride = O unless the weights are split)
 //
 // GEMM view: out[m][o] = sum_k A[m][k] * Wt[o][k], m = output pixel, k = (ky, kx, c); A is read
 // from the image on the fly, 0 for out-of-image taps (zero padding). Sums run in increasing k.
+//
+// Weights too large for one storage binding are split along the output channels: a dispatch then
+// sees `out_c` rows of the weights (channels out_base .. out_base + out_c of the layer) and writes
+// them into columns out_base.. of output rows out_stride values long. Each output's sum is the same.
 
 struct Params {
     batch: u32, in_h: u32, in_w: u32, in_c: u32,
     out_h: u32, out_w: u32, out_c: u32, stride: u32,
     pad: u32, kernel_h: u32, kernel_w: u32, _a: u32,
+    out_stride: u32, out_base: u32, _b: u32, _c: u32,
 }
 
 override C: u32 = 1u;
@@ -136,7 +141,7 @@ fn conv(
         for (var j = 0u; j < RN; j++) {
             let o = n0 + tn + j * WG_N;
             if (o < p.out_c) {
-                output[m * p.out_c + o] = acc[i][j];
+                output[m * p.out_stride + p.out_base + o] = acc[i][j];
             }
         }
     }

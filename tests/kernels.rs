@@ -1,5 +1,5 @@
-//! Every kernel against its scalar reference on the device: integers bit-exact, floats within a
-//! tight tolerance. Shapes straddle word boundaries (C ∈ {1, 3, 31, 32, 33, 63, 64, 65, 96}),
+//! Every kernel against its scalar reference on the device: integers bit-exact, the float conv
+//! bit-exact against the reference in its summation order, the first layer within a tight tolerance. Shapes straddle word boundaries (C ∈ {1, 3, 31, 32, 33, 63, 64, 65, 96}),
 //! kernels {1, 3, 5, 11}, strides {1, 2, 4}, odd spatial sizes, both padding modes, batch {1, 3},
 //! under the adapter's limits and under downlevel (phone-class) limits; plus a few-case property
 //! test over random shapes, and the split-into-several-dispatches path.
@@ -413,12 +413,12 @@ fn float_conv_and_dense_match_reference() {
             let k = shape.kernel_h * shape.kernel_w * shape.in_c;
             let x = random_f32(&mut rng, shape.batch * shape.in_h * shape.in_w * shape.in_c);
             let w = random_f32(&mut rng, shape.out_c * k);
-            let want = float_conv::reference(shape, &x, &w);
             let got = float_conv::run(gpu, shape, &x, &w).unwrap();
-            assert_close(
+            assert_float_exact(
                 &got,
-                &want,
-                4.0 * k as f32,
+                shape,
+                &x,
+                &w,
                 &format!("[{limits}] float_conv {shape:?}"),
             );
         }
@@ -449,10 +449,11 @@ fn tensors_over_the_binding_limit_split_into_several_dispatches() {
     let mut rng = Rng::new(1);
     let x = random_f32(&mut rng, shape.batch * 16 * 16 * 60);
     let w = random_f32(&mut rng, 24 * 9 * 60);
-    assert_close(
+    assert_float_exact(
         &float_conv::run(&gpu, &shape, &x, &w).unwrap(),
-        &float_conv::reference(&shape, &x, &w),
-        4.0 * 540.0,
+        &shape,
+        &x,
+        &w,
         "split float conv",
     );
 
@@ -563,6 +564,14 @@ fn tiled_convs_are_exact_with_every_tile() {
             rn: 4,
             kc: 8,
         },
+        // The narrowest: 8 invocations (1×8 for both kernels; 8×1 for the float one).
+        ConvTile {
+            wg_m: 1,
+            wg_n: 8,
+            rm: 4,
+            rn: 4,
+            kc: 16,
+        },
     ];
     let shapes = [
         // (batch, side, c, out_c, k, stride, pad)
@@ -612,15 +621,22 @@ fn tiled_convs_are_exact_with_every_tile() {
             if padding == Padding::Zero {
                 let xf = random_f32(&mut rng, batch * side * (side + 1) * c);
                 let wf = random_f32(&mut rng, o * k * k * c);
-                let want = float_conv::reference(&shape, &xf, &wf);
                 let (xg, wg) = (gpu.upload(&xf, "x").unwrap(), gpu.upload(&wf, "w").unwrap());
-                for tile in &tiles {
+                let float_only = ConvTile {
+                    wg_m: 8,
+                    wg_n: 1,
+                    rm: 4,
+                    rn: 4,
+                    kc: 16,
+                };
+                for tile in tiles.iter().chain([&float_only]) {
                     let (d, out) = float_conv::encode_with(gpu, &shape, tile, &xg, &wg).unwrap();
                     gpu.run(&[d]).unwrap();
-                    assert_close(
+                    assert_float_exact(
                         &gpu.read(&out).unwrap(),
-                        &want,
-                        4.0 * (k * k * c) as f32,
+                        &shape,
+                        &xf,
+                        &wf,
                         &format!("float {tile:?} {shape:?}"),
                     );
                 }
@@ -639,4 +655,382 @@ fn tiled_convs_are_exact_with_every_tile() {
     let x = gpu.upload(&[0u32; 2], "x").unwrap();
     let w = gpu.upload(&[0u32; 128], "w").unwrap();
     assert!(xnor_conv::encode_with(gpu, &shape, &bad, &x, &w, None).is_err());
+}
+
+/// The float kernel's sums, bit for bit: equal to the reference in the kernel's order with `fma`
+/// rounded twice (lavapipe) or once (GPUs that fuse it; WGSL allows either), the whole output one way.
+fn assert_float_exact(got: &[f32], shape: &ConvShape, x: &[f32], w: &[f32], what: &str) {
+    let twice = float_conv::reference(shape, x, w);
+    if got == twice.as_slice() {
+        return;
+    }
+    let once = float_conv::reference_fused(shape, x, w);
+    if got == once.as_slice() {
+        return;
+    }
+    let bad: Vec<(usize, f32, f32)> = got
+        .iter()
+        .zip(&twice)
+        .enumerate()
+        .filter(|(_, (g, r))| g != r)
+        .map(|(i, (g, r))| (i, *g, *r))
+        .take(5)
+        .collect();
+    panic!(
+        "{what}: {} of {} values differ from the reference (first: {bad:?})",
+        got.iter().zip(&twice).filter(|(g, r)| g != r).count(),
+        got.len()
+    );
+}
+
+/// A one-invocation shader that counts the iterations of a loop of `n` (read from a buffer, so no
+/// compiler can fold it).
+fn count_loop_iterations(gpu: &Gpu, n: u32) -> u32 {
+    let source = "
+        @group(0) @binding(0) var<storage, read_write> data: array<u32>;
+        @compute @workgroup_size(1)
+        fn main() {
+            var count = 0u;
+            for (var i = 0u; i < data[0]; i++) {
+                count += data[1];
+            }
+            data[2] = count;
+        }";
+    let module = gpu
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("loop count"),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+    let pipeline = gpu
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("loop count"),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+    let data = gpu.upload(&[n, 1, 0], "loop count").unwrap();
+    let bind_group = gpu.bind(&pipeline, &[&data.buffer]);
+    gpu.run(&[bnn_transfer::gpu::Dispatch {
+        pipeline: std::sync::Arc::new(pipeline),
+        bind_group,
+        workgroups: [1, 1, 1],
+        label: "loop count",
+    }])
+    .unwrap();
+    gpu.read(&data).unwrap()[2]
+}
+
+/// The minimal repro of the lavapipe mismatch: Mesa's llvmpipe ends every loop of an invocation
+/// once 65,535 loop iterations have run in all (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`, a hang
+/// guard), silently. `AdapterLimits::loop_budget` must say so exactly for this adapter, and
+/// nothing for an adapter that runs the loop in full.
+#[test]
+fn the_drivers_loop_budget_is_modelled_exactly() {
+    let Some(gpu) = common::gpu() else { return };
+    let n = 100_000;
+    let count = count_loop_iterations(gpu, n);
+    match gpu.adapter_limits().loop_budget {
+        Some(budget) => assert_eq!(
+            count as u64,
+            budget,
+            "{}: the loop budget differs from what the driver runs",
+            gpu.describe()
+        ),
+        None => assert_eq!(
+            count,
+            n,
+            "{} cut a loop short but AdapterLimits has no loop budget for it",
+            gpu.describe()
+        ),
+    }
+    assert_eq!(count_loop_iterations(gpu, 1000), 1000);
+}
+
+/// The case that went wrong on lavapipe (one float output channel, 11×11 kernel over 96 channels,
+/// tile 8×1, a workgroup of 1×8 invocations): each invocation stages 4× more values per slice
+/// than with the 8×8 tile, over 726 slices, so it needs more loop iterations than llvmpipe runs
+/// (see above) and the sums lost their last slices. Not a race or a shader bug: the same narrow
+/// tiles are exact on shallow layers, and under a loop budget they are now refused with a typed
+/// error instead of returning wrong values. XNOR tiles are checked the same way.
+#[test]
+fn narrow_tiles_are_exact_or_refused_under_the_loop_budget() {
+    use bnn_transfer::kernels::ConvTile;
+    let Some(gpu) = common::gpu() else { return };
+    let limits = gpu.adapter_limits();
+    let tile = |wg_m, wg_n, kc| ConvTile {
+        wg_m,
+        wg_n,
+        rm: 4,
+        rn: 4,
+        kc,
+    };
+    let issue = ConvShape {
+        batch: 3,
+        in_h: 20,
+        in_w: 22,
+        in_c: 96,
+        out_c: 1,
+        kernel_h: 11,
+        kernel_w: 11,
+        stride: 4,
+        pad: 2,
+        padding: Padding::Zero,
+    };
+    let shallow = ConvShape {
+        kernel_h: 3,
+        kernel_w: 3,
+        out_c: 5,
+        ..issue
+    };
+    let float_tiles = [
+        tile(8, 1, 16),
+        tile(1, 8, 16),
+        tile(4, 1, 16),
+        tile(1, 1, 4),
+        tile(8, 8, 16),
+    ];
+    let mut refused = 0;
+    for shape in [issue, shallow] {
+        let k = shape.kernel_h * shape.kernel_w * shape.in_c;
+        let mut rng = Rng::new(k as u64);
+        let x = random_f32(&mut rng, shape.batch * shape.in_h * shape.in_w * shape.in_c);
+        let w = random_f32(&mut rng, shape.out_c * k);
+        let (xg, wg) = (gpu.upload(&x, "x").unwrap(), gpu.upload(&w, "w").unwrap());
+        for t in &float_tiles {
+            let what = format!("float {t:?} {shape:?}");
+            match float_conv::encode_with(gpu, &shape, t, &xg, &wg) {
+                Ok((d, out)) => {
+                    gpu.run(&[d]).unwrap();
+                    assert_float_exact(&gpu.read(&out).unwrap(), &shape, &x, &w, &what);
+                }
+                Err(e) => {
+                    let budget = limits
+                        .loop_budget
+                        .expect("only a loop budget refuses these");
+                    assert!(t.float_loop_iterations(&shape) > budget, "{what}: {e}");
+                    assert!(e.to_string().contains("loop iterations"), "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        // The tuned tile is always accepted and exact.
+        assert_float_exact(
+            &float_conv::run(gpu, &shape, &x, &w).unwrap(),
+            &shape,
+            &x,
+            &w,
+            "tuned",
+        );
+    }
+    if limits.loop_budget.is_some() {
+        // The issue's tile on the issue's shape: 92 iterations per slice × 726 slices.
+        assert!(
+            tile(8, 1, 16)
+                .validate_float(&limits, &issue)
+                .unwrap_err()
+                .to_string()
+                .contains("llvmpipe")
+        );
+        assert!(refused >= 4, "{refused}");
+    }
+
+    // XNOR: its narrowest tile (8 invocations across 32 channels) on a deep layer and a shallow one.
+    for (c, k) in [(4096usize, 11usize), (96, 3)] {
+        let shape = ConvShape {
+            batch: 1,
+            in_h: k + 2,
+            in_w: k + 2,
+            in_c: c,
+            out_c: 33,
+            kernel_h: k,
+            kernel_w: k,
+            stride: 1,
+            pad: 1,
+            padding: Padding::Zero,
+        };
+        let mut rng = Rng::new(c as u64);
+        let x = random_words(&mut rng, shape.in_h * shape.in_w, c);
+        let w = random_words(&mut rng, shape.out_c * k * k, c);
+        let want = xnor_conv::reference_dot(&shape, &x, &w);
+        let (xg, wg) = (gpu.upload(&x, "x").unwrap(), gpu.upload(&w, "w").unwrap());
+        let t = tile(1, 8, 16);
+        match xnor_conv::encode_with(gpu, &shape, &t, &xg, &wg, None) {
+            Ok((d, out)) => {
+                gpu.run(&[d]).unwrap();
+                let got: Vec<i32> = bytemuck::cast_vec(gpu.read(&out).unwrap());
+                assert_eq!(got, want, "xnor {t:?} {shape:?}");
+            }
+            Err(e) => {
+                let budget = limits.loop_budget.expect("only a loop budget refuses this");
+                assert!(t.xnor_loop_iterations(&shape) > budget, "{e}");
+            }
+        }
+        assert_eq!(xnor_conv::run_dot(gpu, &shape, &x, &w).unwrap(), want);
+    }
+}
+
+/// Float weights over the storage-binding limit are split along the output channels into
+/// several dispatches, with results bit-identical to one dispatch; a single output channel's row
+/// over the limit is a typed error naming the tensor, its size and the limit.
+#[test]
+fn float_weights_over_the_binding_limit_split_along_output_channels() {
+    let Some(full) = common::gpu() else { return };
+    // 64 KiB bindings.
+    let gpu = match Gpu::with_limits(LimitsProfile::DownlevelWithBinding(64 << 10)) {
+        Ok(g) => g,
+        Err(e) => return common::skip(&e),
+    };
+    let conv = ConvShape {
+        batch: 2,
+        in_h: 9,
+        in_w: 8,
+        in_c: 33,
+        out_c: 70,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride: 1,
+        pad: 1,
+        padding: Padding::Zero,
+    };
+    for shape in [float_conv::dense_shape(3, 300, 130), conv] {
+        let k = shape.kernel_h * shape.kernel_w * shape.in_c;
+        assert!(shape.out_c * k * 4 > 64 << 10, "the weights must not fit");
+        let mut rng = Rng::new(k as u64);
+        let x = random_f32(&mut rng, shape.batch * shape.in_h * shape.in_w * shape.in_c);
+        let w = random_f32(&mut rng, shape.out_c * k);
+        let whole = float_conv::run(full, &shape, &x, &w).unwrap();
+        assert_float_exact(&whole, &shape, &x, &w, "unsplit");
+        let split = float_conv::run(&gpu, &shape, &x, &w).unwrap();
+        assert_eq!(
+            split.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            whole.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "split at 64 KiB {shape:?}"
+        );
+        let parts = float_conv::FloatWeights::upload(&gpu, shape.out_c, k, &w)
+            .unwrap()
+            .parts();
+        assert_eq!(
+            parts,
+            (shape.out_c * k * 4).div_ceil((64 << 10) / (k * 4) * k * 4)
+        );
+        // Parts of a few rows each, down to one row per part.
+        for rows in [7, 1] {
+            let bytes = (rows * k * 4) as u64;
+            let many = float_conv::run_within(full, &shape, &x, &w, bytes).unwrap();
+            assert_eq!(
+                many.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                whole.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{rows}-row parts {shape:?}"
+            );
+        }
+    }
+    // One row larger than a binding cannot be split: a clear error, nothing run. (An 11×11 kernel
+    // over 150 channels on a zero-padded 1×1 image: the input fits, a row of 18,150 does not.)
+    let shape = ConvShape {
+        batch: 1,
+        in_h: 1,
+        in_w: 1,
+        in_c: 150,
+        out_c: 2,
+        kernel_h: 11,
+        kernel_w: 11,
+        stride: 1,
+        pad: 5,
+        padding: Padding::Zero,
+    };
+    let err = float_conv::run(&gpu, &shape, &[0.0; 150], &vec![0.0; 2 * 18_150]).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("float weights") && msg.contains("72600 bytes") && msg.contains("65536"),
+        "{msg}"
+    );
+}
+
+/// The tiles a GPU would get under downlevel limits (16×16-invocation blocks, reshaped for few
+/// pixels or wide layers), run on this device, which otherwise only ever runs its own (CPU)
+/// tilings: every layer of the mini and small archs at batch 1 and 8, and the batch-1 dense
+/// layer of 4096 outputs whose tile used to overflow 16 KiB.
+#[test]
+fn gpu_downlevel_tilings_are_exact_here() {
+    use bnn_transfer::arch::out_size;
+    use bnn_transfer::bench::shapes;
+    use bnn_transfer::gpu::AdapterLimits;
+    use bnn_transfer::kernels::Tuning;
+    let Some(gpu) = common::gpu_downlevel() else {
+        return;
+    };
+    let tuning = Tuning::new(AdapterLimits::new(
+        wgpu::DeviceType::DiscreteGpu,
+        &wgpu::Limits::downlevel_defaults(),
+    ));
+    let mut cases = Vec::new();
+    for batch in [1, 8] {
+        for arch in [bnn_transfer::Arch::mini(10), bnn_transfer::Arch::small(200)] {
+            let (mut side, mut cin) = (arch.input, arch.in_channels);
+            for c in &arch.convs {
+                cases.push(shapes::conv(
+                    batch, side, cin, c.out, c.kernel, c.stride, c.pad,
+                ));
+                side = out_size(side, c.kernel, c.stride, c.pad);
+                if let Some(p) = c.pool {
+                    side = out_size(side, p.kernel, p.stride, 0);
+                }
+                cin = c.out;
+            }
+            let mut fin = side * side * cin;
+            for &d in arch.dense.iter().chain([&arch.classes]) {
+                cases.push(float_conv::dense_shape(batch, fin, d));
+                fin = d;
+            }
+        }
+        cases.push(float_conv::dense_shape(batch, 256, 4096));
+    }
+    let mut rng = Rng::new(77);
+    for shape in &cases {
+        let k = shape.kernel_h * shape.kernel_w * shape.in_c;
+        let n_in = shape.batch * shape.in_h * shape.in_w * shape.in_c;
+        let x = random_f32(&mut rng, n_in);
+        let w = random_f32(&mut rng, shape.out_c * k);
+        let tile = tuning.float_conv_tile(shape);
+        let (xg, wg) = (gpu.upload(&x, "x").unwrap(), gpu.upload(&w, "w").unwrap());
+        let (d, out) = float_conv::encode_with(gpu, shape, &tile, &xg, &wg).unwrap();
+        gpu.run(&[d]).unwrap();
+        assert_float_exact(
+            &gpu.read(&out).unwrap(),
+            shape,
+            &x,
+            &w,
+            &format!("float {tile:?} {shape:?}"),
+        );
+
+        let xb = random_words(&mut rng, shape.batch * shape.in_h * shape.in_w, shape.in_c);
+        let wb = random_words(
+            &mut rng,
+            shape.out_c * shape.kernel_h * shape.kernel_w,
+            shape.in_c,
+        );
+        let th = random_thresholds(&mut rng, shape.out_c, k);
+        let tile = tuning.xnor_conv_tile(shape);
+        let (xg, wg) = (gpu.upload(&xb, "x").unwrap(), gpu.upload(&wb, "w").unwrap());
+        let tg = gpu.upload(&th, "th").unwrap();
+        let (d, out) = xnor_conv::encode_with(gpu, shape, &tile, &xg, &wg, None).unwrap();
+        gpu.run(&[d]).unwrap();
+        let got: Vec<i32> = bytemuck::cast_vec(gpu.read(&out).unwrap());
+        assert_eq!(
+            got,
+            xnor_conv::reference_dot(shape, &xb, &wb),
+            "xnor {tile:?} {shape:?}"
+        );
+        let (d, out) = xnor_conv::encode_with(gpu, shape, &tile, &xg, &wg, Some(&tg)).unwrap();
+        gpu.run(&[d]).unwrap();
+        assert_eq!(
+            gpu.read(&out).unwrap(),
+            xnor_conv::reference_bits(shape, &xb, &wb, &th),
+            "xnor bits {tile:?} {shape:?}"
+        );
+    }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::adapter;
+use super::limits::AdapterLimits;
 use super::pipelines::PipelineKey;
 use crate::error::{Error, Result};
 
@@ -109,11 +110,14 @@ impl Gpu {
         )
     }
 
+    /// The limits tile choice and tensor splitting are computed from.
+    pub fn adapter_limits(&self) -> AdapterLimits {
+        AdapterLimits::from_adapter(&self.info, &self.limits)
+    }
+
     /// Largest storage binding, in bytes.
     pub fn max_binding(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        self.adapter_limits().max_storage_binding
     }
 
     /// The compiled pipeline for `key`, compiled on first use inside a validation error scope so a

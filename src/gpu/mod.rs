@@ -5,9 +5,11 @@
 mod adapter;
 mod buffers;
 mod context;
+mod limits;
 mod pipelines;
 
 pub use adapter::{AdapterReport, describe_adapters, select_adapter};
 pub use buffers::Storage;
 pub use context::{Dispatch, Gpu, LimitsProfile, Timing};
+pub use limits::{AdapterLimits, LLVMPIPE_LOOP_BUDGET};
 pub use pipelines::PipelineKey;

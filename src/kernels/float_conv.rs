@@ -1,11 +1,81 @@
 //! The float baseline (`shaders/float_conv.wgsl`): conv2d as a tiled implicit GEMM, and the dense
 //! layer as its 1×1 case. f32 NHWC input, f32 OHWI weights, zero padding.
+//!
+//! Weights larger than one storage binding (AlexNet's fc6: 9216 × 4096 f32 = 151 MB against the
+//! downlevel 128 MiB) are split along the output channels into [`FloatWeights`] parts, one dispatch
+//! each, all writing into one output buffer; every output's sum is computed exactly as unsplit.
+
+use bytemuck::{Pod, Zeroable};
 
 use super::tuning::{ConvTile, Tuning};
-use super::xnor_conv::{ConvShape, Padding};
+use super::xnor_conv::{ConvParams, ConvShape, Padding};
 use super::{Shader, batch_chunk, over_chunks};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
+
+/// The shader's `Params`: the conv's, then where this dispatch's channels go in the output rows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct FloatParams {
+    conv: ConvParams,
+    out_stride: u32,
+    out_base: u32,
+    _pad: [u32; 2],
+}
+
+/// Float weights on the device, as one or more parts of consecutive output channels, each within
+/// the device's storage-binding limit.
+pub struct FloatWeights {
+    /// (first output channel, its weights `[channels][K]`).
+    parts: Vec<(usize, Storage<f32>)>,
+    out_c: usize,
+    k: usize,
+}
+
+impl FloatWeights {
+    /// Uploads `weights` (`[out_c][k]`, OHWI rows of `k` values), split into as few parts as the
+    /// binding limit allows. One row larger than a binding is an error naming both sizes.
+    pub fn upload(gpu: &Gpu, out_c: usize, k: usize, weights: &[f32]) -> Result<FloatWeights> {
+        FloatWeights::upload_within(gpu, out_c, k, weights, gpu.max_binding())
+    }
+
+    /// [`FloatWeights::upload`] with parts of at most `max_bytes` (≤ the device's limit).
+    pub fn upload_within(
+        gpu: &Gpu,
+        out_c: usize,
+        k: usize,
+        weights: &[f32],
+        max_bytes: u64,
+    ) -> Result<FloatWeights> {
+        if out_c == 0 || k == 0 || weights.len() != out_c * k {
+            return Err(Error::Shape(format!(
+                "float weights: {} values are not {out_c} rows of {k}",
+                weights.len()
+            )));
+        }
+        let row_bytes = (k * 4) as u64;
+        let rows = (max_bytes.min(gpu.max_binding()) / row_bytes) as usize;
+        if rows == 0 {
+            return Err(Error::Limits(format!(
+                "float weights: one output channel's row is {row_bytes} bytes ({k} values), more                  than the device's largest storage binding ({} bytes); the weights can only be                  split between output channels",
+                max_bytes.min(gpu.max_binding())
+            )));
+        }
+        let mut parts = Vec::new();
+        let mut o = 0;
+        while o < out_c {
+            let end = (o + rows).min(out_c);
+            parts.push((o, gpu.upload(&weights[o * k..end * k], "float weights")?));
+            o = end;
+        }
+        Ok(FloatWeights { parts, out_c, k })
+    }
+
+    /// How many parts (dispatches) the weights are split into.
+    pub fn parts(&self) -> usize {
+        self.parts.len()
+    }
+}
 
 /// Encodes the conv over device buffers with the tile of [`Tuning::for_gpu`].
 pub fn encode(
@@ -26,23 +96,90 @@ pub fn encode_with(
     input: &Storage<f32>,
     weights: &Storage<f32>,
 ) -> Result<(Dispatch, Storage<f32>)> {
-    shape.validate()?;
-    tile.validate_float(gpu)?;
+    check(shape, input)?;
     let k = shape.kernel_h * shape.kernel_w * shape.in_c;
-    if input.len != shape.batch * shape.in_h * shape.in_w * shape.in_c
-        || weights.len != shape.out_c * k
-    {
+    if weights.len != shape.out_c * k {
         return Err(Error::Shape(format!(
-            "float_conv: {} input values and {} weights for {shape:?}",
-            input.len, weights.len
+            "float_conv: {} weights for {shape:?}",
+            weights.len
+        )));
+    }
+    let out = output(gpu, shape)?;
+    let d = encode_part(gpu, shape, tile, input, weights, 0, &out)?;
+    Ok((d, out))
+}
+
+/// Encodes the conv with weights split into parts: one dispatch per part, one output buffer,
+/// each part's tile from [`Tuning::for_gpu`].
+pub fn encode_split(
+    gpu: &Gpu,
+    shape: &ConvShape,
+    input: &Storage<f32>,
+    weights: &FloatWeights,
+) -> Result<(Vec<Dispatch>, Storage<f32>)> {
+    check(shape, input)?;
+    let k = shape.kernel_h * shape.kernel_w * shape.in_c;
+    if weights.out_c != shape.out_c || weights.k != k {
+        return Err(Error::Shape(format!(
+            "float_conv: weights of {} rows of {} for {shape:?}",
+            weights.out_c, weights.k
+        )));
+    }
+    let out = output(gpu, shape)?;
+    let tuning = Tuning::for_gpu(gpu);
+    let mut dispatches = Vec::with_capacity(weights.parts.len());
+    for (base, w) in &weights.parts {
+        let part = ConvShape {
+            out_c: w.len / k,
+            ..*shape
+        };
+        let tile = tuning.float_conv_tile(&part);
+        dispatches.push(encode_part(gpu, shape, &tile, input, w, *base, &out)?);
+    }
+    Ok((dispatches, out))
+}
+
+fn check(shape: &ConvShape, input: &Storage<f32>) -> Result<()> {
+    shape.validate()?;
+    if input.len != shape.batch * shape.in_h * shape.in_w * shape.in_c {
+        return Err(Error::Shape(format!(
+            "float_conv: {} input values for {shape:?}",
+            input.len
         )));
     }
     if shape.padding != Padding::Zero {
         return Err(Error::Shape("float_conv supports zero padding only".into()));
     }
+    Ok(())
+}
+
+fn output(gpu: &Gpu, shape: &ConvShape) -> Result<Storage<f32>> {
     let m = shape.batch * shape.out_pixels_per_item();
-    let out = gpu.zeros::<f32>(m * shape.out_c, "float conv out")?;
-    let params = gpu.uniform(&shape.params());
+    gpu.zeros::<f32>(m * shape.out_c, "float conv out")
+}
+
+/// The dispatch computing output channels `base .. base + weights.len / K` of `shape` into `out`.
+fn encode_part(
+    gpu: &Gpu,
+    shape: &ConvShape,
+    tile: &ConvTile,
+    input: &Storage<f32>,
+    weights: &Storage<f32>,
+    base: usize,
+    out: &Storage<f32>,
+) -> Result<Dispatch> {
+    tile.validate_float(&gpu.adapter_limits(), shape)?;
+    let k = shape.kernel_h * shape.kernel_w * shape.in_c;
+    let part = ConvShape {
+        out_c: weights.len / k,
+        ..*shape
+    };
+    let params = gpu.uniform(&FloatParams {
+        conv: part.params(),
+        out_stride: shape.out_c as u32,
+        out_base: base as u32,
+        _pad: [0; 2],
+    });
     let pipeline = gpu.pipeline(PipelineKey::new(
         Shader::FloatConv,
         "conv",
@@ -59,18 +196,28 @@ pub fn encode_with(
         &pipeline,
         &[&params, &input.buffer, &weights.buffer, &out.buffer],
     );
-    let tiles = (m.div_ceil(tile.tile_m()) * shape.out_c.div_ceil(tile.tile_n())) as u32;
-    let d = Dispatch {
+    Ok(Dispatch {
         pipeline,
         bind_group,
-        workgroups: gpu.grid(tiles),
+        workgroups: gpu.grid(tile.workgroups(&part) as u32),
         label: "float_conv",
-    };
-    Ok((d, out))
+    })
 }
 
-/// On the device, host in and out, the batch split to fit the binding limit.
+/// On the device, host in and out: the batch split to fit the binding limit, and the weights split
+/// along the output channels when they do not fit one binding.
 pub fn run(gpu: &Gpu, shape: &ConvShape, input: &[f32], weights: &[f32]) -> Result<Vec<f32>> {
+    run_within(gpu, shape, input, weights, gpu.max_binding())
+}
+
+/// [`run`] with weight parts of at most `max_weight_bytes` (tests of the split path).
+pub fn run_within(
+    gpu: &Gpu,
+    shape: &ConvShape,
+    input: &[f32],
+    weights: &[f32],
+    max_weight_bytes: u64,
+) -> Result<Vec<f32>> {
     shape.validate()?;
     let in_item = shape.in_h * shape.in_w * shape.in_c;
     if input.len() != shape.batch * in_item {
@@ -81,15 +228,16 @@ pub fn run(gpu: &Gpu, shape: &ConvShape, input: &[f32], weights: &[f32]) -> Resu
     }
     let out_item = shape.out_pixels_per_item() * shape.out_c;
     let chunk = batch_chunk(gpu, shape.batch, &[in_item * 4, out_item * 4])?;
-    let w = gpu.upload(weights, "float weights")?;
+    let k = shape.kernel_h * shape.kernel_w * shape.in_c;
+    let w = FloatWeights::upload_within(gpu, shape.out_c, k, weights, max_weight_bytes)?;
     over_chunks(shape.batch, chunk, |r| {
         let part = ConvShape {
             batch: r.len(),
             ..*shape
         };
         let x = gpu.upload(&input[r.start * in_item..r.end * in_item], "float input")?;
-        let (d, out) = encode(gpu, &part, &x, &w)?;
-        gpu.run(&[d])?;
+        let (d, out) = encode_split(gpu, &part, &x, &w)?;
+        gpu.run(&d)?;
         gpu.read(&out)
     })
 }
@@ -126,8 +274,24 @@ pub fn run_dense(
     )
 }
 
-/// Scalar reference: sums in increasing k = (ky, kx, c) order, as the kernel does.
+/// Scalar reference: sums in increasing k = (ky, kx, c) order, as the kernel does, rounding each
+/// product before adding it. The kernel's `fma` may be fused or not (WGSL allows both; lavapipe
+/// rounds twice, NVIDIA once): this is the twice-rounded order, [`reference_fused`] the other.
 pub fn reference(shape: &ConvShape, input: &[f32], weights: &[f32]) -> Vec<f32> {
+    reference_by(shape, input, weights, |acc, a, w| acc + a * w)
+}
+
+/// [`reference`] with each term added in one rounding (`fma` fused).
+pub fn reference_fused(shape: &ConvShape, input: &[f32], weights: &[f32]) -> Vec<f32> {
+    reference_by(shape, input, weights, |acc, a, w| a.mul_add(w, acc))
+}
+
+fn reference_by(
+    shape: &ConvShape,
+    input: &[f32],
+    weights: &[f32],
+    add: impl Fn(f32, f32, f32) -> f32,
+) -> Vec<f32> {
     let (oh, ow) = (shape.out_h(), shape.out_w());
     let k = shape.kernel_h * shape.kernel_w * shape.in_c;
     let mut out = Vec::with_capacity(shape.batch * oh * ow * shape.out_c);
@@ -151,7 +315,7 @@ pub fn reference(shape: &ConvShape, input: &[f32], weights: &[f32]) -> Vec<f32> 
                                 * shape.in_c;
                             let w = o * k + (ky * shape.kernel_w + kx) * shape.in_c;
                             for c in 0..shape.in_c {
-                                sum += input[a + c] * weights[w + c];
+                                sum = add(sum, input[a + c], weights[w + c]);
                             }
                         }
                     }

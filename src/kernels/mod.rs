@@ -2,9 +2,18 @@
 //! plain scalar reference of the same op (the oracle of the tests and the CPU fallback).
 //!
 //! Launchers come in two forms: `encode` builds a [`Dispatch`] over buffers already on the device,
-//! so layers chain without leaving the GPU; `run_*` takes host slices, splits the batch into
-//! several dispatches when a tensor would exceed the device's storage-binding limit, and reads the
-//! result back.
+//! so layers chain without leaving the GPU; `run_*` takes host slices, splits the work into several
+//! dispatches when a tensor would exceed the device's largest storage binding, and reads the result
+//! back.
+//!
+//! What is split, exactly: every `run_*` splits the batch (inputs and outputs); the float conv and
+//! dense layer (`float_conv::run`, `float_conv::encode_split`) also split their weights along the
+//! output channels ([`float_conv::FloatWeights`]), bit-identically. What is not: one batch item's
+//! input or output larger than a binding, one float weight row (the K values of one output channel)
+//! larger than a binding, and the packed XNOR and first-layer weights (AlexNet's largest, fc6, is
+//! 4.7 MB packed). Each of those is an [`Error::Limits`] giving the size and the limit (and, for a
+//! weight tensor, its name) before anything runs. `encode` never splits: each buffer it is given
+//! must fit one binding.
 
 pub mod bitpack;
 pub mod first_conv;

@@ -1,16 +1,24 @@
-//! Tile sizes of the tiled kernels, chosen in one place from the adapter (device type and limits)
-//! and the shape. Every choice is bit-exact; tuning only moves speed. The launchers' `encode`
-//! functions use [`Tuning::for_gpu`]; `encode_with` variants take an explicit tile.
+//! Tile sizes of the tiled kernels: a pure function of the adapter's [`AdapterLimits`] and the
+//! layer's shape, so the choice for any adapter (a phone GPU under downlevel limits, an H100,
+//! lavapipe) can be computed and checked without a device. Every choice is bit-exact; tuning only
+//! moves speed. The launchers' `encode` functions use [`Tuning::for_gpu`]; `encode_with` variants
+//! take an explicit tile.
+//!
+//! The workgroup memory of a tile is computed here once per shader ([`ConvTile::xnor_workgroup_bytes`],
+//! [`ConvTile::float_workgroup_bytes`]) from the shaders' `var<workgroup>` declarations; both the
+//! tile choice and [`ConvTile::validate_xnor`] / [`ConvTile::validate_float`] use it, and a test
+//! checks it against the sizes naga computes from the WGSL itself.
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::AdapterLimits;
 
 use super::ConvShape;
 
 /// The output block of a tiled GEMM-shaped kernel: a workgroup of `wg_m × wg_n` invocations, each
 /// computing `rm` rows (output pixels or batch rows) × `rn` columns (output channels), over depth
-/// slices of `kc` elements staged in workgroup memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// slices of `kc` elements staged in workgroup memory. The shaders' workgroup size is
+/// `(wg_n, wg_m)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvTile {
     pub wg_m: u32,
     pub wg_n: u32,
@@ -19,6 +27,12 @@ pub struct ConvTile {
     /// Depth slice: u32 words for the XNOR conv (a multiple of 4, staged as vec4), f32 values for
     /// the float conv.
     pub kc: u32,
+}
+
+/// The size WebGPU charges for one `var<workgroup>` of `bytes` bytes (each variable is rounded up
+/// to 16 bytes).
+const fn workgroup_var(bytes: u32) -> u32 {
+    bytes.next_multiple_of(16)
 }
 
 impl ConvTile {
@@ -32,145 +46,292 @@ impl ConvTile {
         self.wg_m * self.wg_n
     }
 
-    /// Workgroup memory of the XNOR conv with this tile: activation words and their masks,
-    /// weight words, the packed bits of the fused path, and the decoded output pixels.
+    /// Workgroup memory of `shaders/xnor_conv.wgsl` with this tile, variable by variable:
+    /// `a_tile` and `m_tile` (`KQ·TILE_M` vec4<u32> each), `b_tile` (`KQ·TILE_N` vec4<u32>),
+    /// `bits` (`TILE_M·TILE_N/32` u32) and `pix` (`TILE_M` vec4<i32>).
     pub fn xnor_workgroup_bytes(&self) -> u32 {
-        let kq = self.kc / 4;
-        16 * kq * (2 * self.wg_m * self.rm + self.wg_n * self.rn)
-            + 4 * (self.wg_m * self.rm * self.wg_n * self.rn / 32)
-            + 16 * self.wg_m * self.rm
+        let (tm, tn, kq) = (self.wg_m * self.rm, self.wg_n * self.rn, self.kc / 4);
+        2 * workgroup_var(16 * kq * tm)
+            + workgroup_var(16 * kq * tn)
+            + workgroup_var(4 * (tm * tn / 32))
+            + workgroup_var(16 * tm)
     }
 
-    /// Checks the tile against the shader's register arrays and the device's limits.
-    pub fn validate_xnor(&self, gpu: &Gpu) -> Result<()> {
-        let ok = self.rm == 4
+    /// Workgroup memory of `shaders/float_conv.wgsl` with this tile, variable by variable:
+    /// `a_tile` (`KC·(TILE_M+1)` f32), `b_tile` (`KC·(TILE_N+1)` f32) and `pix` (`TILE_M`
+    /// vec4<i32>).
+    pub fn float_workgroup_bytes(&self) -> u32 {
+        let (tm, tn) = (self.wg_m * self.rm, self.wg_n * self.rn);
+        workgroup_var(4 * self.kc * (tm + 1))
+            + workgroup_var(4 * self.kc * (tn + 1))
+            + workgroup_var(16 * tm)
+    }
+
+    /// Upper bound on the loop iterations one invocation of `shaders/float_conv.wgsl` runs over
+    /// `shape` with this tile, counting each loop's exiting pass too (what llvmpipe's loop budget
+    /// counts): the pixel decode, per depth slice the two staging loops, the slice's `kk` loop and
+    /// the slice loop itself, then the output loops.
+    pub fn float_loop_iterations(&self, shape: &ConvShape) -> u64 {
+        let (wg, tm, tn, kc) = (
+            self.invocations() as u64,
+            self.tile_m() as u64,
+            self.tile_n() as u64,
+            self.kc as u64,
+        );
+        let k = (shape.kernel_h * shape.kernel_w * shape.in_c) as u64;
+        let slices = k.div_ceil(kc);
+        let per_slice = (kc * tm).div_ceil(wg) + 1 + (kc * tn).div_ceil(wg) + 1 + kc + 1 + 1;
+        tm.div_ceil(wg) + 1 + slices * per_slice + 1 + self.output_loops()
+    }
+
+    /// Upper bound on the loop iterations one invocation of `shaders/xnor_conv.wgsl` runs over
+    /// `shape` with this tile (either entry point), counted as in [`Self::float_loop_iterations`];
+    /// the 4-word inner staging loops count in full.
+    pub fn xnor_loop_iterations(&self, shape: &ConvShape) -> u64 {
+        let (wg, tm, tn, kq) = (
+            self.invocations() as u64,
+            self.tile_m() as u64,
+            self.tile_n() as u64,
+            (self.kc / 4) as u64,
+        );
+        let k_words = (shape.kernel_h * shape.kernel_w * shape.in_words()) as u64;
+        let slices = k_words.div_ceil(self.kc as u64);
+        let stage = |len: u64| len.div_ceil(wg) * (1 + 5) + 1;
+        let per_slice = stage(kq * tm) + stage(kq * tn) + kq + 1 + 1;
+        let bits = 2 * ((tm * tn / 32).div_ceil(wg) + 1);
+        bits + tm.div_ceil(wg) + 1 + slices * per_slice + 1 + self.output_loops()
+    }
+
+    /// The output loops: RM rows, each RN channels.
+    fn output_loops(&self) -> u64 {
+        let (rm, rn) = (self.rm as u64, self.rn as u64);
+        rm + 1 + rm * (rn + 1)
+    }
+
+    /// The shape rules of the XNOR shader: its register arrays (rm = rn = 4), vec4 staging (kc a
+    /// multiple of 4) and whole output words per tile (tile_n a multiple of 32).
+    fn xnor_shape_ok(&self) -> bool {
+        self.rm == 4
             && self.rn == 4
+            && self.wg_m > 0
+            && self.wg_n > 0
             && self.kc > 0
             && self.kc.is_multiple_of(4)
-            && self.tile_n().is_multiple_of(32);
-        if !ok {
+            && self.tile_n().is_multiple_of(32)
+    }
+
+    /// The shape rules of the float shader: its register arrays (rm = rn = 4).
+    fn float_shape_ok(&self) -> bool {
+        self.rm == 4 && self.rn == 4 && self.wg_m > 0 && self.wg_n > 0 && self.kc > 0
+    }
+
+    /// Checks the tile against the XNOR shader's register arrays and the device's limits over
+    /// `shape`.
+    pub fn validate_xnor(&self, limits: &AdapterLimits, shape: &ConvShape) -> Result<()> {
+        if !self.xnor_shape_ok() {
             return Err(Error::Shape(format!(
                 "xnor conv tile {self:?}: needs rm = rn = 4, kc a multiple of 4, tile_n a multiple of 32"
             )));
         }
-        self.fits(gpu, self.xnor_workgroup_bytes())
+        self.check_fits(limits, self.xnor_workgroup_bytes())?;
+        self.check_loops(limits, shape, self.xnor_loop_iterations(shape))
     }
 
-    /// Workgroup memory of the float conv with this tile (rows padded by one value).
-    pub fn float_workgroup_bytes(&self) -> u32 {
-        4 * self.kc * (self.wg_m * self.rm + 1 + self.wg_n * self.rn + 1) + 16 * self.wg_m * self.rm
-    }
-
-    /// Checks the tile against the float shader's register arrays and the device's limits.
-    pub fn validate_float(&self, gpu: &Gpu) -> Result<()> {
-        if !(self.rm == 4 && self.rn == 4 && self.kc > 0) {
+    /// Checks the tile against the float shader's register arrays and the device's limits over
+    /// `shape`.
+    pub fn validate_float(&self, limits: &AdapterLimits, shape: &ConvShape) -> Result<()> {
+        if !self.float_shape_ok() {
             return Err(Error::Shape(format!(
                 "float conv tile {self:?}: needs rm = rn = 4, kc > 0"
             )));
         }
-        self.fits(gpu, self.float_workgroup_bytes())
+        self.check_fits(limits, self.float_workgroup_bytes())?;
+        self.check_loops(limits, shape, self.float_loop_iterations(shape))
     }
 
-    pub(crate) fn fits(&self, gpu: &Gpu, workgroup_bytes: u32) -> Result<()> {
-        let l = &gpu.limits;
-        if self.invocations() > l.max_compute_invocations_per_workgroup
-            || self.wg_n > l.max_compute_workgroup_size_x
-            || self.wg_m > l.max_compute_workgroup_size_y
-            || workgroup_bytes > l.max_compute_workgroup_storage_size
-        {
+    fn check_loops(
+        &self,
+        limits: &AdapterLimits,
+        shape: &ConvShape,
+        iterations: u64,
+    ) -> Result<()> {
+        match limits.loop_budget {
+            Some(budget) if iterations > budget => Err(Error::Limits(format!(
+                "tile {self:?} over {shape:?} may run {iterations} loop iterations per invocation;                  this driver (Mesa llvmpipe) silently ends every loop after {budget} in all, so the                  result would be wrong. Use a tile with more invocations or a deeper slice"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the tile fits `limits` with `workgroup_bytes` and `loop_iterations` per invocation.
+    pub fn fits_all(
+        &self,
+        limits: &AdapterLimits,
+        workgroup_bytes: u32,
+        loop_iterations: u64,
+    ) -> bool {
+        self.fits(limits, workgroup_bytes)
+            && limits.loop_budget.is_none_or(|b| loop_iterations <= b)
+    }
+
+    /// Whether a workgroup of this tile needing `workgroup_bytes` of workgroup memory can launch.
+    pub fn fits(&self, limits: &AdapterLimits, workgroup_bytes: u32) -> bool {
+        self.invocations() <= limits.max_invocations
+            && self.wg_n <= limits.max_workgroup_size_x
+            && self.wg_m <= limits.max_workgroup_size_y
+            && workgroup_bytes <= limits.max_workgroup_storage
+    }
+
+    fn check_fits(&self, limits: &AdapterLimits, workgroup_bytes: u32) -> Result<()> {
+        if !self.fits(limits, workgroup_bytes) {
             return Err(Error::Limits(format!(
-                "tile {self:?} needs {} invocations and {workgroup_bytes} bytes of workgroup memory; \
-                 the device allows {} and {}",
+                "tile {self:?} needs a {}×{} workgroup ({} invocations) and {workgroup_bytes} bytes \
+                 of workgroup memory; the device allows {}×{}, {} invocations and {} bytes",
+                self.wg_n,
+                self.wg_m,
                 self.invocations(),
-                l.max_compute_invocations_per_workgroup,
-                l.max_compute_workgroup_storage_size
+                limits.max_workgroup_size_x,
+                limits.max_workgroup_size_y,
+                limits.max_invocations,
+                limits.max_workgroup_storage
             )));
         }
         Ok(())
     }
+
+    /// Workgroups of this tile over `shape` (the grid is this count folded into 2-D).
+    pub fn workgroups(&self, shape: &ConvShape) -> usize {
+        let m = shape.batch * shape.out_pixels_per_item();
+        m.div_ceil(self.tile_m()) * shape.out_c.div_ceil(self.tile_n())
+    }
 }
 
-/// The tiles every launcher uses on one device.
+/// The tiles every launcher uses on one device: a pure function of its [`AdapterLimits`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
-    /// A CPU adapter (lavapipe, WARP, SwiftShader): one thread runs a whole workgroup, so tiles
-    /// are smaller (more workgroups to spread over the cores, fewer live registers per SIMD lane).
-    pub cpu: bool,
-    /// Workgroup memory available, bytes.
-    pub workgroup_bytes: u32,
-    /// Invocations per workgroup allowed.
-    pub invocations: u32,
+    pub limits: AdapterLimits,
+}
+
+/// What distinguishes the two tiled shaders for tile choice.
+#[derive(Clone, Copy)]
+struct Kernel {
+    /// tile_n is kept a multiple of this (and at least this).
+    n_align: usize,
+    /// The deepest slice tried, and the shallowest the tile may shrink to.
+    kc_max: u32,
+    kc_min: u32,
+    bytes: fn(&ConvTile) -> u32,
+    loops: fn(&ConvTile, &ConvShape) -> u64,
 }
 
 impl Tuning {
-    pub fn for_gpu(gpu: &Gpu) -> Tuning {
-        Tuning {
-            cpu: gpu.info.device_type == wgpu::DeviceType::Cpu,
-            workgroup_bytes: gpu.limits.max_compute_workgroup_storage_size,
-            invocations: gpu.limits.max_compute_invocations_per_workgroup,
-        }
+    pub fn new(limits: AdapterLimits) -> Tuning {
+        Tuning { limits }
+    }
+
+    pub fn for_gpu(gpu: &crate::gpu::Gpu) -> Tuning {
+        Tuning::new(gpu.adapter_limits())
     }
 
     /// The XNOR conv tile for `shape`.
     pub fn xnor_conv_tile(&self, shape: &ConvShape) -> ConvTile {
         let k_words = (shape.kernel_h * shape.kernel_w * shape.in_words()) as u32;
-        // Depth slice: up to 16 words (512 channels·taps), no deeper than the layer.
-        let kc = k_words.next_multiple_of(4).min(16);
-        let mut tile = if self.cpu {
-            ConvTile {
-                wg_m: 8,
-                wg_n: 8,
-                rm: 4,
-                rn: 4,
-                kc,
-            }
-        } else {
-            ConvTile {
-                wg_m: 16,
-                wg_n: 16,
-                rm: 4,
-                rn: 4,
-                kc,
-            }
-        };
-        reshape(&mut tile, shape, 32);
-        // Downlevel limits (16 KiB, 256 invocations) fit the defaults; smaller ones shrink the slice.
-        while tile.kc > 4
-            && (tile.xnor_workgroup_bytes() > self.workgroup_bytes
-                || tile.invocations() > self.invocations)
-        {
-            tile.kc -= 4;
-        }
-        tile
+        self.choose(
+            shape,
+            Kernel {
+                n_align: 32,
+                // Up to 16 words (512 channels·taps), no deeper than the layer.
+                kc_max: k_words.next_multiple_of(4).min(16),
+                kc_min: 4,
+                bytes: ConvTile::xnor_workgroup_bytes,
+                loops: ConvTile::xnor_loop_iterations,
+            },
+        )
     }
 
     /// The float conv (and dense) tile for `shape`.
     pub fn float_conv_tile(&self, shape: &ConvShape) -> ConvTile {
-        let mut tile = if self.cpu {
-            ConvTile {
-                wg_m: 8,
-                wg_n: 8,
-                rm: 4,
-                rn: 4,
-                kc: 16,
-            }
-        } else {
-            ConvTile {
-                wg_m: 16,
-                wg_n: 16,
-                rm: 4,
-                rn: 4,
-                kc: 16,
-            }
+        self.choose(
+            shape,
+            Kernel {
+                n_align: 32,
+                kc_max: 16,
+                kc_min: 4,
+                bytes: ConvTile::float_workgroup_bytes,
+                loops: ConvTile::float_loop_iterations,
+            },
+        )
+    }
+
+    /// Starts from the adapter's default block (8×8 invocations on a CPU adapter: more workgroups
+    /// for the cores, fewer live registers per SIMD lane; 16×16 on a GPU), fits it to the layer,
+    /// then shrinks the depth slice and, if that is not enough, the block until it fits the limits.
+    /// Under a loop budget (llvmpipe) a layer too deep for every such block takes, among all blocks
+    /// that fit the rest of the limits, the one with the fewest loop iterations per invocation.
+    fn choose(&self, shape: &ConvShape, k: Kernel) -> ConvTile {
+        let side = if self.limits.is_cpu { 8 } else { 16 };
+        let mut tile = ConvTile {
+            wg_m: side,
+            wg_n: side,
+            rm: 4,
+            rn: 4,
+            kc: k.kc_max,
         };
-        reshape(&mut tile, shape, 32);
-        while tile.kc > 4
-            && (tile.float_workgroup_bytes() > self.workgroup_bytes
-                || tile.invocations() > self.invocations)
-        {
-            tile.kc -= 4;
+        reshape(&mut tile, shape, k.n_align);
+        let fits = |t: &ConvTile| t.fits_all(&self.limits, (k.bytes)(t), (k.loops)(t, shape));
+        loop {
+            // The deepest slice that fits this block.
+            let mut kc = k.kc_max;
+            while kc >= k.kc_min {
+                let t = ConvTile { kc, ..tile };
+                if fits(&t) {
+                    return t;
+                }
+                kc -= 4;
+            }
+            // None does: halve the block along its longer side (channels keep n_align).
+            let can_n = tile.wg_n > 1 && tile.tile_n() / 2 >= k.n_align;
+            let can_m = tile.wg_m > 1;
+            if can_n && (tile.wg_n >= tile.wg_m || !can_m) {
+                tile.wg_n /= 2;
+            } else if can_m {
+                tile.wg_m /= 2;
+            } else {
+                break;
+            }
         }
-        tile
+        // Every block of the family is over a limit. If the loop budget is what binds, search all
+        // power-of-two blocks for the fewest iterations among those that fit the other limits.
+        let mut best: Option<(u64, ConvTile)> = None;
+        for wm in (0..=10).map(|e| 1u32 << e) {
+            for wn in (0..=10).map(|e| 1u32 << e) {
+                for kc in (k.kc_min..=k.kc_max).rev().step_by(4) {
+                    let t = ConvTile {
+                        wg_m: wm,
+                        wg_n: wn,
+                        rm: 4,
+                        rn: 4,
+                        kc,
+                    };
+                    if !t.tile_n().is_multiple_of(k.n_align) || !t.fits(&self.limits, (k.bytes)(&t))
+                    {
+                        continue;
+                    }
+                    let loops = (k.loops)(&t, shape);
+                    if best.is_none_or(|(b, _)| loops < b) {
+                        best = Some((loops, t));
+                    }
+                }
+            }
+        }
+        // Nothing fits at all: the smallest block, which the launcher's validation reports.
+        best.map_or(
+            ConvTile {
+                kc: k.kc_min,
+                ..tile
+            },
+            |(_, t)| t,
+        )
     }
 }
 

@@ -160,7 +160,7 @@ pub fn encode_with(
     thresholds: Option<&Storage<Threshold>>,
 ) -> Result<(Dispatch, Storage<u32>)> {
     shape.validate()?;
-    tile.validate_xnor(gpu)?;
+    tile.validate_xnor(&gpu.adapter_limits(), shape)?;
     if input.len != shape.batch * shape.input_words_per_item()
         || weights.len != shape.weight_words()
     {
@@ -170,7 +170,7 @@ pub fn encode_with(
         )));
     }
     let pixels = shape.batch * shape.out_pixels_per_item();
-    let tiles = (pixels.div_ceil(tile.tile_m()) * shape.out_c.div_ceil(tile.tile_n())) as u32;
+    let tiles = tile.workgroups(shape) as u32;
     let params = gpu.uniform(&shape.params());
     let (entry, label, out) = match thresholds {
         None => (

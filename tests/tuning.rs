@@ -1,0 +1,324 @@
+//! Tile choice (`kernels::tuning`) as a pure function of `AdapterLimits`, checked without a device:
+//! for a CPU-like and a GPU-like adapter, each under its own limits and under wgpu's downlevel
+//! (and WebGPU default) limits, every layer shape of the archs (small, alexnet, mini) and of
+//! `bnn bench` at batch 1, 8 and 64 gets a tile that satisfies its shader's rules, fits the limits
+//! (workgroup memory from the one formula in `tuning.rs`, itself checked against the sizes naga
+//! computes from the WGSL), launches within the grid limits, and is the same on every call.
+
+use bnn_transfer::Arch;
+use bnn_transfer::arch::out_size;
+use bnn_transfer::bench::shapes;
+use bnn_transfer::gpu::{AdapterLimits, LLVMPIPE_LOOP_BUDGET};
+use bnn_transfer::kernels::{ConvShape, ConvTile, Padding, Shader, Tuning, float_conv};
+
+/// lavapipe's limits as `bnn devices` reports them (a CPU adapter).
+fn cpu_like() -> wgpu::Limits {
+    wgpu::Limits {
+        max_compute_workgroup_storage_size: 65536,
+        max_compute_invocations_per_workgroup: 1024,
+        max_compute_workgroup_size_x: 1024,
+        max_compute_workgroup_size_y: 1024,
+        max_compute_workgroup_size_z: 1024,
+        max_compute_workgroups_per_dimension: 65535,
+        max_storage_buffer_binding_size: (1 << 31) - 1,
+        max_buffer_size: (1 << 31) - 1,
+        ..wgpu::Limits::default()
+    }
+}
+
+/// An NVIDIA-class discrete GPU on Vulkan (48 KiB shared memory, 1024 invocations).
+fn gpu_like() -> wgpu::Limits {
+    wgpu::Limits {
+        max_compute_workgroup_storage_size: 49152,
+        max_compute_invocations_per_workgroup: 1024,
+        max_compute_workgroup_size_x: 1024,
+        max_compute_workgroup_size_y: 1024,
+        max_compute_workgroup_size_z: 64,
+        max_compute_workgroups_per_dimension: 65535,
+        max_storage_buffer_binding_size: u32::MAX as u64,
+        max_buffer_size: 1 << 40,
+        ..wgpu::Limits::default()
+    }
+}
+
+/// {CPU-like, GPU-like} × {own limits, downlevel defaults, WebGPU defaults}.
+fn profiles() -> Vec<(String, AdapterLimits)> {
+    let mut v = Vec::new();
+    for (kind, ty, own) in [
+        ("cpu", wgpu::DeviceType::Cpu, cpu_like()),
+        ("gpu", wgpu::DeviceType::DiscreteGpu, gpu_like()),
+    ] {
+        for (name, limits) in [
+            ("own", own),
+            ("downlevel", wgpu::Limits::downlevel_defaults()),
+            ("webgpu-default", wgpu::Limits::default()),
+        ] {
+            // The CPU adapter is lavapipe, with llvmpipe's loop budget.
+            let limits = AdapterLimits {
+                loop_budget: (ty == wgpu::DeviceType::Cpu).then_some(LLVMPIPE_LOOP_BUDGET),
+                ..AdapterLimits::new(ty, &limits)
+            };
+            v.push((format!("{kind}/{name}"), limits));
+        }
+    }
+    v
+}
+
+/// Every conv and dense layer (classifier included) of the three archs, as run by the binary
+/// extractor (XNOR: every conv but the first, dense layers as 1×1 convs) and by the float twin
+/// (every layer), plus everything `bnn bench` times.
+fn layer_shapes(batch: usize) -> Vec<(String, ConvShape)> {
+    let mut v = Vec::new();
+    for arch in [Arch::small(200), Arch::alexnet(1000), Arch::mini(10)] {
+        let (mut side, mut cin) = (arch.input, arch.in_channels);
+        for (i, c) in arch.convs.iter().enumerate() {
+            v.push((
+                format!("{} conv{}", arch.name, i + 1),
+                shapes::conv(batch, side, cin, c.out, c.kernel, c.stride, c.pad),
+            ));
+            side = out_size(side, c.kernel, c.stride, c.pad);
+            if let Some(p) = c.pool {
+                side = out_size(side, p.kernel, p.stride, 0);
+            }
+            cin = c.out;
+        }
+        let mut fin = side * side * cin;
+        for (j, &d) in arch.dense.iter().chain([&arch.classes]).enumerate() {
+            v.push((
+                format!("{} fc{}", arch.name, j + 1),
+                float_conv::dense_shape(batch, fin, d),
+            ));
+            fin = d;
+        }
+    }
+    let mut bench = shapes::dabnn(batch);
+    bench.extend(shapes::arch_layers(&Arch::small(200), batch));
+    bench.extend(shapes::arch_layers(&Arch::alexnet(1000), batch));
+    bench.extend([64, 512, 4096].map(shapes::gemm));
+    v.extend(
+        bench
+            .into_iter()
+            .map(|c| (format!("bench {}", c.source), c.op.as_conv())),
+    );
+    v
+}
+
+fn check(
+    what: &str,
+    limits: &AdapterLimits,
+    shape: &ConvShape,
+    tile: &ConvTile,
+    bytes: u32,
+    loops: u64,
+) {
+    assert!(
+        tile.fits_all(limits, bytes, loops),
+        "{what}: {tile:?} needs {bytes} bytes, {} invocations, {loops} loop iterations; limits {limits:?}",
+        tile.invocations()
+    );
+    // The 2-D grid `Gpu::grid` folds the workgroup count into.
+    let groups = tile.workgroups(shape) as u64;
+    let per_dim = limits.max_workgroups_per_dimension as u64;
+    assert!(groups <= per_dim * per_dim, "{what}: {groups} workgroups");
+    // No channel block wider than the layer (rounded up to 32), none taller than its pixels need.
+    assert!(
+        tile.tile_n() <= shape.out_c.next_multiple_of(32).max(32),
+        "{what}: {tile:?}"
+    );
+    assert!(
+        tile.tile_m() / 2 < (shape.batch * shape.out_pixels_per_item()).max(1) || tile.wg_m == 1,
+        "{what}: {tile:?}"
+    );
+}
+
+#[test]
+fn every_layer_gets_a_tile_that_fits_every_profile() {
+    let mut checked = 0;
+    for (profile, limits) in profiles() {
+        let tuning = Tuning::new(limits);
+        for batch in [1, 8, 64] {
+            for (name, shape) in layer_shapes(batch) {
+                let what = format!("[{profile}] {name} batch {batch} {shape:?}");
+                let x = tuning.xnor_conv_tile(&shape);
+                x.validate_xnor(&limits, &shape)
+                    .unwrap_or_else(|e| panic!("{what}: xnor {e}"));
+                check(
+                    &what,
+                    &limits,
+                    &shape,
+                    &x,
+                    x.xnor_workgroup_bytes(),
+                    x.xnor_loop_iterations(&shape),
+                );
+                let f = tuning.float_conv_tile(&shape);
+                f.validate_float(&limits, &shape)
+                    .unwrap_or_else(|e| panic!("{what}: float {e}"));
+                check(
+                    &what,
+                    &limits,
+                    &shape,
+                    &f,
+                    f.float_workgroup_bytes(),
+                    f.float_loop_iterations(&shape),
+                );
+                // Deterministic: the same answer again, and from a fresh value.
+                assert_eq!(tuning.xnor_conv_tile(&shape), x, "{what}");
+                assert_eq!(Tuning::new(limits).float_conv_tile(&shape), f, "{what}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 500, "{checked} shape × profile pairs");
+}
+
+/// The case: a batch-1 float dense layer with 4096 outputs on a GPU under downlevel
+/// limits used to get a 1×256 block whose 4-value slice still needed 16,544 bytes (> 16,384).
+#[test]
+fn gpu_downlevel_dense_4096_fits_16_kib() {
+    let limits = AdapterLimits::new(
+        wgpu::DeviceType::DiscreteGpu,
+        &wgpu::Limits::downlevel_defaults(),
+    );
+    let shape = float_conv::dense_shape(1, 4096, 4096);
+    let tile = Tuning::new(limits).float_conv_tile(&shape);
+    let old = ConvTile {
+        wg_m: 1,
+        wg_n: 256,
+        rm: 4,
+        rn: 4,
+        kc: 4,
+    };
+    assert_eq!(old.float_workgroup_bytes(), 16_544);
+    assert!(old.validate_float(&limits, &shape).is_err());
+    assert!(
+        tile.float_workgroup_bytes() <= 16_384,
+        "{tile:?}: {} bytes",
+        tile.float_workgroup_bytes()
+    );
+    tile.validate_float(&limits, &shape).unwrap();
+    // Under the GPU's own limits the wide block stays, with a deeper slice.
+    let own = Tuning::new(AdapterLimits::new(
+        wgpu::DeviceType::DiscreteGpu,
+        &gpu_like(),
+    ))
+    .float_conv_tile(&shape);
+    assert_eq!((own.wg_m, own.wg_n), (1, 256), "{own:?}");
+}
+
+/// Limits too small for any block are reported by validation, not silently exceeded.
+#[test]
+fn impossible_limits_are_an_error_not_a_bad_tile() {
+    let tiny = AdapterLimits {
+        max_workgroup_storage: 256,
+        ..AdapterLimits::new(
+            wgpu::DeviceType::DiscreteGpu,
+            &wgpu::Limits::downlevel_defaults(),
+        )
+    };
+    let shape = shapes::conv(1, 14, 256, 256, 3, 1, 1);
+    let tuning = Tuning::new(tiny);
+    assert!(
+        tuning
+            .float_conv_tile(&shape)
+            .validate_float(&tiny, &shape)
+            .is_err()
+    );
+    assert!(
+        tuning
+            .xnor_conv_tile(&shape)
+            .validate_xnor(&tiny, &shape)
+            .is_err()
+    );
+}
+
+/// Workgroup bytes of `shader` with `constants`, as naga sizes its `var<workgroup>`s once the
+/// overrides are applied (each variable rounded up to 16 bytes, as WebGPU counts them).
+/// Entry points are not separated: the formula covers every variable of the module (for the XNOR
+/// shader's `conv_dot`, which leaves `bits` unused, it is an upper bound).
+fn naga_workgroup_bytes(shader: Shader, constants: &[(&str, f64)]) -> u32 {
+    let module = naga::front::wgsl::parse_str(shader.source()).unwrap();
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .unwrap();
+    let mut c = naga::back::PipelineConstants::default();
+    for &(k, v) in constants {
+        c.insert(k.to_string(), v);
+    }
+    let (module, _) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, &c).unwrap();
+    module
+        .global_variables
+        .iter()
+        .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+        .map(|(_, g)| {
+            module.types[g.ty]
+                .inner
+                .size(module.to_ctx())
+                .next_multiple_of(16)
+        })
+        .sum()
+}
+
+#[test]
+fn workgroup_bytes_formula_matches_the_shaders() {
+    let tiles = [
+        (8, 8, 16),
+        (16, 16, 16),
+        (1, 256, 4),
+        (2, 8, 4),
+        (1, 32, 8),
+        (8, 1, 16),
+        (1, 8, 12),
+    ];
+    for (wg_m, wg_n, kc) in tiles {
+        let t = ConvTile {
+            wg_m,
+            wg_n,
+            rm: 4,
+            rn: 4,
+            kc,
+        };
+        let float = naga_workgroup_bytes(
+            Shader::FloatConv,
+            &[
+                ("C", 96.0),
+                ("KH", 3.0),
+                ("KW", 3.0),
+                ("WG_M", wg_m as f64),
+                ("WG_N", wg_n as f64),
+                ("KC", kc as f64),
+            ],
+        );
+        assert_eq!(float, t.float_workgroup_bytes(), "float {t:?}");
+        if t.tile_n().is_multiple_of(32) && kc.is_multiple_of(4) {
+            let xnor = naga_workgroup_bytes(
+                Shader::XnorConv,
+                &[
+                    ("WORDS", 3.0),
+                    ("KH", 3.0),
+                    ("KW", 3.0),
+                    ("WG_M", wg_m as f64),
+                    ("WG_N", wg_n as f64),
+                    ("KC", kc as f64),
+                ],
+            );
+            assert_eq!(xnor, t.xnor_workgroup_bytes(), "xnor {t:?}");
+        }
+    }
+}
+
+/// The padding enum is irrelevant to tiling; a one-padded layer gets the zero-padded layer's tile.
+#[test]
+fn tile_depends_only_on_limits_and_shape() {
+    let limits = AdapterLimits::new(wgpu::DeviceType::Cpu, &cpu_like());
+    let zero = shapes::conv(3, 13, 96, 70, 5, 1, 2);
+    let one = ConvShape {
+        padding: Padding::One,
+        ..zero
+    };
+    let t = Tuning::new(limits);
+    assert_eq!(t.xnor_conv_tile(&zero), t.xnor_conv_tile(&one));
+}
