@@ -472,7 +472,13 @@ fn tensors_over_the_binding_limit_split_into_several_dispatches() {
         &vec![0.0; 24 * 9 * 3],
     )
     .unwrap_err();
-    assert!(err.to_string().contains("storage binding"), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("float_conv")
+            && msg.contains("input is 480000 bytes")
+            && msg.contains("storage binding (65536 bytes)"),
+        "{msg}"
+    );
 }
 
 #[test]

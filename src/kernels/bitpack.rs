@@ -63,7 +63,7 @@ pub fn run(gpu: &Gpu, values: &[f32], channels: usize) -> Result<Vec<u32>> {
         )));
     }
     let rows = values.len() / channels;
-    let chunk = super::batch_chunk(gpu, rows, &[channels * 4])?;
+    let chunk = super::batch_chunk(gpu, "bitpack", rows, &[("input row", channels * 4)])?;
     super::over_chunks(rows, chunk, |r| {
         let v = gpu.upload(&values[r.start * channels..r.end * channels], "values")?;
         let (d, out) = encode(gpu, &v, channels)?;

@@ -85,7 +85,12 @@ fn run(
         )));
     }
     let out_item = shape.out_pixels_per_item() * shape.out_c;
-    let chunk = super::batch_chunk(gpu, shape.batch, &[in_item * 4, out_item * 4])?;
+    let chunk = super::batch_chunk(
+        gpu,
+        "first_conv",
+        shape.batch,
+        &[("input", in_item * 4), ("output", out_item * 4)],
+    )?;
     let w = gpu.upload(weights, "first weights")?;
     let t = th.map(|t| gpu.upload(t, "thresholds")).transpose()?;
     super::over_chunks(shape.batch, chunk, |r| {

@@ -227,7 +227,12 @@ pub fn run_within(
         )));
     }
     let out_item = shape.out_pixels_per_item() * shape.out_c;
-    let chunk = batch_chunk(gpu, shape.batch, &[in_item * 4, out_item * 4])?;
+    let chunk = batch_chunk(
+        gpu,
+        "float_conv",
+        shape.batch,
+        &[("input", in_item * 4), ("output", out_item * 4)],
+    )?;
     let k = shape.kernel_h * shape.kernel_w * shape.in_c;
     let w = FloatWeights::upload_within(gpu, shape.out_c, k, weights, max_weight_bytes)?;
     over_chunks(shape.batch, chunk, |r| {

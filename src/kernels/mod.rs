@@ -100,22 +100,27 @@ pub(crate) fn dispatch(
     }
 }
 
-/// How many batch items fit in one dispatch when item `i` of `per_item_bytes` is the size of one
-/// batch item in each buffer that scales with the batch.
-pub(crate) fn batch_chunk(gpu: &Gpu, batch: usize, per_item_bytes: &[usize]) -> Result<usize> {
+/// How many batch items fit in one dispatch, given the bytes one batch item takes in each buffer
+/// that scales with the batch (`(tensor name, bytes)`), for `kernel`.
+pub(crate) fn batch_chunk(
+    gpu: &Gpu,
+    kernel: &str,
+    batch: usize,
+    per_item: &[(&str, usize)],
+) -> Result<usize> {
     let max = gpu.max_binding() as usize;
-    let fit = per_item_bytes
-        .iter()
-        .filter(|&&b| b > 0)
-        .map(|&b| max / b)
-        .min()
-        .unwrap_or(batch);
-    if fit == 0 {
+    if let Some(&(tensor, bytes)) = per_item.iter().find(|&&(_, b)| b > max) {
         return Err(Error::Limits(format!(
-            "one batch item needs {} bytes in a single storage binding; the device allows {max}",
-            per_item_bytes.iter().max().copied().unwrap_or(0)
+            "{kernel}: one batch item's {tensor} is {bytes} bytes, more than the device's largest \
+             storage binding ({max} bytes); a single item cannot be split"
         )));
     }
+    let fit = per_item
+        .iter()
+        .filter(|&&(_, b)| b > 0)
+        .map(|&(_, b)| max / b)
+        .min()
+        .unwrap_or(batch);
     Ok(fit.min(batch).max(1))
 }
 

@@ -116,7 +116,12 @@ pub fn encode(
 pub fn run(gpu: &Gpu, shape: &PoolShape, values: PoolValues, input: &[u32]) -> Result<Vec<u32>> {
     let per_in = shape.input_len() / shape.batch.max(1) * 4;
     let per_out = shape.output_len() / shape.batch.max(1) * 4;
-    let chunk = super::batch_chunk(gpu, shape.batch, &[per_in, per_out])?;
+    let chunk = super::batch_chunk(
+        gpu,
+        "pool",
+        shape.batch,
+        &[("input", per_in), ("output", per_out)],
+    )?;
     let item = shape.in_h * shape.in_w * shape.channels;
     super::over_chunks(shape.batch, chunk, |r| {
         let part = PoolShape {

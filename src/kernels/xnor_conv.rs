@@ -220,7 +220,12 @@ fn run(
             input.len()
         )));
     }
-    let chunk = batch_chunk(gpu, shape.batch, &[in_item * 4, out_item * 4])?;
+    let chunk = batch_chunk(
+        gpu,
+        "xnor_conv",
+        shape.batch,
+        &[("input", in_item * 4), ("output", out_item * 4)],
+    )?;
     let w = gpu.upload(weights, "conv weights")?;
     let th = thresholds
         .map(|t| gpu.upload(t, "thresholds"))

@@ -130,7 +130,12 @@ fn run(
     } else {
         shape.out_features
     };
-    let chunk = super::batch_chunk(gpu, shape.batch, &[wpr * 4, out_item * 4])?;
+    let chunk = super::batch_chunk(
+        gpu,
+        "xnor_dense",
+        shape.batch,
+        &[("input", wpr * 4), ("output", out_item * 4)],
+    )?;
     let w = gpu.upload(weights, "dense weights")?;
     let t = th.map(|t| gpu.upload(t, "thresholds")).transpose()?;
     super::over_chunks(shape.batch, chunk, |r| {
