@@ -1040,3 +1040,37 @@ fn gpu_downlevel_tilings_are_exact_here() {
         );
     }
 }
+
+/// The one-invocation-per-output kernels count their loops too: a fused dense layer of 65,504
+/// inputs packs 32 dots of 2,047 words into each invocation, past llvmpipe's budget; there it is
+/// refused, elsewhere it is exact. Below the budget it runs everywhere.
+#[test]
+fn xnor_dense_past_the_loop_budget_is_refused_not_wrong() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut rng = Rng::new(9);
+    for in_features in [65_504usize, 30_000] {
+        let shape = DenseShape {
+            batch: 1,
+            in_features,
+            out_features: 32,
+        };
+        let x = random_words(&mut rng, 1, in_features);
+        let w = random_words(&mut rng, 32, in_features);
+        let th = random_thresholds(&mut rng, 32, in_features);
+        let over = 33 + 32 * (words(in_features) as u64 + 1) > 65_535;
+        match xnor_dense::run_bits(gpu, &shape, &x, &w, &th) {
+            Ok(got) => {
+                assert!(!over || gpu.adapter_limits().loop_budget.is_none());
+                assert_eq!(got, xnor_dense::reference_bits(&shape, &x, &w, &th));
+            }
+            Err(e) => {
+                assert!(over && gpu.adapter_limits().loop_budget.is_some(), "{e}");
+                assert!(e.to_string().contains("loop iterations"), "{e}");
+            }
+        }
+        assert_eq!(
+            xnor_dense::run_dot(gpu, &shape, &x, &w).unwrap(),
+            xnor_dense::reference_dot(&shape, &x, &w)
+        );
+    }
+}

@@ -37,6 +37,17 @@ pub fn encode(
             input.len, weights.len
         )));
     }
+    // One output per invocation: the ky, kx and c loops (each with its exiting pass).
+    let (kh, kw, c) = (
+        shape.kernel_h as u64,
+        shape.kernel_w as u64,
+        shape.in_c as u64,
+    );
+    super::check_loop_budget(
+        &gpu.adapter_limits(),
+        format_args!("first_conv over {shape:?}"),
+        kh + 1 + kh * (kw + 1) + kh * kw * (c + 1),
+    )?;
     let out = gpu.zeros::<f32>(
         shape.batch * shape.out_pixels_per_item() * shape.out_c,
         "first sums",

@@ -57,7 +57,9 @@ impl FloatWeights {
         let rows = (max_bytes.min(gpu.max_binding()) / row_bytes) as usize;
         if rows == 0 {
             return Err(Error::Limits(format!(
-                "float weights: one output channel's row is {row_bytes} bytes ({k} values), more                  than the device's largest storage binding ({} bytes); the weights can only be                  split between output channels",
+                "float weights: one output channel's row is {row_bytes} bytes ({k} values), more \
+                 than the device's largest storage binding ({} bytes); the weights can only be \
+                 split between output channels",
                 max_bytes.min(gpu.max_binding())
             )));
         }

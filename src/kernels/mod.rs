@@ -124,6 +124,24 @@ pub(crate) fn batch_chunk(
     Ok(fit.min(batch).max(1))
 }
 
+/// Refuses a launch whose invocations may each run more than the driver's loop budget (Mesa
+/// llvmpipe ends every loop after it, silently: see [`crate::gpu::AdapterLimits::loop_budget`]).
+/// `iterations` is an upper bound counting each loop's exiting pass.
+pub(crate) fn check_loop_budget(
+    limits: &crate::gpu::AdapterLimits,
+    what: impl std::fmt::Display,
+    iterations: u64,
+) -> Result<()> {
+    match limits.loop_budget {
+        Some(budget) if iterations > budget => Err(Error::Limits(format!(
+            "{what} may run {iterations} loop iterations per invocation; this driver (Mesa \
+             llvmpipe) silently ends every loop after {budget} in all, so the result would be \
+             wrong. Use a real GPU, or the CPU path"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Runs `f` over consecutive batch ranges of at most `chunk` items and concatenates the results.
 pub(crate) fn over_chunks<T>(
     batch: usize,

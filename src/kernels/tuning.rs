@@ -155,12 +155,13 @@ impl ConvTile {
         shape: &ConvShape,
         iterations: u64,
     ) -> Result<()> {
-        match limits.loop_budget {
-            Some(budget) if iterations > budget => Err(Error::Limits(format!(
-                "tile {self:?} over {shape:?} may run {iterations} loop iterations per invocation;                  this driver (Mesa llvmpipe) silently ends every loop after {budget} in all, so the                  result would be wrong. Use a tile with more invocations or a deeper slice"
-            ))),
-            _ => Ok(()),
-        }
+        super::check_loop_budget(
+            limits,
+            format_args!(
+                "tile {self:?} over {shape:?} (use a tile with more invocations or a deeper slice)"
+            ),
+            iterations,
+        )
     }
 
     /// Whether the tile fits `limits` with `workgroup_bytes` and `loop_iterations` per invocation.

@@ -74,6 +74,18 @@ pub fn encode(
         };
         return super::xnor_conv::encode(gpu, &conv, input, weights, thresholds);
     }
+    // One output (dots) or one word of 32 outputs (bits) per invocation, each a loop over the words.
+    let dot_loops = wpr as u64 + 1;
+    super::check_loop_budget(
+        &gpu.adapter_limits(),
+        format_args!("xnor_dense over {shape:?}"),
+        if thresholds.is_some() {
+            let outputs = shape.out_features.min(32) as u64;
+            outputs + 1 + outputs * dot_loops
+        } else {
+            dot_loops
+        },
+    )?;
     let params = gpu.uniform(&Params {
         batch: shape.batch as u32,
         in_features: shape.in_features as u32,
