@@ -1056,7 +1056,11 @@ fn xnor_dense_past_the_loop_budget_is_refused_not_wrong() {
         };
         let x = random_words(&mut rng, 1, in_features);
         let w = random_words(&mut rng, 32, in_features);
-        let th = random_thresholds(&mut rng, 32, in_features);
+        // Each threshold at its dot, "+1 iff dot <= t": a sum that lost words is larger, so -1.
+        let th: Vec<Threshold> = xnor_dense::reference_dot(&shape, &x, &w)
+            .into_iter()
+            .map(Threshold::at_most)
+            .collect();
         let over = 33 + 32 * (words(in_features) as u64 + 1) > 65_535;
         match xnor_dense::run_bits(gpu, &shape, &x, &w, &th) {
             Ok(got) => {
