@@ -1078,3 +1078,36 @@ fn xnor_dense_past_the_loop_budget_is_refused_not_wrong() {
         );
     }
 }
+
+/// The first layer sums KH·KW·C values per invocation: 3×3 over 8,000 channels passes
+/// llvmpipe's loop budget and is refused there; elsewhere it matches the reference.
+#[test]
+fn first_conv_past_the_loop_budget_is_refused_not_wrong() {
+    let Some(gpu) = common::gpu() else { return };
+    let shape = ConvShape {
+        batch: 1,
+        in_h: 3,
+        in_w: 3,
+        in_c: 8000,
+        out_c: 2,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride: 1,
+        pad: 0,
+        padding: Padding::Zero,
+    };
+    let mut rng = Rng::new(4);
+    let x = random_f32(&mut rng, 9 * 8000);
+    let w = random_words(&mut rng, 2 * 9, 8000);
+    match first_conv::run_sum(gpu, &shape, &x, &w) {
+        Ok(got) => {
+            assert!(gpu.adapter_limits().loop_budget.is_none());
+            let want = first_conv::reference_sum(&shape, &x, &w);
+            assert_close(&got, &want, 2.0 * 72_000.0, "deep first_conv");
+        }
+        Err(e) => {
+            assert!(gpu.adapter_limits().loop_budget.is_some(), "{e}");
+            assert!(e.to_string().contains("loop iterations"), "{e}");
+        }
+    }
+}
