@@ -29,6 +29,14 @@ pub struct Backbone {
     pub label: String,
 }
 
+impl Backbone {
+    /// How images must be prepared for this backbone (its file's size, mean and std); an error
+    /// naming the backbone when its input is not 3-channel images.
+    pub fn preprocess(&self) -> Result<crate::data::Preprocess> {
+        self.file.graph.input.preprocess(Path::new(&self.label))
+    }
+}
+
 /// The backbone at `path`, or the embedded one for `None` (or a path `embedded:…`).
 pub fn load_backbone(path: Option<&Path>) -> Result<Backbone> {
     match path {

@@ -24,6 +24,10 @@ pub enum Error {
     Limits(String),
     #[error("data set error: {0}")]
     Dataset(String),
+    /// A setting (a command-line flag or a config field) that cannot work; the message names it
+    /// and says what would.
+    #[error("{0}")]
+    Config(String),
     #[error("model file {path}: {message}")]
     ModelFile { path: PathBuf, message: String },
     #[error("{path}: {source}")]

@@ -15,8 +15,8 @@ use crate::data::Preprocess;
 use crate::error::{Error, Result};
 use crate::extractor::reference::{self, LayerInput};
 use crate::extractor::{
-    ClassifierData, ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Output,
-    Source, Thresholds,
+    ClassifierData, ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Source,
+    Thresholds,
 };
 use crate::kernels::{FloatThreshold, Padding, Threshold};
 use crate::model::{Model, ModelConfig, Precision};
@@ -48,14 +48,39 @@ struct Bn {
     eps: f64,
 }
 
-fn bn(b: &burn::nn::BatchNorm) -> Bn {
-    Bn {
+/// The batch norm of layer `layer`, refused when a statistic could not have come from training
+/// (non-finite values, a negative running variance): the thresholds would be meaningless.
+fn bn(b: &burn::nn::BatchNorm, layer: &str) -> Result<Bn> {
+    let bn = Bn {
         gamma: values(b.gamma.val()),
         beta: values(b.beta.val()),
         mean: values(b.running_mean.value()),
         var: values(b.running_var.value()),
         eps: b.epsilon,
+    };
+    let bad = |what: &str, c: usize, v: f64| {
+        Err(Error::Shape(format!(
+            "layer '{layer}': batch norm {what} is {v} at channel {c}; the checkpoint is corrupt \
+             (or training diverged): retrain or resume from an earlier checkpoint"
+        )))
+    };
+    for (what, v) in [
+        ("gamma", &bn.gamma),
+        ("beta", &bn.beta),
+        ("running mean", &bn.mean),
+        ("running variance", &bn.var),
+    ] {
+        if let Some(c) = v.iter().position(|x| !x.is_finite()) {
+            return bad(what, c, v[c] as f64);
+        }
     }
+    if let Some(c) = bn.var.iter().position(|&v| v < 0.0) {
+        return bad("running variance", c, bn.var[c] as f64);
+    }
+    if !(bn.eps.is_finite() && bn.eps > 0.0) {
+        return bad("epsilon", 0, bn.eps);
+    }
+    Ok(bn)
 }
 
 /// The bound `μ − βs/γ` on the pre-activation (divided by α), per channel, and γ's sign.
@@ -109,16 +134,10 @@ fn float_thresholds(bn: &Bn, alpha: Option<&[f32]>) -> Vec<FloatThreshold> {
     bounds(bn, alpha)
         .into_iter()
         .map(|(b, g, constant)| {
-            if constant != 0.0 {
-                let plus = constant > 0.0;
-                FloatThreshold {
-                    t: if plus {
-                        f32::NEG_INFINITY
-                    } else {
-                        f32::INFINITY
-                    },
-                    mode: if plus { 0 } else { 1 },
-                }
+            if constant > 0.0 {
+                FloatThreshold::ALWAYS_PLUS
+            } else if constant < 0.0 {
+                FloatThreshold::ALWAYS_MINUS
             } else {
                 FloatThreshold {
                     t: b as f32,
@@ -194,7 +213,7 @@ pub fn build(
             }
         }
         let a = scale.then(|| alpha(&w, per_row));
-        let b = bn(&block.bn);
+        let b = bn(&block.bn, &names[i])?;
         let side = |s: usize| crate::arch::out_size(s, k, c.stride, c.pad);
         let (mut h, mut wd) = (side(prev[0]), side(prev[1]));
         if let Some(p) = c.pool {
@@ -264,7 +283,7 @@ pub fn build(
             }
         }
         let a = scale.then(|| alpha(&w, fin));
-        let b = bn(&block.bn);
+        let b = bn(&block.bn, &names[nconv + j])?;
         layers.push(LayerData {
             spec,
             weights: pack_rows(&rows, in_features),
@@ -396,25 +415,118 @@ pub fn compare_bits(bits: &[u32], act: &[f32], post: &[f32], channels: usize) ->
     a
 }
 
+/// What `bnn export` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExportReport {
+    pub out: PathBuf,
+    pub arch: String,
+    pub cut: String,
+    pub layers: usize,
+    pub file_bytes: u64,
+    /// f32 size of the source model's weights up to the cut (+ classifier when kept), with batch
+    /// norm as 4 f32 per channel.
+    pub float_bytes: u64,
+    pub val_top1: Option<f64>,
+    pub verification: Verification,
+}
+
+/// One path that will run the file (the CPU binary path, the WGSL kernels on an adapter)
+/// against the scalar reference, every layer, every bit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PathCheck {
+    pub path: String,
+    pub bits: u64,
+    pub mismatches: u64,
+}
+
 /// The verification run at export.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Verification {
     pub images: usize,
+    /// Where the images came from (a data set and split).
+    pub image_source: String,
     /// Every layer fed burn's own input, compared with burn's signs.
     pub per_layer: Agreement,
     /// Integer pre-activations that differ from burn's (layers without α, after the first).
     pub preact_mismatches: u64,
     /// The whole extractor (scalar reference) against burn's features at the cut.
     pub end_to_end: Agreement,
+    /// The kernels that run the file against the scalar reference.
+    pub paths: Vec<PathCheck>,
 }
 
-/// Checks `file` against `model` on `images` (NHWC, normalised) with the scalar reference path.
+impl Verification {
+    /// Whether the file may be written: no real mismatch on any layer or pre-activation, ties
+    /// under 1 per 1000 bits (at least 1 allowed), every kernel path bit-identical to the
+    /// reference, and end to end no mismatch unless an earlier layer had a tie (a tie flips one
+    /// bit, which may flip later ones), and then under 1 %.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let mut why = Vec::new();
+        let p = &self.per_layer;
+        if p.mismatches > 0 {
+            why.push(format!("{} sign mismatches with burn", p.mismatches));
+        }
+        if self.preact_mismatches > 0 {
+            why.push(format!(
+                "{} pre-activations differ from burn's",
+                self.preact_mismatches
+            ));
+        }
+        if p.ties > (p.bits / 1000).max(1) {
+            why.push(format!(
+                "{} ties in {} bits (over 1 per 1000)",
+                p.ties, p.bits
+            ));
+        }
+        for k in &self.paths {
+            if k.mismatches > 0 {
+                why.push(format!(
+                    "the {} path differs from the reference in {} of {} bits",
+                    k.path, k.mismatches, k.bits
+                ));
+            }
+        }
+        let e = &self.end_to_end;
+        if p.ties == 0 && e.mismatches > 0 {
+            why.push(format!(
+                "{} end-to-end mismatches although no layer had a tie",
+                e.mismatches
+            ));
+        } else if e.mismatches * 100 > e.bits {
+            why.push(format!(
+                "{} end-to-end mismatches in {} bits",
+                e.mismatches, e.bits
+            ));
+        }
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why.join("; "))
+        }
+    }
+}
+
+/// Bits that differ between two packed outputs (`a` and `b` of equal length; a length
+/// difference counts every missing word's 32 bits).
+fn bit_differences(a: &[u32], b: &[u32]) -> u64 {
+    let common: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x ^ y).count_ones() as u64)
+        .sum();
+    common + 32 * a.len().abs_diff(b.len()) as u64
+}
+
+/// Checks `file` against `model` on `images` (NHWC, normalised): each layer and the whole
+/// extractor with the scalar reference against burn, then each path of `gpu` (when given) and the
+/// CPU binary path against the reference at every layer.
 pub fn verify(
     model: &Model,
     file: &ExtractorFile,
     images: &[f32],
     n: usize,
     device: &Device,
+    gpu: Option<&crate::gpu::Gpu>,
 ) -> Result<Verification> {
     let size = file.graph.input.size;
     let burn = burn_layers(model, images, n, size, device);
@@ -448,42 +560,113 @@ pub fn verify(
             }
         }
     }
+    let taps: Vec<usize> = (0..file.layers.len()).collect();
+    let want = reference::run_taps(file, images, n, &taps)?;
     let last = file.layers.len() - 1;
-    if let crate::extractor::Features::Bits(bits) = reference::run(file, images, n, Output::Bits)? {
-        v.end_to_end = compare_bits(
-            &bits,
-            &burn[last].act,
-            &burn[last].post,
-            file.cut().out_channels(),
+    v.end_to_end = compare_bits(
+        &want[last],
+        &burn[last].act,
+        &burn[last].post,
+        file.cut().out_channels(),
+    );
+    let mut check = |path: String, got: Vec<Vec<u32>>| {
+        let bits = want.iter().map(|w| 32 * w.len() as u64).sum();
+        let mismatches = want
+            .iter()
+            .zip(&got)
+            .map(|(w, g)| bit_differences(w, g))
+            .sum();
+        v.paths.push(PathCheck {
+            path,
+            bits,
+            mismatches,
+        });
+    };
+    let threads = crate::cpu::default_threads();
+    check(
+        "cpu".into(),
+        crate::cpu::extractor::run_taps(file, images, n, &taps, threads)?,
+    );
+    if let Some(gpu) = gpu {
+        let ex = crate::extractor::Extractor::new(gpu, file.clone())?;
+        check(
+            format!("wgsl ({})", gpu.info.name),
+            ex.run_taps(images, &taps)?,
         );
     }
     Ok(v)
 }
 
-/// What `bnn export` did.
-#[derive(Clone, Debug, Serialize)]
-pub struct ExportReport {
-    pub out: PathBuf,
-    pub arch: String,
-    pub cut: String,
-    pub layers: usize,
-    pub file_bytes: u64,
-    /// f32 size of the source model's weights up to the cut (+ classifier when kept), with batch
-    /// norm as 4 f32 per channel.
-    pub float_bytes: u64,
-    pub val_top1: Option<f64>,
-    pub verification: Verification,
+/// How `bnn export` chooses and checks what it writes.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    /// Layer whose output is the feature; the last hidden layer when `None`.
+    pub cut: Option<String>,
+    /// Number of images the file is verified on (at least 1).
+    pub verify_images: usize,
+    /// The image set to verify on; the run's own data (its validation split) when `None`.
+    pub verify_data: Option<PathBuf>,
+    /// Also verify the WGSL kernels on the default adapter (when one exists).
+    pub use_gpu: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            cut: None,
+            verify_images: 16,
+            verify_data: None,
+            use_gpu: true,
+        }
+    }
+}
+
+/// The first `n` images of the validation split (else the first split) of `data`, prepared as
+/// `file` says, and a description of where they came from.
+fn verification_images(
+    data: &Path,
+    layout: crate::data::Layout,
+    val_split: Option<&str>,
+    file: &ExtractorFile,
+    n: usize,
+) -> Result<(Vec<f32>, usize, String)> {
+    let hint = "pass --verify-data with any image set in a layout bnn reads";
+    let split = match val_split {
+        Some(s) => s.to_string(),
+        None => crate::data::ImageFolder::splits(data)
+            .map_err(|e| Error::Dataset(format!("verification images: {e}; {hint}")))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Dataset(format!(
+                    "{} has no split to verify on; {hint}",
+                    data.display()
+                ))
+            })?,
+    };
+    let set = crate::data::ImageFolder::open_layout(data, layout, &split)
+        .map_err(|e| Error::Dataset(format!("verification images: {e}; {hint}")))?;
+    let pre = file.graph.input.preprocess(data)?;
+    let n = n.min(set.len());
+    if n == 0 {
+        return Err(Error::Dataset(format!(
+            "split '{split}' of {} has no images to verify on; {hint}",
+            data.display()
+        )));
+    }
+    let mut images = vec![0f32; n * pre.image_len()];
+    let mut rng = Rng::new(0);
+    for (i, out) in images.chunks_exact_mut(pre.image_len()).enumerate() {
+        crate::data::preprocess::load_image_into(&set.read(i)?, &pre, &mut rng, out)?;
+    }
+    Ok((images, n, format!("{} ({split})", data.display())))
 }
 
 /// `bnn export`: checkpoint directory → extractor file, verified, written atomically.
-pub fn export(
-    checkpoint: &Path,
-    out: &Path,
-    cut: Option<&str>,
-    verify_images: usize,
-) -> Result<ExportReport> {
+pub fn export(checkpoint: &Path, out: &Path, options: &ExportOptions) -> Result<ExportReport> {
     let device = Device::flex();
     let (config, model) = crate::train::checkpoint::load_model(checkpoint, &device)?;
+    let run = crate::train::checkpoint::read_config(checkpoint)?;
     let state = crate::train::checkpoint::load_state(checkpoint)
         .ok()
         .map(|(_, s)| s);
@@ -493,45 +676,56 @@ pub fn export(
         epochs: state.as_ref().map(|s| s.epochs_done),
         checkpoint: checkpoint.display().to_string(),
     };
-    let file = build(&model, &config, cut, src.clone())?;
-    let size = config.arch.input;
-    let n = verify_images.max(1);
-    let mut rng = Rng::new(0x5eed);
-    let images: Vec<f32> = (0..n * size * size * config.arch.in_channels)
-        .map(|_| rng.range(-2.0, 2.0))
-        .collect();
-    let verification = verify(&model, &file, &images, n, &device)?;
-    let allowed_ties = (verification.per_layer.bits / 1000).max(1);
-    if verification.per_layer.mismatches > 0
-        || verification.preact_mismatches > 0
-        || verification.per_layer.ties > allowed_ties
-    {
-        return Err(Error::ModelFile {
-            path: out.to_path_buf(),
-            message: format!("verification failed, nothing written: {verification:?}"),
-        });
-    }
-    // The bytes written are parsed back and compared before the rename.
-    let bytes = file.to_bytes()?;
-    let back = ExtractorFile::from_bytes(&bytes, out)?;
-    if back != file {
-        return Err(Error::ModelFile {
-            path: out.to_path_buf(),
-            message: "the serialised file does not read back identically".into(),
-        });
-    }
-    crate::atomic::write_atomic(out, &bytes)?;
-    let float_bytes = float_bytes(&file);
+    let file = build(&model, &config, options.cut.as_deref(), src.clone())?;
+    let (data, layout, split) = match &options.verify_data {
+        Some(d) => (d.clone(), crate::data::Layout::Auto, None),
+        None => (run.data.clone(), run.layout, run.val_split.clone()),
+    };
+    let (images, n, image_source) = verification_images(
+        &data,
+        layout,
+        split.as_deref(),
+        &file,
+        options.verify_images.max(1),
+    )?;
+    let gpu = if options.use_gpu {
+        crate::gpu::Gpu::new().ok()
+    } else {
+        None
+    };
+    let mut verification = verify(&model, &file, &images, n, &device, gpu.as_ref())?;
+    verification.image_source = image_source;
+    write_verified(&file, &verification, out)?;
     Ok(ExportReport {
         out: out.to_path_buf(),
         arch: config.arch.name.clone(),
         cut: file.graph.cut.clone(),
         layers: file.layers.len(),
-        file_bytes: bytes.len() as u64,
-        float_bytes,
+        file_bytes: std::fs::metadata(out).map_err(|e| Error::io(out, e))?.len(),
+        float_bytes: float_bytes(&file),
         val_top1: src.val_top1,
         verification,
     })
+}
+
+/// Writes `file` to `out` (atomically) only when `verification` passes [`Verification::check`]
+/// and the serialised bytes read back identically; otherwise nothing is written.
+pub fn write_verified(file: &ExtractorFile, verification: &Verification, out: &Path) -> Result<()> {
+    if let Err(why) = verification.check() {
+        return Err(Error::ModelFile {
+            path: out.to_path_buf(),
+            message: format!("verification failed, nothing written: {why}"),
+        });
+    }
+    let bytes = file.to_bytes()?;
+    let back = ExtractorFile::from_bytes(&bytes, out)?;
+    if back != *file {
+        return Err(Error::ModelFile {
+            path: out.to_path_buf(),
+            message: "the serialised file does not read back identically, nothing written".into(),
+        });
+    }
+    crate::atomic::write_atomic(out, &bytes)
 }
 
 /// f32 bytes of the same layers in a float model (weights + 4 BN values per channel, classifier).

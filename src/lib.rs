@@ -1,7 +1,8 @@
 //! bnn-transfer: binary neural networks as frozen, portable feature extractors.
 //!
 //! The wgpu side (`gpu`, `kernels`, `extractor`) knows nothing of burn; the burn side (`model`,
-//! `train`, behind the `train` feature) knows nothing of WGSL. See docs in README.md and DESIGN.
+//! `train`, behind the `train` feature) knows nothing of WGSL. See README.md, docs/FORMAT.md
+//! (the file format and bit conventions) and docs/DATA.md.
 
 pub mod arch;
 pub mod assets;
@@ -9,6 +10,7 @@ pub mod atomic;
 pub mod bench;
 pub mod bits;
 pub mod cpu;
+pub mod csv_file;
 pub mod data;
 pub mod error;
 #[cfg(feature = "train")]
@@ -19,6 +21,7 @@ pub mod kernels;
 #[cfg(feature = "train")]
 pub mod model;
 pub mod progress;
+pub mod reproducible;
 pub mod rng;
 #[cfg(feature = "train")]
 pub mod train;

@@ -2,6 +2,8 @@
 //! (directory, tar, and under a wrapper folder), the .mat files (plain and miCOMPRESSED, written
 //! here by hand and read by the `matfile` crate), and the error for each kind of broken set.
 
+mod common;
+
 mod data_fixtures;
 
 use std::collections::BTreeMap;
@@ -588,11 +590,9 @@ fn the_loader_batches_an_official_layout() {
 /// so a head trained on one names the classes of the other alike.
 #[test]
 fn real_flowers102_tiny_is_detected() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flowers102-tiny.tar");
-    if !path.is_file() {
-        eprintln!("skipping: {} is missing", path.display());
+    let Some(path) = common::real_data("flowers102-tiny.tar") else {
         return;
-    }
+    };
     assert_eq!(Layout::detect(&path).unwrap(), Layout::ImageFolder);
     assert_eq!(
         Layout::Auto.splits(&path).unwrap(),

@@ -1,4 +1,7 @@
-//! The real smoke-test set `../shared/data/flowers102-tiny.tar` (skipped when absent).
+//! The real smoke-test set `../shared/data/flowers102-tiny.tar` (required under REQUIRE_DATA=1,
+//! as CI sets; elsewhere not run when absent).
+
+mod common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,13 +9,7 @@ use std::sync::Arc;
 use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 
 fn tiny_flowers() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flowers102-tiny.tar");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} not found", path.display());
-        None
-    }
+    common::real_data("flowers102-tiny.tar")
 }
 
 #[test]

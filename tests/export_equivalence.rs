@@ -1,4 +1,4 @@
-//! Freeze and run: a `mini` network trained briefly on ../shared/data/flowers102-tiny.tar is
+//! Freeze and run: a `mini` network trained briefly on the generated fixture set is
 //! exported; the WGSL extractor's features equal the burn model's (eval mode) bit for bit except
 //! counted ties, at every cut, and equal the scalar reference path exactly. Corrupt files are
 //! clean errors.
@@ -58,9 +58,7 @@ fn val_images(data: &Path, size: usize) -> (Vec<f32>, usize) {
 
 #[test]
 fn wgsl_extractor_matches_burn_and_the_reference_at_every_cut() {
-    let Some(data) = common::flowers_tiny() else {
-        return;
-    };
+    let data = common::fixture_set();
     let dir = trained(&data);
     let device = Device::flex();
     let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();
@@ -78,7 +76,8 @@ fn wgsl_extractor_matches_burn_and_the_reference_at_every_cut() {
         // Serialise and read back.
         let bytes = file.to_bytes().unwrap();
         let file = ExtractorFile::from_bytes(&bytes, Path::new("mem")).unwrap();
-        let v = export::verify(&model, &file, &images, n, &device).unwrap();
+        let v = export::verify(&model, &file, &images, n, &device, gpu).unwrap();
+        v.check().unwrap();
         eprintln!("cut {cut}: {} bytes, verification {v:?}", bytes.len());
         assert_eq!(v.per_layer.mismatches, 0, "{cut}: {v:?}");
         assert_eq!(v.preact_mismatches, 0, "{cut}: {v:?}");
@@ -117,9 +116,7 @@ fn wgsl_extractor_matches_burn_and_the_reference_at_every_cut() {
 
 #[test]
 fn truncated_or_corrupt_files_are_errors_not_panics() {
-    let Some(data) = common::flowers_tiny() else {
-        return;
-    };
+    let data = common::fixture_set();
     let dir = trained(&data);
     let device = Device::flex();
     let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();

@@ -109,12 +109,18 @@ fn files(data: &Path) -> (Vec<ExtractorFile>, Vec<f32>, usize) {
         let file = export::build(&model, &config, Some(&cut), src).unwrap();
         let file = ExtractorFile::from_bytes(&file.to_bytes().unwrap(), Path::new("mem")).unwrap();
         assert!(file.graph.source.weight_scale);
-        let v = export::verify(&model, &file, &images, n, &device).unwrap();
+        let v = export::verify(&model, &file, &images, n, &device, common::gpu()).unwrap();
         eprintln!("cut {cut}: {v:?}");
         assert_eq!(v.per_layer.mismatches, 0, "{cut}: {v:?}");
         assert!(
             v.per_layer.ties * 1000 <= v.per_layer.bits,
             "{cut}: too many ties {v:?}"
+        );
+        v.check().unwrap();
+        assert_eq!(v.paths.len(), 1 + common::gpu().is_some() as usize, "{v:?}");
+        assert!(
+            v.paths.iter().all(|p| p.mismatches == 0 && p.bits > 0),
+            "{v:?}"
         );
         // verify's end to end is the scalar reference against burn at the cut.
         if earlier_ties == 0 {
@@ -141,9 +147,7 @@ fn wgsl_matches_reference(gpu: &Gpu, file: &ExtractorFile, images: &[f32], n: us
 
 #[test]
 fn padded_flatten_with_alpha_matches_burn_and_the_wgsl_extractor_at_every_cut() {
-    let Some(data) = common::flowers_tiny() else {
-        return;
-    };
+    let data = common::fixture_set();
     let (files, images, n) = files(&data);
     let names: Vec<_> = files.iter().map(|f| f.graph.cut.as_str()).collect();
     assert_eq!(names, ["conv1", "conv2", "fc1", "fc2"]);
@@ -164,9 +168,7 @@ fn padded_flatten_with_alpha_matches_burn_and_the_wgsl_extractor_at_every_cut() 
 
 #[test]
 fn downlevel_limits_give_the_same_features() {
-    let Some(data) = common::flowers_tiny() else {
-        return;
-    };
+    let data = common::fixture_set();
     let Some(gpu) = common::gpu_downlevel() else {
         return;
     };
@@ -178,9 +180,7 @@ fn downlevel_limits_give_the_same_features() {
 
 #[test]
 fn cli_pretrain_export_extract_end_to_end() {
-    let Some(data) = common::flowers_tiny() else {
-        return;
-    };
+    let data = common::fixture_set();
     let dir = tmp("cli");
     std::fs::create_dir_all(&dir).unwrap();
     let run = dir.join("run");
@@ -238,13 +238,73 @@ fn cli_pretrain_export_extract_end_to_end() {
     }
     assert!(extract(&model, &feats).status.success());
     let cache = FeatureCache::load(&feats).unwrap();
-    assert_eq!(cache.labels.len(), 50);
+    assert_eq!(cache.labels.len(), common::FIXTURE_PER_SPLIT);
     assert_eq!(cache.info.output, Output::Bits);
     assert_eq!((cache.info.dim, cache.info.per_image), (128, 4));
     assert_eq!(cache.info.split, "test");
     let Features::Bits(words) = &cache.features else {
         panic!("bits")
     };
-    assert_eq!(words.len(), 50 * 4);
+    assert_eq!(words.len(), common::FIXTURE_PER_SPLIT * 4);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Export verifies on the run's own validation images and writes the same bytes every time.
+#[test]
+fn export_is_reproducible_and_verified_on_the_runs_own_images() {
+    let data = common::fixture_set();
+    let dir = trained(&data);
+    let out = tmp("repro");
+    std::fs::create_dir_all(&out).unwrap();
+    let options = export::ExportOptions::default();
+    let a = export::export(&dir, &out.join("a.safetensors"), &options).unwrap();
+    let b = export::export(&dir, &out.join("b.safetensors"), &options).unwrap();
+    assert_eq!(
+        std::fs::read(out.join("a.safetensors")).unwrap(),
+        std::fs::read(out.join("b.safetensors")).unwrap()
+    );
+    let v = &a.verification;
+    assert_eq!(v.images, 16);
+    assert!(v.image_source.contains("(val)"), "{}", v.image_source);
+    assert!(v.paths.iter().any(|p| p.path == "cpu"));
+    assert_eq!(a.file_bytes, b.file_bytes);
+}
+
+/// A file that disagrees with its model is never written: one flipped weight bit fails the
+/// verification gate, and a checkpoint with a corrupt batch norm is refused before export.
+#[test]
+fn export_refuses_to_write_what_does_not_verify() {
+    use burn::module::Param;
+    use burn::tensor::Tensor;
+    let data = common::fixture_set();
+    let dir = trained(&data);
+    let device = Device::flex();
+    let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();
+    let src = ExportSource {
+        val_top1: None,
+        epochs: None,
+        checkpoint: dir.display().to_string(),
+    };
+    let mut file = export::build(&model, &config, None, src.clone()).unwrap();
+    file.layers[1].weights[0] ^= 1;
+    let (images, n) = val_images(&data, config.arch.input);
+    let v = export::verify(&model, &file, &images, n, &device, None).unwrap();
+    let why = v.check().unwrap_err();
+    assert!(why.contains("mismatches"), "{why}");
+    let out = tmp("refuse").join("m.safetensors");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let err = export::write_verified(&file, &v, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nothing written"), "{err}");
+    assert!(!out.exists());
+
+    // A diverged checkpoint: NaN in a batch norm's gamma.
+    let mut bad = model.clone();
+    let c = config.arch.convs[1].out;
+    bad.convs[1].bn.gamma = Param::from_tensor(Tensor::<1>::full([c], f32::NAN, &device));
+    let err = export::build(&bad, &config, None, src)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conv2") && err.contains("gamma"), "{err}");
 }

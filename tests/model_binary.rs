@@ -81,7 +81,7 @@ fn latent_weights_are_clipped_after_a_step_and_the_classifier_is_not() {
     let mut optimizer = AdamConfig::new().init();
     let (images, labels) = batch(&device, 8, 2);
     // Adam moves every weight by ~lr on its first step: lr 5 pushes most past ±1.
-    let (model, loss, _) = train_step(model, &mut optimizer, images, labels, 5.0);
+    let (model, loss, _) = train_step(model, &mut optimizer, images, labels, 5.0).unwrap();
     assert!(loss.is_finite());
     let mut at_bound = 0;
     for w in model
@@ -107,7 +107,7 @@ fn latent_weights_are_clipped_after_a_step_and_the_classifier_is_not() {
     );
     // The weights still train after clipping (gradients flow, ids kept).
     let (images, labels) = batch(&device, 8, 3);
-    let (_, loss2, _) = train_step(model, &mut optimizer, images, labels, 1e-3);
+    let (_, loss2, _) = train_step(model, &mut optimizer, images, labels, 1e-3).unwrap();
     assert!(loss2.is_finite());
 }
 
@@ -117,7 +117,7 @@ fn float_twin_is_not_clipped() {
     let model = Model::new(&mini(Precision::Float), &device, 1);
     let mut optimizer = AdamConfig::new().init();
     let (images, labels) = batch(&device, 8, 2);
-    let (model, _, _) = train_step(model, &mut optimizer, images, labels, 5.0);
+    let (model, _, _) = train_step(model, &mut optimizer, images, labels, 5.0).unwrap();
     assert!(
         values(model.convs[1].weight.val())
             .iter()
@@ -132,7 +132,9 @@ fn eval_trace_has_integer_pre_activations_and_sign_outputs() {
     let mut optimizer = AdamConfig::new().init();
     for s in 0..3 {
         let (images, labels) = batch(&device, 8, 10 + s);
-        model = train_step(model, &mut optimizer, images, labels, 1e-2).0;
+        model = train_step(model, &mut optimizer, images, labels, 1e-2)
+            .unwrap()
+            .0;
     }
     let eval = model.valid();
     let (images, _) = batch(&Device::flex(), 4, 99);
@@ -172,7 +174,9 @@ fn checkpoint_roundtrip_reproduces_the_eval_forward() {
     let mut optimizer = AdamConfig::new().init();
     for s in 0..2 {
         let (images, labels) = batch(&device, 8, 20 + s);
-        model = train_step(model, &mut optimizer, images, labels, 1e-2).0;
+        model = train_step(model, &mut optimizer, images, labels, 1e-2)
+            .unwrap()
+            .0;
     }
     let config = bnn_transfer::train::PretrainConfig {
         model: mini(Precision::Binary),
@@ -228,7 +232,9 @@ fn weight_scale_multiplies_integer_sums_by_the_mean_absolute_latent_weight() {
     assert!(model.weight_scale);
     let mut optimizer = AdamConfig::new().init();
     let (images, labels) = batch(&device, 8, 30);
-    model = train_step(model, &mut optimizer, images, labels, 1e-2).0;
+    model = train_step(model, &mut optimizer, images, labels, 1e-2)
+        .unwrap()
+        .0;
     let eval = model.valid();
     let (images, _) = batch(&Device::flex(), 2, 31);
     let trace = eval.trace(images);

@@ -1,10 +1,13 @@
-//! Pretraining end to end on ../shared/data/flowers102-tiny.tar (5 classes, 50 train / 50 val
-//! images) with the 32 px `mini` network on flex: the loss goes down and val accuracy rises above
+//! Pretraining end to end on the generated fixture set (`common::fixture_set`: 8 classes, 48 train /
+//! 48 val images) with the 32 px `mini` network on flex: the loss goes down and val accuracy rises above
 //! chance; a run stopped mid-epoch or killed (SIGKILL) and resumed ends exactly where an
 //! uninterrupted run does.
 #![cfg(feature = "train")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,19 +15,6 @@ use bnn_transfer::model::Precision;
 use bnn_transfer::train::{
     self, EpochMetrics, PretrainConfig, RunOptions, Schedule, ScheduleKind, TrainDevice, TrainState,
 };
-
-fn flowers() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flowers102-tiny.tar");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipping: {} is missing (see ../shared/data/README.md)",
-            path.display()
-        );
-        None
-    }
-}
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bnn-train-{name}-{}", std::process::id()));
@@ -39,7 +29,7 @@ fn config(data: &Path, epochs: usize, kind: ScheduleKind, lr: f64) -> PretrainCo
         step_epochs: 10,
         gamma: 0.5,
     };
-    train::new_config(data, "mini", Precision::Binary, epochs, 10, schedule, 7).unwrap()
+    train::new_config(data, "mini", Precision::Binary, epochs, 8, schedule, 7).unwrap()
 }
 
 fn options(out: &Path) -> RunOptions {
@@ -65,9 +55,9 @@ fn csv_rows(out: &Path) -> Vec<String> {
 
 #[test]
 fn a_few_hundred_steps_drive_the_loss_down_and_val_accuracy_above_chance() {
-    let Some(data) = flowers() else { return };
+    let data = common::fixture_set();
     let out = tmp("learn");
-    // 50 images / batch 10 = 5 steps per epoch: 60 epochs = 300 steps.
+    // 48 images / batch 8 = 6 steps per epoch: 60 epochs = 360 steps.
     let cfg = config(&data, 60, ScheduleKind::Cosine, 5e-3);
     let report = train::pretrain(cfg, &options(&out)).unwrap();
     assert_eq!(report.epochs_done, 60);
@@ -85,7 +75,7 @@ fn a_few_hundred_steps_drive_the_loss_down_and_val_accuracy_above_chance() {
     }
     assert!(last < 0.5 * first, "train loss {first:.3} -> {last:.3}");
     let val = h.iter().rev().take(5).map(|m| m.val_top1).sum::<f64>() / 5.0;
-    assert!(val > 0.3, "val top-1 {val:.3} is not above chance (0.2)");
+    assert!(val > 0.25, "val top-1 {val:.3} is not twice chance (0.125)");
     // The files beside the checkpoint.
     assert_eq!(csv_rows(&out).len(), 60);
     let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
@@ -123,7 +113,7 @@ fn assert_same_run(a: &[EpochMetrics], b: &[EpochMetrics]) {
 
 #[test]
 fn stopped_mid_epoch_and_resumed_equals_uninterrupted() {
-    let Some(data) = flowers() else { return };
+    let data = common::fixture_set();
     let epochs = 4;
     let full = tmp("full");
     train::pretrain(
@@ -134,14 +124,14 @@ fn stopped_mid_epoch_and_resumed_equals_uninterrupted() {
 
     let part = tmp("part");
     let mut o = options(&part);
-    o.max_steps = Some(7); // epoch 2, batch 2 of 5
+    o.max_steps = Some(7); // epoch 2, batch 1 of 6
     let r = train::pretrain(config(&data, epochs, ScheduleKind::Cosine, 5e-3), &o).unwrap();
     assert!(r.interrupted);
     assert_eq!(r.epochs_done, 1);
     let (_, state) = train::checkpoint::load_state(&part).unwrap();
     assert_eq!(
         (state.epochs_done, state.batches_done, state.global_step),
-        (1, 2, 7)
+        (1, 1, 7)
     );
     assert_eq!(csv_rows(&part).len(), 1);
 
@@ -150,14 +140,14 @@ fn stopped_mid_epoch_and_resumed_equals_uninterrupted() {
     assert_eq!(r.epochs_done, epochs);
     assert_same_run(&history(&full), &history(&part));
     let (_, state) = train::checkpoint::load_state(&part).unwrap();
-    assert_eq!(state.global_step, 5 * epochs as u64);
+    assert_eq!(state.global_step, 6 * epochs as u64);
     let _ = std::fs::remove_dir_all(&full);
     let _ = std::fs::remove_dir_all(&part);
 }
 
 #[test]
 fn killed_and_resumed_continues_the_curve_to_the_same_epoch_count() {
-    let Some(data) = flowers() else { return };
+    let data = common::fixture_set();
     let bnn = env!("CARGO_BIN_EXE_bnn");
     let epochs = 8;
     let args = |out: &Path| {
@@ -170,7 +160,7 @@ fn killed_and_resumed_continues_the_curve_to_the_same_epoch_count() {
             "--epochs".into(),
             epochs.to_string(),
             "--batch-size".into(),
-            "10".into(),
+            "8".into(),
             "--lr".into(),
             "0.005".into(),
             "--schedule".into(),
@@ -250,4 +240,61 @@ fn killed_and_resumed_continues_the_curve_to_the_same_epoch_count() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("only --epochs may change"));
     let _ = std::fs::remove_dir_all(&full);
     let _ = std::fs::remove_dir_all(&killed);
+}
+
+#[test]
+fn a_kill_after_the_last_checkpoint_loses_no_metrics_and_leaves_no_stray_files() {
+    let data = common::fixture_set();
+    let out = tmp("atomic");
+    train::pretrain(
+        config(&data, 2, ScheduleKind::Constant, 1e-3),
+        &options(&out),
+    )
+    .unwrap();
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    // The state a kill between the checkpoint swap and the metrics rewrite leaves: the last
+    // checkpoint complete, a stray checkpoint.old, metrics without the last epoch, temp files of
+    // interrupted atomic writes.
+    let main = out.join("checkpoint");
+    let old = out.join("checkpoint.old");
+    std::fs::create_dir_all(&old).unwrap();
+    for f in std::fs::read_dir(&main).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), old.join(f.file_name())).unwrap();
+    }
+    let first_row: String = metrics.lines().take(2).collect::<Vec<_>>().join("\n") + "\n";
+    std::fs::write(out.join("metrics.csv"), &first_row).unwrap();
+    std::fs::write(out.join(".metrics.csv.tmp4242"), b"half").unwrap();
+    std::fs::write(out.join(".report.json.tmp4243"), b"half").unwrap();
+
+    let r = train::resume(&options(&out), None).unwrap();
+    assert_eq!(r.epochs_done, 2);
+    assert_eq!(
+        std::fs::read_to_string(out.join("metrics.csv")).unwrap(),
+        metrics
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "checkpoint",
+            "config.json",
+            "curves.svg",
+            "metrics.csv",
+            "report.json"
+        ]
+    );
+
+    // Killed between the two renames: only checkpoint.old is complete; it becomes the checkpoint.
+    std::fs::rename(&main, &old).unwrap();
+    std::fs::create_dir_all(&main).unwrap();
+    let r = train::resume(&options(&out), None).unwrap();
+    assert_eq!(r.epochs_done, 2);
+    assert!(main.join("state.json").is_file() && !old.exists());
+    assert_eq!(history(&out).len(), 2);
+    let _ = std::fs::remove_dir_all(&out);
 }

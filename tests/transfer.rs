@@ -79,9 +79,7 @@ fn images(data: &Path, split: &str, size: usize) -> (Vec<f32>, usize) {
 
 #[test]
 fn taps_equal_one_run_per_cut_on_gpu_and_cpu() {
-    let Some(data) = common::flowers_tiny() else {
-        return;
-    };
+    let data = common::fixture_set();
     let (_, path) = model(&data);
     let file = ExtractorFile::load(&path).unwrap();
     let (x, n) = images(&data, "val", file.graph.input.size);
@@ -112,9 +110,7 @@ fn taps_equal_one_run_per_cut_on_gpu_and_cpu() {
 
 #[test]
 fn cache_is_reused_and_replaced_when_the_data_changes() {
-    let Some(data) = common::flowers_tiny() else {
-        return;
-    };
+    let data = common::fixture_set();
     let (_, path) = model(&data);
     let file = ExtractorFile::load(&path).unwrap();
     let dir = tmp("cache");
@@ -131,7 +127,7 @@ fn cache_is_reused_and_replaced_when_the_data_changes() {
     assert!(secs > 0.0);
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].dim, 128);
-    assert_eq!(first[0].len(), 50);
+    assert_eq!(first[0].len(), common::FIXTURE_PER_SPLIT);
     assert!(first[0].x.iter().all(|&v| v == 1.0 || v == -1.0));
     let (again, secs) =
         features::extractor_features(&runner, ("m", fp), set.clone(), &cuts, &cache, 16, 1)
@@ -240,9 +236,7 @@ fn heads_learn_save_load_and_agree() {
 
 #[test]
 fn cli_transfer_then_predict() {
-    let Some(data) = common::flowers_tiny() else {
-        return;
-    };
+    let data = common::fixture_set();
     let (run, path) = model(&data);
     let dir = tmp("cli");
     let out = dir.join("t");
@@ -274,12 +268,29 @@ fn cli_transfer_then_predict() {
     for r in rows {
         let t = r["test"]["top1"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&t));
-        assert_eq!(r["test"]["images"], 50);
+        assert_eq!(r["test"]["images"], common::FIXTURE_PER_SPLIT);
     }
     assert_eq!(rows[0]["cut"], "fc1");
     assert_eq!(rows[1]["cut"], "conv3");
     assert_eq!(rows[1]["head"], "mlp:128");
-    assert_eq!(rows[0]["test"]["per_class"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        rows[0]["test"]["per_class"].as_array().unwrap().len(),
+        common::FIXTURE_CLASSES
+    );
+    // results.csv is CSV: the head `mlp:128` is one quoted-if-needed field of every row.
+    let mut csv = csv::Reader::from_path(out.join("results.csv")).unwrap();
+    let column = csv
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "head")
+        .unwrap();
+    let heads: Vec<String> = csv
+        .records()
+        .map(|r| r.unwrap()[column].to_string())
+        .collect();
+    let want: Vec<&str> = rows.iter().map(|r| r["head"].as_str().unwrap()).collect();
+    assert_eq!(heads, want);
     assert!(report["extraction_s"][0][1].as_f64().unwrap() > 0.0);
     let svg = std::fs::read_to_string(out.join("results.svg")).unwrap();
     assert!(
@@ -293,8 +304,9 @@ fn cli_transfer_then_predict() {
     let img_dir = dir.join("imgs");
     std::fs::create_dir_all(&img_dir).unwrap();
     let set = ImageFolder::open(&data, "test").unwrap();
-    for i in [0, 17, 49] {
-        std::fs::write(img_dir.join(format!("{i:02}.jpg")), set.read(i).unwrap()).unwrap();
+    let picks = [0usize, 17, common::FIXTURE_PER_SPLIT - 1];
+    for i in picks {
+        std::fs::write(img_dir.join(format!("{i:02}.png")), set.read(i).unwrap()).unwrap();
     }
     let o = bnn(&[
         "predict",
@@ -318,8 +330,9 @@ fn cli_transfer_then_predict() {
         panic!("signs are floats")
     };
     let logits = h.logits(&signs).unwrap();
-    for (p, i) in preds.iter().zip([0usize, 17, 49]) {
-        let row = &logits[i * 5..(i + 1) * 5];
+    let k = common::FIXTURE_CLASSES;
+    for (p, i) in preds.iter().zip(picks) {
+        let row = &logits[i * k..(i + 1) * k];
         let best = bnn_transfer::transfer::top_k(row, 1)[0];
         assert_eq!(p["labels"][0]["class"], h.info.classes[best.0].as_str());
         let prob = p["labels"][0]["probability"].as_f64().unwrap();
@@ -334,4 +347,35 @@ fn cli_transfer_then_predict() {
     let o = bnn(&["predict", "--head", s(&path), s(&img_dir)]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a head file"));
+}
+
+#[test]
+fn cli_transfer_refuses_bad_settings_before_writing_anything() {
+    let data = common::fixture_set();
+    let dir = tmp("bad-flags");
+    for (flag, value, says) in [
+        ("--epochs", "0", "--epochs 0"),
+        ("--lr", "NaN", "--lr NaN"),
+        ("--lr", "inf", "--lr inf"),
+        ("--head", "mlp:100000000", "over the limit"),
+    ] {
+        let out = dir.join(format!("out-{flag}-{value}"));
+        let args = [
+            "transfer",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--extractor-device",
+            "cpu",
+            flag,
+            value,
+        ];
+        let o = bnn(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{flag} {value}");
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out.exists(), "{flag} {value} left {}", out.display());
+    }
 }

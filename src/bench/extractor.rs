@@ -96,7 +96,7 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
         let [h, w, ch] = prev;
         let spec = LayerSpec::dense(format!("fc{}", j + 1), prev, d);
         let (in_features, offset) = (spec.in_features, spec.dot_offset);
-        // Per pixel, the padding channels' weight bits are clear (DESIGN §3).
+        // Per pixel, the padding channels' weight bits are clear (docs/FORMAT.md).
         let weights = random_rows(&mut rng, d * h * w, ch);
         let spread = in_features as f32 / 8.0;
         layers.push(LayerData {

@@ -69,3 +69,25 @@ pub fn wall(f: impl FnOnce() -> Result<()>) -> Result<Duration> {
     f()?;
     Ok(t.elapsed())
 }
+
+/// "3.4× faster" or "3.3× slower": how a time compares with a baseline's, in words that are
+/// true either way (never "0.3× faster").
+pub fn speed_phrase(time_s: f64, baseline_s: f64) -> String {
+    if time_s <= baseline_s {
+        format!("{:.1}× faster", baseline_s / time_s)
+    } else {
+        format!("{:.1}× slower", time_s / baseline_s)
+    }
+}
+
+#[cfg(test)]
+mod speed_phrase_tests {
+    use super::speed_phrase;
+
+    #[test]
+    fn says_slower_when_slower() {
+        assert_eq!(speed_phrase(1.0, 3.4), "3.4× faster");
+        assert_eq!(speed_phrase(3.3, 1.0), "3.3× slower");
+        assert_eq!(speed_phrase(2.0, 2.0), "1.0× faster");
+    }
+}

@@ -171,11 +171,11 @@ fn timing(file: &ExtractorFile, cpu: bool) -> anyhow::Result<()> {
     };
     println!(
         "timing (batch 1, median of {} runs, wall time with upload and read-back; {what}): \
-         binary {:.1} ms, float {:.1} ms: binary is {:.1}× faster. `bnn bench` measures more.",
+         binary {:.1} ms, float {:.1} ms: binary is {}. `bnn bench` measures more.",
         binary.runs.min(float.runs),
         1e3 * binary.median_s,
         1e3 * float.median_s,
-        float.median_s / binary.median_s
+        bnn_transfer::bench::timing::speed_phrase(binary.median_s, float.median_s)
     );
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
+use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig};
 use bnn_transfer::extractor::cache::CacheInfo;
 use bnn_transfer::extractor::{Extractor, FeatureCache, Features, Output};
 use bnn_transfer::gpu::Gpu;
@@ -36,8 +36,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let backbone = bnn_transfer::assets::load_backbone(args.model.as_deref())?;
+    let pre = backbone.preprocess()?;
     let file = backbone.file;
-    let size = file.graph.input.size;
     let cut = file.cut().clone();
     let gpu = Gpu::new()?;
     let ex = Extractor::new(&gpu, file)?;
@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         shuffle_seed: None,
         ..LoaderConfig::default()
     };
-    let loader = Loader::new(set, Preprocess::eval(size), cfg);
+    let loader = Loader::new(set, pre, cfg);
     let bar = bnn_transfer::progress::bar(loader.batches() as u64, "extract");
     let (mut bits, mut ints, mut floats, mut labels) = (vec![], vec![], vec![], vec![]);
     let start = Instant::now();

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use bnn_transfer::data::{Preprocess, is_image_name, load_image};
+use bnn_transfer::data::{is_image_name, load_image};
 use bnn_transfer::extractor::Extractor;
 use bnn_transfer::rng::Rng;
 use bnn_transfer::transfer::features::{self, Runner, signs};
@@ -103,14 +103,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let gpu = if args.cpu {
         None
     } else {
-        features::gpu_or_reason().ok()
+        features::gpu_or_reason()
+            .map_err(|reason| {
+                eprintln!(
+                    "no GPU adapter ({reason}): running the extractor on the CPU binary path"
+                );
+            })
+            .ok()
     };
     let runner = match &gpu {
         Some(g) => Runner::Gpu(Box::new(Extractor::new(g, file.clone())?)),
         None => Runner::Cpu(Box::new(file.clone())),
     };
     let last = file.layers.len() - 1;
-    let pre = Preprocess::eval(info.input_size);
+    let pre = backbone.preprocess()?;
     let mut rng = Rng::new(0);
     let mut out = Vec::new();
     for path in collect(&args.images)? {

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use bnn_transfer::data::{ImageFolder, Layout, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::{Extractor, ExtractorFile};
 use bnn_transfer::transfer::features::{self, Cache, Runner};
-use bnn_transfer::transfer::fit::{self, FitConfig, FitEpoch};
+use bnn_transfer::transfer::fit::{self, FitConfig};
 use bnn_transfer::transfer::head::{self, BackboneInfo, BackboneKind, Head, HeadInfo};
 use bnn_transfer::transfer::{Evaluation, FeatureSet, chart, evaluate};
 use serde::Serialize;
@@ -235,6 +235,8 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
     let start = Instant::now();
     let backbone = bnn_transfer::assets::load_backbone(args.model.as_deref())
         .context("loading the extractor")?;
+    // Refuses a file whose input is not RGB images before anything is opened.
+    backbone.preprocess()?;
     let file = backbone.file.clone();
     let plans = plans(&args, &file)?;
     let mut cuts: Vec<String> = plans.iter().map(|p| p.cut.clone()).collect();
@@ -247,19 +249,22 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
         .with_context(|| format!("reading {}", args.data.display()))?;
     let train = open(&args.data, layout, &args.train_split)?;
     let test = open(&args.data, layout, &args.test_split)?;
+    let present = layout
+        .splits(&args.data)
+        .with_context(|| format!("reading {}", args.data.display()))?;
     let val = if args.val_split == "none" {
         None
+    } else if !present.contains(&args.val_split) {
+        eprintln!(
+            "no validation split '{}' in {} (splits: {}); training every head for {} epochs",
+            args.val_split,
+            args.data.display(),
+            present.join(", "),
+            args.epochs
+        );
+        None
     } else {
-        match ImageFolder::open_layout(&args.data, layout, &args.val_split) {
-            Ok(v) => Some(Arc::new(v)),
-            Err(e) => {
-                eprintln!(
-                    "no validation split ({e}); training every head for {} epochs",
-                    args.epochs
-                );
-                None
-            }
-        }
+        Some(open(&args.data, layout, &args.val_split)?)
     };
     let mut splits = vec![train.clone()];
     splits.extend(val.clone());
@@ -274,6 +279,26 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
             );
         }
     }
+
+    // Every head's settings are checked before anything is extracted, allocated or written.
+    let cfg = FitConfig {
+        hidden: vec![],
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        patience: if val.is_some() { args.patience } else { 0 },
+        seed: args.seed,
+    };
+    for plan in &plans {
+        let dim = file.layers[file.layer_index(&plan.cut)?].spec.out_len();
+        FitConfig {
+            hidden: plan.hidden.clone(),
+            ..cfg.clone()
+        }
+        .validate(dim, train.classes.len())?;
+    }
+    bnn_transfer::atomic::remove_stale_temps(&args.out)?;
 
     // The extractor: wgpu if possible (or demanded), else the CPU path.
     let gpu = match args.extractor_device {
@@ -371,15 +396,6 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
         twin = Some(all);
     }
 
-    let cfg = FitConfig {
-        hidden: vec![],
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        weight_decay: args.weight_decay,
-        patience: if val.is_some() { args.patience } else { 0 },
-        seed: args.seed,
-    };
     let device = burn::tensor::Device::flex();
     let (vi, ti) = (val.as_ref().map(|_| 1), splits.len() - 1);
     let mut rows = Vec::new();
@@ -470,7 +486,7 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
             head.save(&dir.join("head.safetensors"))?;
             bnn_transfer::atomic::write_atomic(
                 &dir.join("metrics.csv"),
-                fit_csv(&fitted.history).as_bytes(),
+                bnn_transfer::csv_file::to_string(&fitted.history)?.as_bytes(),
             )?;
             let val_top1 = fitted
                 .history
@@ -529,7 +545,7 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
     bnn_transfer::atomic::write_atomic(&args.out.join("report.json"), json.as_bytes())?;
     bnn_transfer::atomic::write_atomic(
         &args.out.join("results.csv"),
-        results_csv(&report.rows).as_bytes(),
+        results_csv(&report.rows)?.as_bytes(),
     )?;
     let bars: Vec<chart::Bar> = report
         .rows
@@ -621,42 +637,38 @@ fn scratch_row(dir: &Path, test: Arc<ImageFolder>, workers: usize) -> anyhow::Re
     })
 }
 
-fn fit_csv(history: &[FitEpoch]) -> String {
-    let mut s = String::from("epoch,train_loss,train_top1,val_loss,val_top1\n");
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
-    for e in history {
-        s += &format!(
-            "{},{:.5},{:.5},{},{}\n",
-            e.epoch,
-            e.train_loss,
-            e.train_top1,
-            opt(e.val_loss),
-            opt(e.val_top1)
-        );
-    }
-    s
+/// One line of `results.csv`.
+#[derive(Serialize)]
+struct ResultLine<'a> {
+    backbone: &'a str,
+    cut: &'a str,
+    head: &'a str,
+    retrain: Option<usize>,
+    features: usize,
+    val_top1: Option<f64>,
+    test_top1: f64,
+    test_top5: f64,
+    epochs: usize,
+    head_s: f64,
 }
 
-fn results_csv(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "backbone,cut,head,retrain,features,val_top1,test_top1,test_top5,epochs,head_s\n",
-    );
-    for r in rows {
-        s += &format!(
-            "{},{},{},{},{},{},{:.5},{:.5},{},{:.2}\n",
-            r.backbone,
-            r.cut,
-            r.head,
-            r.retrain.map_or(String::new(), |k| k.to_string()),
-            r.features,
-            r.val_top1.map_or(String::new(), |v| format!("{v:.5}")),
-            r.test.top1,
-            r.test.top5,
-            r.epochs_run,
-            r.head_train_s
-        );
-    }
-    s
+fn results_csv(rows: &[Row]) -> bnn_transfer::Result<String> {
+    let lines: Vec<ResultLine> = rows
+        .iter()
+        .map(|r| ResultLine {
+            backbone: &r.backbone,
+            cut: &r.cut,
+            head: &r.head,
+            retrain: r.retrain,
+            features: r.features,
+            val_top1: r.val_top1,
+            test_top1: r.test.top1,
+            test_top5: r.test.top5,
+            epochs: r.epochs_run,
+            head_s: r.head_train_s,
+        })
+        .collect();
+    bnn_transfer::csv_file::to_string(&lines)
 }
 
 fn print_table(rows: &[Row]) {

@@ -12,6 +12,35 @@ use crate::kernels::pool;
 use crate::kernels::xnor_dense::DenseShape;
 use crate::kernels::{first_conv, threshold};
 
+/// Most bytes one buffer of the CPU path may hold (a layer's pre-activations for the batch): a
+/// file with a huge input is refused with an error instead of an allocation that aborts.
+pub const MAX_BUFFER_BYTES: u64 = 4 << 30;
+
+/// Refuses a batch whose largest buffer (a layer's pre-activations, up to layer `stop`) would be
+/// over [`MAX_BUFFER_BYTES`], before anything is allocated.
+fn check_memory(file: &ExtractorFile, batch: usize, stop: usize) -> Result<()> {
+    for l in file.layers.iter().take(stop + 1) {
+        let (h, w) = l.spec.conv_out();
+        let bytes = [batch, h, w, l.spec.out_channels(), 4]
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+            .unwrap_or(u64::MAX);
+        if bytes > MAX_BUFFER_BYTES {
+            return Err(Error::Limits(format!(
+                "layer '{}' needs {:.1} GiB of pre-activations for {batch} image(s) of {}×{} on \
+                 the CPU path (at most {} GiB per buffer): use a smaller batch (--batch-size) or \
+                 a model with a smaller input",
+                l.spec.name,
+                bytes as f64 / (1u64 << 30) as f64,
+                file.graph.input.size,
+                file.graph.input.size,
+                MAX_BUFFER_BYTES >> 30
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Packed signs at the cut for `batch` NHWC f32 images.
 pub fn run_bits(
     file: &ExtractorFile,
@@ -39,6 +68,7 @@ pub fn run_taps(
             file.layers.len()
         )));
     }
+    check_memory(file, batch, stop)?;
     let i = &file.graph.input;
     if batch == 0 || images.len() != batch * i.size * i.size * i.channels {
         return Err(Error::Shape(format!(

@@ -169,6 +169,15 @@ impl ImageFolder {
         }
     }
 
+    /// The file that holds sample `i` when the set is a directory; `None` for a tar entry (whose
+    /// bytes [`read`](Self::read) returns) or an index out of range.
+    pub fn file_path(&self, i: usize) -> Option<&Path> {
+        match self.locs.get(i) {
+            Some(Loc::File(p)) => Some(p),
+            _ => None,
+        }
+    }
+
     /// The directory or tar file the set was opened from.
     pub fn source(&self) -> &Path {
         &self.path

@@ -2,7 +2,7 @@
 //! words, I32 pre-activations or F32 signs, `[n][per_image]`), `labels` (U32 `[n]`), and metadata
 //! `kind` (a JSON [`CacheInfo`]: output kind, dimensions, class names, model, data set, split).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -79,11 +79,11 @@ impl FeatureCache {
             ),
         ];
         let info = serde_json::to_string(&self.info).map_err(|e| Error::Shape(e.to_string()))?;
-        let meta = HashMap::from([
+        let meta = BTreeMap::from([
             ("format".to_string(), CACHE_FORMAT.to_string()),
             ("info".to_string(), info),
         ]);
-        let out = safetensors::serialize(views, Some(meta)).map_err(sh)?;
+        let out = crate::reproducible::serialize(views, &meta)?;
         write_atomic(path, &out)?;
         Ok(out.len() as u64)
     }

@@ -1,7 +1,7 @@
 //! The extractor file: tensors and the JSON graph, (de)serialised with safetensors, and every check
 //! a loaded file must pass before anything runs it. See `docs/FORMAT.md`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::arch::{Arch, Pool, out_size};
 use crate::atomic::write_atomic;
 use crate::bits::words;
+use crate::data::Preprocess;
 use crate::error::{Error, Result};
 use crate::kernels::{FloatThreshold, Padding, Threshold};
 
@@ -70,6 +71,30 @@ pub struct InputSpec {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub layout: String,
+}
+
+impl InputSpec {
+    /// How images must be prepared for this file: its own size and per-channel `mean`/`std`
+    /// (evaluation crop, no augmentation). Images are decoded as RGB, so a file that expects
+    /// another channel count is refused here, naming `path`, before anything runs.
+    pub fn preprocess(&self, path: &Path) -> Result<Preprocess> {
+        if self.channels != 3 || self.mean.len() != 3 || self.std.len() != 3 {
+            return Err(bad(
+                path,
+                format!(
+                    "input.channels is {}, but images are decoded as RGB (3 channels): this \
+                     file cannot run on images; export it from a model with 3 input channels",
+                    self.channels
+                ),
+            ));
+        }
+        let three = |v: &[f32]| [v[0], v[1], v[2]];
+        Ok(Preprocess {
+            mean: three(&self.mean),
+            std: three(&self.std),
+            ..Preprocess::eval(self.size)
+        })
+    }
 }
 
 /// Where the network came from.
@@ -230,7 +255,20 @@ impl Graph {
             ));
         }
         if i.mean.len() != i.channels || i.std.len() != i.channels {
-            return err("input mean/std do not have one value per channel".into());
+            return err(format!(
+                "input.mean has {} and input.std {} values; input.channels is {}: give one per channel",
+                i.mean.len(),
+                i.std.len(),
+                i.channels
+            ));
+        }
+        if let Some(m) = i.mean.iter().find(|m| !m.is_finite()) {
+            return err(format!("input.mean holds {m}: every mean must be finite"));
+        }
+        if let Some(s) = i.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return err(format!(
+                "input.std holds {s}: every std must be finite and > 0 (it divides)"
+            ));
         }
         if self.layers.is_empty() {
             return err("the graph has no layers".into());
@@ -391,14 +429,13 @@ impl ExtractorFile {
             .collect::<Result<Vec<_>>>()?;
         let graph = serde_json::to_string(&self.graph)
             .map_err(|e| Error::Shape(format!("graph to JSON: {e}")))?;
-        let meta = HashMap::from([
+        let meta = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("version".to_string(), VERSION.to_string()),
             ("conventions".to_string(), CONVENTIONS.to_string()),
             ("graph".to_string(), graph),
         ]);
-        safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::Shape(format!("safetensors: {e}")))
+        crate::reproducible::serialize(views, &meta)
     }
 
     /// Writes the file atomically (temp file in the same directory, fsync, rename).
@@ -481,10 +518,15 @@ impl ExtractorFile {
                 if t.iter().any(|t| t.is_nan()) {
                     return Err(bad(path, format!("'{name}' holds NaN")));
                 }
+                // ±inf (written by older exports for constant channels) becomes ±f32::MAX: the
+                // same outcome for every finite pre-activation, and WGSL may assume no infinities.
                 Thresholds::Float(
                     t.iter()
                         .zip(flip)
-                        .map(|(&t, &m)| FloatThreshold { t, mode: m as u32 })
+                        .map(|(&t, &m)| FloatThreshold {
+                            t: t.clamp(f32::MIN, f32::MAX),
+                            mode: m as u32,
+                        })
                         .collect(),
                 )
             } else {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Output {
-    /// Packed signs, NHWC, `ceil(C/32)` words per pixel (the convention of DESIGN §3).
+    /// Packed signs, NHWC, `ceil(C/32)` words per pixel (the bit conventions of docs/FORMAT.md).
     Bits,
     /// The cut layer's pre-activations (after pooling, before the threshold): integer dots for
     /// binary layers (stored as f32 for the first layer, whose sums are real).

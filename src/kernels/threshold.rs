@@ -33,13 +33,16 @@ pub struct FloatThreshold {
 }
 
 impl Threshold {
+    /// Always +1: `pre >= i32::MIN` holds for every pre-activation.
     pub const ALWAYS_PLUS: Threshold = Threshold {
         t: i32::MIN,
         mode: 0,
     };
+    /// Always −1: `pre >= i32::MAX` never holds, because every pre-activation is bounded by the
+    /// layer's depth K (plus a dense layer's `dot_offset`), far below `i32::MAX`.
     pub const ALWAYS_MINUS: Threshold = Threshold {
         t: i32::MAX,
-        mode: 1,
+        mode: 0,
     };
 
     pub fn at_least(t: i32) -> Self {
@@ -59,6 +62,20 @@ impl Threshold {
 }
 
 impl FloatThreshold {
+    /// Always +1: `pre >= f32::MIN` holds for every finite pre-activation. Finite on purpose:
+    /// WGSL lets an implementation assume that no value is infinite.
+    pub const ALWAYS_PLUS: FloatThreshold = FloatThreshold {
+        t: f32::MIN,
+        mode: 0,
+    };
+    /// Always −1: `pre >= f32::MAX` never holds, because a first-layer sum of normalised pixels
+    /// is bounded far below `f32::MAX`.
+    pub const ALWAYS_MINUS: FloatThreshold = FloatThreshold {
+        t: f32::MAX,
+        mode: 0,
+    };
+
+    /// Whether pre-activation `v` maps to +1.
     pub fn plus_one(&self, v: f32) -> bool {
         if self.mode == 1 {
             v <= self.t

@@ -1,6 +1,6 @@
 //! Binarization: `sign` with the straight-through estimator (STE).
 //!
-//! Forward: `sign(x) = +1 if x ≥ 0 else −1` (so `sign(0) = +1` and `sign(−0.0) = +1`, DESIGN §3; a NaN
+//! Forward: `sign(x) = +1 if x ≥ 0 else −1` (so `sign(0) = +1` and `sign(−0.0) = +1`, docs/FORMAT.md; a NaN
 //! also maps to +1, as the packer's `x < 0` comparison does). Backward (Hubara et al.'s STE, the
 //! gradient of hardtanh): the incoming gradient passes unchanged where `|x| ≤ 1` and is zero
 //! elsewhere.

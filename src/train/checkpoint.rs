@@ -97,6 +97,33 @@ pub fn checkpoint_dir(dir: &Path) -> Result<PathBuf> {
     ))
 }
 
+/// Puts run `dir` back into its one consistent state after a kill, before anything reads it:
+/// finishes an interrupted swap (`checkpoint.old` becomes `checkpoint` when `checkpoint` is not
+/// complete; a leftover `checkpoint.old` beside a complete `checkpoint` is removed), removes an
+/// unfinished `checkpoint.tmp` and the temp files of interrupted atomic writes. Files derived
+/// from the checkpoint (metrics, curves, report) are rewritten by the run itself.
+pub fn recover(dir: &Path) -> Result<()> {
+    let main = dir.join(CHECKPOINT_DIR);
+    let old = dir.join(format!("{CHECKPOINT_DIR}.old"));
+    let tmp = dir.join(format!("{CHECKPOINT_DIR}.tmp"));
+    let complete = |d: &Path| d.join(STATE_FILE).is_file();
+    if old.exists() {
+        if complete(&main) {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        } else if complete(&old) {
+            if main.exists() {
+                std::fs::remove_dir_all(&main).map_err(|e| Error::io(&main, e))?;
+            }
+            std::fs::rename(&old, &main).map_err(|e| Error::io(&old, e))?;
+        }
+    }
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    crate::atomic::remove_stale_temps(dir)?;
+    Ok(())
+}
+
 /// Reads `DIR/config.json`.
 pub fn read_config(dir: &Path) -> Result<PretrainConfig> {
     let path = dir.join(CONFIG_FILE);

@@ -32,32 +32,12 @@ pub struct CurvePoint {
     pub acc: f64,
 }
 
-pub const CSV_HEADER: &str =
-    "epoch,lr,train_loss,train_acc,val_loss,val_top1,val_top5,time_s,images_per_s";
-
 /// One chart panel: title, y maximum, and its series (name, colour, points, dashed).
 type Panel<'a> = (&'a str, f64, Vec<(&'a str, &'a str, Vec<(f64, f64)>, bool)>);
 
-/// The whole `metrics.csv` for `history`.
-pub fn csv(history: &[EpochMetrics]) -> String {
-    let mut s = String::from(CSV_HEADER);
-    s.push('\n');
-    for m in history {
-        let _ = writeln!(
-            s,
-            "{},{:.6e},{:.5},{:.5},{:.5},{:.5},{:.5},{:.1},{:.1}",
-            m.epoch,
-            m.lr,
-            m.train_loss,
-            m.train_acc,
-            m.val_loss,
-            m.val_top1,
-            m.val_top5,
-            m.time_s,
-            m.images_per_s
-        );
-    }
-    s
+/// The whole `metrics.csv` for `history` (header: the field names of [`EpochMetrics`]).
+pub fn csv(history: &[EpochMetrics]) -> crate::error::Result<String> {
+    crate::csv_file::to_string(history)
 }
 
 /// An SVG with two panels side by side: loss (train curve, train per epoch, val per epoch) and
@@ -228,13 +208,14 @@ mod tests {
             images_per_s: 80.0,
         };
         let h = vec![m(1, 2.0), m(2, 1.5)];
-        let c = csv(&h);
+        let c = csv(&h).unwrap();
         assert_eq!(c.lines().count(), 3);
-        assert!(
-            c.lines()
-                .nth(2)
-                .unwrap()
-                .starts_with("2,1.000000e-3,1.50000,0.50000,NaN,")
+        assert!(c.starts_with(
+            "epoch,lr,train_loss,train_acc,val_loss,val_top1,val_top5,time_s,images_per_s\n"
+        ));
+        assert_eq!(
+            c.lines().nth(2).unwrap(),
+            "2,0.001,1.5,0.5,NaN,0.25,0.75,12.0,80.0"
         );
         let curve = [CurvePoint {
             epoch: 0.5,

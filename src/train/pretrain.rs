@@ -62,6 +62,34 @@ pub struct PretrainConfig {
 }
 
 impl PretrainConfig {
+    /// Checks the settings before anything is written or allocated; errors name the flag.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        let s = &self.schedule;
+        if self.epochs == 0 {
+            return bad("--epochs 0: train at least 1 epoch".into());
+        }
+        if self.batch_size == 0 {
+            return bad("--batch-size 0: give at least 1".into());
+        }
+        if !(s.lr.is_finite() && s.lr > 0.0) {
+            return bad(format!(
+                "--lr {}: the learning rate must be a finite number > 0 (e.g. 1e-3)",
+                s.lr
+            ));
+        }
+        if !(s.gamma.is_finite() && s.gamma > 0.0) {
+            return bad(format!(
+                "--lr-gamma {}: must be a finite number > 0",
+                s.gamma
+            ));
+        }
+        if s.step_epochs == 0 {
+            return bad("--lr-step-epochs 0: give at least 1".into());
+        }
+        Ok(())
+    }
+
     /// The shuffle/augmentation seed of epoch `epoch` (0-based).
     pub fn epoch_seed(&self, epoch: usize) -> u64 {
         self.seed.wrapping_add(1 + epoch as u64)
@@ -198,7 +226,9 @@ fn adam(config: &PretrainConfig) -> ModuleOptimizer {
 
 /// Starts a new run in `opts.out` (which must not hold a checkpoint already).
 pub fn pretrain(config: PretrainConfig, opts: &RunOptions) -> Result<PretrainReport> {
+    config.validate()?;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
+    checkpoint::recover(&opts.out)?;
     if checkpoint::checkpoint_dir(&opts.out).is_ok() {
         return Err(Error::ModelFile {
             path: opts.out.clone(),
@@ -217,11 +247,13 @@ pub fn pretrain(config: PretrainConfig, opts: &RunOptions) -> Result<PretrainRep
 /// Continues the run in `opts.out` from its latest checkpoint, at the epoch (and batch) where it
 /// stopped, with the optimizer state. `epochs` changes the total number of epochs.
 pub fn resume(opts: &RunOptions, epochs: Option<usize>) -> Result<PretrainReport> {
+    checkpoint::recover(&opts.out)?;
     let mut config = checkpoint::read_config(&opts.out)?;
     if let Some(e) = epochs
         && e != config.epochs
     {
         config.epochs = e;
+        config.validate()?;
         checkpoint::write_config(&opts.out, &config)?;
     }
     let (ckpt, state) = checkpoint::load_state(&opts.out)?;
@@ -261,7 +293,7 @@ pub fn train_step(
     images: Tensor<4>,
     labels: Tensor<1, Int>,
     lr: f64,
-) -> (Model, f32, Vec<f32>) {
+) -> Result<(Model, f32, Vec<f32>)> {
     let device = images.device();
     let logits = model.forward(images);
     let loss = CrossEntropyLossConfig::new()
@@ -273,8 +305,8 @@ pub fn train_step(
     let logits = logits
         .into_data()
         .try_into_vec_as::<f32>()
-        .unwrap_or_default();
-    (model, loss, logits)
+        .map_err(|e| Error::Shape(format!("logits to f32: {e:?}")))?;
+    Ok((model, loss, logits))
 }
 
 /// Validation: mean loss, top-1 and top-5 accuracy of `model` (eval mode) on `set`, or `None`
@@ -306,7 +338,7 @@ pub fn evaluate(
             .forward(images)
             .into_data()
             .try_into_vec_as::<f32>()
-            .unwrap_or_default();
+            .map_err(|e| Error::Shape(format!("logits to f32: {e:?}")))?;
         let (l, t1, t5) = score(&logits, classes, &batch.labels);
         loss += l;
         top1 += t1;
@@ -317,6 +349,24 @@ pub fn evaluate(
     }
     let n = seen.max(1) as f64;
     Ok(Some((loss / n, top1 as f64 / n, top5 as f64 / n)))
+}
+
+/// Writes the files derived from the checkpoint's state: `metrics.csv` and `curves.svg`.
+fn write_derived(out: &Path, config: &PretrainConfig, state: &TrainState) -> Result<()> {
+    write_atomic(
+        &out.join(checkpoint::METRICS_FILE),
+        metrics::csv(&state.history)?.as_bytes(),
+    )?;
+    let title = format!(
+        "{} {} on {}",
+        config.model.arch.name,
+        config.model.precision,
+        config.data.display()
+    );
+    write_atomic(
+        &out.join(checkpoint::PLOT_FILE),
+        metrics::svg(&title, &state.history, &state.curve).as_bytes(),
+    )
 }
 
 fn run(
@@ -393,6 +443,8 @@ fn run(
         skipped_images: Vec::new(),
     };
     let (mut session_images, mut session_train_s) = (0u64, 0.0f64);
+    // The checkpoint is the truth; a kill between its swap and these files left them behind it.
+    write_derived(out, &config, &state)?;
 
     while state.epochs_done < config.epochs {
         let epoch = state.epochs_done;
@@ -439,7 +491,7 @@ fn run(
                 let batch = batch?;
                 lr = config.schedule.lr_at(epoch, b, steps, config.epochs);
                 let (images, labels) = batch_tensors(&batch, &device);
-                let (m, loss, logits) = train_step(model, &mut optimizer, images, labels, lr);
+                let (m, loss, logits) = train_step(model, &mut optimizer, images, labels, lr)?;
                 model = m;
                 let (_, hits, _) = score(&logits, arch.classes, &batch.labels);
                 let n = batch.len() as u64;
@@ -569,20 +621,7 @@ fn run(
         state.batches_done = 0;
         state.partial = None;
         checkpoint::save(out, &model, &optimizer, &state)?;
-        write_atomic(
-            &out.join(checkpoint::METRICS_FILE),
-            metrics::csv(&state.history).as_bytes(),
-        )?;
-        let title = format!(
-            "{} {} on {}",
-            arch.name,
-            config.model.precision,
-            config.data.display()
-        );
-        write_atomic(
-            &out.join(checkpoint::PLOT_FILE),
-            metrics::svg(&title, &state.history, &state.curve).as_bytes(),
-        )?;
+        write_derived(out, &config, &state)?;
         if opts.stop.load(Ordering::Relaxed) {
             report.interrupted = state.epochs_done < config.epochs;
             if report.interrupted {

@@ -4,9 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 /// Rank of `label` in `row`: entries strictly greater, plus equal ones before it (a stable order,
-/// so ties never count in a class's favour).
+/// so ties never count in a class's favour). A NaN logit ranks last: a diverged model never
+/// scores a hit.
 pub fn rank(row: &[f32], label: usize) -> usize {
     let target = row[label];
+    if target.is_nan() {
+        return usize::MAX;
+    }
     row.iter()
         .enumerate()
         .filter(|&(i, &v)| v > target || (v == target && i < label))
@@ -157,5 +161,12 @@ mod tests {
         assert_eq!(t[0].0, 0);
         assert_eq!(t[1].0, 1);
         assert!((t.iter().map(|p| p.1).sum::<f32>() - 0.9579).abs() < 1e-3);
+    }
+
+    #[test]
+    fn nan_logits_never_score() {
+        let (_, top1, top5) = score(&[f32::NAN; 6], 3, &[0, 2]);
+        assert_eq!((top1, top5), (0, 0));
+        assert_eq!(rank(&[1.0, f32::NAN], 1), usize::MAX);
     }
 }

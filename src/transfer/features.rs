@@ -4,9 +4,10 @@
 //!
 //! A cache file is named `<backbone>-<cut>-<split>-<key>.safetensors` (the [`FeatureCache`]
 //! format of `bnn extract`), where `key` fingerprints everything the features depend on: the
-//! backbone's bytes, the cut, the data set (path, size, modification time, every sample name and
-//! label, the class names) and the input size. A file with the right prefix and another key is
-//! stale: it is replaced.
+//! backbone's bytes, the cut, the data set ([`data_fingerprint`]: path, size, modification time,
+//! class names, every sample's name, label and size + modification time, or content in a tar), the
+//! preprocessing (size, mean, std) and the crate and format versions. A file with the right prefix
+//! and another key is stale: it is replaced.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,28 +71,59 @@ impl Fingerprint {
 }
 
 /// Fingerprint of one split of a data set: its path, size and modification time, its class names
-/// and every sample's name and label.
-pub fn data_fingerprint(set: &ImageFolder) -> Fingerprint {
+/// and every sample's name and label, plus what identifies each sample's bytes: the size and
+/// modification time of its file in a directory set, its content in a tar (so an image edited in
+/// place, or a tar rewritten with the same size and time stamps, is a different set).
+pub fn data_fingerprint(set: &ImageFolder) -> Result<Fingerprint> {
     let path = set.source();
     let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let mut f = Fingerprint::default()
         .str(&canon.to_string_lossy())
         .str(set.split());
-    if let Ok(m) = std::fs::metadata(path) {
-        f = f.u64(m.len());
-        if let Ok(t) = m.modified()
-            && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
-        {
-            f = f.u64(d.as_nanos() as u64);
-        }
-    }
+    let stamp = |f: Fingerprint, p: &Path| -> Result<Fingerprint> {
+        let m = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        let nanos = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok(f.u64(m.len()).u64(nanos))
+    };
+    f = stamp(f, path)?;
     for c in &set.classes {
         f = f.str(c);
     }
-    for s in &set.samples {
+    for (i, s) in set.samples.iter().enumerate() {
         f = f.str(&s.name).u64(s.label as u64);
+        f = match set.file_path(i) {
+            Some(p) => stamp(f, p)?,
+            None => f.bytes(&set.read(i)?),
+        };
     }
-    f
+    Ok(f)
+}
+
+/// Changes whenever what a cached feature means could change: the crate version (kernels, decoder
+/// and preprocessing code) and the extractor format version.
+fn cache_key_version() -> String {
+    format!(
+        "bnn-transfer {}, extractor format {}",
+        env!("CARGO_PKG_VERSION"),
+        crate::extractor::VERSION
+    )
+}
+
+/// The preprocessing as it enters the cache key: size, crop mode and the exact bits of every
+/// mean and std.
+fn preprocess_key(pre: &Preprocess) -> String {
+    let bits = |v: &[f32; 3]| v.map(f32::to_bits);
+    format!(
+        "size {} augment {} mean {:?} std {:?}",
+        pre.size,
+        pre.augment,
+        bits(&pre.mean),
+        bits(&pre.std)
+    )
 }
 
 /// Where the extractor runs.
@@ -172,8 +204,17 @@ impl Cache {
             return None;
         }
         match FeatureCache::load(&path) {
-            Ok(c) if c.info.key == key => Some(c),
-            Ok(_) => None,
+            Ok(c) if c.info.key != key => None,
+            Ok(c) if c.labels.iter().any(|&l| l as usize >= c.info.classes.len()) => {
+                eprintln!(
+                    "ignoring a broken feature cache ({}: a label is out of range for its {} \
+                     classes); rebuilding it",
+                    path.display(),
+                    c.info.classes.len()
+                );
+                None
+            }
+            Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("ignoring a broken feature cache ({e}); rebuilding it");
                 None
@@ -224,8 +265,8 @@ pub fn extractor_features(
     workers: usize,
 ) -> Result<(Vec<FeatureSet>, f64)> {
     let file = runner.file();
-    let size = file.graph.input.size;
-    let data_fp = data_fingerprint(&set);
+    let pre = file.graph.input.preprocess(Path::new(backbone.0))?;
+    let data_fp = data_fingerprint(&set)?;
     let taps: Vec<usize> = cuts
         .iter()
         .map(|c| file.layer_index(c))
@@ -235,8 +276,9 @@ pub fn extractor_features(
             .u64(backbone.1.0)
             .u64(data_fp.0)
             .str(cut)
-            .u64(size as u64)
+            .str(&preprocess_key(&pre))
             .str("bits")
+            .str(&cache_key_version())
             .hex()
     };
     let mut found: Vec<Option<FeatureCache>> = cuts
@@ -253,7 +295,7 @@ pub fn extractor_features(
             workers,
             ..LoaderConfig::default()
         };
-        let loader = Loader::new(set.clone(), Preprocess::eval(size), cfg);
+        let loader = Loader::new(set.clone(), pre.clone(), cfg);
         let bar = crate::progress::bar(
             set.len() as u64,
             &format!(

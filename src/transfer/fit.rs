@@ -48,6 +48,68 @@ impl Default for FitConfig {
     }
 }
 
+/// Most parameters a head may have (2^28 f32 = 1 GiB, several times that with AdamW's moments
+/// and gradients): far above any useful head, far below an allocation that aborts the process.
+pub const MAX_HEAD_PARAMS: u64 = 1 << 28;
+
+impl FitConfig {
+    /// Checks every setting before anything is allocated: the errors name the flag (`--epochs`,
+    /// `--lr`, `--head`, …) and what would work.
+    pub fn validate(&self, features: usize, classes: usize) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.epochs == 0 {
+            return bad("--epochs 0: a head needs at least 1 epoch".into());
+        }
+        if self.batch_size == 0 {
+            return bad("--batch-size 0: give at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!(
+                "--lr {}: the learning rate must be a finite number > 0 (e.g. 1e-3)",
+                self.lr
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!(
+                "--weight-decay {}: must be a finite number >= 0",
+                self.weight_decay
+            ));
+        }
+        if let Some(h) = self.hidden.iter().find(|&&h| h == 0) {
+            return bad(format!("--head: a hidden width of {h} is not a layer"));
+        }
+        let dims: Vec<u64> = std::iter::once(features)
+            .chain(self.hidden.iter().copied())
+            .chain([classes])
+            .map(|d| d as u64)
+            .collect();
+        let params = dims
+            .windows(2)
+            .try_fold(0u64, |acc, w| {
+                w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(acc)
+            })
+            .unwrap_or(u64::MAX);
+        if params > MAX_HEAD_PARAMS {
+            return bad(format!(
+                "--head {}: {params} parameters on {features} features and {classes} classes, \
+                 over the limit of {MAX_HEAD_PARAMS}; choose narrower hidden layers",
+                head_name(&self.hidden)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `linear` or `mlp:512,512`, as `--head` spells it.
+pub fn head_name(hidden: &[usize]) -> String {
+    if hidden.is_empty() {
+        "linear".into()
+    } else {
+        let w: Vec<String> = hidden.iter().map(|h| h.to_string()).collect();
+        format!("mlp:{}", w.join(","))
+    }
+}
+
 /// One epoch of head training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitEpoch {
@@ -110,24 +172,26 @@ impl HeadNet {
         x
     }
 
-    fn to_dense(&self) -> Vec<Dense> {
+    fn to_dense(&self) -> Result<Vec<Dense>> {
         self.layers
             .iter()
             .map(|l| {
                 let [outputs, inputs] = l.weight.dims();
-                Dense {
+                Ok(Dense {
                     inputs,
                     outputs,
-                    weight: values(l.weight.val()),
-                    bias: values(l.bias.val()),
-                }
+                    weight: values(l.weight.val())?,
+                    bias: values(l.bias.val())?,
+                })
             })
             .collect()
     }
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec_as::<f32>().unwrap_or_default()
+fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| Error::Shape(format!("head tensor to f32: {e:?}")))
 }
 
 fn rows(set: &FeatureSet, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
@@ -144,14 +208,34 @@ fn rows(set: &FeatureSet, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<
 }
 
 /// Logits `[n][classes]` of a whole feature set, in batches.
-fn predict(net: &HeadNet, set: &FeatureSet, device: &Device) -> Vec<f32> {
+fn predict(net: &HeadNet, set: &FeatureSet, device: &Device) -> Result<Vec<f32>> {
     let all: Vec<usize> = (0..set.len()).collect();
     let mut out = Vec::new();
     for chunk in all.chunks(1024) {
         let (x, _) = rows(set, chunk, device);
-        out.extend(values(net.forward(x)));
+        out.extend(values(net.forward(x))?);
     }
-    out
+    Ok(out)
+}
+
+/// Every label of `set` names one of `classes` classes, and every row has `dim` features (a
+/// feature cache edited or corrupted on disk would otherwise panic while indexing).
+fn check_set(set: &FeatureSet, what: &str, dim: usize, classes: usize) -> Result<()> {
+    if set.dim != dim || set.x.len() != set.labels.len() * dim {
+        return Err(Error::Dataset(format!(
+            "{what} features: {} values for {} images of {} features; expected {dim} per image",
+            set.x.len(),
+            set.labels.len(),
+            set.dim
+        )));
+    }
+    if let Some(l) = set.labels.iter().find(|&&l| l >= classes) {
+        return Err(Error::Dataset(format!(
+            "{what} features: label {l} but only {classes} classes; the feature cache is stale \
+             or corrupt: delete it and run again"
+        )));
+    }
+    Ok(())
 }
 
 /// Trains a head on `train` (standardised features) with early stopping on `val`. `device` is a
@@ -167,6 +251,11 @@ pub fn fit(
         return Err(Error::Dataset("no training features".into()));
     }
     let classes = train.classes.len();
+    cfg.validate(train.dim, classes)?;
+    check_set(train, "train", train.dim, classes)?;
+    if let Some(v) = val {
+        check_set(v, "val", train.dim, classes)?;
+    }
     let start = Instant::now();
     let mut rng = Rng::new(cfg.seed);
     let dims: Vec<usize> = std::iter::once(train.dim)
@@ -196,13 +285,13 @@ pub fn fit(
             let l: f32 = loss.into_scalar();
             loss_sum += l as f64 * chunk.len() as f64;
             let labels: Vec<usize> = chunk.iter().map(|&i| train.labels[i]).collect();
-            hits += score(&values(logits), classes, &labels).1;
+            hits += score(&values(logits)?, classes, &labels).1;
         }
         let n = train.len() as f64;
         let eval = net.valid();
         let (val_loss, val_top1) = match val {
             Some(v) if !v.is_empty() => {
-                let (l, t1, _) = score(&predict(&eval, v, device), classes, &v.labels);
+                let (l, t1, _) = score(&predict(&eval, v, device)?, classes, &v.labels);
                 (Some(l / v.len() as f64), Some(t1 as f64 / v.len() as f64))
             }
             _ => (None, None),
@@ -222,7 +311,7 @@ pub fn fit(
         match val_top1 {
             Some(t) => {
                 if best.as_ref().is_none_or(|b| t > b.0) {
-                    best = Some((t, epoch, eval.to_dense()));
+                    best = Some((t, epoch, eval.to_dense()?));
                 } else if cfg.patience > 0
                     && epoch - best.as_ref().map_or(0, |b| b.1) >= cfg.patience
                 {
@@ -230,10 +319,11 @@ pub fn fit(
                     break;
                 }
             }
-            None => best = Some((0.0, epoch, eval.to_dense())),
+            None => best = Some((0.0, epoch, eval.to_dense()?)),
         }
     }
-    let (_, best_epoch, layers) = best.expect("at least one epoch");
+    let (_, best_epoch, layers) =
+        best.ok_or_else(|| Error::Config("no epoch was trained".into()))?;
     Ok(Fitted {
         layers,
         history,
@@ -297,7 +387,7 @@ pub fn checkpoint_features(
             let [n, c, h, w] = act.dims();
             dims[k] = c * h * w;
             debug_assert_eq!(n, batch.len());
-            xs[k].extend(values(act));
+            xs[k].extend(values(act)?);
         }
         labels.extend_from_slice(&batch.labels);
         bar.inc(batch.len() as u64);

@@ -6,7 +6,7 @@
 //! `layers.{i}.bias` (`[out]` F32); ReLU between layers, none after the last (logits). Metadata
 //! `format` = `bnn-head` and `info` = a JSON [`HeadInfo`]: classes, backbone, cut, feature kind.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -222,11 +222,11 @@ impl Head {
             ));
         }
         let info = serde_json::to_string(&self.info).map_err(|e| Error::Shape(e.to_string()))?;
-        let meta = HashMap::from([
+        let meta = BTreeMap::from([
             ("format".to_string(), HEAD_FORMAT.to_string()),
             ("info".to_string(), info),
         ]);
-        let bytes = safetensors::serialize(views, Some(meta)).map_err(sh)?;
+        let bytes = crate::reproducible::serialize(views, &meta)?;
         write_atomic(path, &bytes)?;
         Ok(bytes.len() as u64)
     }

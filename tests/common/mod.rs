@@ -51,14 +51,55 @@ pub fn random_f32(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.range(-2.0, 2.0)).collect()
 }
 
-/// `../shared/data/flowers102-tiny.tar`, or None with a printed reason when it is absent.
-pub fn flowers_tiny() -> Option<std::path::PathBuf> {
-    let p =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/flowers102-tiny.tar");
-    p.is_file().then_some(p).or_else(|| {
-        eprintln!("skipping: flowers102-tiny.tar is missing");
-        None
+/// Images per split of [`fixture_set`]: 8 classes × 6.
+pub const FIXTURE_PER_SPLIT: usize = 48;
+/// Classes of [`fixture_set`].
+pub const FIXTURE_CLASSES: usize = 8;
+
+/// A generated image set that every test can rely on, anywhere: the demo's shapes (8 classes,
+/// 6 images of each per split, 40 px PNG, so a 32 px network resizes them) in the ImageFolder
+/// layout with `train`, `val` and `test` splits, packed into an uncompressed tar. Made once per
+/// test binary.
+pub fn fixture_set() -> std::path::PathBuf {
+    static SET: OnceLock<std::path::PathBuf> = OnceLock::new();
+    SET.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("bnn-fixture-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tree = dir.join("shapes");
+        let per_class = FIXTURE_PER_SPLIT / FIXTURE_CLASSES;
+        let splits = [
+            ("train", per_class),
+            ("val", per_class),
+            ("test", per_class),
+        ];
+        bnn_transfer::data::shapes::write(&tree, &splits, 40, 11).unwrap();
+        let tar_path = dir.join("shapes.tar");
+        let mut tar = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        tar.append_dir_all(".", &tree).unwrap();
+        tar.finish().unwrap();
+        tar_path
     })
+    .clone()
+}
+
+/// A real data set from `../shared/data` (`name`, e.g. `flowers102-tiny.tar`), for the few tests
+/// that are about the real files. Under `REQUIRE_DATA=1` (set by `.ci/run`, which also checks the
+/// files are there) a missing file fails the test; elsewhere the test says why it did not run.
+pub fn real_data(name: &str) -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("REQUIRE_DATA").is_ok_and(|v| v == "1") {
+        panic!("REQUIRE_DATA=1 but {} is not there", p.display());
+    }
+    eprintln!(
+        "NOT RUN: {} is not there (REQUIRE_DATA=1 makes this fail)",
+        p.display()
+    );
+    None
 }
 
 /// Runs the `bnn` binary of this build with `args`, echoing its output (shown for failing tests).
