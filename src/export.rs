@@ -320,7 +320,7 @@ pub fn build(
             channels: arch.in_channels,
             mean: pre.mean.to_vec(),
             std: pre.std.to_vec(),
-            layout: "NHWC f32, (x/255 - mean)/std, center crop resized to size".into(),
+            layout: "NHWC f32, x = p*(1/(255*std)) - mean/std, center crop resized to size".into(),
         },
         layers: layers.iter().map(|l| l.spec.clone()).collect(),
         cut,

@@ -340,6 +340,26 @@ fn cli_transfer_then_predict() {
         assert_eq!(p["labels"].as_array().unwrap().len(), 2);
     }
 
+    // With no adapter, predict says it runs on the CPU path (and gives the same answer).
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bnn"))
+        .args([
+            "predict",
+            "--head",
+            s(&head),
+            "--json",
+            "--top",
+            "2",
+            s(&img_dir),
+        ])
+        .env("WGPU_ADAPTER_NAME", "no adapter has this name")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("CPU binary path"), "{stderr}");
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(again.as_array().unwrap(), preds);
+
     // Bad input: a missing image and a head file that is not one.
     let o = bnn(&["predict", "--head", s(&head), s(&dir.join("missing.jpg"))]);
     assert!(!o.status.success());

@@ -6,8 +6,8 @@
 //! details, and skips the resize entirely when the shorter side already equals `size` (all
 //! images in `../shared/data` at size 64). Training (`augment`) takes a square covering 80–100 %
 //! of the shorter side at a uniformly random position, resizes it to `size` (triangle filter)
-//! and flips it horizontally with probability 1/2. Normalization: `(v / 255 − mean) / std`
-//! per channel.
+//! and flips it horizontally with probability 1/2. Normalization per channel, in f32 and in this
+//! order: `v · (1 / (255 · std)) − mean / std` (docs/FORMAT.md §5 gives the exact rounding).
 
 use image::RgbImage;
 use image::imageops::{self, FilterType};

@@ -1,6 +1,7 @@
 //! The feature cache written by `bnn extract`: a safetensors file with `features` (U32 packed
 //! words, I32 pre-activations or F32 signs, `[n][per_image]`), `labels` (U32 `[n]`), and metadata
-//! `kind` (a JSON [`CacheInfo`]: output kind, dimensions, class names, model, data set, split).
+//! `format` (`bnn-features`) and `info` (a JSON [`CacheInfo`]: output kind, dimensions, class
+//! names, model, data set, split, key).
 
 use std::collections::BTreeMap;
 use std::path::Path;

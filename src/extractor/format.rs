@@ -67,7 +67,8 @@ pub struct LayerSpec {
 pub struct InputSpec {
     pub size: usize,
     pub channels: usize,
-    /// Per-channel normalisation `(x/255 − mean)/std` applied by the data module.
+    /// Per-channel normalisation, `x · (1/(255·std)) − mean/std` in f32 (docs/FORMAT.md §5); the
+    /// extractor's users prepare images with these values ([`InputSpec::preprocess`]).
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub layout: String,
