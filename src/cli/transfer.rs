@@ -247,19 +247,24 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
         .with_context(|| format!("reading {}", args.data.display()))?;
     let train = open(&args.data, layout, &args.train_split)?;
     let test = open(&args.data, layout, &args.test_split)?;
+    // Only a set without that split trains without validation; a split that is there but
+    // cannot be read (a damaged archive, no images) is an error like any other.
+    let splits = layout
+        .splits(&args.data)
+        .with_context(|| format!("reading {}", args.data.display()))?;
     let val = if args.val_split == "none" {
         None
+    } else if !splits.contains(&args.val_split) {
+        eprintln!(
+            "no validation split '{}' in {} (splits: {}); training every head for {} epochs",
+            args.val_split,
+            args.data.display(),
+            splits.join(", "),
+            args.epochs
+        );
+        None
     } else {
-        match ImageFolder::open_layout(&args.data, layout, &args.val_split) {
-            Ok(v) => Some(Arc::new(v)),
-            Err(e) => {
-                eprintln!(
-                    "no validation split ({e}); training every head for {} epochs",
-                    args.epochs
-                );
-                None
-            }
-        }
+        Some(open(&args.data, layout, &args.val_split)?)
     };
     let mut splits = vec![train.clone()];
     splits.extend(val.clone());
