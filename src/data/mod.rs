@@ -30,7 +30,7 @@ pub mod shapes;
 pub mod source;
 
 pub use folder::{ImageFolder, Sample};
-pub use layout::{Layout, flowers102_classes};
+pub use layout::{Layout, flowers102_classes, flowers102_split};
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image};
 pub use source::{IMAGE_EXTENSIONS, is_image_name};
