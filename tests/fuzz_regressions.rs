@@ -131,3 +131,89 @@ fn a_cache_whose_sizes_disagree_with_its_shape_is_an_error() {
     let msg = cache_error(&bytes);
     assert!(msg.contains("dim"), "{msg}");
 }
+
+/// A small extractor file with a classifier whose first weight is `marker` (to find it in the
+/// bytes): the `tiny` network of `examples/fuzz_seeds.rs`.
+fn extractor_with_classifier(marker: f32) -> Vec<u8> {
+    use bnn_transfer::Arch;
+    use bnn_transfer::arch::ConvBlock;
+    use bnn_transfer::bench::extractor::random_file;
+    use bnn_transfer::extractor::{ClassifierData, ClassifierSpec};
+    let arch = Arch {
+        name: "tiny".into(),
+        input: 8,
+        in_channels: 3,
+        convs: vec![ConvBlock {
+            out: 8,
+            kernel: 3,
+            stride: 2,
+            pad: 1,
+            pool: None,
+        }],
+        dense: vec![4],
+        classes: 2,
+    };
+    let mut file = random_file(&arch, 3).unwrap();
+    file.graph.classifier = Some(ClassifierSpec {
+        in_features: 4,
+        classes: 2,
+    });
+    let mut weight = vec![0.5f32; 8];
+    weight[0] = marker;
+    file.classifier = Some(ClassifierData {
+        weight,
+        bias: vec![0.0; 2],
+    });
+    file.to_bytes().unwrap()
+}
+
+/// Found by `extractor_file` on the shipped asset: a bit flip in `classifier.weight` made a NaN,
+/// which loaded (the head loader refuses non-finite weights; the first layer's NaN thresholds
+/// were refused, the classifier's were not).
+#[test]
+fn an_extractor_whose_classifier_holds_nan_is_an_error() {
+    use bnn_transfer::extractor::ExtractorFile;
+    let marker = 1234.5f32;
+    let good = extractor_with_classifier(marker);
+    assert!(ExtractorFile::from_bytes(&good, Path::new("good")).is_ok());
+    let at = good
+        .windows(4)
+        .position(|w| w == marker.to_le_bytes())
+        .expect("the marker weight is in the file");
+    for bad_value in [f32::NAN, f32::INFINITY] {
+        let mut bytes = good.clone();
+        bytes[at..at + 4].copy_from_slice(&bad_value.to_le_bytes());
+        let path = Path::new("nan.safetensors");
+        match ExtractorFile::from_bytes(&bytes, path) {
+            Err(Error::ModelFile { path: p, message }) => {
+                assert_eq!(p, path);
+                assert!(message.contains("classifier"), "{message}");
+            }
+            Err(e) => panic!("not a model-file error: {e}"),
+            Ok(_) => panic!("a classifier holding {bad_value} loaded"),
+        }
+    }
+}
+
+/// Found by `tests/model_file_mutations.rs`: a conv layer's `pad` near `u64::MAX` overflowed
+/// `in + 2·pad` in the graph validation (a panic in debug builds, a wrapped sum and a wrong
+/// accept/refuse in release).
+#[test]
+fn an_extractor_with_a_huge_pad_is_an_error() {
+    use bnn_transfer::extractor::ExtractorFile;
+    let good = extractor_with_classifier(0.5);
+    let file = ExtractorFile::from_bytes(&good, Path::new("good")).unwrap();
+    for pad in [u64::MAX as usize, 1 << 63, (1 << 62) + 1] {
+        let mut graph = file.graph.clone();
+        graph.layers[0].pad = pad;
+        let path = Path::new("pad.safetensors");
+        match graph.validate(path) {
+            Err(Error::ModelFile { path: p, message }) => {
+                assert_eq!(p, path);
+                assert!(message.contains("conv1"), "{message}");
+            }
+            Err(e) => panic!("not a model-file error: {e}"),
+            Ok(()) => panic!("pad {pad} validated"),
+        }
+    }
+}

@@ -286,6 +286,7 @@ impl Graph {
                     if l.kernel == 0
                         || l.stride == 0
                         || l.kernel > 64
+                        || l.pad > 64
                         || prev[0] + 2 * l.pad < l.kernel
                         || prev[1] + 2 * l.pad < l.kernel
                         || l.in_features != 0
@@ -526,7 +527,7 @@ impl ExtractorFile {
         Ok(file)
     }
 
-    /// Tensor sizes match the graph, and packed tail bits are clear.
+    /// Tensor sizes match the graph, packed tail bits are clear and the classifier is finite.
     fn check_tensors(&self, path: &Path) -> Result<()> {
         if self.layers.len() != self.graph.layers.len() {
             return Err(bad(path, "layers and graph differ"));
@@ -564,6 +565,9 @@ impl ExtractorFile {
             (Some(s), Some(c))
                 if c.weight.len() == s.classes * s.in_features && c.bias.len() == s.classes =>
             {
+                if c.weight.iter().chain(&c.bias).any(|v| !v.is_finite()) {
+                    return Err(bad(path, "the classifier holds NaN or infinite values"));
+                }
                 Ok(())
             }
             _ => Err(bad(path, "classifier tensors do not fit the graph")),
