@@ -6,7 +6,6 @@
 //! Run: `cargo run --no-default-features --example fuzz_seeds -- fuzz/corpus`.
 
 #[path = "../tests/data_fixtures/mod.rs"]
-#[allow(dead_code)]
 mod data_fixtures;
 
 use std::path::{Path, PathBuf};
