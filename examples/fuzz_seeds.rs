@@ -1,8 +1,8 @@
 //! Writes the seed corpus of the fuzz targets (`fuzz/corpus/<target>/seed-*`): small valid inputs
-//! made with the library's own writers (extractor files, feature caches, heads), the tests' MAT v5
-//! writer (Flowers-102's .mat files) and the `tar` crate (data sets in every layout). A rerun
-//! writes equivalent files (the safetensors metadata order can differ: its writers keep the
-//! metadata in a HashMap).
+//! made with the library's own writers (extractor files and their graph JSON, feature caches,
+//! heads), the tests' MAT v5 writer (Flowers-102's .mat files) and the `tar` crate (data sets in
+//! every layout). A rerun writes equivalent files (the safetensors metadata order can differ: its
+//! writers keep the metadata in a HashMap).
 //! Run: `cargo run --no-default-features --example fuzz_seeds -- fuzz/corpus`.
 
 #[path = "../tests/data_fixtures/mod.rs"]
@@ -76,6 +76,13 @@ fn extractor_seeds(out: &Path) -> anyhow::Result<()> {
             "extractor_file",
             &format!("seed-{name}.safetensors"),
             &f.to_bytes()?,
+        )?;
+        let graph = serde_json::to_string_pretty(&f.graph)?;
+        write(
+            out,
+            "extractor_graph",
+            &format!("seed-{name}.json"),
+            graph.as_bytes(),
         )?;
     }
     Ok(())

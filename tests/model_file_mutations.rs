@@ -144,7 +144,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         1 => any::<usize>().prop_map(|at| Mutation::Truncate { at }),
         1 => (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
             .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        1 => (any::<usize>(), 0..NUMBERS.len()).prop_map(|(n, value)| Mutation::Number { n, value }),
+        1 => (any::<usize>(), 0..NUMBERS.len())
+            .prop_map(|(n, value)| Mutation::Number { n, value }),
         4 => (any::<usize>(), 0..FIELDS.len(), 0..NUMBERS.len()).prop_map(
             |(layer, field, value)| Mutation::GraphField {
                 layer,
