@@ -181,3 +181,29 @@ fn an_archive_cut_after_it_was_indexed_stops_the_loader() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An entry header that declares more data than the file holds (8 GiB here) is refused when the
+/// archive is indexed, before anything is allocated for it (reading the entry used to allocate
+/// the declared size first).
+#[test]
+fn an_entry_declaring_more_bytes_than_the_file_holds_is_refused_unread() {
+    let tmp = TempDir::new("tar-huge-size");
+    let tar = tmp.path().join("set.tar");
+    write_tar(&tar, &entries());
+    let (name, start, _) = spans(&tar)[1].clone();
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let header = (start - 512) as usize;
+    let block = &mut bytes[header..header + 512];
+    block[124..136].copy_from_slice(b"77777777777\0"); // size field: 8 GiB - 1, octal
+    block[148..156].copy_from_slice(b"        ");
+    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    std::fs::write(&tar, &bytes).unwrap();
+    let (shown, last_good, _, message) = damaged(&tar, "train");
+    assert_eq!(last_good.as_deref(), Some("train/a/1.png"));
+    assert!(
+        message.contains(&name) && message.contains("8589934591"),
+        "{message}"
+    );
+    assert!(shown.contains("Re-download"), "{shown}");
+}
