@@ -1,6 +1,6 @@
 //! Data set layouts: detection, the official Flowers-102 / CUB-200-2011 / MIT Indoor-67 readers
 //! (directory, tar, and under a wrapper folder), the .mat files (plain and miCOMPRESSED, written
-//! here by hand and read by the `matfile` crate), and the error for each kind of broken set.
+//! here by hand and read by `data::mat`), and the error for each kind of broken set.
 
 mod data_fixtures;
 

@@ -2,6 +2,8 @@
 //! each kept as a regression test: loading returns a typed error naming the file, never a panic
 //! or an abort. Built by hand from valid files so that each case says what it breaks.
 
+mod data_fixtures;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -214,6 +216,52 @@ fn an_extractor_with_a_huge_pad_is_an_error() {
             }
             Err(e) => panic!("not a model-file error: {e}"),
             Ok(()) => panic!("pad {pad} validated"),
+        }
+    }
+}
+
+/// A .mat file with one double array `labels` of dimensions `dims` holding `values`.
+fn mat_with_dims(dims: &[i32], values: &[f64]) -> Vec<u8> {
+    use data_fixtures::{
+        MI_DOUBLE, MI_INT8, MI_INT32, MI_MATRIX, MI_UINT32, MX_DOUBLE_CLASS, element,
+    };
+    let words = |v: &[u32]| v.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>();
+    let mut body = element(MI_UINT32, &words(&[MX_DOUBLE_CLASS, 0]), false);
+    let dims: Vec<u8> = dims.iter().flat_map(|d| d.to_le_bytes()).collect();
+    body.extend(element(MI_INT32, &dims, false));
+    body.extend(element(MI_INT8, b"labels", true));
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    body.extend(element(MI_DOUBLE, &data, false));
+    let mut out = b"MATLAB 5.0 MAT-file".to_vec();
+    out.resize(124, b' ');
+    out.extend(0x0100u16.to_le_bytes());
+    out.extend(b"IM");
+    out.extend(element(MI_MATRIX, &body, false));
+    out
+}
+
+/// Found by `flowers_mat` in a second: dimensions whose product overflows i32 panicked inside
+/// the `matfile` crate (debug builds; release wrapped the product). The crate is replaced by
+/// `data::mat`, which checks the product against the values present.
+#[test]
+fn a_mat_array_whose_dimensions_overflow_is_an_error() {
+    use bnn_transfer::data::flowers102_split;
+    let setid = mat_with_dims(&[1, 1], &[1.0]);
+    let ok = mat_with_dims(&[1, 1], &[3.0]);
+    assert!(matches!(
+        flowers102_split(&ok, "labels.mat", &setid, "setid.mat", "train"),
+        Err(Error::Dataset(m)) if m.contains("setid.mat") && m.contains("trnid")
+    ));
+    for dims in [[65536, 65536], [-134217727, 16777209], [i32::MAX, 2]] {
+        let labels = mat_with_dims(&dims, &[3.0]);
+        match flowers102_split(&labels, "labels.mat", &setid, "setid.mat", "train") {
+            Err(Error::Dataset(m)) => {
+                assert!(
+                    m.contains("labels.mat") && m.contains("not a readable"),
+                    "{m}"
+                )
+            }
+            other => panic!("{dims:?}: {other:?}"),
         }
     }
 }

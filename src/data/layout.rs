@@ -20,6 +20,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::folder::Sample;
+use super::mat;
 use super::source::{self, Files, Listing, Loc};
 use crate::error::{Error, Result};
 
@@ -312,9 +313,9 @@ fn read_required(files: &Files, rel: &str, layout: Layout) -> Result<Vec<u8>> {
 
 /// The integer values of variable `var` of a .mat file (any numeric class; column-major order,
 /// which for the 1×N vectors of Flowers-102 is their order).
-fn mat_integers(mat: &matfile::MatFile, file: &str, var: &str) -> Result<Vec<i64>> {
-    let Some(array) = mat.find_by_name(var) else {
-        let found: Vec<&str> = mat.arrays().iter().map(|a| a.name()).collect();
+fn mat_integers(arrays: &[mat::MatArray], file: &str, var: &str) -> Result<Vec<i64>> {
+    let Some(array) = arrays.iter().find(|a| a.name == var) else {
+        let found: Vec<&str> = arrays.iter().map(|a| a.name.as_str()).collect();
         return Err(Error::Dataset(format!(
             "{file} has no numeric variable '{var}' (found: {})",
             if found.is_empty() {
@@ -324,19 +325,7 @@ fn mat_integers(mat: &matfile::MatFile, file: &str, var: &str) -> Result<Vec<i64
             }
         )));
     };
-    use matfile::NumericData as D;
-    let values: Vec<f64> = match array.data() {
-        D::Int8 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::UInt8 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::Int16 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::UInt16 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::Int32 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::UInt32 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::Int64 { real, .. } => real.iter().map(|&v| v as f64).collect(),
-        D::UInt64 { real, .. } => real.iter().map(|&v| v as f64).collect(),
-        D::Single { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::Double { real, .. } => real.clone(),
-    };
+    let values = &array.values;
     values
         .iter()
         .enumerate()
@@ -353,8 +342,8 @@ fn mat_integers(mat: &matfile::MatFile, file: &str, var: &str) -> Result<Vec<i64
         .collect()
 }
 
-fn parse_mat(bytes: &[u8], name: &str) -> Result<matfile::MatFile> {
-    matfile::MatFile::parse(bytes).map_err(|e| {
+fn parse_mat(bytes: &[u8], name: &str) -> Result<Vec<mat::MatArray>> {
+    mat::parse(bytes).map_err(|e| {
         Error::Dataset(format!(
             "{name} is not a readable MATLAB v5 .mat file ({e}; v7.3/HDF5 files are not supported: \
              re-save with save(..., '-v7'))"
