@@ -265,3 +265,22 @@ fn a_mat_array_whose_dimensions_overflow_is_an_error() {
         }
     }
 }
+
+/// Found by `tar_set` through a Flowers-102 layout: a data element declaring 0xFFFFFFF9 bytes
+/// overflowed the padding arithmetic inside the `matfile` crate (`ceil_to_multiple`, a panic in
+/// debug builds). `data::mat` compares a declared size with the bytes left first.
+#[test]
+fn a_mat_element_declaring_more_bytes_than_the_file_holds_is_an_error() {
+    use bnn_transfer::data::flowers102_split;
+    let setid = mat_with_dims(&[1, 1], &[1.0]);
+    let mut labels = mat_with_dims(&[1, 1], &[3.0]);
+    // The miMATRIX element's size field, right after the 128-byte header and its type.
+    labels[132..136].copy_from_slice(&0xFFFF_FFF9u32.to_le_bytes());
+    match flowers102_split(&labels, "labels.mat", &setid, "setid.mat", "train") {
+        Err(Error::Dataset(m)) => assert!(
+            m.contains("labels.mat") && m.contains("4294967289 bytes"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
