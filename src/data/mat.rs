@@ -113,7 +113,7 @@ fn numbers(e: &Element, order: Order) -> Result<Vec<f64>, String> {
     let big = order.big;
     macro_rules! num {
         ($t:ty, $n:literal) => {{
-            if e.data.len() % $n != 0 {
+            if !e.data.len().is_multiple_of($n) {
                 return Err(format!("{} bytes of {}-byte numbers", e.data.len(), $n));
             }
             conv::<$n>(e.data, |b| {
