@@ -28,6 +28,19 @@ pub enum Error {
     /// and says what would.
     #[error("{0}")]
     Config(String),
+    /// A tar archive that ends early or is corrupt: where reading stopped and the last entry read
+    /// whole before it. Never skipped: every entry after the damage would be lost.
+    #[error(
+        "tar archive {path} is damaged at byte {offset}{}: {message}. Re-download or re-create \
+         the archive",
+        last_good.as_deref().map_or(String::new(), |e| format!(", after its last complete entry '{e}'"))
+    )]
+    DamagedArchive {
+        path: PathBuf,
+        last_good: Option<String>,
+        offset: u64,
+        message: String,
+    },
     #[error("model file {path}: {message}")]
     ModelFile { path: PathBuf, message: String },
     #[error("{path}: {source}")]

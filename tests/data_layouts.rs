@@ -1,13 +1,12 @@
 //! Data set layouts: detection, the official Flowers-102 / CUB-200-2011 / MIT Indoor-67 readers
 //! (directory, tar, and under a wrapper folder), the .mat files (plain and miCOMPRESSED, written
-//! here by hand and read by the `matfile` crate), and the error for each kind of broken set.
+//! here by hand and read by `data::mat`), and the error for each kind of broken set.
 
 mod common;
 
 mod data_fixtures;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,103 +14,6 @@ use bnn_transfer::data::{
     ImageFolder, Layout, Loader, LoaderConfig, Preprocess, flowers102_classes,
 };
 use data_fixtures::*;
-
-// ---------------------------------------------------------------------------------------------
-// A minimal MAT v5 writer (little-endian), as MATLAB lays the files out.
-
-const MI_INT8: u32 = 1;
-const MI_UINT8: u32 = 2;
-const MI_UINT16: u32 = 4;
-const MI_INT32: u32 = 5;
-const MI_UINT32: u32 = 6;
-const MI_DOUBLE: u32 = 9;
-const MI_MATRIX: u32 = 14;
-const MI_COMPRESSED: u32 = 15;
-const MX_DOUBLE_CLASS: u32 = 6;
-
-/// How a variable's values are stored. MATLAB keeps a double array of small integers in the
-/// smallest type that holds them (uint8 for Flowers' labels, uint16 for its ids).
-#[derive(Clone, Copy)]
-enum Storage {
-    Double,
-    U8,
-    U16,
-}
-
-/// One data element: the small format (tag and ≤ 4 bytes in 8) when `small` allows and the
-/// data fits, else tag + data padded to 8 bytes.
-fn element(ty: u32, data: &[u8], small: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    if small && !data.is_empty() && data.len() <= 4 {
-        out.extend(((data.len() as u32) << 16 | ty).to_le_bytes());
-        out.extend(data);
-        out.resize(8, 0);
-    } else {
-        out.extend(ty.to_le_bytes());
-        out.extend((data.len() as u32).to_le_bytes());
-        out.extend(data);
-        out.resize(out.len().div_ceil(8) * 8, 0);
-    }
-    out
-}
-
-/// A `1×n` double array named `name` (a miMATRIX element).
-fn mat_var(name: &str, values: &[f64], storage: Storage) -> Vec<u8> {
-    let mut body = Vec::new();
-    let flags: Vec<u8> = [MX_DOUBLE_CLASS, 0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    body.extend(element(MI_UINT32, &flags, false));
-    let dims: Vec<u8> = [1i32, values.len() as i32]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    body.extend(element(MI_INT32, &dims, false));
-    body.extend(element(MI_INT8, name.as_bytes(), true));
-    let (ty, data): (u32, Vec<u8>) = match storage {
-        Storage::Double => (
-            MI_DOUBLE,
-            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ),
-        Storage::U8 => (MI_UINT8, values.iter().map(|&v| v as u8).collect()),
-        Storage::U16 => (
-            MI_UINT16,
-            values
-                .iter()
-                .flat_map(|&v| (v as u16).to_le_bytes())
-                .collect(),
-        ),
-    };
-    body.extend(element(ty, &data, true));
-    element(MI_MATRIX, &body, false)
-}
-
-/// A MAT v5 file with the given variables, each in a miCOMPRESSED element (zlib, not padded, as
-/// MATLAB's default `save` writes) or as plain miMATRIX elements.
-fn mat_file(vars: &[(&str, Vec<f64>, Storage)], compressed: bool) -> Vec<u8> {
-    let mut text =
-        b"MATLAB 5.0 MAT-file, Platform: GLNXA64, Created by: bnn-transfer tests".to_vec();
-    text.resize(116, b' ');
-    let mut out = text;
-    out.extend([0u8; 8]); // subsystem data offset
-    out.extend(0x0100u16.to_le_bytes());
-    out.extend(b"IM");
-    for (name, values, storage) in vars {
-        let matrix = mat_var(name, values, *storage);
-        if compressed {
-            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-            z.write_all(&matrix).unwrap();
-            let z = z.finish().unwrap();
-            out.extend(MI_COMPRESSED.to_le_bytes());
-            out.extend((z.len() as u32).to_le_bytes());
-            out.extend(z);
-        } else {
-            out.extend(matrix);
-        }
-    }
-    out
-}
 
 fn floats(v: &[u32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()

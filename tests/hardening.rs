@@ -185,3 +185,25 @@ fn the_generated_fixture_set_has_three_full_splits() {
         assert_eq!(f.classes.len(), common::FIXTURE_CLASSES);
     }
 }
+
+#[test]
+fn a_dense_layer_with_a_set_padding_channel_bit_is_refused() {
+    let mut arch = Arch::mini(10);
+    arch.input = 8;
+    arch.convs = vec![ConvBlock {
+        out: 40,
+        kernel: 3,
+        stride: 1,
+        pad: 1,
+        pool: None,
+    }];
+    arch.dense = vec![16];
+    let mut f = random_file(&arch, 5).unwrap();
+    assert!(reload(&f).is_ok());
+    let dense = &mut f.layers[1];
+    assert_eq!(dense.spec.in_shape, [8, 8, 40]);
+    // Row 0, pixel 0: words 0 and 1 hold channels 0..64; channel 40 is padding.
+    dense.weights[1] |= 1 << 8;
+    let err = f.to_bytes().err().expect("refused").to_string();
+    assert!(err.contains("past the 40 channels"), "{err}");
+}

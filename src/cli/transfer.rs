@@ -249,6 +249,8 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
         .with_context(|| format!("reading {}", args.data.display()))?;
     let train = open(&args.data, layout, &args.train_split)?;
     let test = open(&args.data, layout, &args.test_split)?;
+    // Only a set without that split trains without validation; a split that is there but
+    // cannot be read (a damaged archive, no images) is an error like any other.
     let present = layout
         .splits(&args.data)
         .with_context(|| format!("reading {}", args.data.display()))?;

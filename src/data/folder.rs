@@ -164,7 +164,9 @@ impl ImageFolder {
         match (loc, &self.store) {
             (Loc::File(p), _) => std::fs::read(p).map_err(|e| Error::io(p, e)),
             (Loc::Span { offset, len }, Store::Tar(file)) => source::read_span(file, *offset, *len)
-                .map_err(|e| Error::io(self.path.join(&self.samples[i].name), e)),
+                .map_err(|e| {
+                    source::span_unreadable(&self.path, &self.samples[i].name, *offset, *len, e)
+                }),
             (Loc::Span { .. }, Store::Dir) => unreachable!("tar spans come with a tar store"),
         }
     }

@@ -20,6 +20,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::folder::Sample;
+use super::mat;
 use super::source::{self, Files, Listing, Loc};
 use crate::error::{Error, Result};
 
@@ -312,9 +313,9 @@ fn read_required(files: &Files, rel: &str, layout: Layout) -> Result<Vec<u8>> {
 
 /// The integer values of variable `var` of a .mat file (any numeric class; column-major order,
 /// which for the 1×N vectors of Flowers-102 is their order).
-fn mat_integers(mat: &matfile::MatFile, file: &str, var: &str) -> Result<Vec<i64>> {
-    let Some(array) = mat.find_by_name(var) else {
-        let found: Vec<&str> = mat.arrays().iter().map(|a| a.name()).collect();
+fn mat_integers(arrays: &[mat::MatArray], file: &str, var: &str) -> Result<Vec<i64>> {
+    let Some(array) = arrays.iter().find(|a| a.name == var) else {
+        let found: Vec<&str> = arrays.iter().map(|a| a.name.as_str()).collect();
         return Err(Error::Dataset(format!(
             "{file} has no numeric variable '{var}' (found: {})",
             if found.is_empty() {
@@ -324,19 +325,7 @@ fn mat_integers(mat: &matfile::MatFile, file: &str, var: &str) -> Result<Vec<i64
             }
         )));
     };
-    use matfile::NumericData as D;
-    let values: Vec<f64> = match array.data() {
-        D::Int8 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::UInt8 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::Int16 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::UInt16 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::Int32 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::UInt32 { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::Int64 { real, .. } => real.iter().map(|&v| v as f64).collect(),
-        D::UInt64 { real, .. } => real.iter().map(|&v| v as f64).collect(),
-        D::Single { real, .. } => real.iter().map(|&v| f64::from(v)).collect(),
-        D::Double { real, .. } => real.clone(),
-    };
+    let values = &array.values;
     values
         .iter()
         .enumerate()
@@ -353,21 +342,55 @@ fn mat_integers(mat: &matfile::MatFile, file: &str, var: &str) -> Result<Vec<i64
         .collect()
 }
 
-fn read_mat(files: &Files, rel: &str) -> Result<matfile::MatFile> {
-    let bytes = read_required(files, rel, Layout::Flowers102)?;
-    matfile::MatFile::parse(bytes.as_slice()).map_err(|e| {
+fn parse_mat(bytes: &[u8], name: &str) -> Result<Vec<mat::MatArray>> {
+    mat::parse(bytes).map_err(|e| {
         Error::Dataset(format!(
-            "{} is not a readable MATLAB v5 .mat file ({e}; v7.3/HDF5 files are not supported: \
-             re-save with save(..., '-v7'))",
-            files.describe(rel)
+            "{name} is not a readable MATLAB v5 .mat file ({e}; v7.3/HDF5 files are not supported: \
+             re-save with save(..., '-v7'))"
         ))
     })
 }
 
 fn flowers102(files: &Files, split: &str) -> Result<(Vec<String>, Vec<Listed>)> {
+    let labels = read_required(files, FLOWERS_LABELS, Layout::Flowers102)?;
+    let setid = read_required(files, FLOWERS_SETID, Layout::Flowers102)?;
+    let setid_name = files.describe(FLOWERS_SETID);
+    let listed_in = match FLOWERS_SPLITS.iter().find(|(name, _)| *name == split) {
+        Some((_, var)) => format!("{setid_name}, '{var}'"),
+        None => setid_name.clone(),
+    };
+    let images = flowers102_split(
+        &labels,
+        &files.describe(FLOWERS_LABELS),
+        &setid,
+        &setid_name,
+        split,
+    )?;
+    let out = images
+        .into_iter()
+        .map(|(name, label)| Listed {
+            name,
+            label,
+            listed_in: listed_in.clone(),
+        })
+        .collect();
+    Ok((flowers102_classes(), out))
+}
+
+/// Split `split` (`train`, `val`, `test`) of Flowers-102 from the bytes of its `imagelabels.mat`
+/// and `setid.mat` (called `labels_name` and `setid_name` in errors): each image's path in the
+/// set (`jpg/image_NNNNN.jpg`) and its 0-based label, in list order. Both files are checked whole
+/// (every label in range, every split non-empty, every id labelled and listed once), whichever
+/// split is asked for. What [`Layout::Flowers102`] reads.
+pub fn flowers102_split(
+    labels_mat: &[u8],
+    labels_name: &str,
+    setid_mat: &[u8],
+    setid_name: &str,
+    split: &str,
+) -> Result<Vec<(String, usize)>> {
     let classes = flowers102_classes();
-    let labels_name = files.describe(FLOWERS_LABELS);
-    let labels = mat_integers(&read_mat(files, FLOWERS_LABELS)?, &labels_name, "labels")?;
+    let labels = mat_integers(&parse_mat(labels_mat, labels_name)?, labels_name, "labels")?;
     for (i, &l) in labels.iter().enumerate() {
         if !(1..=classes.len() as i64).contains(&l) {
             return Err(Error::Dataset(format!(
@@ -378,13 +401,12 @@ fn flowers102(files: &Files, split: &str) -> Result<(Vec<String>, Vec<Listed>)> 
             )));
         }
     }
-    let setid_name = files.describe(FLOWERS_SETID);
-    let setid = read_mat(files, FLOWERS_SETID)?;
+    let setid = parse_mat(setid_mat, setid_name)?;
     // Every split is checked, so that a broken file is reported whichever split is opened.
     let mut seen: HashMap<i64, &str> = HashMap::new();
     let mut out = Vec::new();
     for (name, var) in FLOWERS_SPLITS {
-        let ids = mat_integers(&setid, &setid_name, var)?;
+        let ids = mat_integers(&setid, setid_name, var)?;
         if ids.is_empty() {
             return Err(Error::Dataset(format!(
                 "{setid_name}: '{var}' (split '{name}') is empty"
@@ -406,15 +428,11 @@ fn flowers102(files: &Files, split: &str) -> Result<(Vec<String>, Vec<Listed>)> 
                 )));
             }
             if name == split {
-                out.push(Listed {
-                    name: image_name(id),
-                    label: labels[id as usize - 1] as usize - 1,
-                    listed_in: format!("{setid_name}, '{var}'"),
-                });
+                out.push((image_name(id), labels[id as usize - 1] as usize - 1));
             }
         }
     }
-    Ok((classes, out))
+    Ok(out)
 }
 
 /// The official file name of Flowers-102 image `id` (1-based).

@@ -12,7 +12,9 @@
 //! - An unreadable or corrupt image is reported on stderr with its name, counted in
 //!   [`Loader::skipped`], and left out of its batch: that batch is simply shorter (batch k still
 //!   holds only chunk k, also with `drop_last`). A chunk whose images all fail yields no batch.
-//!   With `strict`, the first such image is an error naming it, and the pass ends there.
+//!   With `strict`, the first such image is an error naming it, and the pass ends there. A tar
+//!   entry that can no longer be read (the archive changed after it was indexed) is always an
+//!   error ([`Error::DamagedArchive`]): the archive is damaged, not one image.
 //! - Dropping the loader early stops the pipeline: queued decodes are skipped, running ones
 //!   finish (milliseconds), and the threads are joined.
 //!
@@ -351,6 +353,14 @@ impl Pipeline {
                     batch.images.extend_from_slice(&values);
                     batch.labels.push(self.set.samples[index].label);
                     batch.indices.push(index);
+                }
+                // A tar that can no longer be read is not one bad image: every later one is
+                // gone too.
+                Err(e @ Error::DamagedArchive { .. }) => {
+                    return Delivery {
+                        batch: Some(Err(e)),
+                        skipped,
+                    };
                 }
                 Err(e) if self.strict => {
                     let msg = format!(

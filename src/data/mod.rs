@@ -5,6 +5,7 @@
 //! - [`layout`]: [`Layout`]: `<split>/<class>/<image>` or the official layouts of Flowers-102,
 //!   CUB-200-2011 and MIT Indoor-67, and their detection (see `docs/DATA.md`).
 //! - [`source`]: the directory walker and the tar index behind them.
+//! - [`mat`]: the MATLAB v5 reader for Flowers-102's label and split files.
 //! - [`preprocess`]: decode, crop, resize, flip, normalize ([`load_image`]).
 //! - [`shapes`]: a procedural image set (shapes and textures) for `bnn demo`.
 //! - [`loader`]: [`Loader`], batches of one pass decoded ahead on a tokio runtime, in a
@@ -25,12 +26,13 @@
 pub mod folder;
 pub mod layout;
 pub mod loader;
+pub mod mat;
 pub mod preprocess;
 pub mod shapes;
 pub mod source;
 
 pub use folder::{ImageFolder, Sample};
-pub use layout::{Layout, flowers102_classes};
+pub use layout::{Layout, flowers102_classes, flowers102_split};
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image};
 pub use source::{IMAGE_EXTENSIONS, is_image_name};

@@ -212,9 +212,13 @@ impl Files {
             (None, _) => Ok(None),
             (Some(Loc::File(p)), _) => std::fs::read(&p).map(Some).map_err(|e| Error::io(p, e)),
             (Some(Loc::Span { offset, len }), Files::Tar { file, .. }) => {
+                let path = match self {
+                    Files::Tar { path, .. } => path.as_path(),
+                    Files::Dir { root } => root.as_path(),
+                };
                 read_span(file, offset, len)
                     .map(Some)
-                    .map_err(|e| Error::io(self.describe(rel), e))
+                    .map_err(|e| span_unreadable(path, rel, offset, len, e))
             }
             (Some(Loc::Span { .. }), Files::Dir { .. }) => unreachable!("spans come from a tar"),
         }
@@ -406,22 +410,62 @@ fn components(path: &[u8]) -> Option<Vec<String>> {
 /// Calls `f(components, is_dir, (offset, len))` for every file and folder entry of the tar at
 /// `path` whose path stays inside the archive and has no hidden component; returns the opened
 /// file (for [`read_span`]). Links, devices and pax/GNU metadata entries are skipped.
+///
+/// A damaged archive is an [`Error::DamagedArchive`]: a corrupt header, an entry whose data runs
+/// past the end of the file, or an end without the end-of-archive marker (the zero block every
+/// tar writer ends with), which is how a copy cut short at an entry boundary looks. The tar
+/// crate alone takes a file that ends early for a complete archive and drops every later entry.
 fn walk_tar(path: &Path, mut f: impl FnMut(&[String], bool, (u64, u64))) -> Result<File> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut entries_seen = 0usize;
     if sniff_tar(path, &mut file)? {
         let reader = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut archive = tar::Archive::new(reader);
-        let corrupt = |e: io::Error, after: usize| {
-            Error::Dataset(format!(
-                "tar archive {} is damaged after {after} entries: {e}",
-                path.display()
-            ))
-        };
-        for entry in archive.entries_with_seek().map_err(|e| corrupt(e, 0))? {
-            let entry = entry.map_err(|e| corrupt(e, entries_seen))?;
+        let mut last_good: Option<String> = None;
+        // End of the last entry's data, padded to whole blocks: where the next header starts.
+        let mut next_header = 0u64;
+        let damaged =
+            |message: String, offset: u64, last_good: &Option<String>| Error::DamagedArchive {
+                path: path.to_path_buf(),
+                last_good: last_good.clone(),
+                offset,
+                message,
+            };
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| damaged(e.to_string(), 0, &None))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| {
+                damaged(
+                    format!("unreadable entry header ({e})"),
+                    next_header,
+                    &last_good,
+                )
+            })?;
             entries_seen += 1;
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let kind = entry.header().entry_type();
+            // Bytes of data stored after the header (a sparse entry's size is its expanded one).
+            let stored = if kind == tar::EntryType::GNUSparse {
+                entry.header().entry_size().unwrap_or(u64::MAX)
+            } else {
+                entry.size()
+            };
+            let start = entry.raw_file_position();
+            let end = start.saturating_add(stored);
+            if end > file_len {
+                return Err(damaged(
+                    format!(
+                        "entry '{name}' needs {stored} bytes from byte {start} but the file ends \
+                         at byte {file_len} (cut short?)"
+                    ),
+                    file_len,
+                    &last_good,
+                ));
+            }
+            next_header = end.div_ceil(BLOCK as u64) * BLOCK as u64;
+            last_good = Some(name);
             let (is_file, is_dir) = (kind.is_file(), kind.is_dir());
             if !is_file && !is_dir {
                 continue;
@@ -432,7 +476,19 @@ fn walk_tar(path: &Path, mut f: impl FnMut(&[String], bool, (u64, u64))) -> Resu
             if parts.is_empty() || parts.iter().any(|c| is_hidden(c)) {
                 continue;
             }
-            f(&parts, is_dir, (entry.raw_file_position(), entry.size()));
+            f(&parts, is_dir, (start, entry.size()));
+        }
+        // The iterator stops at a zero block or at the end of the file; only the first is the
+        // end of a whole archive.
+        if entries_seen > 0 && file_len < next_header.saturating_add(BLOCK as u64) {
+            return Err(damaged(
+                format!(
+                    "the file ends at byte {file_len} without the end-of-archive marker (a zero \
+                     block after the last entry): it was cut short"
+                ),
+                file_len,
+                &last_good,
+            ));
         }
     }
     if entries_seen == 0 {
@@ -467,6 +523,25 @@ fn add_to_tree(
     {
         let loc = Loc::Span { offset, len };
         tree.images.insert(parts.join("/"), (parts[1].clone(), loc));
+    }
+}
+
+/// The error for entry `name` of the tar at `path` whose indexed bytes can no longer be read.
+pub(crate) fn span_unreadable(
+    path: &Path,
+    name: &str,
+    offset: u64,
+    len: u64,
+    e: io::Error,
+) -> Error {
+    Error::DamagedArchive {
+        path: path.to_path_buf(),
+        last_good: None,
+        offset,
+        message: format!(
+            "entry '{name}' ({len} bytes) can no longer be read ({e}): the archive changed after \
+             it was indexed"
+        ),
     }
 }
 

@@ -36,6 +36,37 @@ pub struct CacheInfo {
     pub key: String,
 }
 
+impl CacheInfo {
+    /// `dim` and `per_image` follow from the cut shape (a reader slices rows by them).
+    fn check(&self, path: &Path) -> Result<()> {
+        let [h, w, c] = self.shape;
+        let dim = h.checked_mul(w).and_then(|hw| hw.checked_mul(c));
+        if dim != Some(self.dim) {
+            return Err(bad(
+                path,
+                format!(
+                    "dim {} is not the size of the cut shape {:?}",
+                    self.dim, self.shape
+                ),
+            ));
+        }
+        let per_image = match self.output {
+            Output::Bits => h * w * c.div_ceil(32),
+            Output::Preact | Output::Signs => self.dim,
+        };
+        if self.per_image != per_image {
+            return Err(bad(
+                path,
+                format!(
+                    "per_image {} should be {per_image} for {:?} output of shape {:?}",
+                    self.per_image, self.output, self.shape
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Features of a whole data set with their labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureCache {
@@ -89,10 +120,16 @@ impl FeatureCache {
         Ok(out.len() as u64)
     }
 
+    /// Reads a cache file; anything malformed is an [`Error::ModelFile`] naming it.
     pub fn load(path: &Path) -> Result<FeatureCache> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e.to_string()))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses and checks cache file bytes; `path` only names the file in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<FeatureCache> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(path, e.to_string()))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(path, e.to_string()))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some(CACHE_FORMAT) {
             return Err(bad(path, "not a feature cache"));
@@ -103,8 +140,25 @@ impl FeatureCache {
             .tensor("features")
             .map_err(|e| bad(path, e.to_string()))?;
         let l = st.tensor("labels").map_err(|e| bad(path, e.to_string()))?;
-        if l.dtype() != Dtype::U32 || f.shape() != [l.shape()[0], info.per_image] {
+        let &[n] = l.shape() else {
+            return Err(bad(
+                path,
+                format!("labels: shape {:?}, expected [images]", l.shape()),
+            ));
+        };
+        if l.dtype() != Dtype::U32 || f.shape() != [n, info.per_image] {
             return Err(bad(path, "tensor shapes do not match"));
+        }
+        info.check(path)?;
+        let labels: Vec<u32> = bytemuck::pod_collect_to_vec(l.data());
+        if let Some(bad_label) = labels.iter().find(|&&l| l as usize >= info.classes.len()) {
+            return Err(bad(
+                path,
+                format!(
+                    "label {bad_label} is out of range: the cache lists {} classes",
+                    info.classes.len()
+                ),
+            ));
         }
         let features = match (f.dtype(), info.output) {
             (Dtype::U32, Output::Bits) => Features::Bits(bytemuck::pod_collect_to_vec(f.data())),
@@ -115,7 +169,7 @@ impl FeatureCache {
         Ok(FeatureCache {
             info,
             features,
-            labels: bytemuck::pod_collect_to_vec(l.data()),
+            labels,
         })
     }
 }

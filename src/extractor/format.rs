@@ -325,6 +325,7 @@ impl Graph {
                     if l.kernel == 0
                         || l.stride == 0
                         || l.kernel > 64
+                        || l.pad > 64
                         || prev[0] + 2 * l.pad < l.kernel
                         || prev[1] + 2 * l.pad < l.kernel
                         || l.in_features != 0
@@ -569,7 +570,7 @@ impl ExtractorFile {
         Ok(file)
     }
 
-    /// Tensor sizes match the graph, and packed tail bits are clear.
+    /// Tensor sizes match the graph, packed tail bits are clear and the classifier is finite.
     fn check_tensors(&self, path: &Path) -> Result<()> {
         if self.layers.len() != self.graph.layers.len() {
             return Err(bad(path, "layers and graph differ"));
@@ -586,10 +587,13 @@ impl ExtractorFile {
             if float != (s.kind == LayerKind::FirstConv) {
                 return Err(bad(path, format!("layer '{}': threshold type", s.name)));
             }
-            let bits = if s.kind == LayerKind::XnorDense {
-                s.in_features
-            } else {
-                s.in_shape[2]
+            // Bits per packed group: a conv tap's channels; a dense row after a 1×1 map; a pixel's
+            // channels of a dense row after an H×W map, whose padding channels' weight bits must
+            // be clear (each adds +1 through `dot_offset`).
+            let [h, w, c] = s.in_shape;
+            let bits = match s.kind {
+                LayerKind::XnorDense if h * w == 1 => s.in_features,
+                _ => c,
             };
             if bits % 32 != 0 {
                 let row = words(bits);
@@ -597,7 +601,11 @@ impl ExtractorFile {
                 if l.weights.chunks_exact(row).any(|r| r[row - 1] & mask != 0) {
                     return Err(bad(
                         path,
-                        format!("layer '{}': weight tail bits are set", s.name),
+                        format!(
+                            "layer '{}': weight bits past the {bits} channels of a packed group \
+                             are set (they must be 0: docs/FORMAT.md, bit conventions)",
+                            s.name
+                        ),
                     ));
                 }
             }
@@ -607,6 +615,9 @@ impl ExtractorFile {
             (Some(s), Some(c))
                 if c.weight.len() == s.classes * s.in_features && c.bias.len() == s.classes =>
             {
+                if c.weight.iter().chain(&c.bias).any(|v| !v.is_finite()) {
+                    return Err(bad(path, "the classifier holds NaN or infinite values"));
+                }
                 Ok(())
             }
             _ => Err(bad(path, "classifier tensors do not fit the graph")),

@@ -205,15 +205,6 @@ impl Cache {
         }
         match FeatureCache::load(&path) {
             Ok(c) if c.info.key != key => None,
-            Ok(c) if c.labels.iter().any(|&l| l as usize >= c.info.classes.len()) => {
-                eprintln!(
-                    "ignoring a broken feature cache ({}: a label is out of range for its {} \
-                     classes); rebuilding it",
-                    path.display(),
-                    c.info.classes.len()
-                );
-                None
-            }
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("ignoring a broken feature cache ({e}); rebuilding it");

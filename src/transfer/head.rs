@@ -234,8 +234,13 @@ impl Head {
     /// Reads and validates a head file; anything malformed is an [`Error::ModelFile`].
     pub fn load(path: &Path) -> Result<Head> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e.to_string()))?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(path, e.to_string()))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses and validates head file bytes; `path` only names the file in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Head> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(path, e.to_string()))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(path, e.to_string()))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some(HEAD_FORMAT) {
             return Err(bad(path, "not a head file (from `bnn transfer`)"));

@@ -174,3 +174,100 @@ pub fn mixed_set() -> Vec<Entry> {
     }
     e
 }
+
+// ---------------------------------------------------------------------------------------------
+// A minimal MAT v5 writer (little-endian), as MATLAB lays the files out.
+
+pub const MI_INT8: u32 = 1;
+pub const MI_UINT8: u32 = 2;
+pub const MI_UINT16: u32 = 4;
+pub const MI_INT32: u32 = 5;
+pub const MI_UINT32: u32 = 6;
+pub const MI_DOUBLE: u32 = 9;
+pub const MI_MATRIX: u32 = 14;
+pub const MI_COMPRESSED: u32 = 15;
+pub const MX_DOUBLE_CLASS: u32 = 6;
+
+/// How a variable's values are stored. MATLAB keeps a double array of small integers in the
+/// smallest type that holds them (uint8 for Flowers' labels, uint16 for its ids).
+#[derive(Clone, Copy)]
+pub enum Storage {
+    Double,
+    U8,
+    U16,
+}
+
+/// One data element: the small format (tag and ≤ 4 bytes in 8) when `small` allows and the
+/// data fits, else tag + data padded to 8 bytes.
+pub fn element(ty: u32, data: &[u8], small: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    if small && !data.is_empty() && data.len() <= 4 {
+        out.extend(((data.len() as u32) << 16 | ty).to_le_bytes());
+        out.extend(data);
+        out.resize(8, 0);
+    } else {
+        out.extend(ty.to_le_bytes());
+        out.extend((data.len() as u32).to_le_bytes());
+        out.extend(data);
+        out.resize(out.len().div_ceil(8) * 8, 0);
+    }
+    out
+}
+
+/// A `1×n` double array named `name` (a miMATRIX element).
+pub fn mat_var(name: &str, values: &[f64], storage: Storage) -> Vec<u8> {
+    let mut body = Vec::new();
+    let flags: Vec<u8> = [MX_DOUBLE_CLASS, 0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    body.extend(element(MI_UINT32, &flags, false));
+    let dims: Vec<u8> = [1i32, values.len() as i32]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    body.extend(element(MI_INT32, &dims, false));
+    body.extend(element(MI_INT8, name.as_bytes(), true));
+    let (ty, data): (u32, Vec<u8>) = match storage {
+        Storage::Double => (
+            MI_DOUBLE,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
+        Storage::U8 => (MI_UINT8, values.iter().map(|&v| v as u8).collect()),
+        Storage::U16 => (
+            MI_UINT16,
+            values
+                .iter()
+                .flat_map(|&v| (v as u16).to_le_bytes())
+                .collect(),
+        ),
+    };
+    body.extend(element(ty, &data, true));
+    element(MI_MATRIX, &body, false)
+}
+
+/// A MAT v5 file with the given variables, each in a miCOMPRESSED element (zlib, not padded, as
+/// MATLAB's default `save` writes) or as plain miMATRIX elements.
+pub fn mat_file(vars: &[(&str, Vec<f64>, Storage)], compressed: bool) -> Vec<u8> {
+    let mut text =
+        b"MATLAB 5.0 MAT-file, Platform: GLNXA64, Created by: bnn-transfer tests".to_vec();
+    text.resize(116, b' ');
+    let mut out = text;
+    out.extend([0u8; 8]); // subsystem data offset
+    out.extend(0x0100u16.to_le_bytes());
+    out.extend(b"IM");
+    for (name, values, storage) in vars {
+        let matrix = mat_var(name, values, *storage);
+        if compressed {
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut z, &matrix).unwrap();
+            let z = z.finish().unwrap();
+            out.extend(MI_COMPRESSED.to_le_bytes());
+            out.extend((z.len() as u32).to_le_bytes());
+            out.extend(z);
+        } else {
+            out.extend(matrix);
+        }
+    }
+    out
+}
