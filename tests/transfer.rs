@@ -241,6 +241,15 @@ fn cli_transfer_then_predict() {
     let dir = tmp("cli");
     let out = dir.join("t");
     let cache = dir.join("cache");
+    // Temp files that killed runs left behind are cleaned up.
+    let stale = [
+        cache.join(".m-fc1-train-0.safetensors.tmp999999"),
+        out.join(".report.json.tmp999999"),
+    ];
+    for f in &stale {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, b"half").unwrap();
+    }
     let o = bnn(&[
         "transfer",
         "--model",
@@ -265,6 +274,7 @@ fn cli_transfer_then_predict() {
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let rows = report["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3, "two heads and the scratch row");
+    assert!(stale.iter().all(|f| !f.exists()));
     for r in rows {
         let t = r["test"]["top1"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&t));

@@ -335,6 +335,7 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
     let cache = Cache {
         dir: args.cache_dir.clone().unwrap_or_else(Cache::default_dir),
     };
+    bnn_transfer::atomic::remove_stale_temps(&cache.dir)?;
     let (fp, stem) = (backbone.fingerprint, backbone.name.clone());
     println!(
         "extractor {} ({} layers, cut points {}) on {device_name}; data {} ({layout}, {} classes: {})",
@@ -485,6 +486,7 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
                 hname.replace([':', ','], "-")
             ));
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            bnn_transfer::atomic::remove_stale_temps(&dir)?;
             head.save(&dir.join("head.safetensors"))?;
             bnn_transfer::atomic::write_atomic(
                 &dir.join("metrics.csv"),
