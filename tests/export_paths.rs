@@ -212,7 +212,7 @@ fn cli_pretrain_export_extract_end_to_end() {
     let truncated = dir.join("truncated.safetensors");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let bad_out = dir.join("bad.safetensors");
-    let extract = |m: &Path, out: &Path| {
+    let extract_on = |m: &Path, out: &Path, device: &str, output: &str| {
         let d = s(&data);
         bnn(&[
             "extract",
@@ -224,8 +224,13 @@ fn cli_pretrain_export_extract_end_to_end() {
             "test",
             "--out",
             s(out),
+            "--device",
+            device,
+            "--output",
+            output,
         ])
     };
+    let extract = |m: &Path, out: &Path| extract_on(m, out, "adapter", "bits");
     let o = extract(&truncated, &bad_out);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
@@ -233,8 +238,26 @@ fn cli_pretrain_export_extract_end_to_end() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!bad_out.exists());
 
+    // The CPU binary path needs no adapter, and every output equals the kernels' on an adapter.
+    for output in ["bits", "signs", "preact"] {
+        let cpu = dir.join(format!("cpu-{output}.safetensors"));
+        assert!(extract_on(&model, &cpu, "cpu", output).status.success());
+        let cpu = FeatureCache::load(&cpu).unwrap();
+        assert_eq!(cpu.labels.len(), common::FIXTURE_PER_SPLIT);
+        if common::gpu().is_some() {
+            let on_adapter = dir.join(format!("adapter-{output}.safetensors"));
+            assert!(
+                extract_on(&model, &on_adapter, "adapter", output)
+                    .status
+                    .success()
+            );
+            let on_adapter = FeatureCache::load(&on_adapter).unwrap();
+            assert_eq!(cpu.features, on_adapter.features, "{output}");
+            assert_eq!(cpu.labels, on_adapter.labels);
+        }
+    }
     if common::gpu().is_none() {
-        return; // bnn extract needs an adapter; common::gpu printed why (or failed under REQUIRE_GPU)
+        return; // the adapter's run; common::gpu printed why (or failed under REQUIRE_GPU)
     }
     assert!(extract(&model, &feats).status.success());
     let cache = FeatureCache::load(&feats).unwrap();

@@ -1,4 +1,5 @@
-//! `bnn extract`: a feature cache for a whole data set, from an extractor file on a wgpu device.
+//! `bnn extract`: a feature cache for a whole data set, from an extractor file on a wgpu device or
+//! on the library's CPU binary path.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,8 +8,8 @@ use std::time::Instant;
 use anyhow::Context;
 use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig};
 use bnn_transfer::extractor::cache::CacheInfo;
-use bnn_transfer::extractor::{Extractor, FeatureCache, Features, Output};
-use bnn_transfer::gpu::Gpu;
+use bnn_transfer::extractor::{Extractor, FeatureCache, Features, Output, reference};
+use bnn_transfer::transfer::features::{ExtractorDevice, select_gpu};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,6 +33,11 @@ pub struct Args {
     output: Output,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Where the extractor runs: `auto` (the XNOR kernels on a real GPU, the CPU binary path on a
+    /// CPU adapter or none), `adapter` (the kernels on any adapter, lavapipe included), `gpu`
+    /// (the kernels, an error without an adapter) or `cpu`. Every device gives the same bits.
+    #[arg(long, value_enum, default_value_t = ExtractorDevice::Auto)]
+    device: ExtractorDevice,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -39,8 +45,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pre = backbone.preprocess()?;
     let file = backbone.file;
     let cut = file.cut().clone();
-    let gpu = Gpu::new()?;
-    let ex = Extractor::new(&gpu, file)?;
+    let (gpu, note) = select_gpu(args.device)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let ex = gpu
+        .as_ref()
+        .map(|g| Extractor::new(g, file.clone()))
+        .transpose()?;
+    let threads = bnn_transfer::cpu::default_threads();
+    // The CPU binary path computes packed bits; pre-activations come from the scalar reference.
+    let run = |images: &[f32], n: usize| -> bnn_transfer::Result<Features> {
+        match (&ex, args.output) {
+            (Some(ex), output) => ex.run(images, output),
+            (None, Output::Preact) => reference::run(&file, images, n, Output::Preact),
+            (None, output) => {
+                let bits = bnn_transfer::cpu::extractor::run_bits(&file, images, n, threads)?;
+                Ok(match output {
+                    Output::Signs => {
+                        Features::Float(bnn_transfer::bits::unpack_rows(&bits, cut.out_channels()))
+                    }
+                    _ => Features::Bits(bits),
+                })
+            }
+        }
+    };
     let set = Arc::new(
         ImageFolder::open_layout(&args.data, args.layout, &args.split)
             .with_context(|| format!("opening {} ({})", args.data.display(), args.split))?,
@@ -57,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
     for batch in loader {
         let batch = batch?;
-        match ex.run(&batch.images, args.output)? {
+        match run(&batch.images, batch.len())? {
             Features::Bits(v) => bits.extend(v),
             Features::Int(v) => ints.extend(v),
             Features::Float(v) => floats.extend(v),
@@ -101,7 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cut.out_len(),
         cut.name,
         n as f64 / secs,
-        gpu.describe()
+        gpu.as_ref()
+            .map_or(format!("the CPU binary path ({threads} threads)"), |g| g
+                .describe())
     );
     Ok(())
 }

@@ -89,19 +89,7 @@ pub struct Args {
     pub workers: usize,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExtractorDevice {
-    /// The XNOR kernels on a real GPU; the CPU binary path when the only adapter is a CPU (on
-    /// lavapipe the CPU path is far faster: see `bnn bench`) or there is none.
-    Auto,
-    /// The XNOR kernels on whatever adapter wgpu selects, lavapipe included; the CPU path only
-    /// when there is no adapter at all.
-    Adapter,
-    /// The XNOR kernels on the selected adapter; an error without one.
-    Gpu,
-    /// The library's CPU binary path (u64 popcount on every core).
-    Cpu,
-}
+pub use bnn_transfer::transfer::features::ExtractorDevice;
 
 /// One head to train: a backbone's features at a cut, and the hidden widths.
 #[derive(Clone, Debug, Serialize)]
@@ -303,28 +291,10 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
     bnn_transfer::atomic::remove_stale_temps(&args.out)?;
 
     // The extractor: wgpu if possible (or demanded), else the CPU path.
-    let gpu = match args.extractor_device {
-        ExtractorDevice::Cpu => None,
-        ExtractorDevice::Gpu => Some(bnn_transfer::gpu::Gpu::new()?),
-        ExtractorDevice::Auto | ExtractorDevice::Adapter => match features::gpu_or_reason() {
-            Ok(g)
-                if args.extractor_device == ExtractorDevice::Auto
-                    && g.info.device_type == wgpu::DeviceType::Cpu =>
-            {
-                eprintln!(
-                    "the adapter {} is a CPU: running the extractor on the CPU binary path, which \
-                     is faster there (--extractor-device adapter runs the kernels on it anyway)",
-                    g.info.name
-                );
-                None
-            }
-            Ok(g) => Some(g),
-            Err(why) => {
-                eprintln!("no wgpu adapter ({why}); running the extractor on the CPU path");
-                None
-            }
-        },
-    };
+    let (gpu, note) = features::select_gpu(args.extractor_device)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
     let runner = match &gpu {
         Some(g) => Runner::Gpu(Box::new(Extractor::new(g, file.clone())?)),
         None => Runner::Cpu(Box::new(file.clone())),

@@ -361,6 +361,50 @@ pub fn extractor_features(
     Ok((sets, seconds))
 }
 
+/// Where the frozen extractor runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExtractorDevice {
+    /// The XNOR kernels on a real GPU; the CPU binary path when the only adapter is a CPU (on
+    /// lavapipe the CPU path is far faster: see `bnn bench`) or there is none.
+    Auto,
+    /// The XNOR kernels on whatever adapter wgpu selects, lavapipe included; the CPU path only
+    /// when there is no adapter at all.
+    Adapter,
+    /// The XNOR kernels on the selected adapter; an error without one.
+    Gpu,
+    /// The library's CPU binary path (u64 popcount on every core).
+    Cpu,
+}
+
+/// The wgpu device `device` asks for, or `None` for the CPU binary path, with a note to show the
+/// user when the choice was not the obvious one (a CPU adapter passed over, no adapter at all).
+pub fn select_gpu(device: ExtractorDevice) -> Result<(Option<Gpu>, Option<String>)> {
+    Ok(match device {
+        ExtractorDevice::Cpu => (None, None),
+        ExtractorDevice::Gpu => (Some(Gpu::new()?), None),
+        ExtractorDevice::Auto | ExtractorDevice::Adapter => match gpu_or_reason() {
+            Ok(g)
+                if device == ExtractorDevice::Auto
+                    && g.info.device_type == wgpu::DeviceType::Cpu =>
+            {
+                let note = format!(
+                    "the adapter {} is a CPU: running the extractor on the CPU binary path, which \
+                     is faster there (device `adapter` runs the kernels on it anyway)",
+                    g.info.name
+                );
+                (None, Some(note))
+            }
+            Ok(g) => (Some(g), None),
+            Err(why) => (
+                None,
+                Some(format!(
+                    "no wgpu adapter ({why}); running the extractor on the CPU path"
+                )),
+            ),
+        },
+    })
+}
+
 /// A wgpu device if there is one, else `None` with the reason (the CPU path is used then).
 pub fn gpu_or_reason() -> std::result::Result<Gpu, String> {
     Gpu::new().map_err(|e| e.to_string())
