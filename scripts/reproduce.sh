@@ -6,13 +6,14 @@
 #   4. transfer to Flowers-102 (official split) retraining the last 1, 2 and 3 layers, with the
 #      binary extractor and the float twin, and score the scratch network, in one table.
 # Every step resumes: a finished pretraining is skipped, an interrupted one continues (--resume).
-# Usage: scripts/reproduce.sh [EPOCHS] [SCRATCH_EPOCHS]   (environment: DATA, RUNS, BNN)
+# Usage: scripts/reproduce.sh [EPOCHS] [SCRATCH_EPOCHS]   (environment: DATA, RUNS, BNN,
+# CARGO_TARGET_DIR)
 set -euo pipefail
 EPOCHS=${1:-6}
 SCRATCH_EPOCHS=${2:-30}
 DATA=${DATA:-../shared/data}
 RUNS=${RUNS:-runs}
-BNN=${BNN:-target/release/bnn}
+BNN=${BNN:-${CARGO_TARGET_DIR:-target}/release/bnn}
 [ -x "$BNN" ] || cargo build --release
 mkdir -p "$RUNS/logs"
 
