@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod csv_file;
 pub mod data;
 pub mod error;
+pub mod eval;
 #[cfg(feature = "train")]
 pub mod export;
 pub mod extractor;

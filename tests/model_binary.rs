@@ -198,7 +198,8 @@ fn checkpoint_roundtrip_reproduces_the_eval_forward() {
     };
     checkpoint::write_config(&dir, &config).unwrap();
     checkpoint::save(&dir, &model, &optimizer, &Default::default()).unwrap();
-    let (arch, precision, loaded) = bnn_transfer::model::load(&dir, &Device::flex()).unwrap();
+    let (arch, precision, loaded) =
+        bnn_transfer::train::checkpoint::load(&dir, &Device::flex()).unwrap();
     assert_eq!(arch, Arch::mini(5));
     assert_eq!(precision, Precision::Binary);
     let (images, _) = batch(&Device::flex(), 4, 77);
@@ -211,12 +212,12 @@ fn checkpoint_roundtrip_reproduces_the_eval_forward() {
     let ckpt = dir.join("checkpoint");
     let bytes = std::fs::read(ckpt.join("model.bpk")).unwrap();
     std::fs::write(ckpt.join("model.bpk"), &bytes[..bytes.len() / 2]).unwrap();
-    let err = bnn_transfer::model::load(&dir, &Device::flex())
+    let err = bnn_transfer::train::checkpoint::load(&dir, &Device::flex())
         .unwrap_err()
         .to_string();
     assert!(err.contains("corrupt checkpoint"), "{err}");
     std::fs::remove_dir_all(&ckpt).unwrap();
-    let err = bnn_transfer::model::load(&dir, &Device::flex())
+    let err = bnn_transfer::train::checkpoint::load(&dir, &Device::flex())
         .unwrap_err()
         .to_string();
     assert!(err.contains("no checkpoint"), "{err}");

@@ -565,7 +565,7 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
 
 fn scratch_row(dir: &Path, test: Arc<ImageFolder>, workers: usize) -> anyhow::Result<Row> {
     let device = burn::tensor::Device::flex();
-    let (arch, precision, model) = bnn_transfer::model::load(dir, &device)
+    let (arch, precision, model) = bnn_transfer::train::checkpoint::load(dir, &device)
         .with_context(|| format!("loading the scratch run {}", dir.display()))?;
     let bar = bnn_transfer::progress::bar(0, "scratch");
     let start = Instant::now();

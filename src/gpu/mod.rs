@@ -12,4 +12,4 @@ pub use adapter::{AdapterReport, describe_adapters, select_adapter};
 pub use buffers::Storage;
 pub use context::{Dispatch, Gpu, LimitsProfile, Timing};
 pub use limits::{AdapterLimits, LLVMPIPE_LOOP_BUDGET};
-pub use pipelines::PipelineKey;
+pub use pipelines::{PipelineKey, ShaderSource};

@@ -1,36 +1,63 @@
 //! The pipeline cache key and compilation: a pipeline is a shader (one `shaders/*.wgsl` file), an
 //! entry point, and the values of its `override` constants.
 
+use std::hash::{Hash, Hasher};
+
 use crate::error::{Error, Result};
-use crate::kernels::Shader;
+
+/// A WGSL module: its file name, which identifies it (in the cache and in errors), and its text.
+/// The kernels turn their `Shader` into one, so this layer needs no knowledge of them.
+#[derive(Clone, Copy, Debug)]
+pub struct ShaderSource {
+    pub name: &'static str,
+    pub text: &'static str,
+}
+
+impl PartialEq for ShaderSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for ShaderSource {}
+
+impl Hash for ShaderSource {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
 
 /// (shader, entry point, override constants). Constants are stored as bit patterns so the key is
 /// hashable; they are sorted by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
-    pub shader: Shader,
+    pub shader: ShaderSource,
     pub entry: &'static str,
     constants: Vec<(&'static str, u64)>,
 }
 
 impl PipelineKey {
-    pub fn new(shader: Shader, entry: &'static str, constants: &[(&'static str, f64)]) -> Self {
+    pub fn new(
+        shader: impl Into<ShaderSource>,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Self {
         let mut constants: Vec<(&'static str, u64)> =
             constants.iter().map(|&(k, v)| (k, v.to_bits())).collect();
         constants.sort();
         PipelineKey {
-            shader,
+            shader: shader.into(),
             entry,
             constants,
         }
     }
 
     pub(crate) fn compile(&self, device: &wgpu::Device) -> Result<wgpu::ComputePipeline> {
-        let name = format!("{}::{}", self.shader.file_name(), self.entry);
+        let name = format!("{}::{}", self.shader.name, self.entry);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(self.shader.file_name()),
-            source: wgpu::ShaderSource::Wgsl(self.shader.source().into()),
+            label: Some(self.shader.name),
+            source: wgpu::ShaderSource::Wgsl(self.shader.text.into()),
         });
         let constants: Vec<(&str, f64)> = self
             .constants

@@ -82,6 +82,15 @@ impl Shader {
     }
 }
 
+impl From<Shader> for crate::gpu::ShaderSource {
+    fn from(shader: Shader) -> Self {
+        crate::gpu::ShaderSource {
+            name: shader.file_name(),
+            text: shader.source(),
+        }
+    }
+}
+
 /// Dispatch for `items` invocations of a `WORKGROUP`-wide kernel.
 pub(crate) fn dispatch(
     gpu: &Gpu,

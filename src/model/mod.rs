@@ -52,13 +52,9 @@
 pub mod binary;
 mod net;
 
-use std::path::Path;
-
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::Arch;
-use crate::error::Result;
 
 pub use binary::{sign, sign_ste};
 pub use net::{BlockTrace, Classifier, ConvBlock, DenseBlock, Model, Trace, binarize};
@@ -106,12 +102,4 @@ impl ModelConfig {
             bn_momentum: 0.1,
         }
     }
-}
-
-/// Loads the model of a `bnn pretrain` output directory (`config.json` + the latest checkpoint)
-/// on `device` (e.g. `Device::flex()`), in eval mode (no autodiff, running batch-norm statistics).
-/// A missing or corrupt checkpoint is an [`Error::ModelFile`](crate::Error::ModelFile).
-pub fn load(dir: &Path, device: &Device) -> Result<(Arch, Precision, Model)> {
-    let (config, model) = crate::train::checkpoint::load_model(dir, device)?;
-    Ok((config.arch, config.precision, model))
 }

@@ -242,6 +242,17 @@ pub fn load_optimizer_file(ckpt: &Path, optimizer: ModuleOptimizer) -> Result<Mo
         .map_err(|e| model_file_error(&path, format!("corrupt optimizer state: {e}")))
 }
 
+/// The architecture, precision and model of a `bnn pretrain` output directory (`config.json` +
+/// the latest checkpoint) on `device` (e.g. `Device::flex()`), in eval mode (no autodiff, running
+/// batch-norm statistics). A missing or corrupt checkpoint is an [`Error::ModelFile`].
+pub fn load(
+    dir: &Path,
+    device: &Device,
+) -> Result<(crate::arch::Arch, crate::model::Precision, Model)> {
+    let (config, model) = load_model(dir, device)?;
+    Ok((config.arch, config.precision, model))
+}
+
 /// The model of run `dir` (its latest checkpoint) on `device`, in eval mode.
 pub fn load_model(dir: &Path, device: &Device) -> Result<(ModelConfig, Model)> {
     let config = read_config(dir)?;

@@ -265,7 +265,7 @@ pub fn resume(opts: &RunOptions, epochs: Option<usize>) -> Result<PretrainReport
     run(config, state, model, optimizer, opts)
 }
 
-pub use crate::transfer::eval::score;
+pub use crate::eval::score;
 
 /// Images `[n, 3, s, s]` (NCHW) and labels of a batch (the loader's NHWC transposed on the CPU).
 pub fn batch_tensors(batch: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {

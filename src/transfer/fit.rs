@@ -344,7 +344,7 @@ pub fn checkpoint_features(
     workers: usize,
 ) -> Result<(Vec<FeatureSet>, f64)> {
     let device = Device::flex();
-    let (arch, _, model) = crate::model::load(dir, &device)?;
+    let (arch, _, model) = crate::train::checkpoint::load(dir, &device)?;
     let names = crate::export::layer_names(&arch);
     let idx: Vec<usize> = cuts
         .iter()

@@ -10,7 +10,8 @@
 //!   features from a burn checkpoint.
 
 pub mod chart;
-pub mod eval;
+/// Scoring lives below both pretraining and transfer ([`crate::eval`]); re-exported here.
+pub use crate::eval;
 pub mod features;
 #[cfg(feature = "train")]
 pub mod fit;

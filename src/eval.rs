@@ -1,5 +1,6 @@
 //! Scoring a classifier's logits: loss, top-1 and top-5, per-class accuracy, the most confused
-//! class pairs, and softmax top-k for predictions. Plain Rust, shared by pretraining and transfer.
+//! class pairs, and softmax top-k for predictions. Plain Rust, below both pretraining and transfer
+//! (which re-exports it as `transfer::eval`).
 
 use serde::{Deserialize, Serialize};
 
