@@ -350,6 +350,23 @@ fn cli_transfer_then_predict() {
         assert_eq!(p["labels"].as_array().unwrap().len(), 2);
     }
 
+    // Batches of 2 (one full, one partial) give the same answers as one batch of 3.
+    let o = bnn(&[
+        "predict",
+        "--head",
+        s(&head),
+        "--json",
+        "--top",
+        "2",
+        "--cpu",
+        "--batch-size",
+        "2",
+        s(&img_dir),
+    ]);
+    assert!(o.status.success());
+    let batched: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(batched.as_array().unwrap(), preds);
+
     // With no adapter, predict says it runs on the CPU path (and gives the same answer).
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_bnn"))
         .args([

@@ -31,6 +31,9 @@ pub struct Args {
     /// Run the extractor on the CPU path instead of a wgpu adapter.
     #[arg(long)]
     cpu: bool,
+    /// Images decoded and run through the extractor and the head together.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
 }
 
 #[derive(Serialize)]
@@ -119,22 +122,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pre = backbone.preprocess()?;
     let mut rng = Rng::new(0);
     let mut out = Vec::new();
-    for path in collect(&args.images)? {
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let image = load_image(&bytes, &pre, &mut rng)
-            .with_context(|| format!("decoding {}", path.display()))?;
-        let bits = runner.taps(&image, 1, &[last])?.remove(0);
+    let classes = info.classes.len();
+    let paths = collect(&args.images)?;
+    // Images go through the extractor and the head in batches: one dispatch chain (or one
+    // CPU pass) per batch instead of one per image.
+    for chunk in paths.chunks(args.batch_size.max(1)) {
+        let mut images = vec![0f32; chunk.len() * pre.image_len()];
+        for (path, out) in chunk.iter().zip(images.chunks_exact_mut(pre.image_len())) {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let image = load_image(&bytes, &pre, &mut rng)
+                .with_context(|| format!("decoding {}", path.display()))?;
+            out.copy_from_slice(&image);
+        }
+        let bits = runner.taps(&images, chunk.len(), &[last])?.remove(0);
         let logits = head.logits(&signs(&bits, channels))?;
-        out.push(Prediction {
-            image: path,
-            labels: top_k(&logits, args.top.max(1))
-                .into_iter()
-                .map(|(c, p)| Label {
-                    class: info.classes[c].clone(),
-                    probability: p,
-                })
-                .collect(),
-        });
+        for (path, row) in chunk.iter().zip(logits.chunks_exact(classes)) {
+            out.push(Prediction {
+                image: path.clone(),
+                labels: top_k(row, args.top.max(1))
+                    .into_iter()
+                    .map(|(c, p)| Label {
+                        class: info.classes[c].clone(),
+                        probability: p,
+                    })
+                    .collect(),
+            });
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
