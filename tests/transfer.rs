@@ -318,19 +318,25 @@ fn cli_transfer_then_predict() {
     for i in picks {
         std::fs::write(img_dir.join(format!("{i:02}.png")), set.read(i).unwrap()).unwrap();
     }
-    let o = bnn(&[
-        "predict",
-        "--head",
-        s(&head),
-        "--json",
-        "--top",
-        "2",
-        "--cpu",
-        s(&img_dir),
-    ]);
-    assert!(o.status.success());
-    let preds: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let preds = preds.as_array().unwrap();
+    // `bnn predict --json --top 2 --cpu` on the picked images, with `extra` flags.
+    let predict = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "predict",
+            "--head",
+            s(&head),
+            "--json",
+            "--top",
+            "2",
+            "--cpu",
+        ];
+        args.extend(extra);
+        args.push(s(&img_dir));
+        let o = bnn(&args);
+        assert!(o.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array().unwrap().clone()
+    };
+    let preds = predict(&[]);
     assert_eq!(preds.len(), 3);
     let h = Head::load(&head).unwrap();
     let file = ExtractorFile::load(&path).unwrap();
@@ -351,21 +357,7 @@ fn cli_transfer_then_predict() {
     }
 
     // Batches of 2 (one full, one partial) give the same answers as one batch of 3.
-    let o = bnn(&[
-        "predict",
-        "--head",
-        s(&head),
-        "--json",
-        "--top",
-        "2",
-        "--cpu",
-        "--batch-size",
-        "2",
-        s(&img_dir),
-    ]);
-    assert!(o.status.success());
-    let batched: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(batched.as_array().unwrap(), preds);
+    assert_eq!(predict(&["--batch-size", "2"]), preds);
 
     // With no adapter, predict says it runs on the CPU path (and gives the same answer).
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_bnn"))
@@ -385,7 +377,7 @@ fn cli_transfer_then_predict() {
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("CPU binary path"), "{stderr}");
     let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(again.as_array().unwrap(), preds);
+    assert_eq!(again.as_array().unwrap(), &preds);
 
     // Bad input: a missing image and a head file that is not one.
     let o = bnn(&["predict", "--head", s(&head), s(&dir.join("missing.jpg"))]);
