@@ -2,6 +2,8 @@
 //! fused threshold), our float WGSL conv, the library's CPU binary path and, with the `train`
 //! feature, burn's conv2d on flex. GPU work is submitted and waited for inside the timed region
 //! (`iter_custom`), so the times are what a caller waits for. Ids: `{device}_{kernel}_{shape}`.
+//! The `extractor` group times the whole `small` extractor on the CPU binary path against burn's
+//! float model of the same arch on flex (with `train`), batch 1 and 64, images/s.
 //! Run: `cargo bench --bench kernels` (adapter from WGPU_BACKEND / WGPU_ADAPTER_NAME).
 
 use std::time::{Duration, Instant};
@@ -84,9 +86,9 @@ fn bench(c: &mut Criterion) {
         let (px, pw) = (pack_rows(&x, s.in_c), pack_rows(&w, s.in_c));
         group.throughput(Throughput::Elements(s.macs()));
         let cpu = CpuConv::new(&s, &pw).expect("cpu conv");
-        let threads = bnn_transfer::cpu::default_threads();
+        let threads = bnn_transfer::cpu::Threads::all().expect("threads");
         group.bench_function(format!("cpu_cpu_xnor_{}", case.id), |b| {
-            b.iter(|| cpu.dot(&px, threads).expect("cpu dot"))
+            b.iter(|| cpu.dot(&px, &threads).expect("cpu dot"))
         });
         #[cfg(feature = "train")]
         {
@@ -138,5 +140,55 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The whole `small` extractor: CPU binary path vs burn's flex float model, same images.
+fn extractor(c: &mut Criterion) {
+    let arch = bnn_transfer::Arch::small(200);
+    let file = bnn_transfer::bench::extractor::random_file(&arch, 3).expect("file");
+    let threads = bnn_transfer::cpu::Threads::all().expect("threads");
+    let cpu = bnn_transfer::cpu::CpuExtractor::new(&file, &threads).expect("cpu extractor");
+    let mut group = c.benchmark_group("extractor");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for batch in [1usize, 64] {
+        let mut rng = Rng::new(9);
+        let images: Vec<f32> = (0..batch * arch.input * arch.input * arch.in_channels)
+            .map(|_| rng.range(-2.0, 2.0))
+            .collect();
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(format!("cpu_binary_{}_b{batch}", arch.name), |b| {
+            b.iter(|| cpu.run_bits(&images, batch).expect("cpu run"))
+        });
+        #[cfg(feature = "train")]
+        {
+            use bnn_transfer::model::{Model, ModelConfig, Precision};
+            use burn::tensor::{Device, Tensor, TensorData};
+            let device = Device::flex();
+            let model = Model::new(
+                &ModelConfig::new(arch.clone(), Precision::Float),
+                &device,
+                0,
+            );
+            // burn takes NCHW; the values are random either way.
+            let data = TensorData::new(
+                images.clone(),
+                [batch, arch.in_channels, arch.input, arch.input],
+            );
+            group.bench_function(format!("burn_flex_float_{}_b{batch}", arch.name), |b| {
+                b.iter(|| {
+                    let x = Tensor::<4>::from_data(data.clone(), &device);
+                    model
+                        .features(x)
+                        .into_data()
+                        .try_into_vec_as::<f32>()
+                        .expect("features")
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, extractor);
 criterion_main!(benches);

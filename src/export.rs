@@ -582,10 +582,10 @@ pub fn verify(
             mismatches,
         });
     };
-    let threads = crate::cpu::default_threads();
+    let cpu = crate::cpu::CpuExtractor::new(file, &crate::cpu::Threads::all()?)?;
     check(
-        "cpu".into(),
-        crate::cpu::extractor::run_taps(file, images, n, &taps, threads)?,
+        format!("cpu ({})", cpu.isa()),
+        cpu.run_taps(images, n, &taps)?,
     );
     if let Some(gpu) = gpu {
         let ex = crate::extractor::Extractor::new(gpu, file.clone())?;

@@ -1,10 +1,12 @@
 //! The CPU binary path (`bnn_transfer::cpu`) against the kernels' scalar references, bit-exact:
 //! a sweep over channels straddling word boundaries (odd and even word counts, so the u64 regroup
 //! sees a zero-extended last half), kernels, strides, both padding modes and odd sizes, a property
-//! test over random shapes, the fused threshold, the dense layer, and thread counts.
+//! test over random shapes (out_c past the 16-channel blocks and the 4-pixel groups), the fused
+//! threshold, the dense layer, and thread counts — for every instruction set this CPU has
+//! (portable, popcnt, AVX2, AVX-512: `Isa::available`).
 
 use bnn_transfer::bits::pack_rows;
-use bnn_transfer::cpu::{CpuConv, CpuDense};
+use bnn_transfer::cpu::{CpuConv, CpuDense, Isa, Threads};
 use bnn_transfer::kernels::xnor_dense::{self, DenseShape};
 use bnn_transfer::kernels::{ConvShape, Padding, Threshold, xnor_conv};
 use bnn_transfer::rng::Rng;
@@ -35,17 +37,31 @@ fn operands(s: &ConvShape, seed: u64) -> (Vec<u32>, Vec<u32>, Vec<Threshold>) {
 
 fn check(s: &ConvShape, seed: u64, threads: usize) {
     let (x, w, th) = operands(s, seed);
-    let conv = CpuConv::new(s, &w).unwrap();
-    assert_eq!(
-        conv.dot(&x, threads).unwrap(),
+    let threads = Threads::new(threads).unwrap();
+    let (dots, bits) = (
         xnor_conv::reference_dot(s, &x, &w),
-        "dots {s:?}"
-    );
-    assert_eq!(
-        conv.bits(&x, &th, threads).unwrap(),
         xnor_conv::reference_bits(s, &x, &w, &th),
-        "bits {s:?}"
     );
+    for isa in Isa::available() {
+        let conv = CpuConv::with_isa(s, &w, isa).unwrap();
+        assert_eq!(conv.dot(&x, &threads).unwrap(), dots, "dots {isa} {s:?}");
+        assert_eq!(
+            conv.bits(&x, &th, &threads).unwrap(),
+            bits,
+            "bits {isa} {s:?}"
+        );
+    }
+}
+
+#[test]
+fn this_machine_runs_its_best_instruction_set() {
+    // The CI machine has AVX-512 VPOPCNTDQ; everywhere, the best level is one it can run.
+    let best = Isa::best();
+    assert!(Isa::available().contains(&best));
+    if std::env::var("REQUIRE_CPU_ISA").is_ok_and(|v| !v.is_empty()) {
+        let want = Isa::parse(&std::env::var("REQUIRE_CPU_ISA").unwrap()).unwrap();
+        assert_eq!(best, want);
+    }
 }
 
 #[test]
@@ -120,15 +136,20 @@ fn dense_matches_the_reference() {
         let th: Vec<Threshold> = (0..fout)
             .map(|_| Threshold::at_least(rng.below(fin + 1) as i32 - (fin / 2) as i32))
             .collect();
-        let d = CpuDense::new(&shape, &w).unwrap();
-        assert_eq!(
-            d.dot(&x, 2).unwrap(),
-            xnor_dense::reference_dot(&shape, &x, &w)
-        );
-        assert_eq!(
-            d.bits(&x, &th, 2).unwrap(),
-            xnor_dense::reference_bits(&shape, &x, &w, &th)
-        );
+        let threads = Threads::new(2).unwrap();
+        for isa in Isa::available() {
+            let d = CpuDense::with_isa(&shape, &w, isa).unwrap();
+            assert_eq!(
+                d.dot(&x, &threads).unwrap(),
+                xnor_dense::reference_dot(&shape, &x, &w),
+                "{isa} {shape:?}"
+            );
+            assert_eq!(
+                d.bits(&x, &th, &threads).unwrap(),
+                xnor_dense::reference_bits(&shape, &x, &w, &th),
+                "{isa} {shape:?}"
+            );
+        }
     }
 }
 
@@ -149,8 +170,9 @@ fn wrong_sizes_are_errors() {
     let (x, w, th) = operands(&s, 1);
     assert!(CpuConv::new(&s, &w[1..]).is_err());
     let conv = CpuConv::new(&s, &w).unwrap();
-    assert!(conv.dot(&x[1..], 1).is_err());
-    assert!(conv.bits(&x, &th[1..], 1).is_err());
+    let one = Threads::new(1).unwrap();
+    assert!(conv.dot(&x[1..], &one).is_err());
+    assert!(conv.bits(&x, &th[1..], &one).is_err());
 }
 
 proptest! {
@@ -158,7 +180,7 @@ proptest! {
     #[test]
     fn random_shapes_match_the_reference(
         c in 1usize..100,
-        out_c in 1usize..40,
+        out_c in 1usize..70,
         k in 1usize..6,
         extra_h in 0usize..6,
         extra_w in 0usize..6,

@@ -29,10 +29,14 @@ fn random_file_is_valid_and_bit_exact_on_the_device() {
             .collect();
         let want = reference::run(&file, &images, n, Output::Bits).unwrap();
         for threads in [1, 3] {
-            let cpu = bnn_transfer::cpu::extractor::run_bits(&file, &images, n, threads).unwrap();
-            assert_eq!(Features::Bits(cpu), want, "{} cpu", arch.name);
+            let threads = bnn_transfer::cpu::Threads::new(threads).unwrap();
+            for isa in bnn_transfer::cpu::Isa::available() {
+                let cpu = bnn_transfer::cpu::CpuExtractor::with_isa(&file, &threads, isa).unwrap();
+                let bits = cpu.run_bits(&images, n).unwrap();
+                assert_eq!(Features::Bits(bits), want, "{} cpu {isa}", arch.name);
+                assert!(cpu.run_bits(&images[1..], n).is_err());
+            }
         }
-        assert!(bnn_transfer::cpu::extractor::run_bits(&file, &images[1..], n, 1).is_err());
         let Some(gpu) = common::gpu() else {
             continue;
         };

@@ -73,7 +73,9 @@ fn constant_channels_have_their_sign_on_every_path() {
     let images = common::random_f32(&mut rng, n * i.size * i.size * i.channels);
     let taps: Vec<usize> = (0..file.layers.len()).collect();
     let reference = reference::run_taps(&file, &images, n, &taps).unwrap();
-    let cpu = bnn_transfer::cpu::extractor::run_taps(&file, &images, n, &taps, 2).unwrap();
+    let threads = bnn_transfer::cpu::Threads::new(2).unwrap();
+    let cpu = bnn_transfer::cpu::CpuExtractor::new(&file, &threads).unwrap();
+    let cpu = cpu.run_taps(&images, n, &taps).unwrap();
     for (t, l) in file.layers.iter().enumerate() {
         let c = l.spec.out_channels();
         assert_constant("reference", &l.spec.name, &reference[t], c);

@@ -100,7 +100,7 @@ fn a_huge_input_is_refused_by_the_cpu_path_before_it_allocates() {
     let mut arch = Arch::mini(10);
     arch.input = 16384;
     arch.convs = vec![ConvBlock {
-        out: 64,
+        out: 4096,
         kernel: 3,
         stride: 1,
         pad: 1,
@@ -109,7 +109,9 @@ fn a_huge_input_is_refused_by_the_cpu_path_before_it_allocates() {
     arch.dense = vec![];
     let file = reload(&random_file(&arch, 3).unwrap()).unwrap();
     // No image buffer: the size check comes before anything reads or allocates.
-    let err = bnn_transfer::cpu::extractor::run_taps(&file, &[], 1, &[0], 2).unwrap_err();
+    let threads = bnn_transfer::cpu::Threads::new(2).unwrap();
+    let cpu = bnn_transfer::cpu::CpuExtractor::new(&file, &threads).unwrap();
+    let err = cpu.run_taps(&[], 1, &[0]).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("GiB") && msg.contains("--batch-size"), "{msg}");
 }

@@ -98,8 +98,15 @@ fn taps_equal_one_run_per_cut_on_gpu_and_cpu() {
         );
     }
     assert!(file.truncated("nope").is_err());
-    let fast = bnn_transfer::cpu::extractor::run_taps(&file, &x, n, &taps, 2).unwrap();
-    assert_eq!(fast, cpu, "the fast CPU path's taps equal the reference's");
+    let threads = bnn_transfer::cpu::Threads::new(2).unwrap();
+    for isa in bnn_transfer::cpu::Isa::available() {
+        let fast = bnn_transfer::cpu::CpuExtractor::with_isa(&file, &threads, isa).unwrap();
+        let fast = fast.run_taps(&x, n, &taps).unwrap();
+        assert_eq!(
+            fast, cpu,
+            "the fast CPU path's taps ({isa}) equal the reference's"
+        );
+    }
     let Some(gpu) = common::gpu() else {
         return;
     };
@@ -117,7 +124,7 @@ fn cache_is_reused_and_replaced_when_the_data_changes() {
     let cache = Cache {
         dir: dir.join("cache"),
     };
-    let runner = Runner::Cpu(Box::new(file.clone()));
+    let runner = Runner::cpu(file.clone()).unwrap();
     let fp = features::file_fingerprint(&path).unwrap();
     let cuts = vec!["fc1".to_string(), "conv2".to_string()];
     let set = Arc::new(ImageFolder::open(&data, "test").unwrap());

@@ -24,13 +24,13 @@ use serde::Serialize;
 
 use crate::arch::Arch;
 use crate::bits::pack_rows;
-use crate::cpu::{CpuConv, CpuDense};
+use crate::cpu::{CpuConv, CpuDense, CpuExtractor, Threads};
 use crate::error::{Error, Result};
 use crate::extractor::{Extractor, Output};
 use crate::gpu::{Dispatch, Gpu};
 use crate::kernels::{Threshold, float_conv, xnor_conv, xnor_dense};
 use crate::rng::Rng;
-use report::{DeviceInfo, EndToEndRow, Measurement, Report, ShapeRow};
+use report::{DeviceInfo, EndToEndRow, Measurement, Report, ShapeRow, StageRow};
 use shapes::{Case, Op};
 use timing::{Plan, Stats, measure, wall};
 
@@ -321,7 +321,7 @@ fn run_wgsl(
     }
 }
 
-fn run_cpu(op: &Op, data: &Operands, plan: &Plan, threads: usize) -> Result<Stats> {
+fn run_cpu(op: &Op, data: &Operands, plan: &Plan, threads: &Threads) -> Result<Stats> {
     match op {
         Op::Conv(s) => {
             let c = CpuConv::new(s, &data.pw)?;
@@ -422,11 +422,16 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
     let (burn_devices, burn_note) = BurnDevices::open(cfg);
     let mut notes: Vec<String> = burn_note.into_iter().collect();
     let peak = peak::peak(&gpu.info, cfg.peak);
+    let isa = crate::cpu::Isa::from_env()?;
+    let cpu_peak = cfg
+        .cpu_rows
+        .then(|| peak::cpu_path_peak(isa, cfg.threads, cfg.peak.clock_mhz));
     let timer = if gpu.timestamps {
         "GPU timestamp queries"
     } else {
         "synchronized wall time (no timestamp queries on this adapter)"
     };
+    let threads = Threads::new(cfg.threads)?;
     let mut rows = Vec::new();
     for (i, case) in cfg.cases().iter().enumerate() {
         let data = Operands::new(&case.op, i as u64 + 1);
@@ -449,7 +454,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
                     })
                 }
                 "cpu_xnor" => {
-                    run_cpu(&case.op, &data, &cfg.plan, cfg.threads).map(|s| (s, None, "wall"))
+                    run_cpu(&case.op, &data, &cfg.plan, &threads).map(|s| (s, None, "wall"))
                 }
                 _ => burn_devices
                     .time(kernel, &case.op, &cfg.burn_plan)
@@ -488,6 +493,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
             speedup_vs_burn: None,
             cpu_speedup_vs_flex: None,
             peak_fraction: None,
+            cpu_peak_fraction: None,
         };
         let t = |k: &str| row.get(k).and_then(|m| m.median_s());
         let w = |k: &str| row.get(k).and_then(|m| m.wall_s());
@@ -508,12 +514,16 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
             row.cpu_speedup_vs_flex,
             row.peak_fraction,
         ) = speedups;
+        row.cpu_peak_fraction = ratio(
+            row.get("cpu_xnor").and_then(|m| m.macs_per_s),
+            cpu_peak.as_ref().and_then(|p| p.binary_macs_per_s),
+        );
         rows.push(row);
     }
-    let extractor = if cfg.e2e() {
-        end_to_end(gpu, cfg, &burn_devices, bar)?
+    let (extractor, cpu_stages) = if cfg.e2e() {
+        end_to_end(gpu, cfg, &threads, isa, &burn_devices, bar)?
     } else {
-        Vec::new()
+        Default::default()
     };
     notes.push(
         "x float = float_wgsl / xnor_dot and x fused = float_wgsl / xnor_bits (same timer); \
@@ -525,9 +535,12 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
     }
     if cfg.cpu_rows {
         notes.push(format!(
-            "cpu_xnor = the library's CPU binary path (u64 popcount, {} threads); burn_flex = \
-             burn's flex conv2d / matmul; both wall time; cpu_binary_extractor = the whole \
-             extractor on that path (first layer, pools and thresholds scalar)",
+            "cpu ms = cpu_xnor, the library's CPU binary path ({isa} kernels, {} threads, integer \
+             dots out); flex ms = burn's flex conv2d / matmul; x flex = flex ms / cpu ms, both \
+             wall time; cpu_binary_extractor = the whole extractor on that path (conv → \
+             threshold → pack fused, pooling on packed signs), burn_float_model_flex = burn's \
+             float model of the same arch (conv, max-pool, batch norm, ReLU) on flex; both \
+             start from the same NHWC f32 images, preprocessing excluded",
             cfg.threads
         ));
     }
@@ -547,8 +560,11 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
         plan: cfg.plan,
         cpu_threads: cfg.threads,
         peak,
+        cpu_peak,
+        cpu_isa: isa.to_string(),
         shapes: rows,
         extractor,
+        cpu_stages,
         notes,
         total_s: start.elapsed().as_secs_f64(),
     })
@@ -557,13 +573,17 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
 fn end_to_end(
     gpu: &Gpu,
     cfg: &Config,
+    threads: &Threads,
+    isa: crate::cpu::Isa,
     burn_devices: &BurnDevices,
     bar: &ProgressBar,
-) -> Result<Vec<EndToEndRow>> {
+) -> Result<(Vec<EndToEndRow>, Vec<StageRow>)> {
     let arch = &cfg.e2e_arch;
     let file = extractor::random_file(arch, 3)?;
     let binary = Extractor::new(gpu, file.clone());
     let twin = extractor::FloatTwin::new(gpu, &file, 5);
+    let cpu = CpuExtractor::with_isa(&file, threads, isa);
+    let mut stages = Vec::new();
     // Everything but the float classifier, which the extractor does not run.
     let last = arch.dense.last().copied().unwrap_or(arch.flat_features());
     let macs = arch.macs() - (last * arch.classes) as u64;
@@ -572,7 +592,7 @@ fn end_to_end(
     for (bi, &batch) in cfg.e2e_batches.iter().enumerate() {
         let n = batch * arch.input * arch.input * arch.in_channels;
         let images: Vec<f32> = (0..n).map(|_| rng.range(-2.0, 2.0)).collect();
-        let mut binary_ips = None;
+        let mut binary_s: Vec<(&str, f64)> = Vec::new();
         for run in cfg.e2e_runs() {
             bar.set_message(format!("{} batch {batch} {run}", arch.name));
             let plan = match (run.starts_with("burn"), bi) {
@@ -585,12 +605,10 @@ fn end_to_end(
                     Ok(b) => measure(plan, || wall(|| b.run(&images, Output::Bits).map(|_| ()))),
                     Err(e) => Err(Error::Shape(e.to_string())),
                 },
-                "cpu_binary_extractor" => measure(plan, || {
-                    wall(|| {
-                        crate::cpu::extractor::run_bits(&file, &images, batch, cfg.threads)
-                            .map(|_| ())
-                    })
-                }),
+                "cpu_binary_extractor" => match &cpu {
+                    Ok(c) => measure(plan, || wall(|| c.run_bits(&images, batch).map(|_| ()))),
+                    Err(e) => Err(Error::Shape(e.to_string())),
+                },
                 "float_twin_wgsl" => match &twin {
                     Ok(t) => measure(plan, || wall(|| t.run(&images).map(|_| ()))),
                     Err(e) => Err(Error::Shape(e.to_string())),
@@ -604,13 +622,19 @@ fn end_to_end(
                 }
                 _ => burn_devices.time_model(run, arch, batch, plan),
             };
-            let ips = stats
-                .as_ref()
-                .ok()
-                .map(|s| batch as f64 / s.median_s.max(1e-12));
-            if run == "binary_extractor" {
-                binary_ips = ips;
-            }
+            let median = stats.as_ref().ok().map(|s| s.median_s);
+            let ips = median.map(|m| batch as f64 / m.max(1e-12));
+            let versus = match run {
+                "binary_extractor" | "cpu_binary_extractor" => {
+                    if let Some(m) = median {
+                        binary_s.push((run, m));
+                    }
+                    None
+                }
+                "burn_float_model_flex" => Some("cpu_binary_extractor"),
+                _ => Some("binary_extractor"),
+            };
+            let binary = versus.and_then(|v| binary_s.iter().find(|(r, _)| *r == v));
             out.push(EndToEndRow {
                 arch: arch.name.clone(),
                 batch,
@@ -619,15 +643,47 @@ fn end_to_end(
                 timer: "wall: upload + GPU + read-back".into(),
                 stats: stats.as_ref().ok().copied(),
                 images_per_s: ips,
-                binary_speedup: if run == "binary_extractor" {
-                    None
-                } else {
-                    ratio(binary_ips, ips)
-                },
+                versus: versus.map(String::from),
+                binary_speedup: binary.and_then(|(_, b)| ratio(median, Some(*b))),
                 error: stats.err().map(|e| e.to_string()),
             });
+            if run == "cpu_binary_extractor"
+                && let Ok(c) = &cpu
+            {
+                stages.extend(profile_stages(c, &images, batch, plan)?);
+            }
             bar.inc(1);
         }
     }
-    Ok(out)
+    Ok((out, stages))
+}
+
+/// Median time of each stage of the CPU binary extractor over `plan.repeats` profiled runs
+/// (at least 3), with each stage's share of their sum.
+fn profile_stages(
+    cpu: &CpuExtractor,
+    images: &[f32],
+    batch: usize,
+    plan: &Plan,
+) -> Result<Vec<StageRow>> {
+    let runs: Vec<Vec<crate::cpu::extractor::StageTime>> = (0..plan.repeats.max(3))
+        .map(|_| cpu.profile(images, batch))
+        .collect::<Result<_>>()?;
+    let medians: Vec<(String, f64)> = (0..runs[0].len())
+        .map(|i| {
+            let mut t: Vec<f64> = runs.iter().map(|r| r[i].time.as_secs_f64()).collect();
+            t.sort_by(f64::total_cmp);
+            (runs[0][i].stage.clone(), t[t.len() / 2])
+        })
+        .collect();
+    let total: f64 = medians.iter().map(|(_, t)| t).sum();
+    Ok(medians
+        .into_iter()
+        .map(|(stage, median_s)| StageRow {
+            batch,
+            stage,
+            median_s,
+            share: median_s / total.max(1e-12),
+        })
+        .collect())
 }

@@ -6,6 +6,15 @@
 //!   MACs) in `ops per word` instructions: XOR, popcount, accumulate. AVX2 has no vector popcount
 //!   (LLVM emulates it with nibble table lookups, ~10 instructions), so 12 per word; with
 //!   AVX-512 VPOPCNTDQ, 3.
+//! * The library's CPU path ([`cpu_path_peak`]): `cores × clock × vector_bits × issue_per_cycle /
+//!   ops_per_word` for the instruction set it runs. AVX-512: `vpxorq`, `vpopcntq`, `vpaddq` per
+//!   512-bit word (3), two 512-bit ops per cycle (Zen 4's four 256-bit pipes pair up; Intel server
+//!   cores fuse ports 0+1 and have port 5). AVX2 has no vector popcount: XOR, two ANDs, a shift,
+//!   two `vpshufb` lookups and a byte add per 256-bit word (7; the `vpsadbw` every 31 words is
+//!   left out), three vector ops per cycle. Scalar `popcnt`: XOR, POPCNT, ADD per 64-bit word,
+//!   bound by one POPCNT per cycle on Intel (so 3 ops at 3 per cycle). Portable code without
+//!   `popcnt`: about 12 scalar ops per word at 4 per cycle. The clock is the nominal one the
+//!   kernel reports; turbo can push a measured fraction above what the formula assumes.
 //! * NVIDIA GPUs: `SMs × popc per SM per clock × clock × 32`, with 16 32-bit `popc` per SM per
 //!   clock (CUDA C Programming Guide, arithmetic instruction throughput, compute capability 5.x
 //!   to 9.0; XOR runs at 64 and is not the bound). wgpu reports neither SMs nor clock, so they come
@@ -55,6 +64,38 @@ fn cpu_has(flag: &str) -> bool {
             .find(|l| l.starts_with("flags"))
             .is_some_and(|l| l.split_whitespace().any(|f| f == flag))
     })
+}
+
+/// The peak of the library's CPU binary path with `threads` threads and kernels `isa`.
+pub fn cpu_path_peak(isa: crate::cpu::Isa, threads: usize, clock_mhz: Option<f64>) -> Peak {
+    use crate::cpu::Isa;
+    let (ops, issue) = match isa {
+        Isa::Avx512 => (3.0, 2.0),
+        Isa::Avx2 => (7.0, 3.0),
+        Isa::Popcnt => (3.0, 3.0),
+        Isa::Portable => (12.0, 4.0),
+    };
+    let bits = isa.vector_bits() as f64;
+    let cores = (threads as f64).min(crate::cpu::default_threads() as f64);
+    let clock = clock_mhz.or_else(cpu_clock_mhz);
+    let mut inputs = BTreeMap::new();
+    inputs.insert("cores".into(), cores);
+    inputs.insert("vector_bits".into(), bits);
+    inputs.insert("ops_per_word".into(), ops);
+    inputs.insert("issue_per_cycle".into(), issue);
+    if let Some(c) = clock {
+        inputs.insert("clock_mhz".into(), c);
+    }
+    Peak {
+        binary_macs_per_s: clock.map(|c| cores * c * 1e6 * bits * issue / ops),
+        formula: "cores × clock × vector_bits × issue_per_cycle / ops_per_word".into(),
+        inputs,
+        source: format!(
+            "CPU path with {isa} kernels: ops and issue per instruction set (bench/peak.rs), \
+             cores = threads used (at most the machine's), nominal clock from cpufreq or \
+             /proc/cpuinfo"
+        ),
+    }
 }
 
 /// The peak for the adapter described by `info`.

@@ -65,6 +65,8 @@ pub struct ShapeRow {
     pub cpu_speedup_vs_flex: Option<f64>,
     /// xnor_dot MAC/s / the device's binary peak.
     pub peak_fraction: Option<f64>,
+    /// cpu_xnor MAC/s / the CPU path's binary peak ([`Report::cpu_peak`]).
+    pub cpu_peak_fraction: Option<f64>,
 }
 
 impl ShapeRow {
@@ -84,10 +86,22 @@ pub struct EndToEndRow {
     pub timer: String,
     pub stats: Option<Stats>,
     pub images_per_s: Option<f64>,
-    /// This row's images/s relative to the binary extractor's (binary / this), or None for the
-    /// binary row itself.
+    /// The binary row this float row is compared with on the same device: `binary_extractor`
+    /// (WGSL) for the GPU rows, `cpu_binary_extractor` for burn's flex row; None for binary rows.
+    pub versus: Option<String>,
+    /// This row's time per batch / the `versus` row's (how many times faster binary is).
     pub binary_speedup: Option<f64>,
     pub error: Option<String>,
+}
+
+/// One stage of the CPU binary extractor at one batch size (median of profiled runs).
+#[derive(Clone, Debug, Serialize)]
+pub struct StageRow {
+    pub batch: usize,
+    pub stage: String,
+    pub median_s: f64,
+    /// Share of the summed stage times.
+    pub share: f64,
 }
 
 /// The device's binary (XNOR-popcount) MAC/s peak and how it was derived.
@@ -109,8 +123,14 @@ pub struct Report {
     pub plan: Plan,
     pub cpu_threads: usize,
     pub peak: Peak,
+    /// The library's CPU binary path's peak (the `cpu_xnor` rows), when CPU rows ran.
+    pub cpu_peak: Option<Peak>,
+    /// The instruction set of the CPU binary path (`avx512`, `avx2`, `popcnt`, `portable`).
+    pub cpu_isa: String,
     pub shapes: Vec<ShapeRow>,
     pub extractor: Vec<EndToEndRow>,
+    /// Where the CPU binary extractor's time goes, per stage.
+    pub cpu_stages: Vec<StageRow>,
     pub notes: Vec<String>,
     pub total_s: f64,
 }
@@ -165,14 +185,19 @@ impl Report {
             "{:<17} {:<25} {:>9} {:>9} {:>9} {:>9}",
             "source", "shape", "xnor ms", "fused ms", "float ms", "burn ms"
         );
-        if cpu {
-            let _ = write!(s, " {:>9} {:>9}", "cpuxnor", "flex ms");
-        }
-        let _ = writeln!(
+        let _ = write!(
             s,
             " {:>8} {:>8} {:>8} {:>9} {:>7}",
             "x float", "x fused", "x burn", "GMAC/s", "% peak"
         );
+        if cpu {
+            let _ = write!(
+                s,
+                " {:>9} {:>9} {:>7} {:>9} {:>7}",
+                "cpu ms", "flex ms", "x flex", "cpu GMAC", "% cpu"
+            );
+        }
+        let _ = writeln!(s);
         for r in &self.shapes {
             let t = |k: &str| r.get(k).and_then(|m| m.median_s());
             let _ = write!(
@@ -185,23 +210,33 @@ impl Report {
                 ms(t("float_wgsl")),
                 ms(t("burn_wgpu"))
             );
-            if cpu {
-                let _ = write!(s, " {:>9} {:>9}", ms(t("cpu_xnor")), ms(t("burn_flex")));
-            }
-            let gmacs = r
-                .get("xnor_dot")
-                .and_then(|m| m.macs_per_s)
-                .map_or("-".into(), |v| format!("{:.1}", v / 1e9));
-            let _ = writeln!(
+            let gmacs = |k: &str| {
+                r.get(k)
+                    .and_then(|m| m.macs_per_s)
+                    .map_or("-".into(), |v| format!("{:.1}", v / 1e9))
+            };
+            let percent = |f: Option<f64>| f.map_or("-".into(), |f| format!("{:.1}%", f * 100.0));
+            let _ = write!(
                 s,
                 " {:>8} {:>8} {:>8} {:>9} {:>7}",
                 ratio(r.speedup_vs_float),
                 ratio(r.speedup_fused_vs_float),
                 ratio(r.speedup_vs_burn),
-                gmacs,
-                r.peak_fraction
-                    .map_or("-".into(), |f| format!("{:.1}%", f * 100.0))
+                gmacs("xnor_dot"),
+                percent(r.peak_fraction)
             );
+            if cpu {
+                let _ = write!(
+                    s,
+                    " {:>9} {:>9} {:>7} {:>9} {:>7}",
+                    ms(t("cpu_xnor")),
+                    ms(t("burn_flex")),
+                    ratio(r.cpu_speedup_vs_flex),
+                    gmacs("cpu_xnor"),
+                    percent(r.cpu_peak_fraction)
+                );
+            }
+            let _ = writeln!(s);
         }
         let errors: Vec<String> = self
             .shapes
@@ -221,40 +256,81 @@ impl Report {
             let _ = writeln!(s, "\nend to end (images/s, {}):", self.extractor[0].timer);
             let _ = writeln!(
                 s,
-                "{:<8} {:>5} {:<26} {:>10} {:>12} {:>16}",
-                "arch", "batch", "runs", "ms/batch", "images/s", "binary speedup"
+                "{:<8} {:>5} {:<26} {:>10} {:>12} {:>9}  = this / binary row",
+                "arch", "batch", "runs", "ms/batch", "images/s", "binary"
             );
             for e in &self.extractor {
+                let binary = e.versus.as_ref().and_then(|v| {
+                    self.extractor
+                        .iter()
+                        .find(|b| b.batch == e.batch && &b.runs == v)
+                });
                 let _ = writeln!(
                     s,
-                    "{:<8} {:>5} {:<26} {:>10} {:>12} {:>16}",
+                    "{:<8} {:>5} {:<26} {:>10} {:>12} {:>9}  {}",
                     e.arch,
                     e.batch,
                     e.runs,
                     ms(e.stats.map(|s| s.median_s)),
                     e.images_per_s.map_or("-".into(), |v| format!("{v:.1}")),
-                    ratio(e.binary_speedup)
+                    ratio(e.binary_speedup),
+                    match (binary, e.binary_speedup) {
+                        (Some(b), Some(_)) => format!(
+                            "{} ms / {} ms ({})",
+                            ms(e.stats.map(|s| s.median_s)),
+                            ms(b.stats.map(|s| s.median_s)),
+                            b.runs
+                        ),
+                        _ => String::new(),
+                    }
                 );
                 if let Some(err) = &e.error {
                     let _ = writeln!(s, "  not measured: {err}");
                 }
             }
         }
-        let p = &self.peak;
-        let _ = writeln!(
-            s,
-            "\nbinary peak: {} = {}  [{}]",
-            p.binary_macs_per_s.map_or("unknown".into(), |v| format!(
-                "{:.1} G binary MAC/s",
-                v / 1e9
-            )),
-            p.formula,
-            p.inputs
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        if !self.cpu_stages.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nCPU binary extractor by stage ({}, {} threads; median of profiled runs):",
+                self.cpu_isa, self.cpu_threads
+            );
+            let _ = writeln!(
+                s,
+                "{:>5} {:<34} {:>9} {:>7}",
+                "batch", "stage", "ms", "share"
+            );
+            for r in &self.cpu_stages {
+                let _ = writeln!(
+                    s,
+                    "{:>5} {:<34} {:>9} {:>6.1}%",
+                    r.batch,
+                    r.stage,
+                    ms(Some(r.median_s)),
+                    r.share * 100.0
+                );
+            }
+        }
+        let peak_line = |name: &str, p: &Peak| {
+            format!(
+                "{name}: {} = {}  [{}]",
+                p.binary_macs_per_s.map_or("unknown".into(), |v| format!(
+                    "{:.1} G binary MAC/s",
+                    v / 1e9
+                )),
+                p.formula,
+                p.inputs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let _ = writeln!(s, "\n{}", peak_line("binary peak", &self.peak));
+        if let Some(p) = &self.cpu_peak {
+            let _ = writeln!(s, "{}", peak_line("CPU path peak", p));
+            let _ = writeln!(s, "  ({})", p.source);
+        }
         for n in &self.notes {
             let _ = writeln!(s, "note: {n}");
         }

@@ -145,10 +145,8 @@ fn timing(file: &ExtractorFile, cpu: bool) -> anyhow::Result<()> {
         .map(|_| rng.range(-2.0, 2.0))
         .collect();
     let (binary, float, what) = if cpu {
-        let threads = bnn_transfer::cpu::default_threads();
-        let b = measure(&plan, || {
-            wall(|| bnn_transfer::cpu::extractor::run_bits(file, &image, 1, threads).map(|_| ()))
-        })?;
+        let cpu = bnn_transfer::cpu::CpuExtractor::new(file, &bnn_transfer::cpu::Threads::all()?)?;
+        let b = measure(&plan, || wall(|| cpu.run_bits(&image, 1).map(|_| ())))?;
         let arch = &file.graph.source.arch;
         let f = bnn_transfer::bench::burn::time_float_model(
             &bnn_transfer::bench::burn::flex_device(),

@@ -1,6 +1,7 @@
 //! `bnn extract`: a feature cache for a whole data set, from an extractor file on a wgpu device or
 //! on the library's CPU binary path.
 
+use bnn_transfer::cpu::{CpuExtractor, Threads};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,14 +54,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map(|g| Extractor::new(g, file.clone()))
         .transpose()?;
-    let threads = bnn_transfer::cpu::default_threads();
+    let cpu = match ex {
+        Some(_) => None,
+        None => Some(CpuExtractor::new(&file, &Threads::all()?)?),
+    };
     // The CPU binary path computes packed bits; pre-activations come from the scalar reference.
     let run = |images: &[f32], n: usize| -> bnn_transfer::Result<Features> {
         match (&ex, args.output) {
             (Some(ex), output) => ex.run(images, output),
             (None, Output::Preact) => reference::run(&file, images, n, Output::Preact),
             (None, output) => {
-                let bits = bnn_transfer::cpu::extractor::run_bits(&file, images, n, threads)?;
+                let cpu = cpu.as_ref().expect("prepared when there is no GPU");
+                let bits = cpu.run_bits(images, n)?;
                 Ok(match output {
                     Output::Signs => {
                         Features::Float(bnn_transfer::bits::unpack_rows(&bits, cut.out_channels()))
@@ -130,9 +135,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cut.out_len(),
         cut.name,
         n as f64 / secs,
-        gpu.as_ref()
-            .map_or(format!("the CPU binary path ({threads} threads)"), |g| g
-                .describe())
+        match (&gpu, &cpu) {
+            (Some(g), _) => g.describe(),
+            (None, Some(c)) => format!(
+                "the CPU binary path ({} threads, {} kernels)",
+                c.threads(),
+                c.isa()
+            ),
+            (None, None) => unreachable!("one of the two is prepared"),
+        }
     );
     Ok(())
 }

@@ -116,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let runner = match &gpu {
         Some(g) => Runner::Gpu(Box::new(Extractor::new(g, file.clone())?)),
-        None => Runner::Cpu(Box::new(file.clone())),
+        None => Runner::cpu(file.clone())?,
     };
     let last = file.layers.len() - 1;
     let pre = backbone.preprocess()?;

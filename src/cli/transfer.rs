@@ -297,7 +297,7 @@ pub fn transfer(args: Args) -> anyhow::Result<Report> {
     }
     let runner = match &gpu {
         Some(g) => Runner::Gpu(Box::new(Extractor::new(g, file.clone())?)),
-        None => Runner::Cpu(Box::new(file.clone())),
+        None => Runner::cpu(file.clone())?,
     };
     let device_name = gpu
         .as_ref()

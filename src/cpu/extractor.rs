@@ -1,150 +1,346 @@
-//! The whole frozen extractor on the CPU: the binary conv and dense layers through the fast
-//! [`CpuConv`] / [`CpuDense`] path, the first layer (real image × binary weights), pooling and
-//! thresholds through the kernels' plain references. Bit-exact with
-//! [`extractor::reference::run`](crate::extractor::reference::run) (tests/bench_extractor.rs);
-//! `bnn bench` times it as the `cpu_binary_extractor` row.
+//! The whole frozen extractor on the CPU, prepared once per file: [`CpuExtractor`]. Each layer's
+//! weights are regrouped when it is built; a run reuses its buffers and a persistent thread pool
+//! ([`Threads`]). Per layer, conv → threshold → pack is fused per output pixel (the integer or
+//! float pre-activation map never reaches memory) and max-pooling runs on the packed signs:
+//! because a threshold is monotone, `max` then threshold equals threshold then AND of the −1 bits
+//! (channels with `pre ≥ t`) or OR (channels with `pre ≤ t`), exactly. Bit-exact with
+//! [`extractor::reference::run`](crate::extractor::reference::run) and the WGSL runner
+//! (tests/cpu_extractor.rs); `bnn bench` times it as the `cpu_binary_extractor` row.
 
-use super::{CpuConv, CpuDense};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Isa;
+use super::conv::XnorLayer;
+use super::first::FirstLayer;
+use super::parallel::{Split, Threads};
+use crate::bits::words;
 use crate::error::{Error, Result};
-use crate::extractor::reference::{conv_shape, pool_shape};
-use crate::extractor::{ExtractorFile, LayerKind, Thresholds};
-use crate::kernels::pool;
-use crate::kernels::xnor_dense::DenseShape;
-use crate::kernels::{first_conv, threshold};
+use crate::extractor::reference::conv_shape;
+use crate::extractor::{ExtractorFile, LayerData, LayerKind, Thresholds};
+use crate::kernels::{FloatThreshold, Threshold};
 
-/// Most bytes one buffer of the CPU path may hold (a layer's pre-activations for the batch): a
-/// file with a huge input is refused with an error instead of an allocation that aborts.
+/// Most bytes one buffer of the CPU path may hold (the batch's images, or a layer's packed output
+/// before pooling): a file with a huge input is refused with an error instead of an allocation
+/// that aborts.
 pub const MAX_BUFFER_BYTES: u64 = 4 << 30;
 
-/// Refuses a batch whose largest buffer (a layer's pre-activations, up to layer `stop`) would be
-/// over [`MAX_BUFFER_BYTES`], before anything is allocated.
-fn check_memory(file: &ExtractorFile, batch: usize, stop: usize) -> Result<()> {
-    for l in file.layers.iter().take(stop + 1) {
-        let (h, w) = l.spec.conv_out();
-        let bytes = [batch, h, w, l.spec.out_channels(), 4]
+enum Op {
+    First(FirstLayer, Vec<FloatThreshold>),
+    /// A binary conv, or a dense layer as the 1×1 conv of one pixel.
+    Xnor(XnorLayer, Vec<Threshold>),
+}
+
+/// Max-pooling on packed signs.
+struct PoolBits {
+    kernel: usize,
+    stride: usize,
+    out_h: usize,
+    out_w: usize,
+    /// Per word: set bits are channels pooled by AND (`pre ≥ t`), clear ones by OR (`pre ≤ t`).
+    and_mask: Vec<u32>,
+}
+
+struct Layer {
+    name: String,
+    op: Op,
+    /// Conv output before pooling.
+    conv_h: usize,
+    conv_w: usize,
+    /// Packed words per pixel.
+    wpo: usize,
+    pool: Option<PoolBits>,
+}
+
+impl Layer {
+    fn conv_words(&self) -> usize {
+        self.conv_h * self.conv_w * self.wpo
+    }
+}
+
+/// Time spent in one stage of a profiled run ([`CpuExtractor::profile`]).
+#[derive(Clone, Debug)]
+pub struct StageTime {
+    /// `conv1 (first layer: conv + threshold)`, `conv1 pool (packed)`, …
+    pub stage: String,
+    pub time: Duration,
+}
+
+/// The extractor prepared for the CPU; share it across threads freely (`Send + Sync`).
+pub struct CpuExtractor {
+    layers: Vec<Layer>,
+    image_len: usize,
+    size: usize,
+    channels: usize,
+    isa: Isa,
+    threads: Threads,
+    /// Two activation buffers and the pre-pool map, reused by every run.
+    buffers: Mutex<[Vec<u32>; 3]>,
+}
+
+/// `[1 if the channel's threshold is `pre ≥ t`]` packed like the layer's output.
+fn and_mask(channels: usize, ge: impl Fn(usize) -> bool) -> Vec<u32> {
+    let mut mask = vec![0u32; words(channels)];
+    for o in (0..channels).filter(|&o| ge(o)) {
+        mask[o / 32] |= 1 << (o % 32);
+    }
+    mask
+}
+
+impl CpuExtractor {
+    /// Prepares `file` with the fastest kernels this CPU has (or `BNN_CPU_ISA`).
+    pub fn new(file: &ExtractorFile, threads: &Threads) -> Result<Self> {
+        CpuExtractor::with_isa(file, threads, Isa::from_env()?)
+    }
+
+    /// Prepares `file` with the kernels of `isa` (an error if this CPU cannot run them).
+    pub fn with_isa(file: &ExtractorFile, threads: &Threads, isa: Isa) -> Result<Self> {
+        let isa = isa.require()?;
+        let layers = file
+            .layers
             .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
-            .unwrap_or(u64::MAX);
-        if bytes > MAX_BUFFER_BYTES {
+            .map(prepare)
+            .collect::<Result<Vec<_>>>()?;
+        let i = &file.graph.input;
+        Ok(CpuExtractor {
+            layers,
+            image_len: i.size * i.size * i.channels,
+            size: i.size,
+            channels: i.channels,
+            isa,
+            threads: threads.clone(),
+            buffers: Mutex::new(Default::default()),
+        })
+    }
+
+    /// The instruction set the kernels run with.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads.count()
+    }
+
+    /// Packed signs at the cut (the last layer) for `batch` NHWC f32 images.
+    pub fn run_bits(&self, images: &[f32], batch: usize) -> Result<Vec<u32>> {
+        let last = self.layers.len().saturating_sub(1);
+        Ok(self.run_taps(images, batch, &[last])?.remove(0))
+    }
+
+    /// Packed signs at each layer index of `taps` (any order) in one pass: one
+    /// `[batch][out_words]` vector per tap, as
+    /// [`Extractor::run_taps`](crate::extractor::Extractor::run_taps) returns.
+    pub fn run_taps(&self, images: &[f32], batch: usize, taps: &[usize]) -> Result<Vec<Vec<u32>>> {
+        self.run(images, batch, taps, None)
+    }
+
+    /// Runs to the cut and returns the time of each stage (conv + threshold, pooling) in order.
+    pub fn profile(&self, images: &[f32], batch: usize) -> Result<Vec<StageTime>> {
+        let mut stages = Vec::new();
+        let last = self.layers.len().saturating_sub(1);
+        self.run(images, batch, &[last], Some(&mut stages))?;
+        Ok(stages)
+    }
+
+    fn check(&self, images: &[f32], batch: usize, stop: usize) -> Result<()> {
+        if stop >= self.layers.len() {
+            return Err(Error::Shape(format!(
+                "tap {stop}: the extractor has {} layers",
+                self.layers.len()
+            )));
+        }
+        let bytes = |n: usize| (batch as u64).saturating_mul(n as u64).saturating_mul(4);
+        let largest = self.layers[..=stop]
+            .iter()
+            .map(|l| (bytes(l.conv_words()), format!("layer '{}'", l.name)))
+            .chain([(bytes(self.image_len), "the input images".to_string())])
+            .max_by_key(|(b, _)| *b);
+        if let Some((b, what)) = largest.filter(|(b, _)| *b > MAX_BUFFER_BYTES) {
             return Err(Error::Limits(format!(
-                "layer '{}' needs {:.1} GiB of pre-activations for {batch} image(s) of {}×{} on \
-                 the CPU path (at most {} GiB per buffer): use a smaller batch (--batch-size) or \
-                 a model with a smaller input",
-                l.spec.name,
-                bytes as f64 / (1u64 << 30) as f64,
-                file.graph.input.size,
-                file.graph.input.size,
+                "{what} would take {:.1} GiB for {batch} image(s) of {}×{} on the CPU path (at most \
+                 {} GiB per buffer): use a smaller batch (--batch-size) or a model with a smaller \
+                 input",
+                b as f64 / (1u64 << 30) as f64,
+                self.size,
+                self.size,
                 MAX_BUFFER_BYTES >> 30
             )));
         }
+        if batch == 0 || images.len() != batch * self.image_len {
+            return Err(Error::Shape(format!(
+                "{} input values for {batch} images of {}×{}×{}",
+                images.len(),
+                self.size,
+                self.size,
+                self.channels
+            )));
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-/// Packed signs at the cut for `batch` NHWC f32 images.
-pub fn run_bits(
-    file: &ExtractorFile,
-    images: &[f32],
-    batch: usize,
-    threads: usize,
-) -> Result<Vec<u32>> {
-    let last = file.layers.len().saturating_sub(1);
-    Ok(run_taps(file, images, batch, &[last], threads)?.remove(0))
-}
-
-/// Packed signs at each layer index of `taps` (any order) in one pass: one `[batch][out_words]`
-/// vector per tap, as [`Extractor::run_taps`](crate::extractor::Extractor::run_taps) returns.
-pub fn run_taps(
-    file: &ExtractorFile,
-    images: &[f32],
-    batch: usize,
-    taps: &[usize],
-    threads: usize,
-) -> Result<Vec<Vec<u32>>> {
-    let stop = taps.iter().copied().max().unwrap_or(0);
-    if stop >= file.layers.len() {
-        return Err(Error::Shape(format!(
-            "tap {stop}: the extractor has {} layers",
-            file.layers.len()
-        )));
-    }
-    check_memory(file, batch, stop)?;
-    let i = &file.graph.input;
-    if batch == 0 || images.len() != batch * i.size * i.size * i.channels {
-        return Err(Error::Shape(format!(
-            "{} input values for {batch} images of {}×{}×{}",
-            images.len(),
-            i.size,
-            i.size,
-            i.channels
-        )));
-    }
-    let mut bits: Vec<u32> = Vec::new();
-    let mut outs: Vec<Vec<u32>> = vec![Vec::new(); taps.len()];
-    for (i, l) in file.layers.iter().enumerate().take(stop + 1) {
-        let s = &l.spec;
-        let err = || Error::Shape(format!("layer '{}': threshold type", s.name));
-        bits = match (s.kind, &l.thresholds) {
-            (LayerKind::FirstConv, Thresholds::Float(t)) => {
-                let sums = first_layer_sums(l, images, batch, threads);
-                let sums = match pool_shape(l, batch) {
-                    Some(p) => pool::reference_f32(&p, &sums),
-                    None => sums,
-                };
-                threshold::reference_f32(&sums, t)
+    fn run(
+        &self,
+        images: &[f32],
+        batch: usize,
+        taps: &[usize],
+        mut profile: Option<&mut Vec<StageTime>>,
+    ) -> Result<Vec<Vec<u32>>> {
+        let stop = taps.iter().copied().max().unwrap_or(0);
+        self.check(images, batch, stop)?;
+        let mut fresh: [Vec<u32>; 3] = Default::default();
+        let mut guard = self.buffers.try_lock().ok();
+        let [act, next, map] = match guard.as_deref_mut() {
+            Some(b) => b,
+            None => &mut fresh,
+        };
+        let mut outs: Vec<Vec<u32>> = vec![Vec::new(); taps.len()];
+        for (i, layer) in self.layers.iter().enumerate().take(stop + 1) {
+            let t = Instant::now();
+            let target = if layer.pool.is_some() {
+                &mut *map
+            } else {
+                &mut *next
+            };
+            target.resize(batch * layer.conv_words(), 0);
+            self.conv(layer, images, act, batch, target);
+            if let Some(p) = profile.as_deref_mut() {
+                p.push(StageTime {
+                    stage: format!("{} conv+threshold", layer.name),
+                    time: t.elapsed(),
+                });
             }
-            (LayerKind::XnorConv, Thresholds::Int(t)) => {
-                let conv = CpuConv::new(&conv_shape(l, batch), &l.weights)?;
-                match pool_shape(l, batch) {
-                    None => conv.bits(&bits, t, threads)?,
-                    Some(p) => {
-                        let dots = pool::reference_i32(&p, &conv.dot(&bits, threads)?);
-                        threshold::reference(&dots, t)
+            if let Some(pool) = &layer.pool {
+                let t = Instant::now();
+                next.resize(batch * pool.out_h * pool.out_w * layer.wpo, 0);
+                self.pool(layer, pool, map, next);
+                if let Some(p) = profile.as_deref_mut() {
+                    p.push(StageTime {
+                        stage: format!("{} max-pool (packed)", layer.name),
+                        time: t.elapsed(),
+                    });
+                }
+            }
+            std::mem::swap(act, next);
+            for (o, _) in outs.iter_mut().zip(taps).filter(|(_, t)| **t == i) {
+                o.clone_from(act);
+            }
+        }
+        Ok(outs)
+    }
+
+    /// Conv (or dense) + threshold + pack of one layer into `out` (`[batch][conv_words]`).
+    fn conv(&self, layer: &Layer, images: &[f32], input: &[u32], batch: usize, out: &mut [u32]) {
+        let (ow, wpo) = (layer.conv_w, layer.wpo);
+        let rows = batch * layer.conv_h;
+        match &layer.op {
+            Op::First(first, th) => {
+                let split = Split::new(rows, 1, self.threads.count());
+                let chunk = split.rows_per_task * ow * wpo;
+                self.threads.for_chunks(out, chunk, |task, chunk| {
+                    let r0 = task * split.rows_per_task;
+                    let rows = r0..(r0 + split.rows_per_task).min(rows);
+                    first.run(self.isa, images, rows, &mut |row, ox, sums| {
+                        let at = ((row - r0) * ow + ox) * wpo;
+                        for (w, word) in chunk[at..at + wpo].iter_mut().enumerate() {
+                            *word = pack(sums, &th[..], w * 32, |s, t| t.plus_one(s));
+                        }
+                    });
+                });
+            }
+            Op::Xnor(conv, th) => conv.bits_into(self.isa, &self.threads, input, batch, th, out),
+        }
+    }
+
+    /// Max-pooling of `map` (`[batch][conv_h][conv_w][wpo]`) into `out` on packed signs.
+    fn pool(&self, layer: &Layer, pool: &PoolBits, map: &[u32], out: &mut [u32]) {
+        let (cw, wpo) = (layer.conv_w, layer.wpo);
+        let per_in = layer.conv_h * cw * wpo;
+        let per_out = pool.out_h * pool.out_w * wpo;
+        self.threads.for_chunks(out, per_out, |n, out| {
+            let map = &map[n * per_in..(n + 1) * per_in];
+            for py in 0..pool.out_h {
+                for px in 0..pool.out_w {
+                    for w in 0..wpo {
+                        let (mut all, mut any) = (!0u32, 0u32);
+                        for ky in 0..pool.kernel {
+                            for kx in 0..pool.kernel {
+                                let (y, x) = (py * pool.stride + ky, px * pool.stride + kx);
+                                let v = map[(y * cw + x) * wpo + w];
+                                all &= v;
+                                any |= v;
+                            }
+                        }
+                        let m = pool.and_mask[w];
+                        out[(py * pool.out_w + px) * wpo + w] = (all & m) | (any & !m);
                     }
                 }
             }
-            (LayerKind::XnorDense, Thresholds::Int(t)) => {
-                let shape = DenseShape {
-                    batch,
-                    in_features: s.in_features,
-                    out_features: s.out_channels(),
-                };
-                CpuDense::new(&shape, &l.weights)?.bits(&bits, t, threads)?
-            }
-            _ => return Err(err()),
-        };
-        for (o, _) in outs.iter_mut().zip(taps).filter(|(_, t)| **t == i) {
-            o.clone_from(&bits);
-        }
+        });
     }
-    Ok(outs)
 }
 
-/// The first layer's real-valued sums, images split over `threads` (each image's sums are the
-/// reference's, computed in the same order, so the result is bit-identical).
-fn first_layer_sums(
-    l: &crate::extractor::LayerData,
-    images: &[f32],
-    batch: usize,
-    threads: usize,
-) -> Vec<f32> {
-    let parts = threads.clamp(1, batch);
-    if parts == 1 {
-        return first_conv::reference_sum(&conv_shape(l, batch), images, &l.weights);
+/// Word of packed signs for channels `start..start + 32` of `values` (those that exist): bit set
+/// (−1) where `plus_one(value, threshold)` is false.
+#[inline(always)]
+fn pack<V: Copy, T>(values: &[V], th: &[T], start: usize, plus_one: impl Fn(V, &T) -> bool) -> u32 {
+    let end = (start + 32).min(values.len());
+    let mut word = 0u32;
+    for (b, (&v, t)) in values[start..end].iter().zip(&th[start..end]).enumerate() {
+        if !plus_one(v, t) {
+            word |= 1 << b;
+        }
     }
-    let per_image = images.len() / batch;
-    let chunk = batch.div_ceil(parts);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = images
-            .chunks(chunk * per_image)
-            .map(|part| {
-                let n = part.len() / per_image;
-                scope.spawn(move || first_conv::reference_sum(&conv_shape(l, n), part, &l.weights))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("first-layer thread panicked"))
-            .collect()
+    word
+}
+
+fn prepare(l: &LayerData) -> Result<Layer> {
+    let s = &l.spec;
+    let err = || Error::Shape(format!("layer '{}': threshold type", s.name));
+    let (op, ge): (Op, Vec<bool>) = match (s.kind, &l.thresholds) {
+        (LayerKind::FirstConv, Thresholds::Float(t)) => (
+            Op::First(FirstLayer::new(&conv_shape(l, 1), &l.weights)?, t.clone()),
+            t.iter().map(|t| t.mode != 1).collect(),
+        ),
+        (LayerKind::XnorConv, Thresholds::Int(t)) => (
+            Op::Xnor(XnorLayer::new(&conv_shape(l, 1), &l.weights)?, t.clone()),
+            t.iter().map(|t| t.mode != 1).collect(),
+        ),
+        (LayerKind::XnorDense, Thresholds::Int(t)) => {
+            let shape = super::dense_conv(&crate::kernels::xnor_dense::DenseShape {
+                batch: 1,
+                in_features: s.in_features,
+                out_features: s.out_channels(),
+            });
+            (
+                Op::Xnor(XnorLayer::new(&shape, &l.weights)?, t.clone()),
+                Vec::new(),
+            )
+        }
+        _ => return Err(err()),
+    };
+    let (conv_h, conv_w) = s.conv_out();
+    let channels = s.out_channels();
+    if l.thresholds.len() != channels {
+        return Err(Error::Shape(format!(
+            "layer '{}': {} thresholds for {channels} channels",
+            s.name,
+            l.thresholds.len()
+        )));
+    }
+    let pool = s.pool.map(|p| PoolBits {
+        kernel: p.kernel,
+        stride: p.stride,
+        out_h: s.out_shape[0],
+        out_w: s.out_shape[1],
+        and_mask: and_mask(channels, |o| ge[o]),
+    });
+    Ok(Layer {
+        name: s.name.clone(),
+        op,
+        conv_h,
+        conv_w,
+        wpo: words(channels),
+        pool,
     })
 }

@@ -1,108 +1,91 @@
-//! The library's CPU binary path: the XNOR/popcount conv and dense layer of
-//! [`kernels::xnor_conv`](crate::kernels::xnor_conv) and
-//! [`kernels::xnor_dense`](crate::kernels::xnor_dense) made reasonably fast on a CPU. Packed words
-//! are regrouped into u64 (two u32 channel words per u64, the odd last one zero-extended: tail bits
-//! stay 0 in both operands), every output pixel gathers its receptive field into one contiguous
-//! patch (out-of-image taps as zero words), and each output channel is one XOR + popcount pass over
-//! patch and weight row. Zero padding then takes back the weight bits of the skipped taps
-//! (precomputed per channel and tap) and counts only valid taps in K; one padding needs no fix-up
-//! (a zero word is +1). Output rows are spread over threads with `std::thread::scope`, and the
-//! inner loop is compiled three times (baseline, `popcnt`, `avx2`+`popcnt`) and picked at run time.
+//! The library's CPU binary path: the frozen extractor ([`CpuExtractor`]) and its layers
+//! ([`CpuConv`], [`CpuDense`]) as register-blocked XNOR/popcount micro-kernels on packed u64
+//! words, prepared once (weights regrouped into channel blocks), run on a persistent thread pool
+//! ([`Threads`]) split over output rows × channel groups, with the popcount instruction picked at
+//! run time ([`Isa`]: AVX-512 VPOPCNTDQ, AVX2 nibble lookup, scalar `popcnt`, portable).
 //!
-//! Bit-exact with the kernels' `reference_*` functions (tests/bench_cpu.rs). This is what
-//! `bnn bench` reports as `cpu_xnor` for machines whose only adapter is a CPU.
+//! Module map: [`isa`] (instruction levels), `popcount` (micro-kernels), `conv` (a prepared
+//! binary conv / dense layer), `first` (the real-valued first layer), [`parallel`] (pool and task
+//! split), [`extractor`] (the whole network, conv → threshold → pack → pool fused per layer).
+//!
+//! Bit-exact with the kernels' `reference_*` functions for every level (tests/bench_cpu.rs,
+//! tests/cpu_extractor.rs). `bnn bench` reports it as `cpu_xnor` and `cpu_binary_extractor`.
 
+mod conv;
 pub mod extractor;
+mod first;
+pub mod isa;
+pub mod parallel;
+mod popcount;
+
+pub use extractor::CpuExtractor;
+pub use isa::Isa;
+pub use parallel::Threads;
 
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::kernels::xnor_dense::DenseShape;
 use crate::kernels::{ConvShape, Padding, Threshold};
+use conv::XnorLayer;
 
 /// Threads used by default: the machine's available parallelism.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Regroups `rows` of `wpr` u32 words into rows of `wpr.div_ceil(2)` u64 words.
-fn to_u64_rows(data: &[u32], wpr: usize) -> Vec<u64> {
-    let q = wpr.div_ceil(2);
-    let rows = data.len() / wpr;
-    let mut out = vec![0u64; rows * q];
-    for (src, dst) in data.chunks_exact(wpr).zip(out.chunks_exact_mut(q)) {
-        for (j, d) in dst.iter_mut().enumerate() {
-            let lo = src[2 * j] as u64;
-            let hi = src.get(2 * j + 1).copied().unwrap_or(0) as u64;
-            *d = lo | (hi << 32);
-        }
-    }
-    out
-}
-
 /// A binary conv layer prepared for the CPU: weights regrouped once, reused for every input.
 #[derive(Clone, Debug)]
 pub struct CpuConv {
-    shape: ConvShape,
-    /// u64 words per pixel (and per tap of a weight row).
-    q: usize,
-    /// `[O][KH·KW·q]`.
-    weights: Vec<u64>,
-    /// `[O][KH·KW]`: set weight bits of each tap (what a skipped zero-padding tap must give back).
-    tap_pop: Vec<u32>,
+    layer: XnorLayer,
+    batch: usize,
+    isa: Isa,
 }
 
 impl CpuConv {
-    /// Prepares packed OHWI `weights` for `shape` (the batch of `shape` is the batch of every run).
+    /// Prepares packed OHWI `weights` for `shape` (its batch is the batch of every run) with the
+    /// best kernels this CPU has.
     pub fn new(shape: &ConvShape, weights: &[u32]) -> Result<Self> {
-        shape.validate()?;
-        if weights.len() != shape.weight_words() {
-            return Err(Error::Shape(format!(
-                "cpu conv: {} weight words for {shape:?}",
-                weights.len()
-            )));
-        }
-        let wpp = shape.in_words();
-        let q = wpp.div_ceil(2);
-        let w = to_u64_rows(weights, wpp);
-        let tap_pop = w
-            .chunks_exact(q)
-            .map(|tap| tap.iter().map(|x| x.count_ones()).sum())
-            .collect();
+        CpuConv::with_isa(shape, weights, Isa::best())
+    }
+
+    /// As [`new`](Self::new) with the kernels of `isa` (an error if this CPU lacks it).
+    pub fn with_isa(shape: &ConvShape, weights: &[u32], isa: Isa) -> Result<Self> {
         Ok(CpuConv {
-            shape: *shape,
-            q,
-            weights: w,
-            tap_pop,
+            layer: XnorLayer::new(shape, weights)?,
+            batch: shape.batch,
+            isa: isa.require()?,
         })
     }
 
-    pub fn shape(&self) -> &ConvShape {
-        &self.shape
+    pub fn shape(&self) -> ConvShape {
+        ConvShape {
+            batch: self.batch,
+            ..*self.layer.shape()
+        }
     }
 
-    fn check_input(&self, input: &[u32]) -> Result<Vec<u64>> {
-        let s = &self.shape;
-        if input.len() != s.batch * s.input_words_per_item() {
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    fn check_input(&self, input: &[u32]) -> Result<()> {
+        if input.len() != self.batch * self.layer.input_len() {
             return Err(Error::Shape(format!(
-                "cpu conv: {} input words for {s:?}",
-                input.len()
+                "cpu conv: {} input words for {:?}",
+                input.len(),
+                self.shape()
             )));
         }
-        Ok(to_u64_rows(input, s.in_words()))
+        Ok(())
     }
 
     /// Integer dot products `[N][OH][OW][O]`, as `xnor_conv::reference_dot`.
-    pub fn dot(&self, input: &[u32], threads: usize) -> Result<Vec<i32>> {
-        let x = self.check_input(input)?;
-        let s = &self.shape;
+    pub fn dot(&self, input: &[u32], threads: &Threads) -> Result<Vec<i32>> {
+        self.check_input(input)?;
+        let s = self.shape();
         let mut out = vec![0i32; s.batch * s.out_pixels_per_item() * s.out_c];
-        self.par_rows(&mut out, s.out_w() * s.out_c, threads, |row, chunk| {
-            let mut patch = vec![0u64; s.kernel_h * s.kernel_w * self.q];
-            let mut skipped = Vec::with_capacity(s.kernel_h * s.kernel_w);
-            for (ox, dots) in chunk.chunks_exact_mut(s.out_c).enumerate() {
-                self.pixel(&x, row, ox, &mut patch, &mut skipped, dots);
-            }
-        });
+        self.layer
+            .dots_into(self.isa, threads, input, self.batch, &mut out);
         Ok(out)
     }
 
@@ -112,9 +95,9 @@ impl CpuConv {
         &self,
         input: &[u32],
         thresholds: &[Threshold],
-        threads: usize,
+        threads: &Threads,
     ) -> Result<Vec<u32>> {
-        let s = &self.shape;
+        let s = self.shape();
         if thresholds.len() != s.out_c {
             return Err(Error::Shape(format!(
                 "{} thresholds for {} channels",
@@ -122,140 +105,56 @@ impl CpuConv {
                 s.out_c
             )));
         }
-        let x = self.check_input(input)?;
-        let ow = s.out_words();
-        let mut out = vec![0u32; s.batch * s.out_pixels_per_item() * ow];
-        self.par_rows(&mut out, s.out_w() * ow, threads, |row, chunk| {
-            let mut patch = vec![0u64; s.kernel_h * s.kernel_w * self.q];
-            let mut skipped = Vec::with_capacity(s.kernel_h * s.kernel_w);
-            let mut dots = vec![0i32; s.out_c];
-            for (ox, packed) in chunk.chunks_exact_mut(ow).enumerate() {
-                self.pixel(&x, row, ox, &mut patch, &mut skipped, &mut dots);
-                for (o, (&d, t)) in dots.iter().zip(thresholds).enumerate() {
-                    if !t.plus_one(d) {
-                        packed[o / 32] |= 1 << (o % 32);
-                    }
-                }
-            }
-        });
+        self.check_input(input)?;
+        let mut out = vec![0u32; s.batch * s.out_pixels_per_item() * s.out_words()];
+        self.layer
+            .bits_into(self.isa, threads, input, self.batch, thresholds, &mut out);
         Ok(out)
     }
+}
 
-    /// Splits `out` into output rows (`row_len` elements each, `N·OH` rows) over `threads` threads.
-    fn par_rows<T: Send>(
-        &self,
-        out: &mut [T],
-        row_len: usize,
-        threads: usize,
-        f: impl Fn(usize, &mut [T]) + Sync,
-    ) {
-        let rows = out.len() / row_len.max(1);
-        let threads = threads.clamp(1, rows.max(1));
-        let per = rows.div_ceil(threads);
-        if threads == 1 {
-            for (r, chunk) in out.chunks_exact_mut(row_len).enumerate() {
-                f(r, chunk);
-            }
-            return;
-        }
-        std::thread::scope(|scope| {
-            for (t, block) in out.chunks_mut(per * row_len).enumerate() {
-                let f = &f;
-                scope.spawn(move || {
-                    for (i, chunk) in block.chunks_exact_mut(row_len).enumerate() {
-                        f(t * per + i, chunk);
-                    }
-                });
-            }
-        });
+/// The first layer (real image × binary weights) prepared for the CPU.
+#[derive(Clone, Debug)]
+pub struct CpuFirstConv {
+    layer: first::FirstLayer,
+    shape: ConvShape,
+    isa: Isa,
+}
+
+impl CpuFirstConv {
+    /// Prepares packed OHWI `weights` for `shape` (its batch is the batch of every run).
+    pub fn with_isa(shape: &ConvShape, weights: &[u32], isa: Isa) -> Result<Self> {
+        Ok(CpuFirstConv {
+            layer: first::FirstLayer::new(shape, weights)?,
+            shape: *shape,
+            isa: isa.require()?,
+        })
     }
 
-    /// All output channels of pixel (row = n·OH + oy, ox).
-    fn pixel(
-        &self,
-        x: &[u64],
-        row: usize,
-        ox: usize,
-        patch: &mut [u64],
-        skipped: &mut Vec<usize>,
-        dots: &mut [i32],
-    ) {
+    /// f32 sums `[N][OH][OW][O]` of NHWC `images`, bit-identical to
+    /// `first_conv::reference_sum`.
+    pub fn sums(&self, images: &[f32], threads: &Threads) -> Result<Vec<f32>> {
         let s = &self.shape;
-        let (n, oy) = (row / s.out_h(), row % s.out_h());
-        let q = self.q;
-        skipped.clear();
-        for ky in 0..s.kernel_h {
-            for kx in 0..s.kernel_w {
-                let tap = ky * s.kernel_w + kx;
-                let iy = (oy * s.stride + ky) as isize - s.pad as isize;
-                let ix = (ox * s.stride + kx) as isize - s.pad as isize;
-                let dst = &mut patch[tap * q..(tap + 1) * q];
-                if iy >= 0 && ix >= 0 && (iy as usize) < s.in_h && (ix as usize) < s.in_w {
-                    let a = ((n * s.in_h + iy as usize) * s.in_w + ix as usize) * q;
-                    dst.copy_from_slice(&x[a..a + q]);
-                } else {
-                    dst.fill(0);
-                    skipped.push(tap);
-                }
-            }
+        if images.len() != s.batch * s.in_h * s.in_w * s.in_c {
+            return Err(Error::Shape(format!(
+                "cpu first layer: {} input values for {s:?}",
+                images.len()
+            )));
         }
-        let taps = s.kernel_h * s.kernel_w;
-        let (valid, zero_pad) = match s.padding {
-            Padding::Zero => (taps - skipped.len(), !skipped.is_empty()),
-            Padding::One => (taps, false),
-        };
-        let k = (valid * s.in_c) as i32;
-        mismatches(patch, &self.weights, dots);
-        for (o, d) in dots.iter_mut().enumerate() {
-            let mut m = *d;
-            if zero_pad {
-                let pops = &self.tap_pop[o * taps..(o + 1) * taps];
-                m -= skipped.iter().map(|&t| pops[t] as i32).sum::<i32>();
-            }
-            *d = k - 2 * m;
-        }
-    }
-}
-
-/// `out[o] = popcount(patch XOR weights[o])` summed over the row, for every output channel.
-fn mismatches(patch: &[u64], weights: &[u64], out: &mut [i32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("popcnt")
-        {
-            // SAFETY: the CPU supports the features this copy was compiled for (checked above).
-            return unsafe { mismatches_avx2(patch, weights, out) };
-        }
-        if std::arch::is_x86_feature_detected!("popcnt") {
-            // SAFETY: as above.
-            return unsafe { mismatches_popcnt(patch, weights, out) };
-        }
-    }
-    mismatches_generic(patch, weights, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt")]
-fn mismatches_avx2(patch: &[u64], weights: &[u64], out: &mut [i32]) {
-    mismatches_generic(patch, weights, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "popcnt")]
-fn mismatches_popcnt(patch: &[u64], weights: &[u64], out: &mut [i32]) {
-    mismatches_generic(patch, weights, out)
-}
-
-#[inline(always)]
-fn mismatches_generic(patch: &[u64], weights: &[u64], out: &mut [i32]) {
-    let len = patch.len();
-    for (o, row) in weights.chunks_exact(len).enumerate() {
-        let mut m = 0u32;
-        for (a, w) in patch.iter().zip(row) {
-            m += (a ^ w).count_ones();
-        }
-        out[o] = m as i32;
+        let (ow, oc) = (s.out_w(), s.out_c);
+        let rows = s.batch * s.out_h();
+        let mut out = vec![0f32; rows * ow * oc];
+        let per = rows.div_ceil(threads.count()).max(1);
+        threads.for_chunks(&mut out, per * ow * oc, |task, chunk| {
+            let r0 = task * per;
+            let range = r0..(r0 + per).min(rows);
+            self.layer
+                .run(self.isa, images, range, &mut |row, ox, sums| {
+                    let at = ((row - r0) * ow + ox) * oc;
+                    chunk[at..at + oc].copy_from_slice(sums);
+                });
+        });
+        Ok(out)
     }
 }
 
@@ -281,16 +180,23 @@ pub struct CpuDense(CpuConv);
 
 impl CpuDense {
     pub fn new(shape: &DenseShape, weights: &[u32]) -> Result<Self> {
+        CpuDense::with_isa(shape, weights, Isa::best())
+    }
+    pub fn with_isa(shape: &DenseShape, weights: &[u32], isa: Isa) -> Result<Self> {
         if weights.len() != shape.out_features * words(shape.in_features) {
             return Err(Error::Shape(format!(
                 "cpu dense: {} weight words for {shape:?}",
                 weights.len()
             )));
         }
-        Ok(CpuDense(CpuConv::new(&dense_conv(shape), weights)?))
+        Ok(CpuDense(CpuConv::with_isa(
+            &dense_conv(shape),
+            weights,
+            isa,
+        )?))
     }
     /// `[B][O]` dots, as `xnor_dense::reference_dot`.
-    pub fn dot(&self, input: &[u32], threads: usize) -> Result<Vec<i32>> {
+    pub fn dot(&self, input: &[u32], threads: &Threads) -> Result<Vec<i32>> {
         self.0.dot(input, threads)
     }
     /// Packed signs `[B][ceil(O/32)]`, as `xnor_dense::reference_bits`.
@@ -298,7 +204,7 @@ impl CpuDense {
         &self,
         input: &[u32],
         thresholds: &[Threshold],
-        threads: usize,
+        threads: &Threads,
     ) -> Result<Vec<u32>> {
         self.0.bits(input, thresholds, threads)
     }
@@ -306,7 +212,7 @@ impl CpuDense {
 
 /// One-shot conv dots (prepares the weights, then runs on every core).
 pub fn conv_dot(shape: &ConvShape, input: &[u32], weights: &[u32]) -> Result<Vec<i32>> {
-    CpuConv::new(shape, weights)?.dot(input, default_threads())
+    CpuConv::new(shape, weights)?.dot(input, &Threads::all()?)
 }
 
 /// One-shot fused conv + threshold.
@@ -316,5 +222,5 @@ pub fn conv_bits(
     weights: &[u32],
     thresholds: &[Threshold],
 ) -> Result<Vec<u32>> {
-    CpuConv::new(shape, weights)?.bits(input, thresholds, default_threads())
+    CpuConv::new(shape, weights)?.bits(input, thresholds, &Threads::all()?)
 }

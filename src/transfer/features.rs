@@ -9,6 +9,7 @@
 //! preprocessing (size, mean, std) and the crate and format versions. A file with the right prefix
 //! and another key is stale: it is replaced.
 
+use crate::cpu::{CpuExtractor, Threads};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -130,15 +131,21 @@ fn preprocess_key(pre: &Preprocess) -> String {
 pub enum Runner<'g> {
     /// The WGSL kernels on a wgpu device.
     Gpu(Box<Extractor<'g>>),
-    /// The library's CPU binary path (no wgpu adapter): u64 popcount on every core.
-    Cpu(Box<ExtractorFile>),
+    /// The library's CPU binary path (no wgpu adapter): the file and its prepared extractor.
+    Cpu(Box<(ExtractorFile, CpuExtractor)>),
 }
 
 impl Runner<'_> {
+    /// The CPU binary path for `file`, prepared once, on every core.
+    pub fn cpu(file: ExtractorFile) -> Result<Self> {
+        let ex = CpuExtractor::new(&file, &Threads::all()?)?;
+        Ok(Runner::Cpu(Box::new((file, ex))))
+    }
+
     fn file(&self) -> &ExtractorFile {
         match self {
             Runner::Gpu(e) => e.file(),
-            Runner::Cpu(f) => f,
+            Runner::Cpu(c) => &c.0,
         }
     }
 
@@ -146,13 +153,7 @@ impl Runner<'_> {
     pub fn taps(&self, images: &[f32], batch: usize, taps: &[usize]) -> Result<Vec<Vec<u32>>> {
         match self {
             Runner::Gpu(e) => e.run_taps(images, taps),
-            Runner::Cpu(f) => crate::cpu::extractor::run_taps(
-                f,
-                images,
-                batch,
-                taps,
-                crate::cpu::default_threads(),
-            ),
+            Runner::Cpu(c) => c.1.run_taps(images, batch, taps),
         }
     }
 }
