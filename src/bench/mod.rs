@@ -321,10 +321,16 @@ fn run_wgsl(
     }
 }
 
-fn run_cpu(op: &Op, data: &Operands, plan: &Plan, threads: &Threads) -> Result<Stats> {
+fn run_cpu(
+    op: &Op,
+    data: &Operands,
+    plan: &Plan,
+    threads: &Threads,
+    isa: crate::cpu::Isa,
+) -> Result<Stats> {
     match op {
         Op::Conv(s) => {
-            let c = CpuConv::new(s, &data.pw)?;
+            let c = CpuConv::with_isa(s, &data.pw, isa)?;
             measure(plan, || {
                 let t = Instant::now();
                 std::hint::black_box(c.dot(&data.px, threads)?);
@@ -332,7 +338,7 @@ fn run_cpu(op: &Op, data: &Operands, plan: &Plan, threads: &Threads) -> Result<S
             })
         }
         Op::Gemm(g) => {
-            let c = CpuDense::new(g, &data.pw)?;
+            let c = CpuDense::with_isa(g, &data.pw, isa)?;
             measure(plan, || {
                 let t = Instant::now();
                 std::hint::black_box(c.dot(&data.px, threads)?);
@@ -454,7 +460,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
                     })
                 }
                 "cpu_xnor" => {
-                    run_cpu(&case.op, &data, &cfg.plan, &threads).map(|s| (s, None, "wall"))
+                    run_cpu(&case.op, &data, &cfg.plan, &threads, isa).map(|s| (s, None, "wall"))
                 }
                 _ => burn_devices
                     .time(kernel, &case.op, &cfg.burn_plan)

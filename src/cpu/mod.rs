@@ -43,9 +43,9 @@ pub struct CpuConv {
 
 impl CpuConv {
     /// Prepares packed OHWI `weights` for `shape` (its batch is the batch of every run) with the
-    /// best kernels this CPU has.
+    /// best kernels this CPU has (or `BNN_CPU_ISA`).
     pub fn new(shape: &ConvShape, weights: &[u32]) -> Result<Self> {
-        CpuConv::with_isa(shape, weights, Isa::best())
+        CpuConv::with_isa(shape, weights, Isa::from_env()?)
     }
 
     /// As [`new`](Self::new) with the kernels of `isa` (an error if this CPU lacks it).
@@ -179,8 +179,9 @@ fn dense_conv(shape: &DenseShape) -> ConvShape {
 pub struct CpuDense(CpuConv);
 
 impl CpuDense {
+    /// As [`CpuConv::new`].
     pub fn new(shape: &DenseShape, weights: &[u32]) -> Result<Self> {
-        CpuDense::with_isa(shape, weights, Isa::best())
+        CpuDense::with_isa(shape, weights, Isa::from_env()?)
     }
     pub fn with_isa(shape: &DenseShape, weights: &[u32], isa: Isa) -> Result<Self> {
         if weights.len() != shape.out_features * words(shape.in_features) {
