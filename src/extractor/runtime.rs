@@ -20,18 +20,19 @@ struct GpuLayer {
 }
 
 /// A loaded extractor on one device.
-pub struct Extractor<'g> {
-    gpu: &'g Gpu,
+pub struct Extractor {
+    gpu: Gpu,
     file: ExtractorFile,
     layers: Vec<GpuLayer>,
     /// Images per dispatch chain (the largest intermediate tensor fits one storage binding).
     max_batch: usize,
 }
 
-impl<'g> Extractor<'g> {
+impl Extractor {
     /// Uploads the file's tensors, checks the device's limits and compiles every pipeline (a
     /// warm-up batch of one blank image). A graph the device cannot run is an [`Error::Limits`].
-    pub fn new(gpu: &'g Gpu, file: ExtractorFile) -> Result<Self> {
+    pub fn new(gpu: &Gpu, file: ExtractorFile) -> Result<Self> {
+        let gpu = gpu.clone();
         let max = gpu.max_binding();
         let mut per_image = 0usize;
         let i = &file.graph.input;
@@ -179,7 +180,7 @@ impl<'g> Extractor<'g> {
         preact_last: bool,
         taps: &[usize],
     ) -> Result<(Vec<Vec<u32>>, Option<Features>)> {
-        let gpu = self.gpu;
+        let gpu = &self.gpu;
         let n = self.layers.len();
         let mut dispatches: Vec<Dispatch> = Vec::new();
         let image = gpu.upload(images, "images")?;

@@ -39,6 +39,10 @@ pub struct Timing {
     pub timestamps: bool,
 }
 
+/// One adapter, device and queue. Cloning is cheap and shares everything (wgpu's handles are
+/// reference-counted, and so is the pipeline cache), so extractors and servers can own a `Gpu`
+/// and move it across threads.
+#[derive(Clone)]
 pub struct Gpu {
     pub adapter: wgpu::Adapter,
     pub device: wgpu::Device,
@@ -46,7 +50,7 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub timestamps: bool,
-    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Arc<Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>>,
 }
 
 impl Gpu {
@@ -98,7 +102,7 @@ impl Gpu {
             info,
             limits,
             timestamps,
-            pipelines: Mutex::new(HashMap::new()),
+            pipelines: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 

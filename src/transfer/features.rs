@@ -128,14 +128,14 @@ fn preprocess_key(pre: &Preprocess) -> String {
 }
 
 /// Where the extractor runs.
-pub enum Runner<'g> {
+pub enum Runner {
     /// The WGSL kernels on a wgpu device.
-    Gpu(Box<Extractor<'g>>),
+    Gpu(Box<Extractor>),
     /// The library's CPU binary path (no wgpu adapter): the file and its prepared extractor.
     Cpu(Box<(ExtractorFile, CpuExtractor)>),
 }
 
-impl Runner<'_> {
+impl Runner {
     /// The CPU binary path for `file`, prepared once, on every core.
     pub fn cpu(file: ExtractorFile) -> Result<Self> {
         let ex = CpuExtractor::new(&file, &Threads::all()?)?;
