@@ -19,6 +19,14 @@ pub fn is_negative(x: f32) -> bool {
 }
 
 /// Packs each row of `channels` values into `words(channels)` words.
+///
+/// ```
+/// use bnn_transfer::bits::{pack_rows, unpack_rows};
+/// // A set bit is −1; 0.0 counts as +1; tail bits past the 3 channels stay 0.
+/// let packed = pack_rows(&[-0.5, 0.0, 2.0, 1.0, -1.0, -3.0], 3);
+/// assert_eq!(packed, vec![0b001, 0b110]);
+/// assert_eq!(unpack_rows(&packed, 3), vec![-1.0, 1.0, 1.0, 1.0, -1.0, -1.0]);
+/// ```
 pub fn pack_rows(values: &[f32], channels: usize) -> Vec<u32> {
     assert!(
         channels > 0 && values.len().is_multiple_of(channels),

@@ -121,6 +121,12 @@ pub fn evaluate(
 }
 
 /// The `k` most probable classes of one row of logits, with softmax probabilities.
+///
+/// ```
+/// let top = bnn_transfer::eval::top_k(&[0.0, 2.0, 1.0], 2);
+/// assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 2]);
+/// assert!((top[0].1 - 0.665).abs() < 1e-3); // e² / (1 + e + e²)
+/// ```
 pub fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exp: Vec<f64> = row.iter().map(|&v| ((v - max) as f64).exp()).collect();

@@ -17,6 +17,7 @@ pub mod eval;
 #[cfg(feature = "train")]
 pub mod export;
 pub mod extractor;
+pub mod feature_extractor;
 pub mod gpu;
 pub mod kernels;
 #[cfg(feature = "train")]
@@ -30,3 +31,5 @@ pub mod transfer;
 
 pub use arch::Arch;
 pub use error::{Error, Result};
+pub use feature_extractor::{ExtractorOptions, FeatureExtractor};
+pub use transfer::features::ExtractorDevice;

@@ -67,6 +67,21 @@ pub struct StageTime {
 }
 
 /// The extractor prepared for the CPU; share it across threads freely (`Send + Sync`).
+///
+/// ```
+/// use bnn_transfer::Arch;
+/// use bnn_transfer::bench::extractor::random_file;
+/// use bnn_transfer::cpu::{CpuExtractor, Threads};
+/// use bnn_transfer::extractor::{Features, Output, reference};
+///
+/// let file = random_file(&Arch::mini(10), 1)?; // a 32×32 network with random weights
+/// let cpu = CpuExtractor::new(&file, &Threads::new(2)?)?;
+/// let images = vec![0.25f32; 2 * 32 * 32 * 3];
+/// let bits = cpu.run_bits(&images, 2)?;
+/// // Bit for bit what the scalar reference computes.
+/// assert_eq!(Features::Bits(bits), reference::run(&file, &images, 2, Output::Bits)?);
+/// # Ok::<(), bnn_transfer::Error>(())
+/// ```
 pub struct CpuExtractor {
     layers: Vec<Layer>,
     image_len: usize,

@@ -53,6 +53,13 @@ impl Isa {
     }
 
     /// The fastest level this CPU can run.
+    ///
+    /// ```
+    /// use bnn_transfer::cpu::Isa;
+    /// let best = Isa::best();
+    /// assert!(best.is_available() && Isa::available().contains(&best));
+    /// assert!(Isa::Portable.is_available()); // everywhere
+    /// ```
     pub fn best() -> Isa {
         Isa::ALL
             .into_iter()

@@ -32,6 +32,11 @@ impl Extractor {
     /// Uploads the file's tensors, checks the device's limits and compiles every pipeline (a
     /// warm-up batch of one blank image). A graph the device cannot run is an [`Error::Limits`].
     pub fn new(gpu: &Gpu, file: ExtractorFile) -> Result<Self> {
+        pollster::block_on(Extractor::new_async(gpu, file))
+    }
+
+    /// [`Extractor::new`] without blocking (the warm-up batch is awaited).
+    pub async fn new_async(gpu: &Gpu, file: ExtractorFile) -> Result<Self> {
         let gpu = gpu.clone();
         let max = gpu.max_binding();
         let mut per_image = 0usize;
@@ -74,7 +79,7 @@ impl Extractor {
             max_batch: max_batch.min(1 << 16),
         };
         let blank = vec![0f32; ex.image_len()];
-        ex.run(&blank, Output::Bits)?;
+        ex.run_async(&blank, Output::Bits).await?;
         Ok(ex)
     }
 
@@ -94,8 +99,13 @@ impl Extractor {
     }
 
     /// Features of `images` (NHWC f32, a whole number of images), split into chunks that fit the
-    /// device.
+    /// device. Blocks until they are read back; [`run_async`](Self::run_async) does not.
     pub fn run(&self, images: &[f32], output: Output) -> Result<Features> {
+        pollster::block_on(self.run_async(images, output))
+    }
+
+    /// [`Extractor::run`] as a future: submission, then the read-back is awaited.
+    pub async fn run_async(&self, images: &[f32], output: Output) -> Result<Features> {
         let len = self.image_len();
         if images.is_empty() || !images.len().is_multiple_of(len) {
             return Err(Error::Shape(format!(
@@ -108,7 +118,9 @@ impl Extractor {
         let mut start = 0;
         while start < batch {
             let end = (start + self.max_batch).min(batch);
-            let part = self.run_chunk(&images[start * len..end * len], end - start, output)?;
+            let part = self
+                .run_chunk(&images[start * len..end * len], end - start, output)
+                .await?;
             out = Some(match (out, part) {
                 (None, p) => p,
                 (Some(Features::Bits(mut a)), Features::Bits(b)) => {
@@ -134,6 +146,11 @@ impl Extractor {
     /// the result holds one `[batch][out_words]` vector per tap, in the order of `taps`. This is
     /// how `bnn transfer` gets the features of several cut points for the price of one run.
     pub fn run_taps(&self, images: &[f32], taps: &[usize]) -> Result<Vec<Vec<u32>>> {
+        pollster::block_on(self.run_taps_async(images, taps))
+    }
+
+    /// [`Extractor::run_taps`] as a future.
+    pub async fn run_taps_async(&self, images: &[f32], taps: &[usize]) -> Result<Vec<Vec<u32>>> {
         let len = self.image_len();
         if images.is_empty() || !images.len().is_multiple_of(len) {
             return Err(Error::Shape(format!(
@@ -152,8 +169,9 @@ impl Extractor {
         let mut start = 0;
         while start < batch {
             let end = (start + self.max_batch).min(batch);
-            let (outs, _) =
-                self.chain(&images[start * len..end * len], end - start, false, taps)?;
+            let (outs, _) = self
+                .chain(&images[start * len..end * len], end - start, false, taps)
+                .await?;
             for (o, part) in out.iter_mut().zip(outs) {
                 o.extend(part);
             }
@@ -162,9 +180,11 @@ impl Extractor {
         Ok(out)
     }
 
-    fn run_chunk(&self, images: &[f32], batch: usize, output: Output) -> Result<Features> {
+    async fn run_chunk(&self, images: &[f32], batch: usize, output: Output) -> Result<Features> {
         let last = self.layers.len() - 1;
-        let (mut outs, preact) = self.chain(images, batch, output == Output::Preact, &[last])?;
+        let (mut outs, preact) = self
+            .chain(images, batch, output == Output::Preact, &[last])
+            .await?;
         if let Some(p) = preact {
             return Ok(p);
         }
@@ -173,7 +193,7 @@ impl Extractor {
 
     /// One dispatch chain over a chunk that fits the device: the packed bits of each tapped layer,
     /// or the last layer's pre-activations when `preact_last`.
-    fn chain(
+    async fn chain(
         &self,
         images: &[f32],
         batch: usize,
@@ -262,8 +282,8 @@ impl Extractor {
                 None => values,
             };
             if preact {
-                gpu.run(&dispatches)?;
-                let raw = gpu.read(&values)?;
+                gpu.submit_async(&dispatches).await?;
+                let raw = gpu.read_async(&values).await?;
                 return Ok((
                     vec![],
                     Some(if float {
@@ -282,12 +302,12 @@ impl Extractor {
             keep.push(values);
             layer_out.push(out);
         }
-        gpu.run(&dispatches)?;
+        gpu.submit_async(&dispatches).await?;
         let mut outs = Vec::with_capacity(taps.len());
         for &t in taps {
             let o = &layer_out[t];
             debug_assert_eq!(o.len, batch * self.file.layers[t].spec.out_words());
-            outs.push(gpu.read(o)?);
+            outs.push(gpu.read_async(o).await?);
         }
         Ok((outs, None))
     }

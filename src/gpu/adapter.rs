@@ -23,9 +23,19 @@ pub fn select_adapter() -> Result<wgpu::Adapter> {
 }
 
 pub(crate) fn select_from(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+    pollster::block_on(select_from_async(instance))
+}
+
+/// [`select_adapter`] without blocking (what the web needs).
+pub async fn select_adapter_async() -> Result<wgpu::Adapter> {
+    select_from_async(&instance()).await
+}
+
+async fn select_from_async(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
     if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
         let wanted_lc = wanted.to_lowercase();
-        let all = adapters(instance);
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let all = instance.enumerate_adapters(backends).await;
         let names: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
         return all
             .into_iter()
@@ -45,9 +55,12 @@ pub(crate) fn select_from(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
         power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
         ..Default::default()
     };
-    pollster::block_on(instance.request_adapter(&options)).map_err(|e| Error::NoAdapter {
-        detail: format!(" ({e})"),
-    })
+    instance
+        .request_adapter(&options)
+        .await
+        .map_err(|e| Error::NoAdapter {
+            detail: format!(" ({e})"),
+        })
 }
 
 /// What `bnn devices` prints for one adapter.

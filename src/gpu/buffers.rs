@@ -112,8 +112,15 @@ impl Gpu {
         })
     }
 
-    /// Copies a storage buffer back to the host.
+    /// Copies a storage buffer back to the host (blocks until the GPU is done).
     pub fn read<T: Pod>(&self, storage: &Storage<T>) -> Result<Vec<T>> {
+        pollster::block_on(self.read_async(storage))
+    }
+
+    /// Copies a storage buffer back to the host without blocking the caller's executor: the map
+    /// completes through a channel. Native wgpu needs the device polled for that, which this does
+    /// (waiting for the queue); on the web the browser completes it.
+    pub async fn read_async<T: Pod>(&self, storage: &Storage<T>) -> Result<Vec<T>> {
         if storage.len == 0 {
             return Ok(Vec::new());
         }
@@ -126,19 +133,24 @@ impl Gpu {
             });
         encoder.copy_buffer_to_buffer(&storage.buffer, 0, &readback, 0, size);
         self.queue.submit([encoder.finish()]);
-        let mut out: Vec<T> = self.map_read(&readback)?;
+        let mut out: Vec<T> = self.map_read_async(&readback).await?;
         out.truncate(storage.len);
         Ok(out)
     }
 
     /// Maps a MAP_READ buffer (after its copy was submitted) and returns its contents.
     pub(crate) fn map_read<T: Pod>(&self, buffer: &wgpu::Buffer) -> Result<Vec<T>> {
-        let (tx, rx) = std::sync::mpsc::channel();
+        pollster::block_on(self.map_read_async(buffer))
+    }
+
+    async fn map_read_async<T: Pod>(&self, buffer: &wgpu::Buffer) -> Result<Vec<T>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
         buffer.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
+        #[cfg(not(target_arch = "wasm32"))]
         self.wait()?;
-        rx.recv()
+        rx.await
             .map_err(|e| Error::Gpu {
                 context: "map".into(),
                 message: e.to_string(),

@@ -59,12 +59,25 @@ impl Gpu {
         Gpu::with_limits(LimitsProfile::Adapter)
     }
 
+    /// [`Gpu::new`] without blocking: the adapter and device are requested asynchronously.
+    pub async fn new_async() -> Result<Gpu> {
+        let adapter = adapter::select_adapter_async().await?;
+        Gpu::from_adapter_async(adapter, LimitsProfile::Adapter).await
+    }
+
+    /// The adapter chosen from the environment, with the limits of `profile`.
     pub fn with_limits(profile: LimitsProfile) -> Result<Gpu> {
         let adapter = adapter::select_adapter()?;
         Gpu::from_adapter(adapter, profile)
     }
 
+    /// A device on `adapter` with the limits of `profile` (blocks until it is created).
     pub fn from_adapter(adapter: wgpu::Adapter, profile: LimitsProfile) -> Result<Gpu> {
+        pollster::block_on(Gpu::from_adapter_async(adapter, profile))
+    }
+
+    /// [`Gpu::from_adapter`] without blocking.
+    pub async fn from_adapter_async(adapter: wgpu::Adapter, profile: LimitsProfile) -> Result<Gpu> {
         let info = adapter.get_info();
         let supported = adapter.limits();
         let limits = match profile {
@@ -89,12 +102,14 @@ impl Gpu {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::RequestDevice {
-                adapter: info.name.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| Error::RequestDevice {
+                    adapter: info.name.clone(),
+                    message: e.to_string(),
+                })?;
         Ok(Gpu {
             adapter,
             device,
@@ -202,11 +217,17 @@ impl Gpu {
 
     /// Runs the dispatches in order (one compute pass: each sees the previous one's writes) and waits.
     pub fn run(&self, dispatches: &[Dispatch]) -> Result<()> {
+        pollster::block_on(self.submit_async(dispatches))?;
+        self.wait()
+    }
+
+    /// Submits the dispatches (one compute pass) and resolves once validation has accepted them;
+    /// it does not wait for the GPU: a later [`read_async`](Gpu::read_async) does.
+    pub async fn submit_async(&self, dispatches: &[Dispatch]) -> Result<()> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let encoder = self.encode(dispatches, None);
         self.queue.submit([encoder.finish()]);
-        self.check(scope, dispatches)?;
-        self.wait()
+        Gpu::checked(scope.pop().await, dispatches)
     }
 
     /// Runs the dispatches and returns their GPU time.
@@ -247,7 +268,11 @@ impl Gpu {
     }
 
     fn check(&self, scope: wgpu::ErrorScopeGuard, dispatches: &[Dispatch]) -> Result<()> {
-        match pollster::block_on(scope.pop()) {
+        Gpu::checked(pollster::block_on(scope.pop()), dispatches)
+    }
+
+    fn checked(error: Option<wgpu::Error>, dispatches: &[Dispatch]) -> Result<()> {
+        match error {
             None => Ok(()),
             Some(e) => Err(Error::Gpu {
                 context: dispatches

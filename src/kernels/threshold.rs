@@ -52,6 +52,14 @@ impl Threshold {
         Threshold { t, mode: 1 }
     }
     /// Whether pre-activation `v` maps to +1.
+    ///
+    /// ```
+    /// use bnn_transfer::kernels::Threshold;
+    /// // BN with γ > 0 folded to `pre ≥ 3`; with γ < 0 to `pre ≤ 3`.
+    /// assert!(Threshold::at_least(3).plus_one(3) && !Threshold::at_least(3).plus_one(2));
+    /// assert!(Threshold::at_most(3).plus_one(-7) && !Threshold::at_most(3).plus_one(4));
+    /// assert!(!Threshold::ALWAYS_MINUS.plus_one(i32::MAX - 1));
+    /// ```
     pub fn plus_one(&self, v: i32) -> bool {
         if self.mode == 1 {
             v <= self.t

@@ -380,29 +380,36 @@ pub enum ExtractorDevice {
 /// The wgpu device `device` asks for, or `None` for the CPU binary path, with a note to show the
 /// user when the choice was not the obvious one (a CPU adapter passed over, no adapter at all).
 pub fn select_gpu(device: ExtractorDevice) -> Result<(Option<Gpu>, Option<String>)> {
+    pollster::block_on(select_gpu_async(device))
+}
+
+/// [`select_gpu`] without blocking.
+pub async fn select_gpu_async(device: ExtractorDevice) -> Result<(Option<Gpu>, Option<String>)> {
     Ok(match device {
         ExtractorDevice::Cpu => (None, None),
-        ExtractorDevice::Gpu => (Some(Gpu::new()?), None),
-        ExtractorDevice::Auto | ExtractorDevice::Adapter => match gpu_or_reason() {
-            Ok(g)
-                if device == ExtractorDevice::Auto
-                    && g.info.device_type == wgpu::DeviceType::Cpu =>
-            {
-                let note = format!(
-                    "the adapter {} is a CPU: running the extractor on the CPU binary path, which \
+        ExtractorDevice::Gpu => (Some(Gpu::new_async().await?), None),
+        ExtractorDevice::Auto | ExtractorDevice::Adapter => {
+            match Gpu::new_async().await.map_err(|e| e.to_string()) {
+                Ok(g)
+                    if device == ExtractorDevice::Auto
+                        && g.info.device_type == wgpu::DeviceType::Cpu =>
+                {
+                    let note = format!(
+                        "the adapter {} is a CPU: running the extractor on the CPU binary path, which \
                      is faster there (device `adapter` runs the kernels on it anyway)",
-                    g.info.name
-                );
-                (None, Some(note))
+                        g.info.name
+                    );
+                    (None, Some(note))
+                }
+                Ok(g) => (Some(g), None),
+                Err(why) => (
+                    None,
+                    Some(format!(
+                        "no wgpu adapter ({why}); running the extractor on the CPU path"
+                    )),
+                ),
             }
-            Ok(g) => (Some(g), None),
-            Err(why) => (
-                None,
-                Some(format!(
-                    "no wgpu adapter ({why}); running the extractor on the CPU path"
-                )),
-            ),
-        },
+        }
     })
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::eval::score;
 use super::features::FeatureSet;
-use super::head::Dense;
+use super::head::{self, Dense, Head, HeadInfo};
 use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -236,6 +236,44 @@ fn check_set(set: &FeatureSet, what: &str, dim: usize, classes: usize) -> Result
         )));
     }
     Ok(())
+}
+
+/// Trains a head on raw features: standardisation from `train` (stored in the head, applied to
+/// `val` and at prediction), then [`fit`] on burn's flex backend, no progress bar. `info` says
+/// what the head belongs to; its `classes`, `dim` and `hidden` are set from `train` and `cfg`.
+/// Returns the head and how training went.
+pub fn train_head(
+    train: &FeatureSet,
+    val: Option<&FeatureSet>,
+    cfg: &FitConfig,
+    info: HeadInfo,
+) -> Result<(Head, Fitted)> {
+    let (mean, scale) = head::standardisation(&train.x, train.dim);
+    let standardised = |s: &FeatureSet| {
+        let mut s = s.clone();
+        head::standardise(&mut s.x, &mean, &scale);
+        s
+    };
+    let (tr, va) = (standardised(train), val.map(standardised));
+    let fitted = fit(
+        &tr,
+        va.as_ref(),
+        cfg,
+        &Device::flex(),
+        &indicatif::ProgressBar::hidden(),
+    )?;
+    let head = Head {
+        info: HeadInfo {
+            classes: train.classes.clone(),
+            dim: train.dim,
+            hidden: cfg.hidden.clone(),
+            ..info
+        },
+        mean,
+        scale,
+        layers: fitted.layers.clone(),
+    };
+    Ok((head, fitted))
 }
 
 /// Trains a head on `train` (standardised features) with early stopping on `val`. `device` is a

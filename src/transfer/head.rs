@@ -181,6 +181,22 @@ impl Head {
         Ok(a)
     }
 
+    /// The `k` most probable classes of each row of raw features `x` (`[n][dim]`), as (class
+    /// index, softmax probability), most probable first.
+    pub fn top_k(&self, x: &[f32], k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
+        let classes = self.info.classes.len();
+        let logits = self.logits(x)?;
+        Ok(logits
+            .chunks_exact(classes.max(1))
+            .map(|row| crate::eval::top_k(row, k))
+            .collect())
+    }
+
+    /// The most probable class of each row of raw features `x` (`[n][dim]`).
+    pub fn predict(&self, x: &[f32]) -> Result<Vec<usize>> {
+        Ok(self.top_k(x, 1)?.into_iter().map(|r| r[0].0).collect())
+    }
+
     /// Writes the head atomically; returns its size in bytes.
     pub fn save(&self, path: &Path) -> Result<u64> {
         self.validate(path)?;

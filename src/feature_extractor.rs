@@ -1,0 +1,250 @@
+//! The library's front door: [`FeatureExtractor`] opens a frozen binary extractor (a file, or the
+//! embedded default backbone) at a cut point on the best device — the WGSL kernels on a GPU, the
+//! CPU binary path otherwise — and turns images into ±1 features. Async underneath (what the
+//! web needs), with blocking conveniences on top; it owns its device and is `Send + Sync`, so a
+//! server or an app can keep one and share it across threads.
+//!
+//! ```
+//! use bnn_transfer::{ExtractorDevice, ExtractorOptions, FeatureExtractor};
+//!
+//! // The embedded default backbone at its own cut; `ExtractorDevice::Auto` picks a real GPU
+//! // when there is one (the CPU path here keeps the example quick anywhere).
+//! let ex = FeatureExtractor::open_blocking(&ExtractorOptions {
+//!     device: ExtractorDevice::Cpu,
+//!     ..ExtractorOptions::default()
+//! })?;
+//! // Prepared images: `ex.load_images(&["cat.jpg", "dog.png"])?` decodes and resizes files.
+//! let images = vec![0.0f32; 2 * ex.image_len()];
+//! let features = ex.features_blocking(&images)?; // [2][ex.dim()] of ±1.0
+//! assert_eq!(features.len(), 2 * ex.dim());
+//! assert!(features.iter().all(|&v| v == 1.0 || v == -1.0));
+//! # Ok::<(), bnn_transfer::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::assets::{Backbone, load_backbone};
+use crate::data::{ImageFolder, Preprocess, load_image};
+use crate::error::{Error, Result};
+use crate::extractor::Extractor;
+use crate::rng::Rng;
+use crate::transfer::features::{ExtractorDevice, FeatureSet, Runner, select_gpu_async, signs};
+use crate::transfer::head::{BackboneInfo, BackboneKind, HEAD_VERSION, HeadInfo};
+
+/// What to open: which extractor, cut where, on which device.
+#[derive(Clone, Debug)]
+pub struct ExtractorOptions {
+    /// An extractor file (`bnn export`); `None` is the embedded default backbone.
+    pub model: Option<PathBuf>,
+    /// The layer whose output are the features; `None` is the file's own cut.
+    pub cut: Option<String>,
+    /// Where it runs ([`ExtractorDevice::Auto`]: a real GPU if there is one, else the CPU path).
+    pub device: ExtractorDevice,
+}
+
+impl Default for ExtractorOptions {
+    fn default() -> Self {
+        ExtractorOptions {
+            model: None,
+            cut: None,
+            device: ExtractorDevice::Auto,
+        }
+    }
+}
+
+/// A frozen binary extractor, ready to turn images into features (see the module docs).
+pub struct FeatureExtractor {
+    backbone: Backbone,
+    cut: String,
+    dim: usize,
+    channels: usize,
+    preprocess: Preprocess,
+    runner: Runner,
+    device: String,
+    note: Option<String>,
+}
+
+impl FeatureExtractor {
+    /// Loads the extractor and prepares it on the device `options` asks for: uploads and
+    /// compiles the WGSL pipelines on a GPU, or regroups the weights for the CPU path.
+    pub async fn open(options: &ExtractorOptions) -> Result<Self> {
+        let backbone = load_backbone(options.model.as_deref())?;
+        let preprocess = backbone.preprocess()?;
+        let cut = options
+            .cut
+            .clone()
+            .unwrap_or_else(|| backbone.file.graph.cut.clone());
+        let file = backbone.file.truncated(&cut)?;
+        let spec = file.cut().clone();
+        let (gpu, note) = select_gpu_async(options.device).await?;
+        let (runner, device) = match gpu {
+            Some(g) => {
+                let describe = g.describe();
+                let ex = Extractor::new_async(&g, file).await?;
+                (Runner::Gpu(Box::new(ex)), describe)
+            }
+            None => {
+                let runner = Runner::cpu(file)?;
+                let describe = match &runner {
+                    Runner::Cpu(c) => format!(
+                        "the CPU binary path ({} threads, {} kernels)",
+                        c.1.threads(),
+                        c.1.isa()
+                    ),
+                    Runner::Gpu(_) => unreachable!("Runner::cpu builds the CPU runner"),
+                };
+                (runner, describe)
+            }
+        };
+        Ok(FeatureExtractor {
+            backbone,
+            cut,
+            dim: spec.out_len(),
+            channels: spec.out_channels(),
+            preprocess,
+            runner,
+            device,
+            note,
+        })
+    }
+
+    /// [`open`](Self::open), blocking until the extractor is ready (not on the web).
+    pub fn open_blocking(options: &ExtractorOptions) -> Result<Self> {
+        pollster::block_on(FeatureExtractor::open(options))
+    }
+
+    /// The loaded backbone (its file, fingerprint and label).
+    pub fn backbone(&self) -> &Backbone {
+        &self.backbone
+    }
+
+    /// The layer whose output are the features.
+    pub fn cut(&self) -> &str {
+        &self.cut
+    }
+
+    /// Features per image.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Where the extractor runs, in words.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Why the device is not the obvious one (a CPU adapter passed over, no adapter), if so.
+    pub fn device_note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// How images are prepared for this extractor (size, crop, mean and std from its file).
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.preprocess
+    }
+
+    /// f32 values per prepared image (size × size × 3, NHWC).
+    pub fn image_len(&self) -> usize {
+        self.preprocess.image_len()
+    }
+
+    /// Decodes and prepares image files (JPEG or PNG) as the extractor expects them, in order:
+    /// `[n][image_len]` NHWC f32. Errors name the file.
+    pub fn load_images<P: AsRef<Path>>(&self, paths: &[P]) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(paths.len() * self.image_len());
+        let mut rng = Rng::new(0);
+        for p in paths {
+            let p = p.as_ref();
+            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            let image = load_image(&bytes, &self.preprocess, &mut rng)
+                .map_err(|e| Error::Dataset(format!("{}: {e}", p.display())))?;
+            out.extend(image);
+        }
+        Ok(out)
+    }
+
+    /// Features of prepared `images` (a whole number of [`image_len`](Self::image_len) values):
+    /// `[n][dim]` of ±1.0, the extractor's packed bits at the cut unpacked in NHWC order.
+    pub async fn features(&self, images: &[f32]) -> Result<Vec<f32>> {
+        let len = self.image_len();
+        if images.is_empty() || !images.len().is_multiple_of(len) {
+            return Err(Error::Shape(format!(
+                "{} values are not a whole number of {len}-value images",
+                images.len()
+            )));
+        }
+        let n = images.len() / len;
+        let bits = match &self.runner {
+            Runner::Gpu(e) => {
+                let last = e.file().layers.len() - 1;
+                e.run_taps_async(images, &[last]).await?.remove(0)
+            }
+            Runner::Cpu(c) => c.1.run_bits(images, n)?,
+        };
+        Ok(signs(&bits, self.channels))
+    }
+
+    /// The features and labels of every image of a data set split (64 images per extractor
+    /// pass), in sample order. No cache: `bnn transfer` caches them on disk.
+    pub async fn feature_set(&self, set: &ImageFolder) -> Result<FeatureSet> {
+        let mut x = Vec::with_capacity(set.len() * self.dim);
+        let mut rng = Rng::new(0);
+        let order: Vec<usize> = (0..set.len()).collect();
+        for chunk in order.chunks(64) {
+            let mut images = Vec::with_capacity(chunk.len() * self.image_len());
+            for &i in chunk {
+                images.extend(load_image(&set.read(i)?, &self.preprocess, &mut rng)?);
+            }
+            x.extend(self.features(&images).await?);
+        }
+        Ok(FeatureSet {
+            dim: self.dim,
+            x,
+            labels: set.samples.iter().map(|s| s.label).collect(),
+            classes: set.classes.clone(),
+        })
+    }
+
+    /// [`feature_set`](Self::feature_set), blocking (not on the web).
+    pub fn feature_set_blocking(&self, set: &ImageFolder) -> Result<FeatureSet> {
+        pollster::block_on(self.feature_set(set))
+    }
+
+    /// What a head trained on this extractor's features of `set` records about it (`classes`,
+    /// `dim` and `hidden` are filled in by [`train_head`](crate::transfer::fit::train_head)).
+    pub fn head_info(&self, set: &ImageFolder) -> HeadInfo {
+        HeadInfo {
+            version: HEAD_VERSION,
+            classes: Vec::new(),
+            backbone: BackboneInfo {
+                kind: BackboneKind::Extractor,
+                path: self.backbone.label.clone(),
+                fingerprint: self.backbone.fingerprint.hex(),
+            },
+            cut: self.cut.clone(),
+            dim: self.dim,
+            hidden: Vec::new(),
+            input_size: self.preprocess.size,
+            data: set.source().display().to_string(),
+            layout: set.layout().to_string(),
+        }
+    }
+
+    /// [`features`](Self::features), blocking (not on the web).
+    pub fn features_blocking(&self, images: &[f32]) -> Result<Vec<f32>> {
+        pollster::block_on(self.features(images))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_front_door_owns_its_device_and_can_be_shared() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<FeatureExtractor>();
+        shareable::<crate::gpu::Gpu>();
+        shareable::<crate::cpu::CpuExtractor>();
+    }
+}
