@@ -1,6 +1,7 @@
 //! The chart for people: per shape, the median time of every implementation as grouped bars on a
 //! log scale (SVG through plotters' SVG backend only).
 
+use super::kind::Kernel;
 use std::path::Path;
 
 use plotters::prelude::*;
@@ -29,12 +30,12 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<()> {
 
 /// The SVG text of the chart.
 pub fn svg(report: &Report) -> Result<String> {
-    let kernels: Vec<String> = {
-        let mut k: Vec<String> = Vec::new();
+    let kernels: Vec<Kernel> = {
+        let mut k: Vec<Kernel> = Vec::new();
         for r in &report.shapes {
             for m in &r.results {
                 if m.stats.is_some() && !k.contains(&m.kernel) {
-                    k.push(m.kernel.clone());
+                    k.push(m.kernel);
                 }
             }
         }
@@ -102,7 +103,7 @@ pub fn svg(report: &Report) -> Result<String> {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, r)| {
-                    let t = r.get(kernel)?.median_s()? * 1e3;
+                    let t = r.get(*kernel)?.median_s()? * 1e3;
                     let x0 = i as f64 + 0.1 + ki as f64 * slot;
                     Some(Rectangle::new(
                         [(x0, lo / 2.0), (x0 + slot * 0.9, t)],
@@ -113,7 +114,7 @@ pub fn svg(report: &Report) -> Result<String> {
             chart
                 .draw_series(bars)
                 .map_err(plot_err)?
-                .label(kernel.clone())
+                .label(kernel.name())
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
                 });

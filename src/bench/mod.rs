@@ -8,10 +8,11 @@
 //! time otherwise); burn, CPU and end-to-end rows are synchronized wall time. Ratios only ever
 //! divide times taken with the same timer.
 
-#[cfg(feature = "train")]
 pub mod burn;
 pub mod chart;
 pub mod extractor;
+#[cfg(feature = "train")]
+pub mod kind;
 pub mod peak;
 pub mod report;
 pub mod shapes;
@@ -30,6 +31,7 @@ use crate::extractor::{Extractor, Output};
 use crate::gpu::{Dispatch, Gpu};
 use crate::kernels::{Threshold, float_conv, xnor_conv, xnor_dense};
 use crate::rng::Rng;
+pub use kind::{Kernel, Run};
 use report::{DeviceInfo, EndToEndRow, Measurement, Report, ShapeRow, StageRow};
 use shapes::{Case, Op};
 use timing::{Plan, Stats, measure, wall};
@@ -192,15 +194,15 @@ impl Config {
     }
 
     /// Implementations timed per shape, in table order.
-    pub fn kernels(&self) -> Vec<&'static str> {
-        let mut k = vec!["xnor_dot", "xnor_bits", "float_wgsl"];
+    pub fn kernels(&self) -> Vec<Kernel> {
+        let mut k = vec![Kernel::XnorDot, Kernel::XnorBits, Kernel::FloatWgsl];
         if self.burn {
-            k.push("burn_wgpu");
+            k.push(Kernel::BurnWgpu);
         }
         if self.cpu_rows {
-            k.push("cpu_xnor");
+            k.push(Kernel::CpuXnor);
             if self.burn {
-                k.push("burn_flex");
+                k.push(Kernel::BurnFlex);
             }
         }
         k
@@ -216,15 +218,15 @@ impl Config {
         (self.cases().len() * self.kernels().len() + e2e) as u64
     }
 
-    fn e2e_runs(&self) -> Vec<&'static str> {
-        let mut r = vec!["binary_extractor", "float_twin_wgsl"];
+    fn e2e_runs(&self) -> Vec<Run> {
+        let mut r = vec![Run::BinaryExtractor, Run::FloatTwinWgsl];
         if self.cpu_rows {
-            r.push("cpu_binary_extractor");
+            r.push(Run::CpuBinaryExtractor);
         }
         if self.burn {
-            r.push("burn_float_model_wgpu");
+            r.push(Run::BurnFloatModelWgpu);
             if self.cpu_rows {
-                r.push("burn_float_model_flex");
+                r.push(Run::BurnFloatModelFlex);
             }
         }
         r
@@ -265,13 +267,15 @@ impl Operands {
 }
 
 /// Bytes a kernel reads and writes once: weights, input activations, output.
-pub fn bytes_moved(op: &Op, kernel: &str) -> u64 {
+pub fn bytes_moved(op: &Op, kernel: Kernel) -> u64 {
     let s = op.as_conv();
     let in_px = s.batch * s.in_h * s.in_w;
     let out_px = s.batch * s.out_pixels_per_item();
     let b = match kernel {
-        "xnor_dot" | "cpu_xnor" => (in_px * s.in_words() + s.weight_words() + out_px * s.out_c) * 4,
-        "xnor_bits" => {
+        Kernel::XnorDot | Kernel::CpuXnor => {
+            (in_px * s.in_words() + s.weight_words() + out_px * s.out_c) * 4
+        }
+        Kernel::XnorBits => {
             (in_px * s.in_words() + s.weight_words() + out_px * s.out_words()) * 4 + 8 * s.out_c
         }
         _ => (in_px * s.in_c + s.out_c * s.kernel_h * s.kernel_w * s.in_c + out_px * s.out_c) * 4,
@@ -295,22 +299,22 @@ fn run_wgsl(
     gpu: &Gpu,
     op: &Op,
     data: &Operands,
-    kernel: &str,
+    kernel: Kernel,
     plan: &Plan,
 ) -> Result<(Stats, Option<Stats>)> {
     match kernel {
-        "float_wgsl" => {
+        Kernel::FloatWgsl => {
             let s = op.as_conv();
             let x = gpu.upload(&data.x, "bench x")?;
             let w = gpu.upload(&data.w, "bench w")?;
             let (d, _out) = float_conv::encode(gpu, &s, &x, &w)?;
             time_dispatch(gpu, d, plan)
         }
-        "xnor_dot" | "xnor_bits" => {
+        Kernel::XnorDot | Kernel::XnorBits => {
             let x = gpu.upload(&data.px, "bench x")?;
             let w = gpu.upload(&data.pw, "bench w")?;
             let th = gpu.upload(&data.th, "bench thresholds")?;
-            let th = (kernel == "xnor_bits").then_some(&th);
+            let th = (kernel == Kernel::XnorBits).then_some(&th);
             let (d, _out) = match op {
                 Op::Conv(s) => xnor_conv::encode(gpu, s, &x, &w, th)?,
                 Op::Gemm(g) => xnor_dense::encode(gpu, g, &x, &w, th)?,
@@ -374,15 +378,15 @@ impl BurnDevices {
     }
 
     #[allow(unused_variables)]
-    fn time(&self, kernel: &str, op: &Op, plan: &Plan) -> Result<Stats> {
+    fn time(&self, kernel: Kernel, op: &Op, plan: &Plan) -> Result<Stats> {
         #[cfg(feature = "train")]
         {
             let device = match kernel {
-                "burn_wgpu" => self.wgpu.as_ref(),
+                Kernel::BurnWgpu => self.wgpu.as_ref(),
                 _ => self.flex.as_ref(),
             };
             let device = device.ok_or_else(|| Error::Gpu {
-                context: kernel.into(),
+                context: kernel.to_string(),
                 message: "device not available".into(),
             })?;
             burn::time_op(device, op, plan)
@@ -394,16 +398,16 @@ impl BurnDevices {
     }
 
     #[allow(unused_variables)]
-    fn time_model(&self, run: &str, arch: &Arch, batch: usize, plan: &Plan) -> Result<Stats> {
+    fn time_model(&self, run: Run, arch: &Arch, batch: usize, plan: &Plan) -> Result<Stats> {
         #[cfg(feature = "train")]
         {
-            let device = if run.ends_with("wgpu") {
+            let device = if run == Run::BurnFloatModelWgpu {
                 self.wgpu.as_ref()
             } else {
                 self.flex.as_ref()
             };
             let device = device.ok_or_else(|| Error::Gpu {
-                context: run.into(),
+                context: run.to_string(),
                 message: "device not available".into(),
             })?;
             burn::time_float_model(device, arch, batch, plan)
@@ -446,7 +450,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
         for kernel in cfg.kernels() {
             bar.set_message(format!("{} {kernel}", case.id));
             let outcome: Result<(Stats, Option<Stats>, &str)> = match kernel {
-                "xnor_dot" | "xnor_bits" | "float_wgsl" => {
+                k if k.is_wgsl() => {
                     run_wgsl(gpu, &case.op, &data, kernel, &cfg.plan).map(|(s, w)| {
                         (
                             s,
@@ -459,7 +463,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
                         )
                     })
                 }
-                "cpu_xnor" => {
+                Kernel::CpuXnor => {
                     run_cpu(&case.op, &data, &cfg.plan, &threads, isa).map(|s| (s, None, "wall"))
                 }
                 _ => burn_devices
@@ -468,7 +472,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
             };
             results.push(match outcome {
                 Ok((stats, wall_stats, timer)) => Measurement {
-                    kernel: kernel.into(),
+                    kernel,
                     timer: timer.into(),
                     macs_per_s: Some(macs as f64 / stats.median_s.max(1e-12)),
                     stats: Some(stats),
@@ -477,7 +481,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
                     error: None,
                 },
                 Err(e) => Measurement {
-                    kernel: kernel.into(),
+                    kernel,
                     timer: "-".into(),
                     stats: None,
                     wall: None,
@@ -501,15 +505,15 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
             peak_fraction: None,
             cpu_peak_fraction: None,
         };
-        let t = |k: &str| row.get(k).and_then(|m| m.median_s());
-        let w = |k: &str| row.get(k).and_then(|m| m.wall_s());
+        let t = |k: Kernel| row.get(k).and_then(|m| m.median_s());
+        let w = |k: Kernel| row.get(k).and_then(|m| m.wall_s());
         let speedups = (
-            ratio(t("float_wgsl"), t("xnor_dot")),
-            ratio(t("float_wgsl"), t("xnor_bits")),
-            ratio(w("burn_wgpu"), w("xnor_dot")),
-            ratio(t("burn_flex"), t("cpu_xnor")),
+            ratio(t(Kernel::FloatWgsl), t(Kernel::XnorDot)),
+            ratio(t(Kernel::FloatWgsl), t(Kernel::XnorBits)),
+            ratio(w(Kernel::BurnWgpu), w(Kernel::XnorDot)),
+            ratio(t(Kernel::BurnFlex), t(Kernel::CpuXnor)),
             ratio(
-                row.get("xnor_dot").and_then(|m| m.macs_per_s),
+                row.get(Kernel::XnorDot).and_then(|m| m.macs_per_s),
                 peak.binary_macs_per_s,
             ),
         );
@@ -521,7 +525,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
             row.peak_fraction,
         ) = speedups;
         row.cpu_peak_fraction = ratio(
-            row.get("cpu_xnor").and_then(|m| m.macs_per_s),
+            row.get(Kernel::CpuXnor).and_then(|m| m.macs_per_s),
             cpu_peak.as_ref().and_then(|p| p.binary_macs_per_s),
         );
         rows.push(row);
@@ -598,28 +602,28 @@ fn end_to_end(
     for (bi, &batch) in cfg.e2e_batches.iter().enumerate() {
         let n = batch * arch.input * arch.input * arch.in_channels;
         let images: Vec<f32> = (0..n).map(|_| rng.range(-2.0, 2.0)).collect();
-        let mut binary_s: Vec<(&str, f64)> = Vec::new();
+        let mut binary_s: Vec<(Run, f64)> = Vec::new();
         for run in cfg.e2e_runs() {
             bar.set_message(format!("{} batch {batch} {run}", arch.name));
-            let plan = match (run.starts_with("burn"), bi) {
+            let plan = match (run.is_burn(), bi) {
                 (true, _) => &cfg.burn_plan,
                 (false, 0) => &cfg.plan,
                 (false, _) => &cfg.e2e_plan,
             };
             let stats: Result<Stats> = match run {
-                "binary_extractor" => match &binary {
+                Run::BinaryExtractor => match &binary {
                     Ok(b) => measure(plan, || wall(|| b.run(&images, Output::Bits).map(|_| ()))),
                     Err(e) => Err(Error::Shape(e.to_string())),
                 },
-                "cpu_binary_extractor" => match &cpu {
+                Run::CpuBinaryExtractor => match &cpu {
                     Ok(c) => measure(plan, || wall(|| c.run_bits(&images, batch).map(|_| ()))),
                     Err(e) => Err(Error::Shape(e.to_string())),
                 },
-                "float_twin_wgsl" => match &twin {
+                Run::FloatTwinWgsl => match &twin {
                     Ok(t) => measure(plan, || wall(|| t.run(&images).map(|_| ()))),
                     Err(e) => Err(Error::Shape(e.to_string())),
                 },
-                "burn_float_model_wgpu" if batch > cfg.burn_model_max_batch => {
+                Run::BurnFloatModelWgpu if batch > cfg.burn_model_max_batch => {
                     Err(Error::Limits(format!(
                         "skipped above batch {} on a CPU adapter (minutes per batch); see the \
                          flex row",
@@ -630,30 +634,24 @@ fn end_to_end(
             };
             let median = stats.as_ref().ok().map(|s| s.median_s);
             let ips = median.map(|m| batch as f64 / m.max(1e-12));
-            let versus = match run {
-                "binary_extractor" | "cpu_binary_extractor" => {
-                    if let Some(m) = median {
-                        binary_s.push((run, m));
-                    }
-                    None
-                }
-                "burn_float_model_flex" => Some("cpu_binary_extractor"),
-                _ => Some("binary_extractor"),
-            };
+            let versus = run.versus();
+            if let (None, Some(m)) = (versus, median) {
+                binary_s.push((run, m));
+            }
             let binary = versus.and_then(|v| binary_s.iter().find(|(r, _)| *r == v));
             out.push(EndToEndRow {
                 arch: arch.name.clone(),
                 batch,
                 macs_per_image: macs,
-                runs: run.into(),
+                runs: run,
                 timer: "wall: upload + GPU + read-back".into(),
                 stats: stats.as_ref().ok().copied(),
                 images_per_s: ips,
-                versus: versus.map(String::from),
+                versus,
                 binary_speedup: binary.and_then(|(_, b)| ratio(median, Some(*b))),
                 error: stats.err().map(|e| e.to_string()),
             });
-            if run == "cpu_binary_extractor"
+            if run == Run::CpuBinaryExtractor
                 && let Ok(c) = &cpu
             {
                 stages.extend(profile_stages(c, &images, batch, plan)?);

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use super::kind::{Kernel, Run};
 use super::shapes::ShapeInfo;
 use super::timing::{Plan, Stats};
 
@@ -24,8 +25,8 @@ pub struct DeviceInfo {
 /// One implementation's result on one shape.
 #[derive(Clone, Debug, Serialize)]
 pub struct Measurement {
-    /// `xnor_dot`, `xnor_bits`, `float_wgsl`, `burn_wgpu`, `burn_flex` or `cpu_xnor`.
-    pub kernel: String,
+    /// Which implementation.
+    pub kernel: Kernel,
     /// `gpu-timestamp` or `wall` (synchronized: submit → completion, or host time on the CPU).
     pub timer: String,
     pub stats: Option<Stats>,
@@ -70,7 +71,7 @@ pub struct ShapeRow {
 }
 
 impl ShapeRow {
-    pub fn get(&self, kernel: &str) -> Option<&Measurement> {
+    pub fn get(&self, kernel: Kernel) -> Option<&Measurement> {
         self.results.iter().find(|m| m.kernel == kernel)
     }
 }
@@ -81,14 +82,14 @@ pub struct EndToEndRow {
     pub arch: String,
     pub batch: usize,
     pub macs_per_image: u64,
-    /// `binary_extractor`, `float_twin_wgsl`, `burn_float_model_wgpu`, `burn_float_model_flex`.
-    pub runs: String,
+    /// Which network on which implementation.
+    pub runs: Run,
     pub timer: String,
     pub stats: Option<Stats>,
     pub images_per_s: Option<f64>,
     /// The binary row this float row is compared with on the same device: `binary_extractor`
     /// (WGSL) for the GPU rows, `cpu_binary_extractor` for burn's flex row; None for binary rows.
-    pub versus: Option<String>,
+    pub versus: Option<Run>,
     /// This row's time per batch / the `versus` row's (how many times faster binary is).
     pub binary_speedup: Option<f64>,
     pub error: Option<String>,
@@ -179,7 +180,7 @@ impl Report {
         let cpu = self
             .shapes
             .iter()
-            .any(|r| r.get("cpu_xnor").is_some() || r.get("burn_flex").is_some());
+            .any(|r| r.get(Kernel::CpuXnor).is_some() || r.get(Kernel::BurnFlex).is_some());
         let _ = write!(
             s,
             "{:<17} {:<25} {:>9} {:>9} {:>9} {:>9}",
@@ -199,18 +200,18 @@ impl Report {
         }
         let _ = writeln!(s);
         for r in &self.shapes {
-            let t = |k: &str| r.get(k).and_then(|m| m.median_s());
+            let t = |k: Kernel| r.get(k).and_then(|m| m.median_s());
             let _ = write!(
                 s,
                 "{:<17} {:<25} {:>9} {:>9} {:>9} {:>9}",
                 r.source,
                 r.id,
-                ms(t("xnor_dot")),
-                ms(t("xnor_bits")),
-                ms(t("float_wgsl")),
-                ms(t("burn_wgpu"))
+                ms(t(Kernel::XnorDot)),
+                ms(t(Kernel::XnorBits)),
+                ms(t(Kernel::FloatWgsl)),
+                ms(t(Kernel::BurnWgpu))
             );
-            let gmacs = |k: &str| {
+            let gmacs = |k: Kernel| {
                 r.get(k)
                     .and_then(|m| m.macs_per_s)
                     .map_or("-".into(), |v| format!("{:.1}", v / 1e9))
@@ -222,17 +223,17 @@ impl Report {
                 ratio(r.speedup_vs_float),
                 ratio(r.speedup_fused_vs_float),
                 ratio(r.speedup_vs_burn),
-                gmacs("xnor_dot"),
+                gmacs(Kernel::XnorDot),
                 percent(r.peak_fraction)
             );
             if cpu {
                 let _ = write!(
                     s,
                     " {:>9} {:>9} {:>7} {:>9} {:>7}",
-                    ms(t("cpu_xnor")),
-                    ms(t("burn_flex")),
+                    ms(t(Kernel::CpuXnor)),
+                    ms(t(Kernel::BurnFlex)),
                     ratio(r.cpu_speedup_vs_flex),
-                    gmacs("cpu_xnor"),
+                    gmacs(Kernel::CpuXnor),
                     percent(r.cpu_peak_fraction)
                 );
             }
@@ -263,7 +264,7 @@ impl Report {
                 let binary = e.versus.as_ref().and_then(|v| {
                     self.extractor
                         .iter()
-                        .find(|b| b.batch == e.batch && &b.runs == v)
+                        .find(|b| b.batch == e.batch && b.runs == *v)
                 });
                 let _ = writeln!(
                     s,
