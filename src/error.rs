@@ -35,10 +35,11 @@ pub enum Error {
         /// wgpu's error.
         message: String,
     },
-    /// A GPU operation failed at run time (a validation error, mapping a buffer, device loss).
+    /// A GPU operation failed: a dispatch's validation error, mapping a buffer, waiting on the
+    /// device, or a burn operation or device.
     #[error("GPU error in '{context}': {message}")]
     Gpu {
-        /// What was being done.
+        /// What was being done: the dispatches' labels, `map`, `poll`, `burn`, …
         context: String,
         /// wgpu's (or burn's) error.
         message: String,

@@ -265,6 +265,7 @@ pub fn dense_shape(batch: usize, in_features: usize, out_features: usize) -> Con
     }
 }
 
+/// The float dense layer `[B][in] × [out][in]ᵀ` on the device ([`run`] on [`dense_shape`]).
 pub fn run_dense(
     gpu: &Gpu,
     batch: usize,
