@@ -289,7 +289,7 @@ pub fn reference(shape: &ConvShape, input: &[f32], weights: &[f32]) -> Vec<f32> 
     reference_by(shape, input, weights, |acc, a, w| acc + a * w)
 }
 
-/// [`reference`] with each term added in one rounding (`fma` fused).
+/// [`reference()`] with each term added in one rounding (`fma` fused).
 pub fn reference_fused(shape: &ConvShape, input: &[f32], weights: &[f32]) -> Vec<f32> {
     reference_by(shape, input, weights, |acc, a, w| a.mul_add(w, acc))
 }

@@ -1,6 +1,6 @@
 //! burn modules: the binary network (sign with the straight-through estimator, binary conv and
 //! dense layers with latent float weights) and its float twin, built from an
-//! [`Arch`](crate::arch::Arch). This module knows burn and nothing of WGSL.
+//! [`Arch`]. This module knows burn and nothing of WGSL.
 //!
 //! # Structure (mirrors `Arch` one to one; parameter paths in the checkpoint)
 //!
