@@ -50,7 +50,8 @@ impl Measurement {
     pub fn median_s(&self) -> Option<f64> {
         self.stats.map(|s| s.median_s)
     }
-    /// Median synchronized wall time in seconds (the `stats` median when no separate wall time was taken).
+    /// Median synchronized wall time in seconds (the `stats` median when no separate wall time was
+    /// taken).
     pub fn wall_s(&self) -> Option<f64> {
         self.wall.or(self.stats).map(|s| s.median_s)
     }
@@ -142,7 +143,8 @@ pub struct Peak {
     pub source: String,
 }
 
-/// A whole `bnn bench` run: what ran where, every row, and the notes (serialised as the JSON report).
+/// A whole `bnn bench` run: what ran where, every row, and the notes (serialised as the JSON
+/// report).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     /// `bnn bench` and the crate version.

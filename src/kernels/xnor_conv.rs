@@ -82,7 +82,8 @@ impl ConvShape {
             * self.in_c) as u64
     }
 
-    /// Checks that every size is positive and the kernel fits the padded input ([`Error::Shape`] otherwise).
+    /// Checks that every size is positive and the kernel fits the padded input ([`Error::Shape`]
+    /// otherwise).
     pub fn validate(&self) -> Result<()> {
         let ok = self.batch > 0
             && self.in_c > 0

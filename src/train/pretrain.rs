@@ -67,7 +67,8 @@ pub struct PretrainConfig {
     pub schedule: Schedule,
     /// Optimizer hyper-parameters.
     pub adam: AdamSettings,
-    /// Seed of the weight initialisation; per-epoch shuffle/augmentation seeds derive from it ([`PretrainConfig::epoch_seed`]).
+    /// Seed of the weight initialisation; per-epoch shuffle/augmentation seeds derive from it
+    /// ([`PretrainConfig::epoch_seed`]).
     pub seed: u64,
 }
 
@@ -152,7 +153,8 @@ pub struct PretrainReport {
     pub macs_per_image: u64,
     /// Bytes of the frozen binary model ([`Arch::packed_bytes`](crate::arch::Arch::packed_bytes)).
     pub packed_bytes: u64,
-    /// Bytes of the float twin for inference ([`Arch::float_bytes`](crate::arch::Arch::float_bytes)).
+    /// Bytes of the float twin for inference
+    /// ([`Arch::float_bytes`](crate::arch::Arch::float_bytes)).
     pub float_bytes: u64,
     /// burn backend, `wgpu` or `flex`.
     pub backend: String,
