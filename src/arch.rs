@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 /// A max-pool window applied to the block's pre-activations (before batch norm), as BNN AlexNet does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
+    /// Window side.
     pub kernel: usize,
+    /// Window stride.
     pub stride: usize,
 }
 
@@ -15,11 +17,15 @@ pub struct Pool {
 /// The first conv block sees the real-valued image; its weights are still binary in the binary net.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvBlock {
+    /// Output channels.
     pub out: usize,
+    /// Kernel side (square).
     pub kernel: usize,
+    /// Stride.
     pub stride: usize,
     /// Zero padding on every side (burn's convention; the binary kernels count valid taps).
     pub pad: usize,
+    /// Max-pool after the conv, before batch norm.
     pub pool: Option<Pool>,
 }
 
@@ -27,13 +33,17 @@ pub struct ConvBlock {
 /// (dense → batch norm → activation, binary in the binary net) and a float classifier.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Arch {
+    /// Name: `alexnet`, `small` or `mini`.
     pub name: String,
     /// Square input side in pixels.
     pub input: usize,
+    /// Input channels (3: RGB).
     pub in_channels: usize,
+    /// Conv blocks in order.
     pub convs: Vec<ConvBlock>,
     /// Widths of the hidden dense blocks.
     pub dense: Vec<usize>,
+    /// Outputs of the classifier.
     pub classes: usize,
 }
 
@@ -355,9 +365,15 @@ impl std::fmt::Display for Arch {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerKind {
     /// A conv block; `first` is the one that sees the real-valued image.
-    Conv { first: bool },
+    Conv {
+        /// The first conv block (it sees the real-valued image).
+        first: bool,
+    },
     /// A hidden dense block; `first` only when there are no conv blocks.
-    Dense { first: bool },
+    Dense {
+        /// The network's first layer (no conv blocks before it).
+        first: bool,
+    },
     /// The float classifier.
     Classifier,
 }
@@ -365,7 +381,9 @@ pub enum LayerKind {
 /// One layer of an [`Arch`], for summaries and size accounting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerInfo {
+    /// `conv{i}`, `fc{j}` (1-based) or `classifier`.
     pub name: String,
+    /// What the layer is.
     pub kind: LayerKind,
     /// Fan-in: kernel² × input channels for a conv, input features for a dense layer.
     pub inputs: usize,
@@ -377,6 +395,7 @@ pub struct LayerInfo {
     pub in_channels: usize,
     /// (height, width, channels) after the block, pooling included.
     pub out_shape: (usize, usize, usize),
+    /// Multiply-accumulates per image.
     pub macs: u64,
 }
 

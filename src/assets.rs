@@ -21,7 +21,9 @@ pub static DEFAULT_MODEL: &[u8] = include_bytes!("../assets/bnn-small-tinyimagen
 /// A loaded backbone and how to name it.
 #[derive(Clone, Debug)]
 pub struct Backbone {
+    /// The extractor.
     pub file: ExtractorFile,
+    /// Fingerprint of the file's bytes (feature-cache keys, head files).
     pub fingerprint: Fingerprint,
     /// Short name for cache files (the file stem).
     pub name: String,

@@ -2,26 +2,55 @@
 
 use std::path::PathBuf;
 
+/// The library's result type, with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything the library can fail with; the message says what to do where there is a fix.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// wgpu found no adapter (or none matching `WGPU_ADAPTER_NAME`).
     #[error(
         "no GPU adapter found{detail}. On a machine without a GPU install Mesa's lavapipe \
          (Debian/Ubuntu: `apt-get install -y mesa-vulkan-drivers libvulkan1`) and retry; \
          WGPU_BACKEND and WGPU_ADAPTER_NAME select among several adapters (see `bnn devices`)"
     )]
-    NoAdapter { detail: String },
+    NoAdapter {
+        /// Appended to the message: what was wanted and which adapters exist, or wgpu's error;
+        /// empty, or starting with a space.
+        detail: String,
+    },
+    /// The adapter exists but opening a device on it failed.
     #[error("could not open the GPU device on '{adapter}': {message}")]
-    RequestDevice { adapter: String, message: String },
+    RequestDevice {
+        /// Name of the adapter.
+        adapter: String,
+        /// wgpu's (or burn-wgpu's) error.
+        message: String,
+    },
+    /// A WGSL kernel failed validation or pipeline creation.
     #[error("shader '{kernel}' failed to compile: {message}")]
-    ShaderCompile { kernel: String, message: String },
+    ShaderCompile {
+        /// The shader's name.
+        kernel: String,
+        /// wgpu's error.
+        message: String,
+    },
+    /// A GPU operation failed: a dispatch's validation error, mapping a buffer, waiting on the
+    /// device, or a burn operation or device.
     #[error("GPU error in '{context}': {message}")]
-    Gpu { context: String, message: String },
+    Gpu {
+        /// What was being done: the dispatches' labels, `map`, `poll`, `burn`, …
+        context: String,
+        /// wgpu's (or burn's) error.
+        message: String,
+    },
+    /// Sizes that do not fit together: buffer lengths against a shape, an invalid shape or tile.
     #[error("shape error: {0}")]
     Shape(String),
+    /// The device's limits (buffer size, workgroups, dispatch budget) are too small for this.
     #[error("the device cannot run this: {0}")]
     Limits(String),
+    /// A data set that is missing, malformed or not what the command needs.
     #[error("data set error: {0}")]
     Dataset(String),
     /// A setting (a command-line flag or a config field) that cannot work; the message names it
@@ -36,22 +65,37 @@ pub enum Error {
         last_good.as_deref().map_or(String::new(), |e| format!(", after its last complete entry '{e}'"))
     )]
     DamagedArchive {
+        /// The archive.
         path: PathBuf,
+        /// The last entry read whole, if any.
         last_good: Option<String>,
+        /// Byte offset in the archive where reading stopped.
         offset: u64,
+        /// What went wrong there.
         message: String,
     },
+    /// A model, checkpoint, head or feature-cache file that is missing, malformed or does not
+    /// match what it is used with.
     #[error("model file {path}: {message}")]
-    ModelFile { path: PathBuf, message: String },
+    ModelFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An I/O error on a path.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
 }
 
 impl Error {
+    /// An [`Error::Io`] on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

@@ -36,29 +36,41 @@ pub fn score(logits: &[f32], classes: usize, labels: &[usize]) -> (f64, u64, u64
 /// Accuracy on one class.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassAccuracy {
+    /// Class name.
     pub class: String,
+    /// Images of this class.
     pub images: usize,
+    /// Of those, predicted correctly (top-1).
     pub correct: usize,
+    /// `correct / images` (0 for a class without images).
     pub accuracy: f64,
 }
 
 /// Images of `truth` predicted as `predicted`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Confusion {
+    /// The true class.
     pub truth: String,
+    /// The class predicted instead.
     pub predicted: String,
+    /// Images.
     pub count: usize,
 }
 
 /// A classifier's scores on one split.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// Images scored.
     pub images: usize,
+    /// Mean cross-entropy (natural log).
     pub loss: f64,
+    /// Fraction of images whose label ranks first.
     pub top1: f64,
+    /// Fraction of images whose label ranks in the top five.
     pub top5: f64,
     /// Mean of the per-class accuracies (classes with images only).
     pub mean_class_accuracy: f64,
+    /// Accuracy per class, in label order.
     pub per_class: Vec<ClassAccuracy>,
     /// The most frequent (truth, prediction) mistakes, most frequent first.
     pub confusions: Vec<Confusion>,

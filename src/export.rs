@@ -158,8 +158,11 @@ fn alpha(w: &[f32], per_row: usize) -> Vec<f32> {
 /// What went into the file besides the model.
 #[derive(Clone, Debug)]
 pub struct ExportSource {
+    /// Validation top-1 of the source model's last epoch, if measured.
     pub val_top1: Option<f64>,
+    /// Epochs the source model was trained for, if its state was found.
     pub epochs: Option<usize>,
+    /// The checkpoint directory exported from.
     pub checkpoint: String,
 }
 
@@ -349,8 +352,12 @@ pub fn build(
 
 /// The burn model's eval-mode values at every exported layer, NHWC: (pre-BN, post-BN, act).
 pub struct BurnLayer {
+    /// Pre-activations: the block's conv/dense output before batch norm (after pooling, times α
+    /// when weight scaling is on).
     pub pre: Vec<f32>,
+    /// Batch-norm output.
     pub post: Vec<f32>,
+    /// Activation: the sign (±1) of `post`.
     pub act: Vec<f32>,
 }
 
@@ -383,12 +390,16 @@ pub fn burn_layers(
 /// ≤ [`TIE_TOLERANCE`]) and real mismatches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Agreement {
+    /// Bits compared.
     pub bits: u64,
+    /// Disagreements where |BN output| ≤ [`TIE_TOLERANCE`].
     pub ties: u64,
+    /// Disagreements with a larger |BN output|: real errors.
     pub mismatches: u64,
 }
 
 impl Agreement {
+    /// Adds `o`'s counts to these.
     pub fn add(&mut self, o: Agreement) {
         self.bits += o.bits;
         self.ties += o.ties;
@@ -418,15 +429,22 @@ pub fn compare_bits(bits: &[u32], act: &[f32], post: &[f32], channels: usize) ->
 /// What `bnn export` did.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExportReport {
+    /// The extractor file written.
     pub out: PathBuf,
+    /// Architecture name of the source model.
     pub arch: String,
+    /// Name of the last layer stored (whose output is the feature).
     pub cut: String,
+    /// Layers stored.
     pub layers: usize,
+    /// Size of the written file, bytes.
     pub file_bytes: u64,
     /// f32 size of the source model's weights up to the cut (+ classifier when kept), with batch
     /// norm as 4 f32 per channel.
     pub float_bytes: u64,
+    /// Validation top-1 of the source model, if measured.
     pub val_top1: Option<f64>,
+    /// The checks the file passed before it was written.
     pub verification: Verification,
 }
 
@@ -434,14 +452,18 @@ pub struct ExportReport {
 /// against the scalar reference, every layer, every bit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PathCheck {
+    /// Which path: `cpu (…)` or `wgsl (adapter)`.
     pub path: String,
+    /// Bits compared over every layer's output.
     pub bits: u64,
+    /// Bits that differ from the reference.
     pub mismatches: u64,
 }
 
 /// The verification run at export.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Verification {
+    /// Images run through both burn and the file.
     pub images: usize,
     /// Where the images came from (a data set and split).
     pub image_source: String,

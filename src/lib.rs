@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! bnn-transfer: binary neural networks as frozen, portable feature extractors.
 //!
 //! The wgpu side (`gpu`, `kernels`, `extractor`) knows nothing of burn; the burn side (`model`,

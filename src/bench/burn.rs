@@ -32,6 +32,7 @@ pub fn wgpu_device() -> Result<Device> {
     crate::train::device::resolve(crate::train::device::DeviceChoice::Wgpu).map(|d| d.device)
 }
 
+/// burn's flex (CPU) device.
 pub fn flex_device() -> Device {
     Device::flex()
 }

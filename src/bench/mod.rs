@@ -55,6 +55,7 @@ pub enum Suite {
 /// What to run and how long to spend on it.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Which cases and rows run.
     pub suite: Suite,
     /// Batch of the per-layer shapes.
     pub batch: usize,
@@ -79,7 +80,9 @@ pub struct Config {
     pub cpu_rows: bool,
     /// burn rows (needs the `train` feature).
     pub burn: bool,
+    /// Threads of the CPU binary path's rows.
     pub threads: usize,
+    /// User overrides of the GPU peak's inputs.
     pub peak: peak::PeakOverrides,
 }
 

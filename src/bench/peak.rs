@@ -40,7 +40,10 @@ const NVIDIA: [(&str, f64, f64); 8] = [
 /// User overrides of the GPU inputs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PeakOverrides {
+    /// Streaming multiprocessors (`--peak-sms`).
     pub sms: Option<f64>,
+    /// Clock in MHz (`--peak-clock-mhz`); on CPU adapters and the CPU path it replaces the detected
+    /// CPU clock.
     pub clock_mhz: Option<f64>,
 }
 

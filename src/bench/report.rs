@@ -13,10 +13,15 @@ use super::timing::{Plan, Stats};
 /// The adapter the run used.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceInfo {
+    /// Adapter name as wgpu reports it.
     pub name: String,
+    /// wgpu backend (`Vulkan`, `Metal`, `Dx12`, `Gl`).
     pub backend: String,
+    /// wgpu device type (`DiscreteGpu`, `IntegratedGpu`, `Cpu`, …).
     pub device_type: String,
+    /// Driver name and driver info, space-separated.
     pub driver: String,
+    /// PCI vendor id.
     pub vendor: u32,
     /// Whether GPU times come from timestamp queries (else synchronized wall time).
     pub timestamps: bool,
@@ -29,9 +34,11 @@ pub struct Measurement {
     pub kernel: Kernel,
     /// `gpu-timestamp` or `wall` (synchronized: submit → completion, or host time on the CPU).
     pub timer: String,
+    /// Timing with `timer`; None when the case failed (see `error`).
     pub stats: Option<Stats>,
     /// Synchronized wall time of our GPU kernels too (what burn's rows are compared against).
     pub wall: Option<Stats>,
+    /// MACs of the shape / median time of `stats`.
     pub macs_per_s: Option<f64>,
     /// Weights + input activations + output bytes the kernel reads and writes once.
     pub bytes: u64,
@@ -40,9 +47,12 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// Median time in seconds with this row's own timer.
     pub fn median_s(&self) -> Option<f64> {
         self.stats.map(|s| s.median_s)
     }
+    /// Median synchronized wall time in seconds (the `stats` median when no separate wall time was
+    /// taken).
     pub fn wall_s(&self) -> Option<f64> {
         self.wall.or(self.stats).map(|s| s.median_s)
     }
@@ -51,10 +61,15 @@ impl Measurement {
 /// All implementations on one shape, and the ratios the targets are stated in.
 #[derive(Clone, Debug, Serialize)]
 pub struct ShapeRow {
+    /// `layers` or `gemm`.
     pub suite: String,
+    /// Stable shape id, e.g. `56x56x64-64_k3s1p1_b1`.
     pub id: String,
+    /// Where the shape comes from, e.g. `daBNN`, `small conv3-5`.
     pub source: String,
+    /// The shape's dimensions and MAC count.
     pub shape: ShapeInfo,
+    /// One measurement per implementation, in table order.
     pub results: Vec<Measurement>,
     /// float_wgsl time / xnor_dot time (same timer): how many times faster the binary conv is.
     pub speedup_vs_float: Option<f64>,
@@ -71,6 +86,7 @@ pub struct ShapeRow {
 }
 
 impl ShapeRow {
+    /// The measurement of implementation `kernel`, if it ran.
     pub fn get(&self, kernel: Kernel) -> Option<&Measurement> {
         self.results.iter().find(|m| m.kernel == kernel)
     }
@@ -79,27 +95,37 @@ impl ShapeRow {
 /// Whole-extractor throughput at one batch size.
 #[derive(Clone, Debug, Serialize)]
 pub struct EndToEndRow {
+    /// Architecture name.
     pub arch: String,
+    /// Images per run.
     pub batch: usize,
+    /// Multiply-accumulates per image through the extractor.
     pub macs_per_image: u64,
     /// Which network on which implementation.
     pub runs: Run,
+    /// How `stats` was timed (wall: upload + compute + read-back).
     pub timer: String,
+    /// Time per batch; None when the row failed (see `error`).
     pub stats: Option<Stats>,
+    /// `batch` / median time per batch.
     pub images_per_s: Option<f64>,
     /// The binary row this float row is compared with on the same device: `binary_extractor`
     /// (WGSL) for the GPU rows, `cpu_binary_extractor` for burn's flex row; None for binary rows.
     pub versus: Option<Run>,
     /// This row's time per batch / the `versus` row's (how many times faster binary is).
     pub binary_speedup: Option<f64>,
+    /// Why there is no time (a build failure, a skipped batch size, …).
     pub error: Option<String>,
 }
 
 /// One stage of the CPU binary extractor at one batch size (median of profiled runs).
 #[derive(Clone, Debug, Serialize)]
 pub struct StageRow {
+    /// Batch size of the profiled runs.
     pub batch: usize,
+    /// Stage name, e.g. `conv1 (first layer: conv + threshold)`, `conv1 pool (packed)`.
     pub stage: String,
+    /// Median seconds spent in this stage per batch.
     pub median_s: f64,
     /// Share of the summed stage times.
     pub share: f64,
@@ -108,31 +134,49 @@ pub struct StageRow {
 /// The device's binary (XNOR-popcount) MAC/s peak and how it was derived.
 #[derive(Clone, Debug, Serialize)]
 pub struct Peak {
+    /// Binary MAC/s; None when an input (SMs, clock) is unknown.
     pub binary_macs_per_s: Option<f64>,
+    /// The formula, in words.
     pub formula: String,
+    /// The formula's inputs by name (cores, clock_mhz, …).
     pub inputs: BTreeMap<String, f64>,
+    /// Where the inputs and constants come from.
     pub source: String,
 }
 
+/// A whole `bnn bench` run: what ran where, every row, and the notes (serialised as the JSON
+/// report).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// `bnn bench` and the crate version.
     pub tool: String,
+    /// The adapter the GPU rows ran on.
     pub device: DeviceInfo,
+    /// Timer of the kernel rows: GPU timestamp queries or synchronized wall time.
     pub timer: String,
+    /// `--suite`, lowercase.
     pub suite: String,
+    /// Batch of the per-layer shapes.
     pub batch: usize,
+    /// Warm-up, repeats and per-case budget of the kernel rows.
     pub plan: Plan,
+    /// Threads of the CPU binary path.
     pub cpu_threads: usize,
+    /// The adapter's binary MAC/s peak.
     pub peak: Peak,
     /// The library's CPU binary path's peak (the `cpu_xnor` rows), when CPU rows ran.
     pub cpu_peak: Option<Peak>,
     /// The instruction set of the CPU binary path (`avx512`, `avx2`, `popcnt`, `portable`).
     pub cpu_isa: String,
+    /// Per-shape rows.
     pub shapes: Vec<ShapeRow>,
+    /// End-to-end rows.
     pub extractor: Vec<EndToEndRow>,
     /// Where the CPU binary extractor's time goes, per stage.
     pub cpu_stages: Vec<StageRow>,
+    /// Caveats printed under the table (skipped rows, what the columns mean).
     pub notes: Vec<String>,
+    /// Wall time of the whole run, seconds.
     pub total_s: f64,
 }
 

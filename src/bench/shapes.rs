@@ -10,6 +10,7 @@ use crate::kernels::{ConvShape, Padding};
 /// What a case computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// A convolution.
     Conv(ConvShape),
     /// `[M][K] × [K][N]`: a dense layer with batch M, K inputs, N outputs.
     Gemm(DenseShape),
@@ -24,10 +25,12 @@ pub struct Case {
     pub id: String,
     /// Where the shape comes from, e.g. `daBNN`, `small conv3-5`.
     pub source: String,
+    /// The shape and what it computes.
     pub op: Op,
 }
 
 impl Op {
+    /// Multiply-accumulates of the whole op (all batch items).
     pub fn macs(&self) -> u64 {
         match self {
             Op::Conv(s) => s.macs(),
@@ -48,20 +51,32 @@ impl Op {
 /// Serialisable description of a shape.
 #[derive(Clone, Debug, Serialize)]
 pub struct ShapeInfo {
+    /// Images (GEMM: rows M).
     pub batch: usize,
+    /// Input height, pixels.
     pub in_h: usize,
+    /// Input width, pixels.
     pub in_w: usize,
+    /// Input channels (GEMM: K).
     pub in_c: usize,
+    /// Output channels (GEMM: N).
     pub out_c: usize,
+    /// Kernel side.
     pub kernel: usize,
+    /// Stride.
     pub stride: usize,
+    /// Padding on each side.
     pub pad: usize,
+    /// Output height, pixels.
     pub out_h: usize,
+    /// Output width, pixels.
     pub out_w: usize,
+    /// Multiply-accumulates of the whole op.
     pub macs: u64,
 }
 
 impl Case {
+    /// The case's shape as a conv (GEMM as 1×1 conv), for the report.
     pub fn info(&self) -> ShapeInfo {
         let s = self.op.as_conv();
         ShapeInfo {

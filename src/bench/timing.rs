@@ -12,7 +12,9 @@ use crate::error::Result;
 /// Warm-up, repeats and the per-case time budget.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Plan {
+    /// Untimed runs before timing.
     pub warmup: usize,
+    /// Most timed runs (at least one is made).
     pub repeats: usize,
     /// Timed runs stop once this much wall time has passed (after at least one run).
     pub budget_s: f64,
@@ -21,11 +23,15 @@ pub struct Plan {
 /// Summary of the timed runs of one case.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Stats {
+    /// Median of the timed runs, seconds.
     pub median_s: f64,
+    /// Fastest timed run, seconds.
     pub min_s: f64,
+    /// Slowest timed run, seconds.
     pub max_s: f64,
     /// Timed runs actually made (≤ the plan's repeats when the budget ran out).
     pub runs: usize,
+    /// Untimed warm-up runs made first.
     pub warmup: usize,
 }
 

@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long)]
     weight_scale: bool,
     /// Output directory (config.json, checkpoint/, metrics.csv, curves.svg, report.json)
-    /// [default: runs/<arch>-<precision>].
+    /// (default: `runs/<arch>-<precision>`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint (epoch, batch and optimizer state).

@@ -63,6 +63,7 @@ impl Layer {
 pub struct StageTime {
     /// `conv1 (first layer: conv + threshold)`, `conv1 pool (packed)`, …
     pub stage: String,
+    /// Wall time of the stage.
     pub time: Duration,
 }
 
@@ -133,6 +134,7 @@ impl CpuExtractor {
         self.isa
     }
 
+    /// Threads the pool runs.
     pub fn threads(&self) -> usize {
         self.threads.count()
     }

@@ -57,6 +57,7 @@ impl CpuConv {
         })
     }
 
+    /// The layer's shape (batch included).
     pub fn shape(&self) -> ConvShape {
         ConvShape {
             batch: self.batch,
@@ -64,6 +65,7 @@ impl CpuConv {
         }
     }
 
+    /// The instruction set the kernels run with.
     pub fn isa(&self) -> Isa {
         self.isa
     }
@@ -183,6 +185,7 @@ impl CpuDense {
     pub fn new(shape: &DenseShape, weights: &[u32]) -> Result<Self> {
         CpuDense::with_isa(shape, weights, Isa::from_env()?)
     }
+    /// As [`CpuConv::with_isa`]: packed `[out][ceil(in/32)]` `weights` with the kernels of `isa`.
     pub fn with_isa(shape: &DenseShape, weights: &[u32], isa: Isa) -> Result<Self> {
         if weights.len() != shape.out_features * words(shape.in_features) {
             return Err(Error::Shape(format!(

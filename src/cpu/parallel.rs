@@ -39,6 +39,7 @@ impl Threads {
         Threads::new(super::default_threads())
     }
 
+    /// Threads in the pool (1: everything runs on the calling thread).
     pub fn count(&self) -> usize {
         self.count
     }
@@ -74,13 +75,18 @@ impl Threads {
 /// for about four per thread, rows first (contiguous output), channel groups when rows run out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Split {
+    /// Output rows per task (the last task may get fewer).
     pub rows_per_task: usize,
+    /// Tasks along the rows.
     pub row_tasks: usize,
+    /// Channel groups per task (the last task may get fewer).
     pub groups_per_task: usize,
+    /// Tasks along the channel groups.
     pub group_tasks: usize,
 }
 
 impl Split {
+    /// The split of `rows` × `groups` for `threads` threads (a single task on one thread).
     pub fn new(rows: usize, groups: usize, threads: usize) -> Split {
         let (rows, groups) = (rows.max(1), groups.max(1));
         let target = if threads <= 1 { 1 } else { 4 * threads };
@@ -101,6 +107,7 @@ impl Split {
         }
     }
 
+    /// Tasks in all (`row_tasks × group_tasks`), numbered as [`Split::task`] reads them.
     pub fn tasks(&self) -> usize {
         self.row_tasks * self.group_tasks
     }
@@ -136,6 +143,7 @@ unsafe impl<T: Send> Send for SharedOut<'_, T> {}
 unsafe impl<T: Send> Sync for SharedOut<'_, T> {}
 
 impl<'a, T> SharedOut<'a, T> {
+    /// Wraps `out` for the duration of its borrow.
     pub fn new(out: &'a mut [T]) -> Self {
         SharedOut {
             ptr: out.as_mut_ptr(),

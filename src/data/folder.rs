@@ -25,12 +25,15 @@ pub struct Sample {
     /// `/`-separated path inside the set (below a wrapper folder, if any), e.g.
     /// `train/001.pink_primrose/image_06734.jpg` or `jpg/image_06734.jpg` (Flowers-102).
     pub name: String,
+    /// Class index into the split's classes.
     pub label: usize,
 }
 
 /// One split of an image data set. Samples are sorted by name.
 pub struct ImageFolder {
+    /// Class names, index = label.
     pub classes: Vec<String>,
+    /// Every image of the split, sorted by name.
     pub samples: Vec<Sample>,
     path: PathBuf,
     split: String,
@@ -143,10 +146,12 @@ impl ImageFolder {
         Layout::ImageFolder.splits(path)
     }
 
+    /// Images in the split.
     pub fn len(&self) -> usize {
         self.samples.len()
     }
 
+    /// Whether the split has no images.
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }

@@ -40,17 +40,21 @@ use crate::rng::Rng;
 pub struct Batch {
     /// `[n][size][size][3]`, NHWC row-major.
     pub images: Vec<f32>,
+    /// Label of each image.
     pub labels: Vec<usize>,
     /// Index of each image in the [`ImageFolder`] (its `samples`).
     pub indices: Vec<usize>,
+    /// Image side in pixels.
     pub size: usize,
 }
 
 impl Batch {
+    /// Images in the batch.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether the batch has no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -65,6 +69,7 @@ impl Batch {
 /// How a [`Loader`] batches one pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoaderConfig {
+    /// Images per batch.
     pub batch_size: usize,
     /// Shuffle the order with this seed (also the augmentation seed); `None`: set order.
     pub shuffle_seed: Option<u64>,

@@ -17,7 +17,9 @@ pub const MAX_INFLATED: u64 = 64 << 20;
 /// One numeric array of a .mat file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatArray {
+    /// The variable's name.
     pub name: String,
+    /// Dimensions, as stored (MATLAB order).
     pub dims: Vec<usize>,
     /// The real part, column-major.
     pub values: Vec<f64>,

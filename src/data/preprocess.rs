@@ -30,7 +30,9 @@ pub struct Preprocess {
     pub size: usize,
     /// Random crop and horizontal flip (training) instead of the centre crop (evaluation).
     pub augment: bool,
+    /// Per-channel (RGB) mean on the [0, 1] pixel scale: output `(p/255 − mean)/std`.
     pub mean: [f32; 3],
+    /// Per-channel (RGB) standard deviation on the [0, 1] pixel scale.
     pub std: [f32; 3],
 }
 
@@ -147,8 +149,11 @@ pub fn preprocess_rgb(
 /// A square region of an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Crop {
+    /// Left edge, pixels.
     pub x: u32,
+    /// Top edge, pixels.
     pub y: u32,
+    /// Side, pixels.
     pub side: u32,
 }
 

@@ -2,12 +2,12 @@
 //! archive that is indexed once (entry offsets) and then read by position, without extraction.
 //!
 //! Three views of a set, each from either reader, so that the two cannot drift apart:
-//! - [`scan`]: the [`Tree`] of an ImageFolder set: the split folders, the class folders of each
+//! - `scan`: the `Tree` of an ImageFolder set: the split folders, the class folders of each
 //!   split and the image files of one split, named by their `/`-separated path inside the set
 //!   (`train/001.pink_primrose/image_06734.jpg`);
-//! - [`list`]: the [`Listing`] of the top level (and of a lone top-level folder), which layout
+//! - `list`: the `Listing` of the top level (and of a lone top-level folder), which layout
 //!   detection looks at;
-//! - [`Files`]: any file of the set by its relative path, for the layouts that name their images
+//! - `Files`: any file of the set by its relative path, for the layouts that name their images
 //!   in list files (Flowers-102, CUB-200-2011, MIT Indoor-67).
 //!
 //! Each view can start below a wrapper folder (`prefix`, e.g. `CUB_200_2011`), as when a set was

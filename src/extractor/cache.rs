@@ -13,11 +13,13 @@ use super::{Features, Output};
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 
+/// Value of a cache file's `format` metadata key.
 pub const CACHE_FORMAT: &str = "bnn-features";
 
 /// What a cache holds, besides the tensors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CacheInfo {
+    /// What the features are: packed bits, pre-activations or signs.
     pub output: Output,
     /// Features per image (H·W·C at the cut).
     pub dim: usize,
@@ -25,10 +27,16 @@ pub struct CacheInfo {
     pub per_image: usize,
     /// Cut shape (height, width, channels).
     pub shape: [usize; 3],
+    /// Class names, index = label.
     pub classes: Vec<String>,
+    /// The backbone: as given to `bnn extract` (a path or `embedded:<name>`), or its short name in
+    /// `bnn transfer`'s cache.
     pub model: String,
+    /// Name of the layer whose output the features are.
     pub cut: String,
+    /// The data set's path.
     pub data: String,
+    /// The split extracted.
     pub split: String,
     /// Fingerprint of everything the features depend on (`bnn transfer`'s cache; empty for
     /// `bnn extract`).
@@ -70,8 +78,11 @@ impl CacheInfo {
 /// Features of a whole data set with their labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureCache {
+    /// What the cache holds.
     pub info: CacheInfo,
+    /// `[n][per_image]`.
     pub features: Features,
+    /// Label of each image.
     pub labels: Vec<u32>,
 }
 

@@ -41,7 +41,9 @@ pub enum LayerKind {
 /// the first layer), `{name}.flip` (U8).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerSpec {
+    /// Layer name, e.g. `conv1`, `fc1`; prefixes the layer's tensor names.
     pub name: String,
+    /// What the layer computes.
     pub kind: LayerKind,
     /// Input (height, width, channels); a dense layer's is the previous layer's output.
     pub in_shape: [usize; 3],
@@ -49,8 +51,11 @@ pub struct LayerSpec {
     pub out_shape: [usize; 3],
     /// Conv: kernel side, stride, padding on every side (0, 1, 0 for dense layers).
     pub kernel: usize,
+    /// Conv stride (1 for dense layers).
     pub stride: usize,
+    /// Conv padding on every side (0 for dense layers).
     pub pad: usize,
+    /// How out-of-image taps count in the dot (`zero`: skipped).
     pub padding: Padding,
     /// Max-pool of the pre-activations (before the threshold).
     pub pool: Option<Pool>,
@@ -59,18 +64,23 @@ pub struct LayerSpec {
     /// channels' weight bits clear; those `dot_offset` bits add +1 each to every dot, and the
     /// thresholds include the offset. 0 for conv layers.
     pub in_features: usize,
+    /// Dense only: padding-channel bits of the packed input (see `in_features`), 0 otherwise.
     pub dot_offset: i32,
 }
 
 /// The image the first layer expects.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
+    /// Side of the square input image, pixels.
     pub size: usize,
+    /// Input channels (3: RGB).
     pub channels: usize,
     /// Per-channel normalisation, `x · (1/(255·std)) − mean/std` in f32 (docs/FORMAT.md §5); the
     /// extractor's users prepare images with these values ([`InputSpec::preprocess`]).
     pub mean: Vec<f32>,
+    /// Per-channel standard deviation (see `mean`).
     pub std: Vec<f32>,
+    /// How images are laid out and normalised, in words.
     pub layout: String,
 }
 
@@ -101,48 +111,64 @@ impl InputSpec {
 /// Where the network came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Source {
+    /// The source model's architecture.
     pub arch: Arch,
+    /// The source model's precision (`binary`).
     pub precision: String,
+    /// Whether the source model had XNOR-Net weight scales α (folded into the thresholds).
     pub weight_scale: bool,
+    /// Batch-norm ε of the source model.
     pub bn_epsilon: f64,
     /// Validation top-1 of the source model at export, if it was measured.
     pub val_top1: Option<f64>,
+    /// Epochs the source model was trained for, if known.
     pub epochs: Option<usize>,
+    /// The checkpoint exported from (its path at export).
     pub checkpoint: String,
 }
 
 /// The float classifier of the source model (present when the cut is its last hidden layer).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassifierSpec {
+    /// Features the classifier reads (the cut's H·W·C).
     pub in_features: usize,
+    /// Number of classes (logits).
     pub classes: usize,
 }
 
 /// The JSON graph (metadata key `graph`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Graph {
+    /// The image the first layer expects.
     pub input: InputSpec,
+    /// Layers in execution order, the cut last.
     pub layers: Vec<LayerSpec>,
     /// Name of the layer whose output is the feature (the last layer stored).
     pub cut: String,
+    /// The source model's classifier, when stored.
     pub classifier: Option<ClassifierSpec>,
+    /// Where the network came from.
     pub source: Source,
 }
 
 /// Per-channel thresholds of a layer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Thresholds {
+    /// Integer thresholds on the dots of binary layers.
     Int(Vec<Threshold>),
+    /// Float thresholds on the sums of the first layer.
     Float(Vec<FloatThreshold>),
 }
 
 impl Thresholds {
+    /// Number of channels (one threshold each).
     pub fn len(&self) -> usize {
         match self {
             Thresholds::Int(v) => v.len(),
             Thresholds::Float(v) => v.len(),
         }
     }
+    /// Whether there are no thresholds.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -151,8 +177,11 @@ impl Thresholds {
 /// A layer's spec and tensors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerData {
+    /// The layer's graph entry.
     pub spec: LayerSpec,
+    /// Packed weights, laid out as [`LayerSpec::weight_shape`].
     pub weights: Vec<u32>,
+    /// One threshold per output channel (float for the first layer).
     pub thresholds: Thresholds,
 }
 
@@ -160,15 +189,20 @@ pub struct LayerData {
 /// NHWC) and `classifier.bias` `[classes]` F32.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClassifierData {
+    /// `[classes][in_features]`, row-major.
     pub weight: Vec<f32>,
+    /// `[classes]`.
     pub bias: Vec<f32>,
 }
 
 /// A whole extractor file in memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExtractorFile {
+    /// The JSON graph.
     pub graph: Graph,
+    /// Every layer's spec and tensors, in graph order.
     pub layers: Vec<LayerData>,
+    /// The classifier's tensors, when the graph has one.
     pub classifier: Option<ClassifierData>,
 }
 
@@ -211,6 +245,7 @@ impl LayerSpec {
             ],
         }
     }
+    /// Output channels.
     pub fn out_channels(&self) -> usize {
         self.out_shape[2]
     }

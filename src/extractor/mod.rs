@@ -1,7 +1,7 @@
 //! The frozen extractor: the file format (safetensors + a JSON graph, see `docs/FORMAT.md`), its
 //! loader and validator, a scalar CPU runner built from the kernels' `reference*` functions
-//! ([`reference`]) and the WGSL runner ([`Extractor`]). This module knows wgpu and nothing of burn;
-//! `export.rs` builds files from burn checkpoints.
+//! ([`reference`](mod@reference)) and the WGSL runner ([`Extractor`]). This module knows wgpu and
+//! nothing of burn; `export.rs` builds files from burn checkpoints.
 
 pub mod cache;
 mod format;
@@ -50,6 +50,7 @@ impl Features {
             Features::Float(v) => v.len(),
         }
     }
+    /// Whether no element is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -18,6 +18,7 @@ pub enum LayerInput<'a> {
 /// Pre-activations of a layer (after pooling, before the threshold).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Preact {
+    /// Real sums of the first layer.
     Float(Vec<f32>),
     /// Integer dots with the dense `dot_offset` already removed.
     Int(Vec<i32>),

@@ -83,6 +83,7 @@ impl Extractor {
         Ok(ex)
     }
 
+    /// The extractor file this runs.
     pub fn file(&self) -> &ExtractorFile {
         &self.file
     }

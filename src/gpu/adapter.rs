@@ -66,21 +66,37 @@ async fn select_from_async(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
 /// What `bnn devices` prints for one adapter.
 #[derive(Clone, Debug, Serialize)]
 pub struct AdapterReport {
+    /// Adapter name.
     pub name: String,
+    /// wgpu backend (`Vulkan`, `Metal`, `Dx12`, `Gl`).
     pub backend: String,
+    /// wgpu device type (`DiscreteGpu`, `IntegratedGpu`, `Cpu`, …).
     pub device_type: String,
+    /// Driver name.
     pub driver: String,
+    /// Driver version and details.
     pub driver_info: String,
+    /// Whether this is the adapter the library selects by default.
     pub is_default: bool,
+    /// Supports timestamp queries (GPU kernel times in `bnn bench`).
     pub timestamp_query: bool,
+    /// Supports subgroup operations.
     pub subgroups: bool,
+    /// Smallest and largest subgroup size.
     pub subgroup_size: (u32, u32),
+    /// Largest storage binding, bytes (the split size of the `run_*` launchers).
     pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer, bytes.
     pub max_buffer_size: u64,
+    /// Most invocations in one workgroup.
     pub max_compute_invocations_per_workgroup: u32,
+    /// Largest workgroup size in x, y, z.
     pub max_compute_workgroup_size: [u32; 3],
+    /// Workgroup memory, bytes.
     pub max_compute_workgroup_storage_size: u32,
+    /// Most workgroups per dispatch dimension.
     pub max_compute_workgroups_per_dimension: u32,
+    /// Most storage buffers one shader stage may bind.
     pub max_storage_buffers_per_shader_stage: u32,
 }
 

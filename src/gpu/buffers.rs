@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 
 /// A storage buffer of `len` elements of `T` on the device.
 pub struct Storage<T: Pod> {
+    /// The wgpu buffer (storage, copy source and destination).
     pub buffer: wgpu::Buffer,
+    /// Elements of `T` (the buffer may be larger: at least 4 bytes).
     pub len: usize,
     _t: PhantomData<T>,
 }
@@ -31,6 +33,7 @@ impl<T: Pod> Storage<T> {
         }
     }
 
+    /// Size of the `len` elements in bytes.
     pub fn bytes(&self) -> u64 {
         (self.len * size_of::<T>()) as u64
     }

@@ -25,9 +25,13 @@ pub enum LimitsProfile {
 
 /// One kernel launch: a cached pipeline, its bindings in binding order, and the workgroup grid.
 pub struct Dispatch {
+    /// The compute pipeline (shared with the cache).
     pub pipeline: Arc<wgpu::ComputePipeline>,
+    /// The buffers, bound in binding order.
     pub bind_group: wgpu::BindGroup,
+    /// Workgroup counts in x, y, z.
     pub workgroups: [u32; 3],
+    /// Names the dispatch in GPU errors.
     pub label: &'static str,
 }
 
@@ -35,7 +39,9 @@ pub struct Dispatch {
 /// otherwise synchronized wall time (submit → completion).
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
+    /// The compute pass's duration (timestamps at its start and end), or submit → completion.
     pub elapsed: Duration,
+    /// Whether `elapsed` comes from timestamp queries (else synchronized wall time).
     pub timestamps: bool,
 }
 
@@ -44,11 +50,17 @@ pub struct Timing {
 /// and move it across threads.
 #[derive(Clone)]
 pub struct Gpu {
+    /// The wgpu adapter.
     pub adapter: wgpu::Adapter,
+    /// The device, created with `limits`.
     pub device: wgpu::Device,
+    /// The device's queue.
     pub queue: wgpu::Queue,
+    /// The adapter's name, backend, type and driver.
     pub info: wgpu::AdapterInfo,
+    /// The limits the device was created with (per [`LimitsProfile`]).
     pub limits: wgpu::Limits,
+    /// Whether the device has timestamp queries enabled.
     pub timestamps: bool,
     pipelines: Arc<Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>>,
 }
@@ -71,7 +83,8 @@ impl Gpu {
         Gpu::from_adapter(adapter, profile)
     }
 
-    /// A device on `adapter` with the limits of `profile` (blocks until it is created).
+    /// Opens a device on `adapter` with the limits of `profile` (and timestamp queries where
+    /// the adapter has them); blocks until it is created.
     pub fn from_adapter(adapter: wgpu::Adapter, profile: LimitsProfile) -> Result<Gpu> {
         pollster::block_on(Gpu::from_adapter_async(adapter, profile))
     }

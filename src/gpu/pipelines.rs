@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 /// The kernels turn their `Shader` into one, so this layer needs no knowledge of them.
 #[derive(Clone, Copy, Debug)]
 pub struct ShaderSource {
+    /// File name, e.g. `xnor_conv.wgsl`.
     pub name: &'static str,
+    /// The WGSL text.
     pub text: &'static str,
 }
 
@@ -31,12 +33,15 @@ impl Hash for ShaderSource {
 /// hashable; they are sorted by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
+    /// The shader module.
     pub shader: ShaderSource,
+    /// The entry point.
     pub entry: &'static str,
     constants: Vec<(&'static str, u64)>,
 }
 
 impl PipelineKey {
+    /// A key for `entry` of `shader` with the `override` constants `constants` (name, value).
     pub fn new(
         shader: impl Into<ShaderSource>,
         entry: &'static str,

@@ -125,6 +125,7 @@ fn run(
     })
 }
 
+/// The first layer's f32 sums (`[N][OH][OW][O]`) on the device, host in and out.
 pub fn run_sum(gpu: &Gpu, shape: &ConvShape, input: &[f32], weights: &[u32]) -> Result<Vec<f32>> {
     Ok(bytemuck::cast_vec(run(gpu, shape, input, weights, None)?))
 }

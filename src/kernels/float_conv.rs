@@ -265,6 +265,7 @@ pub fn dense_shape(batch: usize, in_features: usize, out_features: usize) -> Con
     }
 }
 
+/// The float dense layer `[B][in] × [out][in]ᵀ` on the device ([`run`] on [`dense_shape`]).
 pub fn run_dense(
     gpu: &Gpu,
     batch: usize,
@@ -288,7 +289,7 @@ pub fn reference(shape: &ConvShape, input: &[f32], weights: &[f32]) -> Vec<f32> 
     reference_by(shape, input, weights, |acc, a, w| acc + a * w)
 }
 
-/// [`reference`] with each term added in one rounding (`fma` fused).
+/// [`reference()`] with each term added in one rounding (`fma` fused).
 pub fn reference_fused(shape: &ConvShape, input: &[f32], weights: &[f32]) -> Vec<f32> {
     reference_by(shape, input, weights, |acc, a, w| a.mul_add(w, acc))
 }

@@ -37,16 +37,24 @@ pub const WORKGROUP: u32 = 64;
 /// A shader file of `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shader {
+    /// `bitpack.wgsl`: f32 values → packed signs.
     Bitpack,
+    /// `xnor_conv.wgsl`: the tiled XNOR/popcount conv.
     XnorConv,
+    /// `first_conv.wgsl`: real image × packed binary weights.
     FirstConv,
+    /// `threshold.wgsl`: per-channel thresholds → packed signs.
     Threshold,
+    /// `pool.wgsl`: max-pooling of values or packed signs.
     Pool,
+    /// `xnor_dense.wgsl`: the XNOR/popcount dense layer.
     XnorDense,
+    /// `float_conv.wgsl`: the float conv (and dense layer) of the float twin.
     FloatConv,
 }
 
 impl Shader {
+    /// Every shader, in declaration order.
     pub const ALL: [Shader; 7] = [
         Shader::Bitpack,
         Shader::XnorConv,
@@ -57,6 +65,7 @@ impl Shader {
         Shader::FloatConv,
     ];
 
+    /// The file's name in `shaders/`.
     pub fn file_name(self) -> &'static str {
         match self {
             Shader::Bitpack => "bitpack.wgsl",
@@ -69,6 +78,7 @@ impl Shader {
         }
     }
 
+    /// The WGSL text, embedded at build time.
     pub fn source(self) -> &'static str {
         match self {
             Shader::Bitpack => include_str!("../../shaders/bitpack.wgsl"),

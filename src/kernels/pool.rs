@@ -10,24 +10,34 @@ use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
 /// Shape of a pooling layer; `channels` counts elements per pixel (words, for packed input).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolShape {
+    /// Images.
     pub batch: usize,
+    /// Input height, pixels.
     pub in_h: usize,
+    /// Input width, pixels.
     pub in_w: usize,
+    /// Elements per pixel (packed words for [`PoolValues::Bits`]).
     pub channels: usize,
+    /// Side of the square window.
     pub kernel: usize,
+    /// Stride in both directions.
     pub stride: usize,
 }
 
 impl PoolShape {
+    /// Output height (floor, no padding).
     pub fn out_h(&self) -> usize {
         (self.in_h - self.kernel) / self.stride + 1
     }
+    /// Output width (floor, no padding).
     pub fn out_w(&self) -> usize {
         (self.in_w - self.kernel) / self.stride + 1
     }
+    /// Input elements of the whole batch.
     pub fn input_len(&self) -> usize {
         self.batch * self.in_h * self.in_w * self.channels
     }
+    /// Output elements of the whole batch.
     pub fn output_len(&self) -> usize {
         self.batch * self.out_h() * self.out_w() * self.channels
     }
@@ -47,7 +57,9 @@ impl PoolShape {
 /// What the pooled elements are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolValues {
+    /// Integer pre-activations (dots).
     I32,
+    /// Float values (first-layer sums, float twin).
     F32,
     /// Packed signs: max of ±1 is the AND of the −1 bits.
     Bits,
@@ -66,6 +78,8 @@ struct Params {
     stride: u32,
 }
 
+/// Encodes the pooling of `input` (elements as raw 32-bit words, `values` says which) into a
+/// new output buffer; one invocation per output element.
 pub fn encode(
     gpu: &Gpu,
     shape: &PoolShape,
@@ -161,14 +175,17 @@ fn reference_with<T: Copy>(shape: &PoolShape, input: &[T], combine: impl Fn(T, T
     out
 }
 
+/// Scalar reference: max-pooling of i32 values.
 pub fn reference_i32(shape: &PoolShape, input: &[i32]) -> Vec<i32> {
     reference_with(shape, input, i32::max)
 }
 
+/// Scalar reference: max-pooling of f32 values.
 pub fn reference_f32(shape: &PoolShape, input: &[f32]) -> Vec<f32> {
     reference_with(shape, input, |a, b| if b > a { b } else { a })
 }
 
+/// Scalar reference on packed signs: the AND of the window's words.
 pub fn reference_bits(shape: &PoolShape, input: &[u32]) -> Vec<u32> {
     reference_with(shape, input, |a, b| a & b)
 }

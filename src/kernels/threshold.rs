@@ -20,7 +20,9 @@ use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
     Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable, serde::Serialize, serde::Deserialize,
 )]
 pub struct Threshold {
+    /// The bound.
     pub t: i32,
+    /// 0: +1 iff `v >= t`; 1: +1 iff `v <= t`.
     pub mode: u32,
 }
 
@@ -28,7 +30,9 @@ pub struct Threshold {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
 pub struct FloatThreshold {
+    /// The bound.
     pub t: f32,
+    /// 0: +1 iff `v >= t`; 1: +1 iff `v <= t`.
     pub mode: u32,
 }
 
@@ -45,9 +49,11 @@ impl Threshold {
         mode: 0,
     };
 
+    /// +1 iff the pre-activation is `>= t` (mode 0).
     pub fn at_least(t: i32) -> Self {
         Threshold { t, mode: 0 }
     }
+    /// +1 iff the pre-activation is `<= t` (mode 1).
     pub fn at_most(t: i32) -> Self {
         Threshold { t, mode: 1 }
     }

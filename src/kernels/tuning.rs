@@ -20,9 +20,13 @@ use super::ConvShape;
 /// `(wg_n, wg_m)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvTile {
+    /// Invocations along the rows (the workgroup's y size).
     pub wg_m: u32,
+    /// Invocations along the columns (the workgroup's x size).
     pub wg_n: u32,
+    /// Rows per invocation.
     pub rm: u32,
+    /// Columns per invocation.
     pub rn: u32,
     /// Depth slice: u32 words for the XNOR conv (a multiple of 4, staged as vec4), f32 values for
     /// the float conv.
@@ -36,19 +40,22 @@ const fn workgroup_var(bytes: u32) -> u32 {
 }
 
 impl ConvTile {
+    /// Rows of output per workgroup (`wg_m × rm`).
     pub fn tile_m(&self) -> usize {
         (self.wg_m * self.rm) as usize
     }
+    /// Output channels per workgroup (`wg_n × rn`).
     pub fn tile_n(&self) -> usize {
         (self.wg_n * self.rn) as usize
     }
+    /// Invocations per workgroup (`wg_m × wg_n`).
     pub fn invocations(&self) -> u32 {
         self.wg_m * self.wg_n
     }
 
     /// Workgroup memory of `shaders/xnor_conv.wgsl` with this tile, variable by variable:
-    /// `a_tile` and `m_tile` (`KQ·TILE_M` vec4<u32> each), `b_tile` (`KQ·TILE_N` vec4<u32>),
-    /// `bits` (`TILE_M·TILE_N/32` u32) and `pix` (`TILE_M` vec4<i32>).
+    /// `a_tile` and `m_tile` (`KQ·TILE_M` `vec4<u32>` each), `b_tile` (`KQ·TILE_N` `vec4<u32>`),
+    /// `bits` (`TILE_M·TILE_N/32` u32) and `pix` (`TILE_M` `vec4<i32>`).
     pub fn xnor_workgroup_bytes(&self) -> u32 {
         let (tm, tn, kq) = (self.wg_m * self.rm, self.wg_n * self.rn, self.kc / 4);
         2 * workgroup_var(16 * kq * tm)
@@ -59,7 +66,7 @@ impl ConvTile {
 
     /// Workgroup memory of `shaders/float_conv.wgsl` with this tile, variable by variable:
     /// `a_tile` (`KC·(TILE_M+1)` f32), `b_tile` (`KC·(TILE_N+1)` f32) and `pix` (`TILE_M`
-    /// vec4<i32>).
+    /// `vec4<i32>`).
     pub fn float_workgroup_bytes(&self) -> u32 {
         let (tm, tn) = (self.wg_m * self.rm, self.wg_n * self.rn);
         workgroup_var(4 * self.kc * (tm + 1))
@@ -210,6 +217,7 @@ impl ConvTile {
 /// The tiles every launcher uses on one device: a pure function of its [`AdapterLimits`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
+    /// The device limits the tiles are chosen under.
     pub limits: AdapterLimits,
 }
 
@@ -226,10 +234,12 @@ struct Kernel {
 }
 
 impl Tuning {
+    /// The tuning for a device with `limits`.
     pub fn new(limits: AdapterLimits) -> Tuning {
         Tuning { limits }
     }
 
+    /// The tuning for `gpu`'s adapter limits.
     pub fn for_gpu(gpu: &crate::gpu::Gpu) -> Tuning {
         Tuning::new(gpu.adapter_limits())
     }

@@ -21,28 +21,42 @@ pub enum Padding {
 /// Shape of a conv layer (square stride and padding; kernel may be rectangular).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {
+    /// Images.
     pub batch: usize,
+    /// Input height, pixels.
     pub in_h: usize,
+    /// Input width, pixels.
     pub in_w: usize,
+    /// Input channels.
     pub in_c: usize,
+    /// Output channels.
     pub out_c: usize,
+    /// Kernel height.
     pub kernel_h: usize,
+    /// Kernel width.
     pub kernel_w: usize,
+    /// Stride in both directions.
     pub stride: usize,
+    /// Padding on every side, pixels.
     pub pad: usize,
+    /// What the padding taps contribute.
     pub padding: Padding,
 }
 
 impl ConvShape {
+    /// Output height (floor division).
     pub fn out_h(&self) -> usize {
         (self.in_h + 2 * self.pad - self.kernel_h) / self.stride + 1
     }
+    /// Output width (floor division).
     pub fn out_w(&self) -> usize {
         (self.in_w + 2 * self.pad - self.kernel_w) / self.stride + 1
     }
+    /// Packed words per input pixel (`ceil(in_c/32)`).
     pub fn in_words(&self) -> usize {
         words(self.in_c)
     }
+    /// Packed words per output pixel (`ceil(out_c/32)`).
     pub fn out_words(&self) -> usize {
         words(self.out_c)
     }
@@ -50,12 +64,15 @@ impl ConvShape {
     pub fn input_words_per_item(&self) -> usize {
         self.in_h * self.in_w * self.in_words()
     }
+    /// Packed weight words, OHWI: `out_c × kernel_h × kernel_w × in_words`.
     pub fn weight_words(&self) -> usize {
         self.out_c * self.kernel_h * self.kernel_w * self.in_words()
     }
+    /// Output pixels per image.
     pub fn out_pixels_per_item(&self) -> usize {
         self.out_h() * self.out_w()
     }
+    /// Multiply-accumulates of the whole batch, every tap counted (padding taps included).
     pub fn macs(&self) -> u64 {
         (self.batch
             * self.out_pixels_per_item()
@@ -65,6 +82,8 @@ impl ConvShape {
             * self.in_c) as u64
     }
 
+    /// Checks that every size is positive and the kernel fits the padded input ([`Error::Shape`]
+    /// otherwise).
     pub fn validate(&self) -> Result<()> {
         let ok = self.batch > 0
             && self.in_c > 0

@@ -9,17 +9,23 @@ use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
 
+/// Shape of a binary dense layer over a batch of packed rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DenseShape {
+    /// Rows (images).
     pub batch: usize,
+    /// Input features (bits per row, before padding to words).
     pub in_features: usize,
+    /// Outputs per row.
     pub out_features: usize,
 }
 
 impl DenseShape {
+    /// Packed words per input row (`ceil(in_features/32)`).
     pub fn in_words(&self) -> usize {
         words(self.in_features)
     }
+    /// Multiply-accumulates of the whole batch.
     pub fn macs(&self) -> u64 {
         (self.batch * self.in_features * self.out_features) as u64
     }
@@ -38,6 +44,9 @@ struct Params {
     _pad: u32,
 }
 
+/// Encodes the layer over device buffers. With `thresholds`, the output is packed signs
+/// (`[B][ceil(O/32)]`); without, i32 dot products (`[B][O]`, stored as u32 bits). Batches of
+/// [`TILED_BATCH`] or more go to the tiled conv kernel.
 pub fn encode(
     gpu: &Gpu,
     shape: &DenseShape,
@@ -162,10 +171,12 @@ fn run(
     })
 }
 
+/// Dot products on the device, host in and out (batches split to fit the device).
 pub fn run_dot(gpu: &Gpu, shape: &DenseShape, input: &[u32], weights: &[u32]) -> Result<Vec<i32>> {
     Ok(bytemuck::cast_vec(run(gpu, shape, input, weights, None)?))
 }
 
+/// Fused dense + threshold on the device, host in and out; one threshold per output.
 pub fn run_bits(
     gpu: &Gpu,
     shape: &DenseShape,
@@ -198,6 +209,7 @@ pub fn reference_dot(shape: &DenseShape, input: &[u32], weights: &[u32]) -> Vec<
     out
 }
 
+/// Scalar reference of the fused path: dots, then the threshold.
 pub fn reference_bits(
     shape: &DenseShape,
     input: &[u32],

@@ -1,6 +1,6 @@
 //! burn modules: the binary network (sign with the straight-through estimator, binary conv and
 //! dense layers with latent float weights) and its float twin, built from an
-//! [`Arch`](crate::arch::Arch). This module knows burn and nothing of WGSL.
+//! [`Arch`]. This module knows burn and nothing of WGSL.
 //!
 //! # Structure (mirrors `Arch` one to one; parameter paths in the checkpoint)
 //!
@@ -81,7 +81,9 @@ impl std::fmt::Display for Precision {
 /// Everything needed to build a [`Model`]: saved in `config.json` (field `model`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// The topology.
     pub arch: Arch,
+    /// Binary network or float twin.
     pub precision: Precision,
     /// XNOR-Net per-output-channel weight scale α on the binary layers.
     #[serde(default)]
@@ -93,6 +95,7 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// A configuration with burn's batch-norm defaults (ε 1e-5, momentum 0.1) and no weight scale.
     pub fn new(arch: Arch, precision: Precision) -> Self {
         ModelConfig {
             arch,

@@ -17,12 +17,15 @@ use crate::rng::Rng;
 pub struct ConvBlock {
     /// Latent float weights `[out, in, k, k]` (burn's OIHW). The binary net uses `sign(weight)`.
     pub weight: Param<Tensor<4>>,
+    /// Batch norm over the output channels (parameters `bn.{gamma,beta}`, running statistics).
     pub bn: BatchNorm,
+    /// Conv stride.
     pub stride: usize,
     /// Zero padding on every side.
     pub pad: usize,
     /// Max-pool window on the pre-activations; 0 = no pooling.
     pub pool_kernel: usize,
+    /// Max-pool stride (unused without pooling).
     pub pool_stride: usize,
 }
 
@@ -31,6 +34,7 @@ pub struct ConvBlock {
 pub struct DenseBlock {
     /// Latent float weights `[out, in]`. The binary net uses `sign(weight)`.
     pub weight: Param<Tensor<2>>,
+    /// Batch norm over the outputs.
     pub bn: BatchNorm,
 }
 
@@ -46,8 +50,11 @@ pub struct Classifier {
 /// A binary network or its float twin (see [`crate::model`]).
 #[derive(Module, Debug)]
 pub struct Model {
+    /// Conv blocks, in [`Arch`](crate::arch::Arch) order.
     pub convs: Vec<ConvBlock>,
+    /// Hidden dense blocks, in order.
     pub dense: Vec<DenseBlock>,
+    /// The float classifier.
     pub classifier: Classifier,
     /// Binary net (sign weights and activations) or float twin (float weights, ReLU).
     pub binary: bool,
@@ -73,8 +80,11 @@ pub struct BlockTrace {
 /// Every block of a forward pass, then the logits.
 #[derive(Clone, Debug)]
 pub struct Trace {
+    /// One per conv block.
     pub convs: Vec<BlockTrace>,
+    /// One per hidden dense block.
     pub dense: Vec<BlockTrace>,
+    /// The classifier's output `[n, classes]`.
     pub logits: Tensor<2>,
 }
 
@@ -300,6 +310,7 @@ impl DenseBlock {
 }
 
 impl Classifier {
+    /// `x · weightᵀ + bias` for `x` `[n, in]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let [c] = self.bias.dims();
         x.matmul(self.weight.val().transpose()) + self.bias.val().reshape([1, c])

@@ -30,13 +30,21 @@ use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelConfig};
 
+/// The run's [`PretrainConfig`], in the output directory.
 pub const CONFIG_FILE: &str = "config.json";
+/// The checkpoint directory, in the output directory.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
+/// Model parameters and batch-norm statistics (burnpack), in the checkpoint directory.
 pub const MODEL_FILE: &str = "model.bpk";
+/// Adam's state (burnpack), in the checkpoint directory.
 pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+/// The [`TrainState`], in the checkpoint directory.
 pub const STATE_FILE: &str = "state.json";
+/// One row per epoch, in the output directory.
 pub const METRICS_FILE: &str = "metrics.csv";
+/// Loss and accuracy curves, in the output directory.
 pub const PLOT_FILE: &str = "curves.svg";
+/// The last run's report, in the output directory.
 pub const REPORT_FILE: &str = "report.json";
 
 /// Where training stands; saved with every checkpoint.
@@ -50,20 +58,28 @@ pub struct TrainState {
     pub global_step: u64,
     /// Running sums of the interrupted epoch.
     pub partial: Option<PartialEpoch>,
+    /// Metrics of every completed epoch.
     pub history: Vec<EpochMetrics>,
+    /// The running training curve so far.
     pub curve: Vec<CurvePoint>,
     /// Sizes of the files of this checkpoint, to catch a mixed or truncated checkpoint.
     pub model_bytes: u64,
+    /// Size of `optimizer.bpk` in bytes (see `model_bytes`).
     pub optimizer_bytes: u64,
 }
 
 /// Sums over the trained part of an interrupted epoch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartialEpoch {
+    /// Sum of per-image training loss (batch mean loss × batch size).
     pub loss_sum: f64,
+    /// Training images classified correctly (top-1).
     pub correct: u64,
+    /// Training images seen.
     pub seen: u64,
+    /// Seconds spent in training steps.
     pub train_time_s: f64,
+    /// Wall time of the epoch so far, seconds.
     pub time_s: f64,
 }
 

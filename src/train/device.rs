@@ -24,6 +24,7 @@ pub enum DeviceChoice {
 /// The chosen backend device (without autodiff) and why it was chosen.
 #[derive(Clone, Debug)]
 pub struct TrainDevice {
+    /// The burn device.
     pub device: Device,
     /// `"wgpu"` or `"flex"`.
     pub backend: &'static str,

@@ -12,10 +12,15 @@ pub struct EpochMetrics {
     pub epoch: usize,
     /// Learning rate at the end of the epoch.
     pub lr: f64,
+    /// Mean training cross-entropy over the epoch's images (taken as the weights changed).
     pub train_loss: f64,
+    /// Training top-1 over the epoch's images.
     pub train_acc: f64,
+    /// Validation cross-entropy.
     pub val_loss: f64,
+    /// Validation top-1 accuracy.
     pub val_top1: f64,
+    /// Validation top-5 accuracy.
     pub val_top5: f64,
     /// Wall time of the epoch (training and validation), seconds.
     pub time_s: f64,
@@ -27,8 +32,11 @@ pub struct EpochMetrics {
 /// fractional epoch (1.0 = end of the first epoch).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
+    /// Fractional epoch at the end of the window.
     pub epoch: f64,
+    /// Mean training loss over the window.
     pub loss: f64,
+    /// Training top-1 over the window.
     pub acc: f64,
 }
 

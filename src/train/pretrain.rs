@@ -25,8 +25,11 @@ use crate::model::{Model, ModelConfig};
 /// Adam's hyper-parameters (Kingma & Ba; ε as in Keras/Larq, which the paper's models used).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdamSettings {
+    /// Decay of the first-moment (mean) estimate.
     pub beta1: f32,
+    /// Decay of the second-moment (uncentred variance) estimate.
     pub beta2: f32,
+    /// Added to the denominator for numerical stability.
     pub epsilon: f32,
 }
 
@@ -43,21 +46,29 @@ impl Default for AdamSettings {
 /// Everything that defines a pretraining run; saved as `config.json` in the output directory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PretrainConfig {
+    /// The network to train.
     pub model: ModelConfig,
     /// The data set (directory or tar) as given on the command line.
     pub data: PathBuf,
     /// Its layout as detected or given (`auto` in configs written before layouts existed).
     #[serde(default)]
     pub layout: Layout,
+    /// Name of the training split (`train`).
     pub train_split: String,
     /// `None` when the set has no `val` split (validation metrics are then NaN).
     pub val_split: Option<String>,
     /// Class folder names, index = label.
     pub classes: Vec<String>,
+    /// Epochs to train in total (a resumed run continues up to this).
     pub epochs: usize,
+    /// Images per optimizer step.
     pub batch_size: usize,
+    /// Learning rate over the epochs.
     pub schedule: Schedule,
+    /// Optimizer hyper-parameters.
     pub adam: AdamSettings,
+    /// Seed of the weight initialisation; per-epoch shuffle/augmentation seeds derive from it
+    /// ([`PretrainConfig::epoch_seed`]).
     pub seed: u64,
 }
 
@@ -99,7 +110,9 @@ impl PretrainConfig {
 /// How to run (not part of the saved configuration).
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    /// Output directory: config, checkpoint, metrics, curves and report.
     pub out: PathBuf,
+    /// The burn device to train on.
     pub device: TrainDevice,
     /// Set (e.g. by a Ctrl-C handler) to stop after the current step, save and return.
     pub stop: Arc<AtomicBool>,
@@ -112,6 +125,7 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// Options with the defaults: no stop requested, no step limit, all cores, progress shown.
     pub fn new(out: impl Into<PathBuf>, device: TrainDevice) -> Self {
         RunOptions {
             out: out.into(),
@@ -127,24 +141,40 @@ impl RunOptions {
 /// What a run did; also written to `report.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PretrainReport {
+    /// The run's output directory.
     pub out: PathBuf,
+    /// Architecture name.
     pub arch: String,
+    /// `binary` or `float`.
     pub precision: String,
+    /// Trainable parameters ([`Arch::params`](crate::arch::Arch::params)).
     pub params: u64,
+    /// Multiply-accumulates per image.
     pub macs_per_image: u64,
+    /// Bytes of the frozen binary model ([`Arch::packed_bytes`](crate::arch::Arch::packed_bytes)).
     pub packed_bytes: u64,
+    /// Bytes of the float twin for inference
+    /// ([`Arch::float_bytes`](crate::arch::Arch::float_bytes)).
     pub float_bytes: u64,
+    /// burn backend, `wgpu` or `flex`.
     pub backend: String,
+    /// Adapter name (wgpu) or `cpu` (flex).
     pub device: String,
+    /// Why this device was chosen.
     pub device_reason: String,
+    /// Epochs the configuration asks for.
     pub epochs: usize,
+    /// Epochs completed so far (previous sessions included).
     pub epochs_done: usize,
     /// Stopped early (Ctrl-C or `max_steps`); resume with `--resume`.
     pub interrupted: bool,
+    /// Optimizer steps taken in this session.
     pub steps_this_session: u64,
     /// Training images per second over this session's steps.
     pub images_per_s: f64,
+    /// Wall time of this session, seconds.
     pub wall_s: f64,
+    /// Metrics of the last completed epoch, if any.
     pub last: Option<EpochMetrics>,
     /// Unreadable images skipped this session.
     pub skipped_images: Vec<String>,

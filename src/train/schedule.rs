@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+/// `--schedule`: the shape of the learning rate over a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
@@ -14,8 +15,10 @@ pub enum ScheduleKind {
     Constant,
 }
 
+/// A learning-rate schedule and its parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
+    /// Shape of the schedule.
     pub kind: ScheduleKind,
     /// Initial learning rate.
     pub lr: f64,

@@ -7,9 +7,13 @@ use crate::error::{Error, Result};
 
 /// One bar group: a row of the results table.
 pub struct Bar {
+    /// Backbone name (picks the colour).
     pub backbone: String,
+    /// The row's label: cut and head, or `retrain k`.
     pub label: String,
+    /// Test top-1, a fraction.
     pub top1: f64,
+    /// Test top-5, a fraction.
     pub top5: f64,
 }
 

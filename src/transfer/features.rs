@@ -24,16 +24,22 @@ use crate::gpu::Gpu;
 /// Features of one split: `x` is `[n][dim]` f32 (±1 for the binary extractor).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureSet {
+    /// Features per image.
     pub dim: usize,
+    /// `[n][dim]`, row-major.
     pub x: Vec<f32>,
+    /// Label of each row.
     pub labels: Vec<usize>,
+    /// Class names, index = label.
     pub classes: Vec<String>,
 }
 
 impl FeatureSet {
+    /// Images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
+    /// Whether there are no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -50,6 +56,7 @@ impl Default for Fingerprint {
 }
 
 impl Fingerprint {
+    /// Mixes `bytes` in, length-delimited.
     pub fn bytes(mut self, bytes: &[u8]) -> Self {
         for &b in bytes {
             self.0 ^= b as u64;
@@ -60,12 +67,15 @@ impl Fingerprint {
         self.0 = self.0.wrapping_mul(0x100_0000_01b3);
         self
     }
+    /// Mixes a string's bytes in.
     pub fn str(self, s: &str) -> Self {
         self.bytes(s.as_bytes())
     }
+    /// Mixes `v` in (8 bytes, little-endian).
     pub fn u64(self, v: u64) -> Self {
         self.bytes(&v.to_le_bytes())
     }
+    /// The fingerprint as 16 hex digits.
     pub fn hex(self) -> String {
         format!("{:016x}", self.0)
     }
@@ -160,6 +170,7 @@ impl Runner {
 
 /// A feature-cache directory.
 pub struct Cache {
+    /// The directory the cache files live in.
     pub dir: PathBuf,
 }
 

@@ -26,11 +26,15 @@ pub struct FitConfig {
     pub hidden: Vec<usize>,
     /// Most epochs.
     pub epochs: usize,
+    /// Features per optimizer step.
     pub batch_size: usize,
+    /// AdamW learning rate.
     pub lr: f64,
+    /// AdamW's decoupled weight decay.
     pub weight_decay: f32,
     /// Stop after this many epochs without a better validation top-1 (0: never stop early).
     pub patience: usize,
+    /// Seed of the initial weights and the shuffles.
     pub seed: u64,
 }
 
@@ -113,21 +117,30 @@ pub fn head_name(hidden: &[usize]) -> String {
 /// One epoch of head training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitEpoch {
+    /// 1-based.
     pub epoch: usize,
+    /// Mean training cross-entropy over the epoch (taken as the weights changed).
     pub train_loss: f64,
+    /// Training top-1 over the epoch.
     pub train_top1: f64,
+    /// Validation cross-entropy after the epoch; None without a validation set.
     pub val_loss: Option<f64>,
+    /// Validation top-1 after the epoch; None without a validation set.
     pub val_top1: Option<f64>,
 }
 
 /// A trained head's layers and how training went.
 #[derive(Clone, Debug)]
 pub struct Fitted {
+    /// The kept layers (from `best_epoch`), input first.
     pub layers: Vec<Dense>,
+    /// Every epoch trained.
     pub history: Vec<FitEpoch>,
     /// The epoch whose weights were kept (best validation top-1, or the last one).
     pub best_epoch: usize,
+    /// Whether patience ran out before `epochs`.
     pub stopped_early: bool,
+    /// Wall time of the training, seconds.
     pub seconds: f64,
 }
 

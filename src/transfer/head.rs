@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 
+/// Value of a head file's `format` metadata key.
 pub const HEAD_FORMAT: &str = "bnn-head";
+/// Version of the head file layout; a loader refuses any other.
 pub const HEAD_VERSION: u32 = 1;
 
 /// Where a head's input features come from.
@@ -31,6 +33,7 @@ pub enum BackboneKind {
 /// The backbone a head was trained on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackboneInfo {
+    /// Extractor file or burn checkpoint.
     pub kind: BackboneKind,
     /// As given on the command line.
     pub path: String,
@@ -41,9 +44,11 @@ pub struct BackboneInfo {
 /// What a head file says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeadInfo {
+    /// [`HEAD_VERSION`] at writing.
     pub version: u32,
     /// Class names, in label order.
     pub classes: Vec<String>,
+    /// The backbone the features come from.
     pub backbone: BackboneInfo,
     /// The backbone layer whose output feeds the head.
     pub cut: String,
@@ -55,25 +60,33 @@ pub struct HeadInfo {
     pub input_size: usize,
     /// The data set and layout the head was trained on.
     pub data: String,
+    /// The data set's layout as detected or given, e.g. `Flowers-102` ([`crate::data::Layout`]).
     pub layout: String,
 }
 
 /// One fully connected layer, `y = W·x + b`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense {
+    /// Input features.
     pub inputs: usize,
+    /// Outputs.
     pub outputs: usize,
     /// `[outputs][inputs]`.
     pub weight: Vec<f32>,
+    /// `[outputs]`.
     pub bias: Vec<f32>,
 }
 
 /// A trained head: standardisation, then dense layers with ReLU between them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Head {
+    /// What the head says about itself (stored as the `info` metadata).
     pub info: HeadInfo,
+    /// Per-feature mean of the training features (`[dim]`).
     pub mean: Vec<f32>,
+    /// Per-feature 1/std of the training features (`[dim]`; 1 for constant features).
     pub scale: Vec<f32>,
+    /// Dense layers in order, the last one producing the logits.
     pub layers: Vec<Dense>,
 }
 
