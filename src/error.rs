@@ -83,6 +83,15 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// Another error, with what was being done when it happened.
+    #[error("{context}: {source}")]
+    Context {
+        /// What was being done (`opening split 'val' of data/flowers`, …).
+        context: String,
+        /// The error.
+        #[source]
+        source: Box<Error>,
+    },
     /// An I/O error on a path.
     #[error("{path}: {source}")]
     Io {
@@ -92,6 +101,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Adds what was being done to an error ([`Error::Context`]), like anyhow's `with_context`.
+pub trait ResultExt<T> {
+    /// Wraps the error, if any, with `context()`.
+    fn context_with(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn context_with(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::Context {
+            context: context(),
+            source: Box::new(e),
+        })
+    }
 }
 
 impl Error {

@@ -13,6 +13,8 @@ use bnn_transfer::data::shapes;
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Output};
 use bnn_transfer::gpu::Gpu;
 
+use bnn_transfer::transfer::experiment::TransferConfig;
+
 use super::transfer::{self, ExtractorDevice};
 
 #[derive(clap::Args)]
@@ -82,24 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dir
         }
     };
-    let report = transfer::transfer(transfer::Args {
+    // `bnn transfer`'s defaults, a linear head at the backbone's own cut.
+    let report = transfer::transfer(&TransferConfig {
         model: args.model.clone(),
-        data: data.clone(),
         layout: args.layout,
-        cut: vec![],
-        head: "linear".into(),
-        retrain: vec![],
-        float_twin: None,
-        scratch: None,
-        train_split: "train".into(),
-        val_split: "val".into(),
-        test_split: "test".into(),
-        epochs: 100,
-        patience: 15,
-        lr: 1e-3,
-        weight_decay: 1e-2,
-        batch_size: 64,
-        seed: 0,
         extractor_device: if args.cpu {
             ExtractorDevice::Cpu
         } else {
@@ -107,7 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         cache_dir: Some(args.out.join("cache")),
         out: args.out.clone(),
-        workers: 0,
+        command: std::env::args().collect(),
+        ..TransferConfig::new(data.clone())
     })?;
     let row = &report.rows[0];
     let chance = 1.0 / report.classes.max(1) as f64;

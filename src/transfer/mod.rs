@@ -8,8 +8,12 @@
 //! - [`eval`]: top-1/top-5, per-class accuracy, confusions, softmax top-k.
 //! - [`fit`] (burn, feature `train`): head training with early stopping, and the float twin's
 //!   features from a burn checkpoint.
+//! - [`experiment`] (feature `train`): the whole experiment behind `bnn transfer` and
+//!   `bnn demo`, configured by a [`TransferConfig`](experiment::TransferConfig).
 
 pub mod chart;
+#[cfg(feature = "train")]
+pub mod experiment;
 /// Scoring lives below both pretraining and transfer ([`crate::eval`]); re-exported here.
 pub use crate::eval;
 pub mod features;

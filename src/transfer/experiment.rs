@@ -1,0 +1,707 @@
+//! The paper's workflow on a new task, as a library function ([`run`], configured by
+//! [`TransferConfig`]; `bnn transfer` and `bnn demo` map their flags onto it): features from the
+//! frozen binary extractor (cached), a float head trained in burn per cut point, test top-1/top-5,
+//! per-class accuracy and confusions; optionally the float twin's features with the same heads
+//! and a network trained from scratch on the target, in one table. Writes one folder per row
+//! (`head.safetensors`, `metrics.csv`), `report.json`, `results.csv` and `results.svg` under
+//! `out`; progress lines go to the caller's `say`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::data::{ImageFolder, Layout, LoaderConfig, Preprocess};
+use crate::error::{Error, Result, ResultExt};
+use crate::extractor::{Extractor, ExtractorFile};
+use crate::transfer::features::{self, Cache, ExtractorDevice, Runner};
+use crate::transfer::fit::{self, FitConfig};
+use crate::transfer::head::{self, BackboneInfo, BackboneKind, Head, HeadInfo};
+use crate::transfer::{Evaluation, FeatureSet, chart, evaluate};
+
+/// Everything one transfer experiment needs; [`TransferConfig::new`] gives the defaults of
+/// `bnn transfer`.
+#[derive(Clone, Debug)]
+pub struct TransferConfig {
+    /// The binary extractor file (`bnn export`); `None` is the embedded backbone.
+    pub model: Option<PathBuf>,
+    /// Target data set: a directory or an uncompressed tar with train (val) and test splits.
+    pub data: PathBuf,
+    /// How `data` is laid out (docs/DATA.md); [`Layout::Auto`] detects it.
+    pub layout: Layout,
+    /// Cut points (layer names); empty: the file's own cut. Each gets its own head and row.
+    pub cut: Vec<String>,
+    /// Head: `linear`, or `mlp:H[,H…]` (hidden widths, ReLU between layers).
+    pub head: String,
+    /// Retrain the last K layers, as in the paper (replaces `cut` and `head` when not empty).
+    pub retrain: Vec<usize>,
+    /// Also train the same heads on the float twin's features (a `bnn pretrain --precision
+    /// float` run directory).
+    pub float_twin: Option<PathBuf>,
+    /// Also score a network trained from scratch on the target (a `bnn pretrain` run directory).
+    pub scratch: Option<PathBuf>,
+    /// Split the heads are trained on.
+    pub train_split: String,
+    /// Validation split for early stopping (`none`: train all epochs).
+    pub val_split: String,
+    /// Split the heads are scored on.
+    pub test_split: String,
+    /// Most head-training epochs.
+    pub epochs: usize,
+    /// Stop after this many epochs without a better val top-1 (0: never).
+    pub patience: usize,
+    /// AdamW learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay (AdamW).
+    pub weight_decay: f32,
+    /// Head-training batch size.
+    pub batch_size: usize,
+    /// Seed of head initialisation and shuffling.
+    pub seed: u64,
+    /// Where the extractor runs.
+    pub extractor_device: ExtractorDevice,
+    /// Feature cache directory; `None`: [`Cache::default_dir`].
+    pub cache_dir: Option<PathBuf>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Image decoding threads (0: one per core).
+    pub workers: usize,
+    /// The command line recorded in `report.json`.
+    pub command: Vec<String>,
+}
+
+impl TransferConfig {
+    /// `bnn transfer`'s defaults on the data set at `data`.
+    pub fn new(data: impl Into<PathBuf>) -> Self {
+        TransferConfig {
+            model: None,
+            data: data.into(),
+            layout: Layout::Auto,
+            cut: vec![],
+            head: "linear".into(),
+            retrain: vec![],
+            float_twin: None,
+            scratch: None,
+            train_split: "train".into(),
+            val_split: "val".into(),
+            test_split: "test".into(),
+            epochs: 100,
+            patience: 15,
+            lr: 1e-3,
+            weight_decay: 1e-2,
+            batch_size: 64,
+            seed: 0,
+            extractor_device: ExtractorDevice::Auto,
+            cache_dir: None,
+            out: PathBuf::from("runs/transfer"),
+            workers: 0,
+            command: vec![],
+        }
+    }
+}
+
+/// One head to train: a backbone's features at a cut, and the hidden widths.
+#[derive(Clone, Debug, Serialize)]
+struct Plan {
+    cut: String,
+    hidden: Vec<usize>,
+    /// Layers retrained (head depth), when given by --retrain.
+    retrain: Option<usize>,
+}
+
+fn head_name(hidden: &[usize]) -> String {
+    if hidden.is_empty() {
+        "linear".into()
+    } else {
+        format!(
+            "mlp:{}",
+            hidden
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    }
+}
+
+fn parse_head(s: &str) -> Result<Vec<usize>> {
+    if s == "linear" {
+        return Ok(vec![]);
+    }
+    let Some(widths) = s.strip_prefix("mlp:") else {
+        return Err(Error::Config(format!(
+            "--head must be `linear` or `mlp:H[,H…]`, not '{s}'"
+        )));
+    };
+    widths
+        .split(',')
+        .map(|w| match w.trim().parse::<usize>() {
+            Ok(h) if h > 0 => Ok(h),
+            _ => Err(Error::Config(format!(
+                "--head {s}: '{w}' is not a positive width"
+            ))),
+        })
+        .collect()
+}
+
+fn plans(cfg: &TransferConfig, file: &ExtractorFile) -> Result<Vec<Plan>> {
+    let layers = &file.layers;
+    if !cfg.retrain.is_empty() {
+        return cfg
+            .retrain
+            .iter()
+            .map(|&k| {
+                if k == 0 || k > layers.len() {
+                    return Err(Error::Config(format!(
+                        "--retrain {k}: the extractor has {} layers ({}), so K is 1..={}",
+                        layers.len(),
+                        file.layer_names().join(", "),
+                        layers.len()
+                    )));
+                }
+                let cut = layers.len() - k;
+                Ok(Plan {
+                    cut: layers[cut].spec.name.clone(),
+                    hidden: layers[cut + 1..].iter().map(|l| l.spec.out_len()).collect(),
+                    retrain: Some(k),
+                })
+            })
+            .collect();
+    }
+    let hidden = parse_head(&cfg.head)?;
+    let cuts = if cfg.cut.is_empty() {
+        vec![file.graph.cut.clone()]
+    } else {
+        cfg.cut.clone()
+    };
+    cuts.into_iter()
+        .map(|cut| {
+            file.layer_index(&cut)?;
+            Ok(Plan {
+                cut,
+                hidden: hidden.clone(),
+                retrain: None,
+            })
+        })
+        .collect()
+}
+
+/// One row of the results: a head on one backbone's features at one cut (or the scratch net).
+#[derive(Serialize)]
+pub struct Row {
+    /// `binary`, `float-twin` or `scratch (<precision>)`.
+    pub backbone: String,
+    /// The cut layer (`-` for the scratch net).
+    pub cut: String,
+    /// `linear`, `mlp:H,…`, or `whole <arch>` for the scratch net.
+    pub head: String,
+    /// Layers retrained, when the row comes from `retrain`.
+    pub retrain: Option<usize>,
+    /// Features per image at the cut.
+    pub features: usize,
+    /// Epochs trained.
+    pub epochs_run: usize,
+    /// The epoch whose weights were kept (best val top-1, or the last).
+    pub best_epoch: usize,
+    /// Whether early stopping ended training.
+    pub stopped_early: bool,
+    /// Seconds of head training (scoring, for the scratch net).
+    pub head_train_s: f64,
+    /// Validation top-1 of the kept epoch, if there was a validation split.
+    pub val_top1: Option<f64>,
+    /// The scores on the test split.
+    pub test: Evaluation,
+    /// Where the head and its metrics were written (the run directory, for the scratch net).
+    pub dir: Option<PathBuf>,
+}
+
+/// What a transfer experiment did and scored (`report.json`).
+#[derive(Serialize)]
+pub struct Report {
+    /// The command line, as recorded by the caller.
+    pub command: Vec<String>,
+    /// The backbone's label (path or `embedded:<name>`).
+    pub model: String,
+    /// The target data set.
+    pub data: PathBuf,
+    /// Each split used and its number of images.
+    pub splits: Vec<(String, usize)>,
+    /// Classes of the target task.
+    pub classes: usize,
+    /// Where the extractor ran, in words.
+    pub extractor_device: String,
+    /// Head-training settings shared by every row (hidden widths per row).
+    pub fit: FitConfig,
+    /// Seconds extracting binary features per split (0: from the cache).
+    pub extraction_s: Vec<(String, f64)>,
+    /// Seconds computing the float twin's features per split.
+    pub twin_extraction_s: Vec<(String, f64)>,
+    /// Seconds of head training, all rows.
+    pub head_training_s: f64,
+    /// Seconds for the whole experiment.
+    pub total_s: f64,
+    /// The results, one per head (and the scratch net).
+    pub rows: Vec<Row>,
+}
+
+fn open(data: &Path, layout: Layout, split: &str) -> Result<Arc<ImageFolder>> {
+    Ok(Arc::new(
+        ImageFolder::open_layout(data, layout, split)
+            .context_with(|| format!("opening split '{split}' of {}", data.display()))?,
+    ))
+}
+
+/// Runs a whole transfer (see the module docs) and returns its report (also written to
+/// `<out>/report.json`); progress and the results table go to `say`, line by line.
+pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
+    let start = Instant::now();
+    let backbone = crate::assets::load_backbone(cfg.model.as_deref())
+        .context_with(|| "loading the extractor".into())?;
+    // Refuses a file whose input is not RGB images before anything is opened.
+    backbone.preprocess()?;
+    let file = backbone.file.clone();
+    let plans = plans(cfg, &file)?;
+    let mut cuts: Vec<String> = plans.iter().map(|p| p.cut.clone()).collect();
+    cuts.sort();
+    cuts.dedup();
+
+    let layout = cfg
+        .layout
+        .resolve(&cfg.data)
+        .context_with(|| format!("reading {}", cfg.data.display()))?;
+    let train = open(&cfg.data, layout, &cfg.train_split)?;
+    let test = open(&cfg.data, layout, &cfg.test_split)?;
+    // Only a set without that split trains without validation; a split that is there but
+    // cannot be read (a damaged archive, no images) is an error like any other.
+    let present = layout
+        .splits(&cfg.data)
+        .context_with(|| format!("reading {}", cfg.data.display()))?;
+    let val = if cfg.val_split == "none" {
+        None
+    } else if !present.contains(&cfg.val_split) {
+        say(&format!(
+            "no validation split '{}' in {} (splits: {}); training every head for {} epochs",
+            cfg.val_split,
+            cfg.data.display(),
+            present.join(", "),
+            cfg.epochs
+        ));
+        None
+    } else {
+        Some(open(&cfg.data, layout, &cfg.val_split)?)
+    };
+    let mut splits = vec![train.clone()];
+    splits.extend(val.clone());
+    splits.push(test.clone());
+    for s in &splits {
+        if s.classes != train.classes {
+            return Err(Error::Config(format!(
+                "split '{}' of {} has other classes than '{}'",
+                s.split(),
+                cfg.data.display(),
+                train.split()
+            )));
+        }
+    }
+
+    // Every head's settings are checked before anything is extracted, allocated or written.
+    let fit_cfg = FitConfig {
+        hidden: vec![],
+        epochs: cfg.epochs,
+        batch_size: cfg.batch_size,
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        patience: if val.is_some() { cfg.patience } else { 0 },
+        seed: cfg.seed,
+    };
+    for plan in &plans {
+        let dim = file.layers[file.layer_index(&plan.cut)?].spec.out_len();
+        FitConfig {
+            hidden: plan.hidden.clone(),
+            ..fit_cfg.clone()
+        }
+        .validate(dim, train.classes.len())?;
+    }
+    crate::atomic::remove_stale_temps(&cfg.out)?;
+
+    // The extractor: wgpu if possible (or demanded), else the CPU path.
+    let (gpu, note) = features::select_gpu(cfg.extractor_device)?;
+    if let Some(note) = note {
+        say(&note);
+    }
+    let runner = match &gpu {
+        Some(g) => Runner::Gpu(Box::new(Extractor::new(g, file.clone())?)),
+        None => Runner::cpu(file.clone())?,
+    };
+    let device_name = gpu
+        .as_ref()
+        .map_or("CPU (library's binary path)".to_string(), |g| g.describe());
+    let cache = Cache {
+        dir: cfg.cache_dir.clone().unwrap_or_else(Cache::default_dir),
+    };
+    crate::atomic::remove_stale_temps(&cache.dir)?;
+    let (fp, stem) = (backbone.fingerprint, backbone.name.clone());
+    say(&format!(
+        "extractor {} ({} layers, cut points {}) on {device_name}; data {} ({layout}, {} classes: {})",
+        backbone.label,
+        file.layers.len(),
+        cuts.join(", "),
+        cfg.data.display(),
+        train.classes.len(),
+        splits
+            .iter()
+            .map(|s| format!("{} {}", s.split(), s.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    let batch = 64;
+    let mut extraction_s = Vec::new();
+    // features[split][cut]
+    let mut binary: Vec<Vec<FeatureSet>> = Vec::new();
+    for s in &splits {
+        let (sets, secs) = features::extractor_features(
+            &runner,
+            (&stem, fp),
+            s.clone(),
+            &cuts,
+            &cache,
+            batch,
+            cfg.workers,
+        )?;
+        say(&format!(
+            "  {} features: {}",
+            s.split(),
+            if secs > 0.0 {
+                format!(
+                    "extracted in {secs:.1} s ({:.1} images/s)",
+                    s.len() as f64 / secs
+                )
+            } else {
+                "from the cache".to_string()
+            }
+        ));
+        extraction_s.push((s.split().to_string(), secs));
+        binary.push(sets);
+    }
+    drop(runner);
+
+    let mut twin: Option<Vec<Vec<FeatureSet>>> = None;
+    let mut twin_extraction_s = Vec::new();
+    if let Some(dir) = &cfg.float_twin {
+        let mut all = Vec::new();
+        for s in &splits {
+            let (sets, secs) = fit::checkpoint_features(dir, s.clone(), &cuts, batch, cfg.workers)
+                .context_with(|| format!("float twin features from {}", dir.display()))?;
+            say(&format!(
+                "  {} float-twin features: {secs:.1} s (burn, CPU)",
+                s.split()
+            ));
+            twin_extraction_s.push((s.split().to_string(), secs));
+            all.push(sets);
+        }
+        twin = Some(all);
+    }
+
+    let device = burn::tensor::Device::flex();
+    let (vi, ti) = (val.as_ref().map(|_| 1), splits.len() - 1);
+    let mut rows = Vec::new();
+    let mut head_training_s = 0.0;
+    let backbones: Vec<(&str, &Vec<Vec<FeatureSet>>, BackboneInfo)> = std::iter::once((
+        "binary",
+        &binary,
+        BackboneInfo {
+            kind: BackboneKind::Extractor,
+            path: backbone.label.clone(),
+            fingerprint: fp.hex(),
+        },
+    ))
+    .chain(twin.as_ref().map(|t| {
+        (
+            "float-twin",
+            t,
+            BackboneInfo {
+                kind: BackboneKind::Checkpoint,
+                path: cfg.float_twin.as_ref().expect("twin").display().to_string(),
+                fingerprint: String::new(),
+            },
+        )
+    }))
+    .collect();
+    for (name, feats, info) in &backbones {
+        for plan in &plans {
+            let c = cuts
+                .iter()
+                .position(|c| *c == plan.cut)
+                .expect("cut listed");
+            let mut tr = feats[0][c].clone();
+            let (mean, scale) = head::standardisation(&tr.x, tr.dim);
+            head::standardise(&mut tr.x, &mean, &scale);
+            let std = |s: &FeatureSet| {
+                let mut s = s.clone();
+                head::standardise(&mut s.x, &mean, &scale);
+                s
+            };
+            let va = vi.map(|i| std(&feats[i][c]));
+            let hname = head_name(&plan.hidden);
+            let bar = crate::progress::bar(
+                fit_cfg.epochs as u64,
+                &format!("{name} {} {hname}", plan.cut),
+            );
+            let fitted = fit::fit(
+                &tr,
+                va.as_ref(),
+                &FitConfig {
+                    hidden: plan.hidden.clone(),
+                    ..fit_cfg.clone()
+                },
+                &device,
+                &bar,
+            )?;
+            bar.finish_and_clear();
+            head_training_s += fitted.seconds;
+            let head = Head {
+                info: HeadInfo {
+                    version: head::HEAD_VERSION,
+                    classes: train.classes.clone(),
+                    backbone: info.clone(),
+                    cut: plan.cut.clone(),
+                    dim: tr.dim,
+                    hidden: plan.hidden.clone(),
+                    input_size: file.graph.input.size,
+                    data: cfg.data.display().to_string(),
+                    layout: layout.to_string(),
+                },
+                mean,
+                scale,
+                layers: fitted.layers.clone(),
+            };
+            let te = &feats[ti][c];
+            let logits = head.logits(&te.x)?;
+            let eval = evaluate(&logits, &te.labels, &train.classes, 10);
+            let dir = cfg.out.join(format!(
+                "{name}-{}-{}",
+                plan.cut,
+                hname.replace([':', ','], "-")
+            ));
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            crate::atomic::remove_stale_temps(&dir)?;
+            head.save(&dir.join("head.safetensors"))?;
+            crate::atomic::write_atomic(
+                &dir.join("metrics.csv"),
+                crate::csv_file::to_string(&fitted.history)?.as_bytes(),
+            )?;
+            let val_top1 = fitted
+                .history
+                .get(fitted.best_epoch - 1)
+                .and_then(|e| e.val_top1);
+            say(&format!(
+                "  {name:<10} {:<6} {hname:<14} test top-1 {:5.1}%  top-5 {:5.1}%  (val {}, {} epochs, best {}, {:.1} s)",
+                plan.cut,
+                100.0 * eval.top1,
+                100.0 * eval.top5,
+                val_top1.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v)),
+                fitted.history.len(),
+                fitted.best_epoch,
+                fitted.seconds
+            ));
+            rows.push(Row {
+                backbone: name.to_string(),
+                cut: plan.cut.clone(),
+                head: hname,
+                retrain: plan.retrain,
+                features: tr.dim,
+                epochs_run: fitted.history.len(),
+                best_epoch: fitted.best_epoch,
+                stopped_early: fitted.stopped_early,
+                head_train_s: fitted.seconds,
+                val_top1,
+                test: eval,
+                dir: Some(dir),
+            });
+        }
+    }
+    if let Some(dir) = &cfg.scratch {
+        rows.push(scratch_row(dir, test.clone(), cfg.workers)?);
+    }
+
+    say(&table(&rows));
+    let report = Report {
+        command: cfg.command.clone(),
+        model: backbone.label.clone(),
+        data: cfg.data.clone(),
+        splits: splits
+            .iter()
+            .map(|s| (s.split().to_string(), s.len()))
+            .collect(),
+        classes: train.classes.len(),
+        extractor_device: device_name,
+        fit: fit_cfg,
+        extraction_s,
+        twin_extraction_s,
+        head_training_s,
+        total_s: start.elapsed().as_secs_f64(),
+        rows,
+    };
+    std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
+    let json = serde_json::to_string_pretty(&report)
+        .map_err(|e| Error::Config(format!("report.json: {e}")))?;
+    crate::atomic::write_atomic(&cfg.out.join("report.json"), json.as_bytes())?;
+    crate::atomic::write_atomic(
+        &cfg.out.join("results.csv"),
+        results_csv(&report.rows)?.as_bytes(),
+    )?;
+    let bars: Vec<chart::Bar> = report
+        .rows
+        .iter()
+        .map(|r| chart::Bar {
+            backbone: r.backbone.clone(),
+            label: match r.retrain {
+                Some(k) => format!("retrain {k}"),
+                None => format!("{} {}", r.cut, r.head),
+            },
+            top1: r.test.top1,
+            top5: r.test.top5,
+        })
+        .collect();
+    let title = format!(
+        "{} on {} ({} classes, {} test images)",
+        report.model,
+        cfg.data.display(),
+        report.classes,
+        test.len()
+    );
+    crate::atomic::write_atomic(
+        &cfg.out.join("results.svg"),
+        chart::svg(&title, &bars)?.as_bytes(),
+    )?;
+    let worst = report.rows.first().map(|r| &r.test.confusions);
+    if let Some(c) = worst.and_then(|c| c.first()) {
+        say(&format!(
+            "most confused ({} row): '{}' taken for '{}' {} times; per-class accuracy in report.json",
+            report.rows[0].backbone, c.truth, c.predicted, c.count
+        ));
+    }
+    say(&format!(
+        "time: extraction {:.1} s, head training {:.1} s, total {:.1} s; wrote {}",
+        report.extraction_s.iter().map(|e| e.1).sum::<f64>()
+            + report.twin_extraction_s.iter().map(|e| e.1).sum::<f64>(),
+        report.head_training_s,
+        report.total_s,
+        cfg.out.join("report.json").display()
+    ));
+    Ok(report)
+}
+
+fn scratch_row(dir: &Path, test: Arc<ImageFolder>, workers: usize) -> Result<Row> {
+    let device = burn::tensor::Device::flex();
+    let (arch, precision, model) = crate::train::checkpoint::load(dir, &device)
+        .context_with(|| format!("loading the scratch run {}", dir.display()))?;
+    let bar = crate::progress::bar(0, "scratch");
+    let start = Instant::now();
+    let cfg = LoaderConfig {
+        batch_size: 64,
+        shuffle_seed: None,
+        workers,
+        ..LoaderConfig::default()
+    };
+    let stop = AtomicBool::new(false);
+    let (loss, top1, top5) = crate::train::pretrain::evaluate(
+        &model,
+        test.clone(),
+        Preprocess::eval(arch.input),
+        cfg,
+        &device,
+        &stop,
+        &bar,
+    )?
+    .expect("not stopped");
+    bar.finish_and_clear();
+    Ok(Row {
+        backbone: format!("scratch ({precision})"),
+        cut: "-".into(),
+        head: format!("whole {}", arch.name),
+        retrain: None,
+        features: 0,
+        epochs_run: 0,
+        best_epoch: 0,
+        stopped_early: false,
+        head_train_s: start.elapsed().as_secs_f64(),
+        val_top1: None,
+        test: Evaluation {
+            images: test.len(),
+            loss,
+            top1,
+            top5,
+            mean_class_accuracy: 0.0,
+            per_class: vec![],
+            confusions: vec![],
+        },
+        dir: Some(dir.to_path_buf()),
+    })
+}
+
+/// One line of `results.csv`.
+#[derive(Serialize)]
+struct ResultLine<'a> {
+    backbone: &'a str,
+    cut: &'a str,
+    head: &'a str,
+    retrain: Option<usize>,
+    features: usize,
+    val_top1: Option<f64>,
+    test_top1: f64,
+    test_top5: f64,
+    epochs: usize,
+    head_s: f64,
+}
+
+fn results_csv(rows: &[Row]) -> crate::Result<String> {
+    let lines: Vec<ResultLine> = rows
+        .iter()
+        .map(|r| ResultLine {
+            backbone: &r.backbone,
+            cut: &r.cut,
+            head: &r.head,
+            retrain: r.retrain,
+            features: r.features,
+            val_top1: r.val_top1,
+            test_top1: r.test.top1,
+            test_top5: r.test.top5,
+            epochs: r.epochs_run,
+            head_s: r.head_train_s,
+        })
+        .collect();
+    crate::csv_file::to_string(&lines)
+}
+
+/// The results as a Markdown table, framed by blank lines.
+pub fn table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "\n| backbone | layers retrained | cut | head | features | val top-1 | test top-1 | \
+         test top-5 | epochs (best) | head s |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        t += &format!(
+            "| {} | {} | {} | {} | {} | {} | {:.1}% | {:.1}% | {} | {:.1} |\n",
+            r.backbone,
+            r.retrain.map_or("-".into(), |k| k.to_string()),
+            r.cut,
+            r.head,
+            r.features,
+            r.val_top1
+                .map_or("-".into(), |v| format!("{:.1}%", 100.0 * v)),
+            100.0 * r.test.top1,
+            100.0 * r.test.top5,
+            if r.epochs_run > 0 {
+                format!("{} ({})", r.epochs_run, r.best_epoch)
+            } else {
+                "-".into()
+            },
+            r.head_train_s
+        );
+    }
+    t
+}
