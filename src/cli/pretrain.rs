@@ -4,19 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, bail};
-use bnn_transfer::arch::{ARCH_NAMES, Arch};
-use bnn_transfer::data::{ImageFolder, Layout};
+use anyhow::Context;
+use bnn_transfer::data::Layout;
 use bnn_transfer::model::Precision;
-use bnn_transfer::train::{
-    self, DeviceChoice, PretrainConfig, RunOptions, Schedule, ScheduleKind, checkpoint,
-};
-
-/// Defaults (shown in `--help`; the options are optional so that `--resume` can tell what was set).
-const EPOCHS: usize = 10;
-const BATCH: usize = 64;
-const LR: f64 = 2e-3;
-const ARCH: &str = "small";
+use bnn_transfer::train::{self, DeviceChoice, PretrainRequest, RunOptions, ScheduleKind};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -77,9 +68,35 @@ pub struct Args {
     max_steps: Option<u64>,
 }
 
+impl Args {
+    fn request(&self) -> PretrainRequest {
+        PretrainRequest {
+            data: self.data.clone(),
+            layout: self.layout,
+            arch: self.arch.clone(),
+            precision: self.precision,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            schedule: self.schedule,
+            lr_step_epochs: self.lr_step_epochs,
+            lr_gamma: self.lr_gamma,
+            seed: self.seed,
+            weight_scale: self.weight_scale,
+            out: self.out.clone(),
+            resume: self.resume,
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.arch.as_deref() == Some("list") {
-        return list_archs(&args);
+        let layout = args.layout.unwrap_or_default();
+        println!(
+            "{}",
+            train::request::arch_list(args.data.as_deref(), layout)?
+        );
+        return Ok(());
     }
     // burn's optimizer-state loader (used by --resume) puts the state on `Device::default()`, which
     // would start a wgpu runtime (lavapipe on a CPU-only machine) just to hold it until the first
@@ -90,61 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // (no adapter, runtime, loader or signal thread exists yet).
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
-    let (config, out) = if args.resume {
-        let out = args
-            .out
-            .clone()
-            .context("--resume needs --out DIR (the run to continue)")?;
-        let config = checkpoint::read_config(&out).with_context(|| {
-            format!(
-                "--resume: {} is not the output directory of a `bnn pretrain` run",
-                out.display()
-            )
-        })?;
-        check_unchanged(&args, &config, &out)?;
-        (config, out)
-    } else {
-        let data = args
-            .data
-            .clone()
-            .context("--data is required (or --resume --out DIR)")?;
-        let arch = args.arch.clone().unwrap_or_else(|| ARCH.into());
-        if Arch::by_name(&arch, 1).is_none() {
-            let known: Vec<String> = ARCH_NAMES
-                .iter()
-                .map(|(n, d)| format!("  {n}: {d}"))
-                .collect();
-            bail!(
-                "unknown --arch '{arch}'; known architectures:\n{}",
-                known.join("\n")
-            );
-        }
-        let precision = args.precision.unwrap_or(Precision::Binary);
-        let schedule = Schedule {
-            kind: args.schedule.unwrap_or(ScheduleKind::Cosine),
-            lr: args.lr.unwrap_or(LR),
-            step_epochs: args.lr_step_epochs,
-            gamma: args.lr_gamma,
-        };
-        let mut config = train::pretrain::new_config_layout(
-            &data,
-            args.layout.unwrap_or_default(),
-            &arch,
-            precision,
-            args.epochs.unwrap_or(EPOCHS),
-            args.batch_size.unwrap_or(BATCH),
-            schedule,
-            args.seed.unwrap_or(0),
-        )
-        .with_context(|| format!("reading the data set {}", data.display()))?;
-        config.model.weight_scale = args.weight_scale;
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("runs/{arch}-{precision}")));
-        (config, out)
-    };
-
+    let (config, out) = args.request().resolve()?;
     let device = train::device::resolve(args.device).context("choosing the training device")?;
     eprintln!("device: {}", device.reason);
     let arch = &config.model.arch;
@@ -195,94 +158,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if report.interrupted {
         std::process::exit(130);
-    }
-    Ok(())
-}
-
-/// `--arch list`: every named architecture, sized for the classes of --data (200 without).
-fn list_archs(args: &Args) -> anyhow::Result<()> {
-    let classes = match &args.data {
-        Some(d) => ImageFolder::open_layout(d, args.layout.unwrap_or_default(), "train")?
-            .classes
-            .len(),
-        None => 200,
-    };
-    for (name, about) in ARCH_NAMES {
-        let arch = Arch::by_name(name, classes).expect("listed names resolve");
-        println!("{name}: {about}");
-        println!("{arch}");
-    }
-    println!(
-        "The float twin of each has the same topology, parameters and MACs (float weights, ReLU); \
-         its size is the \"float\" figure. Packed binary: 1-bit weights packed in u32 words, \
-         f32 first layer and classifier, one threshold per channel."
-    );
-    Ok(())
-}
-
-/// On --resume only --epochs may change; anything else given must match config.json.
-fn check_unchanged(
-    args: &Args,
-    config: &PretrainConfig,
-    out: &std::path::Path,
-) -> anyhow::Result<()> {
-    let mut diffs = Vec::new();
-    if let Some(d) = &args.data
-        && *d != config.data
-    {
-        diffs.push(format!(
-            "--data {} (run: {})",
-            d.display(),
-            config.data.display()
-        ));
-    }
-    if let Some(l) = args.layout
-        && l != Layout::Auto
-        && config.layout != Layout::Auto
-        && l != config.layout
-    {
-        diffs.push(format!("--layout {l} (run: {})", config.layout));
-    }
-    if let Some(a) = &args.arch
-        && *a != config.model.arch.name
-    {
-        diffs.push(format!("--arch {a} (run: {})", config.model.arch.name));
-    }
-    if let Some(p) = args.precision
-        && p != config.model.precision
-    {
-        diffs.push(format!("--precision {p} (run: {})", config.model.precision));
-    }
-    if let Some(b) = args.batch_size
-        && b != config.batch_size
-    {
-        diffs.push(format!("--batch-size {b} (run: {})", config.batch_size));
-    }
-    if let Some(lr) = args.lr
-        && lr != config.schedule.lr
-    {
-        diffs.push(format!("--lr {lr} (run: {})", config.schedule.lr));
-    }
-    if let Some(s) = args.schedule
-        && s != config.schedule.kind
-    {
-        diffs.push(format!(
-            "--schedule {s:?} (run: {:?})",
-            config.schedule.kind
-        ));
-    }
-    if let Some(s) = args.seed
-        && s != config.seed
-    {
-        diffs.push(format!("--seed {s} (run: {})", config.seed));
-    }
-    if !diffs.is_empty() {
-        bail!(
-            "--resume continues the run as configured in {}; only --epochs may change. \
-             Differs: {}. Drop these options, or start a new run with another --out.",
-            out.join(checkpoint::CONFIG_FILE).display(),
-            diffs.join(", ")
-        );
     }
     Ok(())
 }

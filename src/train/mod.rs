@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod metrics;
 pub mod pretrain;
+pub mod request;
 pub mod schedule;
 
 pub use checkpoint::TrainState;
@@ -14,4 +15,5 @@ pub use metrics::{CurvePoint, EpochMetrics};
 pub use pretrain::{
     AdamSettings, PretrainConfig, PretrainReport, RunOptions, new_config, pretrain, resume,
 };
+pub use request::PretrainRequest;
 pub use schedule::{Schedule, ScheduleKind};
