@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::extractor::ExtractorFile;
-use crate::transfer::Fingerprint;
+use crate::fingerprint::Fingerprint;
 
 /// Name of the embedded backbone (also its file stem under `assets/`).
 pub const DEFAULT_MODEL_NAME: &str = "bnn-small-tinyimagenet";

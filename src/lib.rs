@@ -19,6 +19,7 @@ pub mod eval;
 pub mod export;
 pub mod extractor;
 pub mod feature_extractor;
+pub mod fingerprint;
 pub mod gpu;
 pub mod kernels;
 #[cfg(feature = "train")]
