@@ -8,10 +8,10 @@
 //! time otherwise); burn, CPU and end-to-end rows are synchronized wall time. Ratios only ever
 //! divide times taken with the same timer.
 
+#[cfg(feature = "train")]
 pub mod burn;
 pub mod chart;
 pub mod extractor;
-#[cfg(feature = "train")]
 pub mod kind;
 pub mod peak;
 pub mod report;
