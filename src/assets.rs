@@ -39,6 +39,21 @@ impl Backbone {
     }
 }
 
+impl Backbone {
+    /// A backbone from an extractor file's bytes (a file picked in a browser, a download);
+    /// `label` names it in errors and head files.
+    pub fn from_bytes(bytes: &[u8], label: &str) -> Result<Backbone> {
+        Ok(Backbone {
+            file: ExtractorFile::from_bytes(bytes, Path::new(label))?,
+            fingerprint: Fingerprint::default().bytes(bytes),
+            name: Path::new(label)
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+            label: label.to_string(),
+        })
+    }
+}
+
 /// The backbone at `path`, or the embedded one for `None` (or a path `embedded:…`).
 pub fn load_backbone(path: Option<&Path>) -> Result<Backbone> {
     match path {

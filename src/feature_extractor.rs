@@ -69,14 +69,21 @@ impl FeatureExtractor {
     /// compiles the WGSL pipelines on a GPU, or regroups the weights for the CPU path.
     pub async fn open(options: &ExtractorOptions) -> Result<Self> {
         let backbone = load_backbone(options.model.as_deref())?;
+        FeatureExtractor::from_backbone(backbone, options.cut.as_deref(), options.device).await
+    }
+
+    /// [`open`](Self::open) for a backbone already in memory (e.g. the bytes of a file picked in
+    /// a browser: [`Backbone::from_bytes`]), cut at `cut` (`None`: the file's own cut).
+    pub async fn from_backbone(
+        backbone: Backbone,
+        cut: Option<&str>,
+        device: ExtractorDevice,
+    ) -> Result<Self> {
         let preprocess = backbone.preprocess()?;
-        let cut = options
-            .cut
-            .clone()
-            .unwrap_or_else(|| backbone.file.graph.cut.clone());
+        let cut = cut.map_or_else(|| backbone.file.graph.cut.clone(), str::to_string);
         let file = backbone.file.truncated(&cut)?;
         let spec = file.cut().clone();
-        let (gpu, note) = select_gpu_async(options.device).await?;
+        let (gpu, note) = select_gpu_async(device).await?;
         let (runner, device) = match gpu {
             Some(g) => {
                 let describe = g.describe();
@@ -166,6 +173,12 @@ impl FeatureExtractor {
     /// Features of prepared `images` (a whole number of [`image_len`](Self::image_len) values):
     /// `[n][dim]` of ±1.0, the extractor's packed bits at the cut unpacked in NHWC order.
     pub async fn features(&self, images: &[f32]) -> Result<Vec<f32>> {
+        Ok(signs(&self.bits(images).await?, self.channels))
+    }
+
+    /// The packed bits at the cut of prepared `images`: `[n][out_words]` u32 words, a set bit is
+    /// −1 (docs/FORMAT.md) — what every path (WGSL, CPU, reference) computes bit for bit.
+    pub async fn bits(&self, images: &[f32]) -> Result<Vec<u32>> {
         let len = self.image_len();
         if images.is_empty() || !images.len().is_multiple_of(len) {
             return Err(Error::Shape(format!(
@@ -174,14 +187,13 @@ impl FeatureExtractor {
             )));
         }
         let n = images.len() / len;
-        let bits = match &self.runner {
+        Ok(match &self.runner {
             Runner::Gpu(e) => {
                 let last = e.file().layers.len() - 1;
                 e.run_taps_async(images, &[last]).await?.remove(0)
             }
             Runner::Cpu(c) => c.1.run_bits(images, n)?,
-        };
-        Ok(signs(&bits, self.channels))
+        })
     }
 
     /// The features and labels of every image of a data set split (64 images per extractor
@@ -228,6 +240,11 @@ impl FeatureExtractor {
             data: set.source().display().to_string(),
             layout: set.layout().to_string(),
         }
+    }
+
+    /// [`bits`](Self::bits), blocking (not on the web).
+    pub fn bits_blocking(&self, images: &[f32]) -> Result<Vec<u32>> {
+        pollster::block_on(self.bits(images))
     }
 
     /// [`features`](Self::features), blocking (not on the web).

@@ -30,6 +30,8 @@ pub mod rng;
 #[cfg(feature = "train")]
 pub mod train;
 pub mod transfer;
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+pub mod web;
 
 pub use arch::Arch;
 pub use error::{Error, Result};

@@ -213,7 +213,8 @@ impl CpuExtractor {
         };
         let mut outs: Vec<Vec<u32>> = vec![Vec::new(); taps.len()];
         for (i, layer) in self.layers.iter().enumerate().take(stop + 1) {
-            let t = Instant::now();
+            // The clock is read only when profiling (wasm32 in a browser has no `Instant`).
+            let t = profile.is_some().then(Instant::now);
             let target = if layer.pool.is_some() {
                 &mut *map
             } else {
@@ -221,17 +222,17 @@ impl CpuExtractor {
             };
             target.resize(batch * layer.conv_words(), 0);
             self.conv(layer, images, act, batch, target);
-            if let Some(p) = profile.as_deref_mut() {
+            if let (Some(p), Some(t)) = (profile.as_deref_mut(), t) {
                 p.push(StageTime {
                     stage: format!("{} conv+threshold", layer.name),
                     time: t.elapsed(),
                 });
             }
             if let Some(pool) = &layer.pool {
-                let t = Instant::now();
+                let t = profile.is_some().then(Instant::now);
                 next.resize(batch * pool.out_h * pool.out_w * layer.wpo, 0);
                 self.pool(layer, pool, map, next);
-                if let Some(p) = profile.as_deref_mut() {
+                if let (Some(p), Some(t)) = (profile.as_deref_mut(), t) {
                     p.push(StageTime {
                         stage: format!("{} max-pool (packed)", layer.name),
                         time: t.elapsed(),

@@ -25,6 +25,7 @@
 
 pub mod folder;
 pub mod layout;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod loader;
 pub mod mat;
 pub mod preprocess;
@@ -33,6 +34,7 @@ pub mod source;
 
 pub use folder::{ImageFolder, Sample};
 pub use layout::{Layout, flowers102_classes, flowers102_split};
+#[cfg(not(target_arch = "wasm32"))]
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image};
 pub use source::{IMAGE_EXTENSIONS, is_image_name};

@@ -77,6 +77,18 @@ pub fn render(class: usize, size: u32, rng: &mut Rng) -> RgbImage {
     img
 }
 
+/// One image of class `class` as PNG bytes (in memory: the web tests, which have no files).
+pub fn render_png(class: usize, size: u32, rng: &mut Rng) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    render(class, size, rng)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| Error::Dataset(format!("encoding a PNG: {e}")))?;
+    Ok(bytes)
+}
+
 /// Writes `per_class` images of each class for each `(split, per_class)` under `dir`, PNG,
 /// `size` px. Returns the number of images written.
 pub fn write(dir: &Path, splits: &[(&str, usize)], size: u32, seed: u64) -> Result<usize> {

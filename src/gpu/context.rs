@@ -136,9 +136,15 @@ impl Gpu {
 
     /// One line naming the adapter, for reports and skipped-test messages.
     pub fn describe(&self) -> String {
+        // Browsers do not name their WebGPU adapter.
+        let name = if self.info.name.is_empty() {
+            "unnamed adapter"
+        } else {
+            &self.info.name
+        };
         format!(
-            "{} ({:?}, {:?}, {})",
-            self.info.name, self.info.backend, self.info.device_type, self.info.driver
+            "{name} ({:?}, {:?}, {})",
+            self.info.backend, self.info.device_type, self.info.driver
         )
     }
 

@@ -80,7 +80,16 @@ impl PipelineKey {
             },
             cache: None,
         });
-        match pollster::block_on(scope.pop()) {
+        // Native: wait for validation and report a compile error here. The web cannot block on
+        // the error scope's promise; a bad shader shows in the console and fails the dispatch.
+        #[cfg(target_arch = "wasm32")]
+        let error: Option<wgpu::Error> = {
+            drop(scope);
+            None
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let error = pollster::block_on(scope.pop());
+        match error {
             None => Ok(pipeline),
             Some(e) => Err(Error::ShaderCompile {
                 kernel: name,

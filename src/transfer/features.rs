@@ -9,16 +9,21 @@
 //! preprocessing (size, mean, std) and the crate and format versions. A file with the right prefix
 //! and another key is stale: it is replaced.
 
-use crate::cpu::{CpuExtractor, Threads};
 use std::path::{Path, PathBuf};
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::bits::unpack_rows;
-use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+use crate::cpu::{CpuExtractor, Threads};
+use crate::data::ImageFolder;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::data::Preprocess;
 use crate::error::{Error, Result};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::extractor::cache::CacheInfo;
-use crate::extractor::{Extractor, ExtractorFile, FeatureCache, Features, Output};
+use crate::extractor::{Extractor, ExtractorFile, FeatureCache};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::extractor::{Features, Output};
 use crate::gpu::Gpu;
 
 /// Features of one split: `x` is `[n][dim]` f32 (±1 for the binary extractor).
@@ -82,6 +87,7 @@ pub fn data_fingerprint(set: &ImageFolder) -> Result<Fingerprint> {
 
 /// Changes whenever what a cached feature means could change: the crate version (kernels, decoder
 /// and preprocessing code) and the extractor format version.
+#[cfg(not(target_arch = "wasm32"))]
 fn cache_key_version() -> String {
     format!(
         "bnn-transfer {}, extractor format {}",
@@ -92,6 +98,7 @@ fn cache_key_version() -> String {
 
 /// The preprocessing as it enters the cache key: size, crop mode and the exact bits of every
 /// mean and std.
+#[cfg(not(target_arch = "wasm32"))]
 fn preprocess_key(pre: &Preprocess) -> String {
     let bits = |v: &[f32; 3]| v.map(f32::to_bits);
     format!(
@@ -118,6 +125,7 @@ impl Runner {
         Ok(Runner::Cpu(Box::new((file, ex))))
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn file(&self) -> &ExtractorFile {
         match self {
             Runner::Gpu(e) => e.file(),
@@ -223,7 +231,9 @@ pub fn signs(bits: &[u32], channels: usize) -> Vec<f32> {
 
 /// Features of one split at several cuts of an extractor, from the cache where valid, otherwise
 /// by one pass of the extractor over the split (then cached). Returns one [`FeatureSet`] per cut
-/// and the seconds spent extracting (0 when everything came from the cache).
+/// and the seconds spent extracting (0 when everything came from the cache). Native only (the
+/// decoding runs on the loader's runtime).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn extractor_features(
     runner: &Runner,
     backbone: (&str, Fingerprint),
@@ -258,13 +268,13 @@ pub fn extractor_features(
     let mut seconds = 0.0;
     if !missing.is_empty() {
         let miss_taps: Vec<usize> = missing.iter().map(|&i| taps[i]).collect();
-        let cfg = LoaderConfig {
+        let cfg = crate::data::LoaderConfig {
             batch_size: batch_size.max(1),
             shuffle_seed: None,
             workers,
-            ..LoaderConfig::default()
+            ..crate::data::LoaderConfig::default()
         };
-        let loader = Loader::new(set.clone(), pre.clone(), cfg);
+        let loader = crate::data::Loader::new(set.clone(), pre.clone(), cfg);
         let bar = crate::progress::bar(
             set.len() as u64,
             &format!(
@@ -277,7 +287,7 @@ pub fn extractor_features(
                     .join(",")
             ),
         );
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         let mut bits: Vec<Vec<u32>> = vec![Vec::new(); missing.len()];
         let mut labels: Vec<u32> = Vec::with_capacity(set.len());
         for batch in loader {

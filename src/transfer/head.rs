@@ -212,6 +212,17 @@ impl Head {
 
     /// Writes the head atomically; returns its size in bytes.
     pub fn save(&self, path: &Path) -> Result<u64> {
+        let bytes = self.to_bytes_for(path)?;
+        write_atomic(path, &bytes)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// The head file's bytes (what [`save`](Self::save) writes).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.to_bytes_for(Path::new("head"))
+    }
+
+    fn to_bytes_for(&self, path: &Path) -> Result<Vec<u8>> {
         self.validate(path)?;
         let sh = |e: safetensors::SafeTensorError| Error::Shape(format!("safetensors: {e}"));
         let mut views: Vec<(String, TensorView)> = vec![
@@ -255,9 +266,7 @@ impl Head {
             ("format".to_string(), HEAD_FORMAT.to_string()),
             ("info".to_string(), info),
         ]);
-        let bytes = crate::reproducible::serialize(views, &meta)?;
-        write_atomic(path, &bytes)?;
-        Ok(bytes.len() as u64)
+        crate::reproducible::serialize(views, &meta)
     }
 
     /// Reads and validates a head file; anything malformed is an [`Error::ModelFile`].

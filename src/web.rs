@@ -1,0 +1,131 @@
+//! The frozen extractor and a head in a web page (feature `web`, wasm32 only): [`Classifier`]
+//! runs the same library code as native — the WGSL kernels through the browser's WebGPU, or the
+//! CPU binary path — on images the page hands over as PNG/JPEG bytes, and labels them with a
+//! head. The embedded backbone and a head trained on the generated shapes task ship with it
+//! (`assets/shapes-head.safetensors`); a user can load their own extractor and head files.
+//! The page is `web/index.html` (`scripts/build-web.sh` builds it; docs/WEB.md).
+
+use std::path::Path;
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::assets::{Backbone, load_backbone};
+use crate::data::load_image;
+use crate::feature_extractor::FeatureExtractor;
+use crate::rng::Rng;
+use crate::transfer::features::ExtractorDevice;
+use crate::transfer::head::Head;
+
+/// A linear head trained on the embedded backbone's features of the generated shapes task
+/// (`bnn demo`), so the page works with nothing loaded.
+pub const SHAPES_HEAD: &[u8] = include_bytes!("../assets/shapes-head.safetensors");
+
+fn js(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Milliseconds from the page's clock (`performance.now()`; there is no `Instant` here).
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+#[derive(Serialize)]
+struct Label {
+    class: String,
+    probability: f32,
+}
+
+#[derive(Serialize)]
+struct Classified {
+    labels: Vec<Label>,
+    /// Decode + preprocess + extractor + head, in milliseconds.
+    ms: f64,
+}
+
+/// An extractor and a head, ready to label images in the page.
+#[wasm_bindgen]
+pub struct Classifier {
+    ex: FeatureExtractor,
+    head: Head,
+}
+
+#[wasm_bindgen]
+impl Classifier {
+    /// Opens the extractor (`model`: an extractor file's bytes, empty for the embedded backbone)
+    /// with a head (`head`: a head file's bytes, empty for the shipped shapes head) on `device`:
+    /// `gpu` (WebGPU) or `cpu` (the CPU binary path, one thread). The head must have been
+    /// trained on this extractor.
+    pub async fn create(
+        model: Vec<u8>,
+        head: Vec<u8>,
+        device: String,
+    ) -> Result<Classifier, JsError> {
+        let head_bytes = if head.is_empty() {
+            SHAPES_HEAD
+        } else {
+            &head[..]
+        };
+        let head = Head::from_bytes(head_bytes, Path::new("head.safetensors")).map_err(js)?;
+        let backbone: Backbone = if model.is_empty() {
+            load_backbone(None).map_err(js)?
+        } else {
+            Backbone::from_bytes(&model, "extractor.safetensors").map_err(js)?
+        };
+        if backbone.fingerprint.hex() != head.info.backbone.fingerprint {
+            return Err(JsError::new(&format!(
+                "the head was trained on another extractor ({}), not on {}",
+                head.info.backbone.path, backbone.label
+            )));
+        }
+        let device = match device.as_str() {
+            "gpu" => ExtractorDevice::Gpu,
+            "cpu" => ExtractorDevice::Cpu,
+            other => return Err(JsError::new(&format!("device '{other}': gpu or cpu"))),
+        };
+        let ex = FeatureExtractor::from_backbone(backbone, Some(&head.info.cut), device)
+            .await
+            .map_err(js)?;
+        Ok(Classifier { ex, head })
+    }
+
+    /// Where the extractor runs, in words.
+    pub fn device(&self) -> String {
+        self.ex.device().to_string()
+    }
+
+    /// The head's class names, in label order.
+    pub fn classes(&self) -> Vec<String> {
+        self.head.info.classes.clone()
+    }
+
+    /// The `k` most probable classes of one image (PNG or JPEG bytes) and the time it took, as
+    /// JSON: `{"labels": [{"class", "probability"}…], "ms"}`.
+    pub async fn classify(&self, image: Vec<u8>, k: usize) -> Result<String, JsError> {
+        let start = now_ms();
+        let x = load_image(&image, self.ex.preprocess(), &mut Rng::new(0)).map_err(js)?;
+        let features = self.ex.features(&x).await.map_err(js)?;
+        let top = self.head.top_k(&features, k.max(1)).map_err(js)?;
+        let labels = top[0]
+            .iter()
+            .map(|&(c, p)| Label {
+                class: self.head.info.classes[c].clone(),
+                probability: p,
+            })
+            .collect();
+        let out = Classified {
+            labels,
+            ms: now_ms() - start,
+        };
+        serde_json::to_string(&out).map_err(js)
+    }
+
+    /// The packed feature bits at the head's cut of one image (PNG or JPEG bytes): what the
+    /// native paths compute, bit for bit.
+    pub async fn feature_bits(&self, image: Vec<u8>) -> Result<Vec<u32>, JsError> {
+        let x = load_image(&image, self.ex.preprocess(), &mut Rng::new(0)).map_err(js)?;
+        self.ex.bits(&x).await.map_err(js)
+    }
+}

@@ -1,0 +1,106 @@
+//! The browser half of the bit-exactness check (wasm32 only, run in headless Chromium by
+//! `wasm-bindgen-test-runner`; `scripts/test-web.sh`): the page's [`Classifier`] on the
+//! browser's WebGPU and on the CPU binary path compiled to wasm must give, for the eight
+//! generated PNGs, exactly the bits the native paths give (`tests/data/web-bits.txt`, checked
+//! natively by `tests/web_fixture.rs`), and label images with the shipped shapes head.
+#![cfg(target_arch = "wasm32")]
+
+use bnn_transfer::data::shapes::render_png;
+use bnn_transfer::rng::Rng;
+use bnn_transfer::web::Classifier;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const EXPECTED: &str = include_str!("data/web-bits.txt");
+
+fn hex(words: &[u32]) -> String {
+    words.iter().map(|w| format!("{w:08x}")).collect()
+}
+
+async fn check(device: &str) {
+    let c = Classifier::create(vec![], vec![], device.into())
+        .await
+        .map_err(JsValue::from)
+        .unwrap();
+    console_log!("{device}: {}", c.device());
+    // `gpu` really is the browser's WebGPU adapter, not a silent fall-back to the CPU path.
+    assert_eq!(
+        c.device().starts_with("the CPU binary path"),
+        device == "cpu"
+    );
+    let lines: Vec<&str> = EXPECTED.lines().collect();
+    assert_eq!(
+        lines.len(),
+        8,
+        "tests/data/web-bits.txt has one line per class"
+    );
+    for (class, want) in lines.iter().enumerate() {
+        let png = render_png(class, 64, &mut Rng::new(class as u64)).unwrap();
+        let bits = c.feature_bits(png).await.map_err(JsValue::from).unwrap();
+        assert_eq!(&hex(&bits), want, "{device}: image of class {class}");
+    }
+    let png = render_png(0, 64, &mut Rng::new(0)).unwrap();
+    let json = c.classify(png, 3).await.map_err(JsValue::from).unwrap();
+    console_log!("{device}: {json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["labels"].as_array().unwrap().len(), 3);
+    assert!(v["ms"].as_f64().unwrap() >= 0.0);
+}
+
+#[wasm_bindgen_test]
+async fn webgpu_gives_the_native_bits() {
+    check("gpu").await;
+}
+
+#[wasm_bindgen_test]
+async fn the_cpu_path_in_wasm_gives_the_native_bits() {
+    check("cpu").await;
+}
+
+/// Time per image (decode + preprocess + extractor + head, `performance.now()`), the median of
+/// 15 after 3 warm-up images; printed for docs/WEB.md (`scripts/test-web.sh -- --nocapture`).
+#[wasm_bindgen_test]
+async fn time_per_image_is_printed() {
+    for device in ["gpu", "cpu"] {
+        let c = Classifier::create(vec![], vec![], device.into())
+            .await
+            .map_err(JsValue::from)
+            .unwrap();
+        let mut ms = Vec::new();
+        for i in 0..18u64 {
+            let png = render_png(i as usize % 8, 64, &mut Rng::new(100 + i)).unwrap();
+            let json = c.classify(png, 3).await.map_err(JsValue::from).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            if i >= 3 {
+                ms.push(v["ms"].as_f64().unwrap());
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        console_log!(
+            "time per image on {}: median {:.2} ms (min {:.2}, max {:.2}, 15 images)",
+            c.device(),
+            ms[ms.len() / 2],
+            ms[0],
+            ms[ms.len() - 1]
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_head_for_another_extractor_is_refused() {
+    let mut head = bnn_transfer::transfer::head::Head::from_bytes(
+        bnn_transfer::web::SHAPES_HEAD,
+        std::path::Path::new("head"),
+    )
+    .unwrap();
+    head.info.backbone.fingerprint = "0000000000000000".into();
+    let dir_free = head_bytes(&head);
+    let err = Classifier::create(vec![], dir_free, "cpu".into()).await;
+    assert!(err.is_err());
+}
+
+fn head_bytes(head: &bnn_transfer::transfer::head::Head) -> Vec<u8> {
+    head.to_bytes().unwrap()
+}
