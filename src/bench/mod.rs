@@ -67,7 +67,7 @@ pub struct Config {
     pub gemm: usize,
     /// Batches of the end-to-end rows.
     pub e2e_batches: Vec<usize>,
-    /// Timing of end-to-end rows after the first batch size (pipelines are compiled by then).
+    /// Timing of end-to-end rows after the first batch size (each size still gets its warm-up).
     pub e2e_plan: Plan,
     /// burn's float-model row runs only up to this batch (burn-wgpu on lavapipe takes minutes per
     /// batch of 64).
@@ -129,8 +129,10 @@ impl Config {
             },
             e2e_batches: if quick { vec![1] } else { vec![1, 64] },
             e2e_plan: if cpu {
+                // One untimed run per batch size: a new batch size compiles pipelines and grows
+                // buffers, which must not land in the timed runs.
                 Plan {
-                    warmup: 0,
+                    warmup: 1,
                     repeats: 2,
                     budget_s: 1.0,
                 }
