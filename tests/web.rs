@@ -88,6 +88,27 @@ async fn time_per_image_is_printed() {
     }
 }
 
+/// A user's own files, as the page hands them over (bytes of an extractor and a head).
+#[wasm_bindgen_test]
+async fn an_extractor_and_a_head_given_as_bytes_are_used() {
+    let c = Classifier::create(
+        bnn_transfer::assets::DEFAULT_MODEL.to_vec(),
+        bnn_transfer::web::SHAPES_HEAD.to_vec(),
+        "gpu".into(),
+    )
+    .await
+    .map_err(JsValue::from)
+    .unwrap();
+    let png = render_png(5, 64, &mut Rng::new(5)).unwrap();
+    let bits = c.feature_bits(png).await.map_err(JsValue::from).unwrap();
+    assert_eq!(hex(&bits), EXPECTED.lines().nth(5).unwrap());
+    assert!(
+        Classifier::create(b"not a model".to_vec(), vec![], "gpu".into())
+            .await
+            .is_err()
+    );
+}
+
 #[wasm_bindgen_test]
 async fn a_head_for_another_extractor_is_refused() {
     let mut head = bnn_transfer::transfer::head::Head::from_bytes(
