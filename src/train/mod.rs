@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod pretrain;
 pub mod request;
 pub mod schedule;
+mod session;
 
 pub use checkpoint::TrainState;
 pub use device::{DeviceChoice, TrainDevice};

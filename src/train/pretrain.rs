@@ -1,10 +1,11 @@
-//! The pretraining loop behind `bnn pretrain`: Adam, a learning-rate schedule, per-epoch validation,
-//! metrics, atomic checkpoints every epoch, stop-and-save on request (Ctrl-C), and resume.
+//! Pretraining behind `bnn pretrain`: the run's configuration, starting ([`pretrain`]) and
+//! resuming ([`resume`]) a run, one optimizer step, and validation. The epoch loop itself —
+//! Adam, the learning-rate schedule, per-epoch validation, metrics, atomic checkpoints every
+//! epoch, stop-and-save on request (Ctrl-C) — is `train::session`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -13,11 +14,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, PartialEpoch, TrainState};
+use super::checkpoint::{self, TrainState};
 use super::device::TrainDevice;
-use super::metrics::{self, CurvePoint, EpochMetrics};
+use super::metrics::EpochMetrics;
 use super::schedule::Schedule;
-use crate::atomic::write_atomic;
 use crate::data::{Batch, ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelConfig};
@@ -271,7 +271,7 @@ pub fn pretrain(config: PretrainConfig, opts: &RunOptions) -> Result<PretrainRep
     let device = opts.device.device.clone().autodiff();
     let model = Model::new(&config.model, &device, config.seed);
     let optimizer = adam(&config);
-    run(config, TrainState::default(), model, optimizer, opts)
+    super::session::run(config, TrainState::default(), model, optimizer, opts)
 }
 
 /// Continues the run in `opts.out` from its latest checkpoint, at the epoch (and batch) where it
@@ -292,7 +292,7 @@ pub fn resume(opts: &RunOptions, epochs: Option<usize>) -> Result<PretrainReport
     // Loading keeps the module's device and gradient settings and restores the parameter ids.
     let model = checkpoint::load_model_file(&ckpt, model)?;
     let optimizer = checkpoint::load_optimizer_file(&ckpt, adam(&config))?;
-    run(config, state, model, optimizer, opts)
+    super::session::run(config, state, model, optimizer, opts)
 }
 
 pub use crate::eval::score;
@@ -379,297 +379,4 @@ pub fn evaluate(
     }
     let n = seen.max(1) as f64;
     Ok(Some((loss / n, top1 as f64 / n, top5 as f64 / n)))
-}
-
-/// Writes the files derived from the checkpoint's state: `metrics.csv` and `curves.svg`.
-fn write_derived(out: &Path, config: &PretrainConfig, state: &TrainState) -> Result<()> {
-    write_atomic(
-        &out.join(checkpoint::METRICS_FILE),
-        metrics::csv(&state.history)?.as_bytes(),
-    )?;
-    let title = format!(
-        "{} {} on {}",
-        config.model.arch.name,
-        config.model.precision,
-        config.data.display()
-    );
-    write_atomic(
-        &out.join(checkpoint::PLOT_FILE),
-        metrics::svg(&title, &state.history, &state.curve).as_bytes(),
-    )
-}
-
-fn run(
-    config: PretrainConfig,
-    mut state: TrainState,
-    mut model: Model,
-    mut optimizer: ModuleOptimizer,
-    opts: &RunOptions,
-) -> Result<PretrainReport> {
-    let start = Instant::now();
-    let out = &opts.out;
-    let arch = &config.model.arch;
-    let device = opts.device.device.clone().autodiff();
-    let train_set = Arc::new(ImageFolder::open_layout(
-        &config.data,
-        config.layout,
-        &config.train_split,
-    )?);
-    if train_set.classes != config.classes {
-        return Err(Error::Dataset(format!(
-            "the classes of {} ({}) differ from the run's config.json ({})",
-            config.data.display(),
-            train_set.classes.len(),
-            config.classes.len()
-        )));
-    }
-    let val_set = match &config.val_split {
-        Some(split) => Some(Arc::new(ImageFolder::open_layout(
-            &config.data,
-            config.layout,
-            split,
-        )?)),
-        None => None,
-    };
-    let say = |line: String| {
-        if opts.progress {
-            eprintln!("{line}");
-        }
-    };
-    if val_set.is_none() {
-        say(format!(
-            "note: {} has no val split; validation metrics will be NaN",
-            config.data.display()
-        ));
-    }
-    let size = arch.input;
-    let steps = train_set.len() / config.batch_size.max(1);
-    if steps == 0 {
-        return Err(Error::Dataset(format!(
-            "the train split has {} images, fewer than one batch of {}; pass a smaller --batch-size",
-            train_set.len(),
-            config.batch_size
-        )));
-    }
-    let curve_window = (steps / 50).max(1);
-    let mut report = PretrainReport {
-        out: out.clone(),
-        arch: arch.name.clone(),
-        precision: config.model.precision.to_string(),
-        params: arch.params(),
-        macs_per_image: arch.macs(),
-        packed_bytes: arch.packed_bytes(),
-        float_bytes: arch.float_bytes(),
-        backend: opts.device.backend.into(),
-        device: opts.device.name.clone(),
-        device_reason: opts.device.reason.clone(),
-        epochs: config.epochs,
-        epochs_done: state.epochs_done,
-        interrupted: false,
-        steps_this_session: 0,
-        images_per_s: 0.0,
-        wall_s: 0.0,
-        last: state.history.last().cloned(),
-        skipped_images: Vec::new(),
-    };
-    let (mut session_images, mut session_train_s) = (0u64, 0.0f64);
-    // The checkpoint is the truth; a kill between its swap and these files left them behind it.
-    write_derived(out, &config, &state)?;
-
-    while state.epochs_done < config.epochs {
-        let epoch = state.epochs_done;
-        let skip = state.batches_done;
-        let partial = state.partial.take().unwrap_or_default();
-        let (mut loss_sum, mut correct, mut seen) =
-            (partial.loss_sum, partial.correct, partial.seen);
-        let (mut train_s, time_before) = (partial.train_time_s, partial.time_s);
-        let epoch_start = Instant::now();
-        let bar = if opts.progress {
-            crate::progress::bar(
-                steps as u64,
-                &format!("epoch {}/{}", epoch + 1, config.epochs),
-            )
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_position(skip.min(steps) as u64);
-        let mut lr = config
-            .schedule
-            .lr_at(epoch, skip.min(steps), steps, config.epochs);
-        let (mut win_loss, mut win_correct, mut win_seen, mut win_steps) =
-            (0.0f64, 0u64, 0u64, 0usize);
-        let mut stopped = false;
-        let mut batches_done = skip;
-        let mut last_line = Instant::now();
-
-        if skip < steps {
-            let cfg = LoaderConfig {
-                batch_size: config.batch_size,
-                shuffle_seed: Some(config.epoch_seed(epoch)),
-                drop_last: true,
-                strict: false,
-                prefetch: 4,
-                workers: opts.workers,
-            };
-            let mut loader = Loader::new(train_set.clone(), Preprocess::train(size), cfg);
-            let mut t = Instant::now();
-            for (b, batch) in (&mut loader).enumerate() {
-                if b < skip {
-                    t = Instant::now();
-                    continue;
-                }
-                let batch = batch?;
-                lr = config.schedule.lr_at(epoch, b, steps, config.epochs);
-                let (images, labels) = batch_tensors(&batch, &device);
-                let (m, loss, logits) = train_step(model, &mut optimizer, images, labels, lr)?;
-                model = m;
-                let (_, hits, _) = score(&logits, arch.classes, &batch.labels);
-                let n = batch.len() as u64;
-                let dt = t.elapsed().as_secs_f64();
-                t = Instant::now();
-                train_s += dt;
-                session_train_s += dt;
-                session_images += n;
-                loss_sum += loss as f64 * n as f64;
-                correct += hits;
-                seen += n;
-                state.global_step += 1;
-                report.steps_this_session += 1;
-                batches_done = b + 1;
-                (win_loss, win_correct, win_seen, win_steps) = (
-                    win_loss + loss as f64 * n as f64,
-                    win_correct + hits,
-                    win_seen + n,
-                    win_steps + 1,
-                );
-                if win_steps == curve_window || batches_done == steps {
-                    state.curve.push(CurvePoint {
-                        epoch: epoch as f64 + batches_done as f64 / steps as f64,
-                        loss: win_loss / win_seen as f64,
-                        acc: win_correct as f64 / win_seen as f64,
-                    });
-                    (win_loss, win_correct, win_seen, win_steps) = (0.0, 0, 0, 0);
-                }
-                bar.set_position(batches_done as u64);
-                let status = format!(
-                    "loss {:.3} acc {:.1}% {:.0} img/s lr {:.1e}",
-                    loss_sum / seen as f64,
-                    100.0 * correct as f64 / seen as f64,
-                    (seen as f64) / train_s.max(1e-9),
-                    lr
-                );
-                // Without a terminal the bar is hidden: a line every 30 s keeps logs informative.
-                if opts.progress && bar.is_hidden() && last_line.elapsed().as_secs() >= 30 {
-                    eprintln!("epoch {} batch {batches_done}/{steps}: {status}", epoch + 1);
-                    last_line = Instant::now();
-                }
-                bar.set_message(status);
-                let limit = opts
-                    .max_steps
-                    .is_some_and(|m| report.steps_this_session >= m);
-                if opts.stop.load(Ordering::Relaxed) || limit {
-                    stopped = true;
-                    break;
-                }
-            }
-            report.skipped_images.extend(loader.skipped());
-        }
-
-        // Validation (unless stopped during training).
-        let mut val = Some((f64::NAN, f64::NAN, f64::NAN));
-        if !stopped && let Some(set) = &val_set {
-            bar.set_prefix("val");
-            let cfg = LoaderConfig {
-                batch_size: config.batch_size,
-                shuffle_seed: None,
-                drop_last: false,
-                strict: false,
-                prefetch: 4,
-                workers: opts.workers,
-            };
-            val = evaluate(
-                &model,
-                set.clone(),
-                Preprocess::eval(size),
-                cfg,
-                &device,
-                &opts.stop,
-                &bar,
-            )?;
-        }
-        let time_s = time_before + epoch_start.elapsed().as_secs_f64();
-        let Some((val_loss, val_top1, val_top5)) = val.filter(|_| !stopped) else {
-            // Interrupted: save where we are inside the epoch.
-            bar.abandon();
-            state.batches_done = batches_done;
-            state.partial = Some(PartialEpoch {
-                loss_sum,
-                correct,
-                seen,
-                train_time_s: train_s,
-                time_s,
-            });
-            checkpoint::save(out, &model, &optimizer, &state)?;
-            report.interrupted = true;
-            say(format!(
-                "stopped in epoch {} after batch {}/{}; checkpoint saved. Continue with: \
-                 bnn pretrain --out {} --resume",
-                epoch + 1,
-                batches_done,
-                steps,
-                out.display()
-            ));
-            break;
-        };
-        let m = EpochMetrics {
-            epoch: epoch + 1,
-            lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
-            val_loss,
-            val_top1,
-            val_top5,
-            time_s,
-            images_per_s: seen as f64 / train_s.max(1e-9),
-        };
-        bar.finish_and_clear();
-        say(format!(
-            "epoch {}/{}: train loss {:.4} acc {:.2}% | val loss {:.4} top-1 {:.2}% top-5 {:.2}% | \
-             {:.0} s, {:.1} img/s",
-            m.epoch,
-            config.epochs,
-            m.train_loss,
-            100.0 * m.train_acc,
-            m.val_loss,
-            100.0 * m.val_top1,
-            100.0 * m.val_top5,
-            m.time_s,
-            m.images_per_s
-        ));
-        state.history.push(m);
-        state.epochs_done = epoch + 1;
-        state.batches_done = 0;
-        state.partial = None;
-        checkpoint::save(out, &model, &optimizer, &state)?;
-        write_derived(out, &config, &state)?;
-        if opts.stop.load(Ordering::Relaxed) {
-            report.interrupted = state.epochs_done < config.epochs;
-            if report.interrupted {
-                say(format!(
-                    "stopped after epoch {}; continue with --resume",
-                    state.epochs_done
-                ));
-            }
-            break;
-        }
-    }
-
-    report.epochs = config.epochs;
-    report.epochs_done = state.epochs_done;
-    report.last = state.history.last().cloned();
-    report.images_per_s = session_images as f64 / session_train_s.max(1e-9);
-    report.wall_s = start.elapsed().as_secs_f64();
-    let text = serde_json::to_string_pretty(&report).expect("report serializes");
-    write_atomic(&out.join(checkpoint::REPORT_FILE), text.as_bytes())?;
-    Ok(report)
 }
