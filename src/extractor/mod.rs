@@ -4,9 +4,11 @@
 //! nothing of burn; `export.rs` builds files from burn checkpoints.
 
 pub mod cache;
+mod file_io;
 mod format;
 pub mod reference;
 mod runtime;
+mod validate;
 
 pub use cache::FeatureCache;
 pub use format::{

@@ -1,0 +1,143 @@
+//! Every check a graph must pass before anything runs it ([`Graph::validate`]): shapes chain from
+//! the input to the cut, sizes are bounded so no later product overflows. See `docs/FORMAT.md`.
+
+use std::path::Path;
+
+use super::format::{Graph, LayerKind, bad};
+use crate::arch::out_size;
+use crate::bits::words;
+use crate::error::Result;
+use crate::kernels::Padding;
+
+impl Graph {
+    /// Checks the graph's internal consistency: shapes chain from the input to the cut, each
+    /// layer's output shape follows from its kernel, stride, padding and pooling, names are
+    /// unique and the cut is the last layer. Sizes are bounded so no later product overflows.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        let err = |m: String| Err(bad(path, m));
+        const MAX_DIM: usize = 1 << 20;
+        let i = &self.input;
+        if i.size == 0 || i.size > 16384 || i.channels == 0 || i.channels > 4096 {
+            return err(format!(
+                "input {}×{}×{} out of range",
+                i.size, i.size, i.channels
+            ));
+        }
+        if i.mean.len() != i.channels || i.std.len() != i.channels {
+            return err(format!(
+                "input.mean has {} and input.std {} values; input.channels is {}: give one per channel",
+                i.mean.len(),
+                i.std.len(),
+                i.channels
+            ));
+        }
+        if let Some(m) = i.mean.iter().find(|m| !m.is_finite()) {
+            return err(format!("input.mean holds {m}: every mean must be finite"));
+        }
+        if let Some(s) = i.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return err(format!(
+                "input.std holds {s}: every std must be finite and > 0 (it divides)"
+            ));
+        }
+        if self.layers.is_empty() {
+            return err("the graph has no layers".into());
+        }
+        let mut prev = [i.size, i.size, i.channels];
+        let mut seen = std::collections::HashSet::new();
+        for (n, l) in self.layers.iter().enumerate() {
+            let at = |m: String| bad(path, format!("layer {n} ('{}'): {m}", l.name));
+            if l.name.is_empty() || !seen.insert(l.name.as_str()) {
+                return Err(at("empty or duplicate name".into()));
+            }
+            if l.in_shape != prev {
+                return Err(at(format!(
+                    "input shape {:?} does not follow the previous output {prev:?}",
+                    l.in_shape
+                )));
+            }
+            let expected_kind = match (n, l.kind) {
+                (0, LayerKind::FirstConv) => true,
+                (_, LayerKind::FirstConv) => false,
+                (0, _) => false,
+                (_, LayerKind::XnorConv) => self.layers[n - 1].kind != LayerKind::XnorDense,
+                (_, LayerKind::XnorDense) => true,
+            };
+            if !expected_kind {
+                return Err(at(format!("a {:?} layer cannot be layer {n} here", l.kind)));
+            }
+            let c = l.out_shape[2];
+            if c == 0 || c > MAX_DIM || l.out_shape.iter().any(|&d| d == 0 || d > MAX_DIM) {
+                return Err(at(format!("output shape {:?} out of range", l.out_shape)));
+            }
+            match l.kind {
+                LayerKind::XnorDense => {
+                    let [h, w, ch] = prev;
+                    let (feat, offset) = if h * w == 1 {
+                        (ch, 0)
+                    } else {
+                        (h * w * words(ch) * 32, h * w * (words(ch) * 32 - ch))
+                    };
+                    if l.in_features != feat || l.dot_offset as i64 != offset as i64 {
+                        return Err(at(format!(
+                            "in_features {} / dot_offset {} should be {feat} / {offset} for input {prev:?}",
+                            l.in_features, l.dot_offset
+                        )));
+                    }
+                    if l.out_shape[..2] != [1, 1] || l.pool.is_some() || l.pad != 0 {
+                        return Err(at(
+                            "a dense layer has output [1, 1, n], no pool, no pad".into()
+                        ));
+                    }
+                }
+                _ => {
+                    if l.kernel == 0
+                        || l.stride == 0
+                        || l.kernel > 64
+                        || l.pad > 64
+                        || prev[0] + 2 * l.pad < l.kernel
+                        || prev[1] + 2 * l.pad < l.kernel
+                        || l.in_features != 0
+                        || l.dot_offset != 0
+                    {
+                        return Err(at("invalid kernel, stride or padding".into()));
+                    }
+                    if l.kind == LayerKind::FirstConv && l.padding != Padding::Zero {
+                        return Err(at("the first layer pads with zeros only".into()));
+                    }
+                    let (mut h, mut w) = l.conv_out();
+                    if let Some(p) = l.pool {
+                        if p.kernel == 0 || p.stride == 0 || p.kernel > h || p.kernel > w {
+                            return Err(at(format!("invalid pool {p:?} on {h}×{w}")));
+                        }
+                        h = out_size(h, p.kernel, p.stride, 0);
+                        w = out_size(w, p.kernel, p.stride, 0);
+                    }
+                    if [h, w] != l.out_shape[..2] {
+                        return Err(at(format!(
+                            "output shape {:?} should be [{h}, {w}, {c}]",
+                            l.out_shape
+                        )));
+                    }
+                }
+            }
+            prev = l.out_shape;
+        }
+        let last = self.layers.last().expect("non-empty");
+        if self.cut != last.name {
+            return err(format!(
+                "cut '{}' is not the last layer stored ('{}')",
+                self.cut, last.name
+            ));
+        }
+        if let Some(c) = &self.classifier
+            && (c.in_features != last.out_len() || c.classes == 0 || c.classes > MAX_DIM)
+        {
+            return err(format!(
+                "classifier of {} inputs does not fit the {} features at the cut",
+                c.in_features,
+                last.out_len()
+            ));
+        }
+        Ok(())
+    }
+}
