@@ -28,6 +28,7 @@ pub mod layout;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod loader;
 pub mod mat;
+mod official;
 pub mod preprocess;
 pub mod shapes;
 pub mod source;
