@@ -541,8 +541,8 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
         Default::default()
     };
     notes.push(
-        "x float = float_wgsl / xnor_dot and x fused = float_wgsl / xnor_bits (same timer); \
-         x burn = burn_wgpu / xnor_dot, both synchronized wall time (submit → completion)"
+        "x float = float ms / xnor ms and x fused = float ms / fused ms (same timer); \
+         x burn = burn ms / xnor wall, both synchronized wall time (submit → completion)"
             .into(),
     );
     if cfg.e2e() {

@@ -227,8 +227,8 @@ impl Report {
             .any(|r| r.get(Kernel::CpuXnor).is_some() || r.get(Kernel::BurnFlex).is_some());
         let _ = write!(
             s,
-            "{:<17} {:<25} {:>9} {:>9} {:>9} {:>9}",
-            "source", "shape", "xnor ms", "fused ms", "float ms", "burn ms"
+            "{:<17} {:<25} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "source", "shape", "xnor ms", "fused ms", "float ms", "burn ms", "xnor wall"
         );
         let _ = write!(
             s,
@@ -247,13 +247,14 @@ impl Report {
             let t = |k: Kernel| r.get(k).and_then(|m| m.median_s());
             let _ = write!(
                 s,
-                "{:<17} {:<25} {:>9} {:>9} {:>9} {:>9}",
+                "{:<17} {:<25} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 r.source,
                 r.id,
                 ms(t(Kernel::XnorDot)),
                 ms(t(Kernel::XnorBits)),
                 ms(t(Kernel::FloatWgsl)),
-                ms(t(Kernel::BurnWgpu))
+                ms(t(Kernel::BurnWgpu)),
+                ms(r.get(Kernel::XnorDot).and_then(|m| m.wall_s()))
             );
             let gmacs = |k: Kernel| {
                 r.get(k)
