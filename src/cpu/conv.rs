@@ -216,12 +216,9 @@ impl XnorLayer {
             |row, ox, first, dots| {
                 let at = (row * ow + ox) * wpo;
                 for w in first / 32..(first + dots.len()).div_ceil(32) {
-                    let mut word = 0u32;
-                    for o in w * 32..(w * 32 + 32).min(first + dots.len()) {
-                        if !thresholds[o].plus_one(dots[o - first]) {
-                            word |= 1 << (o % 32);
-                        }
-                    }
+                    let word = pack(dots, &thresholds[first..], w * 32 - first, |d, t| {
+                        t.plus_one(d)
+                    });
                     // SAFETY: word `w` of this pixel belongs to this task's channels.
                     unsafe { shared.write(at + w, word) };
                 }
@@ -437,4 +434,23 @@ fn run_with<const ISA: u8>(
         }
     }
     SCRATCH.set(scratch);
+}
+
+/// Word of packed signs for channels `start..start + 32` of `values` (those that exist): bit set
+/// (−1) where `plus_one(value, threshold)` is false.
+#[inline(always)]
+pub(super) fn pack<V: Copy, T>(
+    values: &[V],
+    th: &[T],
+    start: usize,
+    plus_one: impl Fn(V, &T) -> bool,
+) -> u32 {
+    let end = (start + 32).min(values.len());
+    let mut word = 0u32;
+    for (b, (&v, t)) in values[start..end].iter().zip(&th[start..end]).enumerate() {
+        if !plus_one(v, t) {
+            word |= 1 << b;
+        }
+    }
+    word
 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::Isa;
-use super::conv::XnorLayer;
+use super::conv::{XnorLayer, pack};
 use super::first::FirstLayer;
 use super::parallel::{Split, Threads};
 use crate::bits::words;
@@ -296,20 +296,6 @@ impl CpuExtractor {
             }
         });
     }
-}
-
-/// Word of packed signs for channels `start..start + 32` of `values` (those that exist): bit set
-/// (−1) where `plus_one(value, threshold)` is false.
-#[inline(always)]
-fn pack<V: Copy, T>(values: &[V], th: &[T], start: usize, plus_one: impl Fn(V, &T) -> bool) -> u32 {
-    let end = (start + 32).min(values.len());
-    let mut word = 0u32;
-    for (b, (&v, t)) in values[start..end].iter().zip(&th[start..end]).enumerate() {
-        if !plus_one(v, t) {
-            word |= 1 << b;
-        }
-    }
-    word
 }
 
 fn prepare(l: &LayerData) -> Result<Layer> {
