@@ -18,7 +18,7 @@ use crate::error::{Error, Result, ResultExt};
 use crate::extractor::{Extractor, ExtractorFile};
 use crate::transfer::features::{self, Cache, ExtractorDevice, Runner};
 use crate::transfer::fit::{self, FitConfig};
-use crate::transfer::head::{self, BackboneInfo, BackboneKind, Head, HeadInfo};
+use crate::transfer::head::{self, BackboneInfo, BackboneKind, HeadInfo};
 use crate::transfer::{Evaluation, FeatureSet, chart, evaluate};
 
 /// Everything one transfer experiment needs; [`TransferConfig::new`] gives the defaults of
@@ -436,48 +436,32 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
                 .iter()
                 .position(|c| *c == plan.cut)
                 .expect("cut listed");
-            let mut tr = feats[0][c].clone();
-            let (mean, scale) = head::standardisation(&tr.x, tr.dim);
-            head::standardise(&mut tr.x, &mean, &scale);
-            let std = |s: &FeatureSet| {
-                let mut s = s.clone();
-                head::standardise(&mut s.x, &mean, &scale);
-                s
-            };
-            let va = vi.map(|i| std(&feats[i][c]));
+            let tr = &feats[0][c];
             let hname = head_name(&plan.hidden);
             let bar = crate::progress::bar(
                 fit_cfg.epochs as u64,
                 &format!("{name} {} {hname}", plan.cut),
             );
-            let fitted = fit::fit(
-                &tr,
-                va.as_ref(),
-                &FitConfig {
-                    hidden: plan.hidden.clone(),
-                    ..fit_cfg.clone()
-                },
-                &device,
-                &bar,
-            )?;
+            // Classes, dim and hidden widths are filled in from the features and the settings.
+            let about = HeadInfo {
+                version: head::HEAD_VERSION,
+                classes: vec![],
+                backbone: info.clone(),
+                cut: plan.cut.clone(),
+                dim: 0,
+                hidden: vec![],
+                input_size: file.graph.input.size,
+                data: cfg.data.display().to_string(),
+                layout: layout.to_string(),
+            };
+            let settings = FitConfig {
+                hidden: plan.hidden.clone(),
+                ..fit_cfg.clone()
+            };
+            let va = vi.map(|i| &feats[i][c]);
+            let (head, fitted) = fit::train_head_with(tr, va, &settings, about, &device, &bar)?;
             bar.finish_and_clear();
             head_training_s += fitted.seconds;
-            let head = Head {
-                info: HeadInfo {
-                    version: head::HEAD_VERSION,
-                    classes: train.classes.clone(),
-                    backbone: info.clone(),
-                    cut: plan.cut.clone(),
-                    dim: tr.dim,
-                    hidden: plan.hidden.clone(),
-                    input_size: file.graph.input.size,
-                    data: cfg.data.display().to_string(),
-                    layout: layout.to_string(),
-                },
-                mean,
-                scale,
-                layers: fitted.layers.clone(),
-            };
             let te = &feats[ti][c];
             let logits = head.logits(&te.x)?;
             let eval = evaluate(&logits, &te.labels, &train.classes, 10);

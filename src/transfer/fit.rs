@@ -261,6 +261,19 @@ pub fn train_head(
     cfg: &FitConfig,
     info: HeadInfo,
 ) -> Result<(Head, Fitted)> {
+    let bar = indicatif::ProgressBar::hidden();
+    train_head_with(train, val, cfg, info, &Device::flex(), &bar)
+}
+
+/// [`train_head`] on `device`, advancing `bar` once per epoch.
+pub fn train_head_with(
+    train: &FeatureSet,
+    val: Option<&FeatureSet>,
+    cfg: &FitConfig,
+    info: HeadInfo,
+    device: &Device,
+    bar: &indicatif::ProgressBar,
+) -> Result<(Head, Fitted)> {
     let (mean, scale) = head::standardisation(&train.x, train.dim);
     let standardised = |s: &FeatureSet| {
         let mut s = s.clone();
@@ -268,13 +281,7 @@ pub fn train_head(
         s
     };
     let (tr, va) = (standardised(train), val.map(standardised));
-    let fitted = fit(
-        &tr,
-        va.as_ref(),
-        cfg,
-        &Device::flex(),
-        &indicatif::ProgressBar::hidden(),
-    )?;
+    let fitted = fit(&tr, va.as_ref(), cfg, device, bar)?;
     let head = Head {
         info: HeadInfo {
             classes: train.classes.clone(),
