@@ -3,7 +3,10 @@
 // maxpool_values: i32 pre-activations (or f32 when FLOAT), the max of each window per channel.
 //   Used when a network pools before batch norm (BNN AlexNet): pool on integers, then threshold.
 // maxpool_bits: packed signs. The max of +-1 values is +1 unless all are -1, so with set bit = -1
-//   the pooled word is the AND of the window's words (tail bits stay 0).
+//   the pooled word is the AND of the window's words (tail bits stay 0). With a threshold's output
+//   bits as input this also pools the pre-activations exactly (docs/FORMAT.md, Pooling): a set bit
+//   of `and_mask[word]` takes the AND (flip-0 channels: the max is below t iff every value is), a
+//   clear one the OR (flip-1 channels: the max is above t iff any value is). All ones = plain AND.
 
 struct Params {
     batch: u32, in_h: u32, in_w: u32, channels: u32,   // channels = words per pixel for bits
@@ -16,6 +19,7 @@ override FLOAT: bool = false;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<u32>;
 @group(0) @binding(2) var<storage, read_write> output: array<u32>;
+@group(0) @binding(3) var<storage, read> and_mask: array<u32>;   // maxpool_bits only: [channels]
 
 fn greater(a: u32, b: u32) -> bool {
     if (FLOAT) {
@@ -68,11 +72,15 @@ fn maxpool_bits(
         return;
     }
     let w = window(idx);
-    var word = 0xffffffffu;
+    var all = 0xffffffffu;
+    var any = 0u;
     for (var ky = 0u; ky < p.kernel; ky++) {
         for (var kx = 0u; kx < p.kernel; kx++) {
-            word &= input[((w.x * p.in_h + w.y + ky) * p.in_w + w.z + kx) * p.channels + w.w];
+            let v = input[((w.x * p.in_h + w.y + ky) * p.in_w + w.z + kx) * p.channels + w.w];
+            all &= v;
+            any |= v;
         }
     }
-    output[idx] = word;
+    let m = and_mask[w.w];
+    output[idx] = (all & m) | (any & ~m);
 }

@@ -270,6 +270,79 @@ fn maxpool_matches_reference_on_integers_floats_and_bits() {
     }
 }
 
+/// Pooling the threshold's output bits with AND for flip-0 channels and OR for flip-1 channels
+/// gives exactly the bits of threshold(max-pool(pre-activations)), on i32 dots and f32 sums.
+#[test]
+fn pooling_signs_with_and_or_masks_equals_pooling_the_preactivations() {
+    for (limits, gpu) in all_gpus() {
+        let mut rng = Rng::new(12);
+        for (i, &c) in CHANNELS.iter().enumerate() {
+            let (kernel, stride) = [(3, 2), (2, 2), (3, 1)][i % 3];
+            let shape = PoolShape {
+                batch: 1 + i % 2,
+                in_h: 7 + i % 3,
+                in_w: 8 + i % 2,
+                channels: c,
+                kernel,
+                stride,
+            };
+            let bit_shape = PoolShape {
+                channels: words(c),
+                ..shape
+            };
+            // Integer pre-activations with threshold modes mixed across channels.
+            let dots: Vec<i32> = (0..shape.input_len())
+                .map(|_| rng.below(40) as i32 - 20)
+                .collect();
+            let th: Vec<Threshold> = (0..c)
+                .map(|o| match o % 3 {
+                    0 => Threshold::at_least(rng.below(20) as i32 - 10),
+                    1 => Threshold::at_most(rng.below(20) as i32 - 10),
+                    _ => Threshold::ALWAYS_MINUS,
+                })
+                .collect();
+            let mut mask = vec![0u32; words(c)];
+            for (o, t) in th.iter().enumerate() {
+                if t.mode == 0 {
+                    mask[o / 32] |= 1 << (o % 32);
+                }
+            }
+            let signs = threshold::reference(&dots, &th);
+            let want = threshold::reference(&pool::reference_i32(&shape, &dots), &th);
+            assert_eq!(
+                pool::reference_bits_masked(&bit_shape, &signs, &mask),
+                want,
+                "reference, {shape:?}"
+            );
+            let got = pool::run_bits(gpu, &bit_shape, &signs, &mask).unwrap();
+            assert_eq!(got, want, "[{limits}] i32 {shape:?}");
+
+            // f32 sums (the first layer's), thresholds sometimes exactly on a value.
+            let sums = random_f32(&mut rng, shape.input_len());
+            let fth: Vec<FloatThreshold> = (0..c)
+                .map(|o| FloatThreshold {
+                    t: if o % 4 == 0 {
+                        sums[o * 5 % sums.len()]
+                    } else {
+                        rng.range(-1.0, 1.0)
+                    },
+                    mode: (o % 2) as u32,
+                })
+                .collect();
+            let mut fmask = vec![0u32; words(c)];
+            for (o, t) in fth.iter().enumerate() {
+                if t.mode == 0 {
+                    fmask[o / 32] |= 1 << (o % 32);
+                }
+            }
+            let signs = threshold::reference_f32(&sums, &fth);
+            let want = threshold::reference_f32(&pool::reference_f32(&shape, &sums), &fth);
+            let got = pool::run_bits(gpu, &bit_shape, &signs, &fmask).unwrap();
+            assert_eq!(got, want, "[{limits}] f32 {shape:?}");
+        }
+    }
+}
+
 #[test]
 fn xnor_dense_matches_reference() {
     for (limits, gpu) in all_gpus() {
@@ -319,12 +392,28 @@ fn assert_close(got: &[f32], want: &[f32], scale: f32, what: &str) {
 
 #[test]
 fn first_conv_matches_reference() {
+    // The sweep's zero-padded shapes, and the first layers of `small` and `mini`.
+    let mut shapes: Vec<ConvShape> = sweep()
+        .into_iter()
+        .filter(|s| s.padding == Padding::Zero)
+        .collect();
+    for (batch, side, out_c, k, stride) in [(1, 64, 64, 5, 2), (3, 64, 64, 5, 2), (2, 32, 32, 3, 1)]
+    {
+        shapes.push(ConvShape {
+            batch,
+            in_h: side,
+            in_w: side,
+            in_c: 3,
+            out_c,
+            kernel_h: k,
+            kernel_w: k,
+            stride,
+            pad: k / 2,
+            padding: Padding::Zero,
+        });
+    }
     for (limits, gpu) in all_gpus() {
-        for (i, shape) in sweep()
-            .iter()
-            .filter(|s| s.padding == Padding::Zero)
-            .enumerate()
-        {
+        for (i, shape) in shapes.iter().enumerate() {
             let mut rng = Rng::new(i as u64);
             let x = random_f32(&mut rng, shape.batch * shape.in_h * shape.in_w * shape.in_c);
             let w = random_words(
@@ -334,41 +423,30 @@ fn first_conv_matches_reference() {
             );
             let want = first_conv::reference_sum(shape, &x, &w);
             let got = first_conv::run_sum(gpu, shape, &x, &w).unwrap();
-            let scale = 2.0 * (shape.kernel_h * shape.kernel_w * shape.in_c) as f32;
-            assert_close(
-                &got,
-                &want,
-                scale,
-                &format!("[{limits}] first_conv {shape:?}"),
+            // fma(x, ±1, acc) rounds exactly like acc ± x, in the same (ky, kx, c) order.
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "[{limits}] first_conv sums {shape:?}"
             );
-
-            // Fused: identical signs except where the sum sits within rounding of the threshold.
+            // Fused threshold: exactly the reference's bits, thresholds placed among the sums
+            // (some exactly on a sum, where >= and <= decide).
             let th: Vec<FloatThreshold> = (0..shape.out_c)
                 .map(|o| FloatThreshold {
-                    t: rng.range(-3.0, 3.0),
+                    t: if o % 3 == 0 {
+                        want[(o * 7) % want.len()]
+                    } else {
+                        rng.range(-3.0, 3.0)
+                    },
                     mode: (o % 2) as u32,
                 })
                 .collect();
             let got_bits = first_conv::run_bits(gpu, shape, &x, &w, &th).unwrap();
             assert_eq!(
                 got_bits,
-                threshold::reference_f32(&got, &th),
-                "[{limits}] first_bits vs its own sums"
+                threshold::reference_f32(&want, &th),
+                "[{limits}] first_bits {shape:?}"
             );
-            let want_bits = threshold::reference_f32(&want, &th);
-            let wpp = words(shape.out_c);
-            for (p, v) in want.chunks(shape.out_c).enumerate() {
-                for (o, &s) in v.iter().enumerate() {
-                    let bit = |b: &[u32]| (b[p * wpp + o / 32] >> (o % 32)) & 1;
-                    if (s - th[o].t).abs() > 1e-4 * scale {
-                        assert_eq!(
-                            bit(&got_bits),
-                            bit(&want_bits),
-                            "[{limits}] first_bits {shape:?} pixel {p} ch {o}"
-                        );
-                    }
-                }
-            }
         }
     }
 }

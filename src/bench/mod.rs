@@ -32,7 +32,7 @@ use crate::gpu::{Dispatch, Gpu};
 use crate::kernels::{Threshold, float_conv, xnor_conv, xnor_dense};
 use crate::rng::Rng;
 pub use kind::{Kernel, Run};
-use report::{DeviceInfo, EndToEndRow, Measurement, Report, ShapeRow, StageRow};
+use report::{DeviceInfo, EndToEndRow, Measurement, Report, ShapeRow, StageOf, StageRow};
 use shapes::{Case, Op};
 use timing::{Plan, Stats, measure, wall};
 
@@ -535,7 +535,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
         );
         rows.push(row);
     }
-    let (extractor, cpu_stages) = if cfg.e2e() {
+    let (extractor, stages) = if cfg.e2e() {
         end_to_end(gpu, cfg, &threads, isa, &burn_devices, bar)?
     } else {
         Default::default()
@@ -579,7 +579,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
         cpu_isa: isa.to_string(),
         shapes: rows,
         extractor,
-        cpu_stages,
+        stages,
         notes,
         total_s: start.elapsed().as_secs_f64(),
     })
@@ -595,7 +595,7 @@ fn end_to_end(
 ) -> Result<(Vec<EndToEndRow>, Vec<StageRow>)> {
     let arch = &cfg.e2e_arch;
     let file = extractor::random_file(arch, 3)?;
-    let binary = Extractor::new(gpu, file.clone());
+    let extractor = Extractor::new(gpu, file.clone());
     let twin = extractor::FloatTwin::new(gpu, &file, 5);
     let cpu = CpuExtractor::with_isa(&file, threads, isa);
     let mut stages = Vec::new();
@@ -616,7 +616,7 @@ fn end_to_end(
                 (false, _) => &cfg.e2e_plan,
             };
             let stats: Result<Stats> = match run {
-                Run::BinaryExtractor => match &binary {
+                Run::BinaryExtractor => match &extractor {
                     Ok(b) => measure(plan, || wall(|| b.run(&images, Output::Bits).map(|_| ()))),
                     Err(e) => Err(Error::Shape(e.to_string())),
                 },
@@ -659,7 +659,30 @@ fn end_to_end(
             if run == Run::CpuBinaryExtractor
                 && let Ok(c) = &cpu
             {
-                stages.extend(profile_stages(c, &images, batch, plan)?);
+                let runs = (0..plan.repeats.max(3))
+                    .map(|_| {
+                        Ok(c.profile(&images, batch)?
+                            .into_iter()
+                            .map(|s| (s.stage, s.time.as_secs_f64()))
+                            .collect())
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                stages.extend(stage_medians(StageOf::Cpu, batch, runs));
+            }
+            if run == Run::BinaryExtractor
+                && let Ok(b) = &extractor
+            {
+                let runs = (0..plan.repeats.max(3))
+                    .map(|_| {
+                        Ok(b.profile(batch)?
+                            .into_iter()
+                            .map(|(layer, kernel, t)| {
+                                (format!("{layer} {kernel}"), t.elapsed.as_secs_f64())
+                            })
+                            .collect())
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                stages.extend(stage_medians(StageOf::Gpu, batch, runs));
             }
             bar.inc(1);
         }
@@ -667,32 +690,27 @@ fn end_to_end(
     Ok((out, stages))
 }
 
-/// Median time of each stage of the CPU binary extractor over `plan.repeats` profiled runs
-/// (at least 3), with each stage's share of their sum.
-fn profile_stages(
-    cpu: &CpuExtractor,
-    images: &[f32],
-    batch: usize,
-    plan: &Plan,
-) -> Result<Vec<StageRow>> {
-    let runs: Vec<Vec<crate::cpu::extractor::StageTime>> = (0..plan.repeats.max(3))
-        .map(|_| cpu.profile(images, batch))
-        .collect::<Result<_>>()?;
-    let medians: Vec<(String, f64)> = (0..runs[0].len())
+/// Median time of each stage over profiled runs (`runs[r][stage] = (name, seconds)`), with each
+/// stage's share of their sum.
+fn stage_medians(of: StageOf, batch: usize, runs: Vec<Vec<(String, f64)>>) -> Vec<StageRow> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    let medians: Vec<(String, f64)> = (0..first.len())
         .map(|i| {
-            let mut t: Vec<f64> = runs.iter().map(|r| r[i].time.as_secs_f64()).collect();
-            t.sort_by(f64::total_cmp);
-            (runs[0][i].stage.clone(), t[t.len() / 2])
+            let t: Vec<f64> = runs.iter().map(|r| r[i].1).collect();
+            (first[i].0.clone(), timing::median(&t))
         })
         .collect();
     let total: f64 = medians.iter().map(|(_, t)| t).sum();
-    Ok(medians
+    medians
         .into_iter()
         .map(|(stage, median_s)| StageRow {
+            of,
             batch,
             stage,
             median_s,
             share: median_s / total.max(1e-12),
         })
-        .collect())
+        .collect()
 }

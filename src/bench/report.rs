@@ -118,9 +118,21 @@ pub struct EndToEndRow {
     pub error: Option<String>,
 }
 
-/// One stage of the CPU binary extractor at one batch size (median of profiled runs).
+/// Which binary extractor a stage belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageOf {
+    /// The WGSL extractor: one row per dispatch, each timed alone (the adapter's kernel timer).
+    Gpu,
+    /// The library's CPU binary path (wall time per stage).
+    Cpu,
+}
+
+/// One stage of a binary extractor at one batch size (median of profiled runs).
 #[derive(Clone, Debug, Serialize)]
 pub struct StageRow {
+    /// The extractor profiled.
+    pub of: StageOf,
     /// Batch size of the profiled runs.
     pub batch: usize,
     /// Stage name, e.g. `conv1 (first layer: conv + threshold)`, `conv1 pool (packed)`.
@@ -172,8 +184,8 @@ pub struct Report {
     pub shapes: Vec<ShapeRow>,
     /// End-to-end rows.
     pub extractor: Vec<EndToEndRow>,
-    /// Where the CPU binary extractor's time goes, per stage.
-    pub cpu_stages: Vec<StageRow>,
+    /// Where the binary extractors' time goes, per stage (GPU: per dispatch; CPU: per stage).
+    pub stages: Vec<StageRow>,
     /// Caveats printed under the table (skipped rows, what the columns mean).
     pub notes: Vec<String>,
     /// Wall time of the whole run, seconds.
@@ -335,18 +347,29 @@ impl Report {
                 }
             }
         }
-        if !self.cpu_stages.is_empty() {
-            let _ = writeln!(
-                s,
-                "\nCPU binary extractor by stage ({}, {} threads; median of profiled runs):",
-                self.cpu_isa, self.cpu_threads
-            );
+        for of in [StageOf::Gpu, StageOf::Cpu] {
+            let rows: Vec<&StageRow> = self.stages.iter().filter(|r| r.of == of).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let title = match of {
+                StageOf::Gpu => format!(
+                    "WGSL binary extractor by dispatch ({}, each dispatch timed alone; median of \
+                     profiled runs):",
+                    self.timer
+                ),
+                StageOf::Cpu => format!(
+                    "CPU binary extractor by stage ({}, {} threads; median of profiled runs):",
+                    self.cpu_isa, self.cpu_threads
+                ),
+            };
+            let _ = writeln!(s, "\n{title}");
             let _ = writeln!(
                 s,
                 "{:>5} {:<34} {:>9} {:>7}",
                 "batch", "stage", "ms", "share"
             );
-            for r in &self.cpu_stages {
+            for r in rows {
                 let _ = writeln!(
                     s,
                     "{:>5} {:<34} {:>9} {:>6.1}%",

@@ -1,13 +1,24 @@
-//! The WGSL runner: weights and thresholds uploaded once, pipelines compiled once (a warm-up batch
-//! at construction), then each batch of images runs as one chain of dispatches in one compute pass.
+//! The WGSL runner: weights, thresholds and pooling masks uploaded once, pipelines compiled once
+//! (a warm-up batch at construction), and the whole chain of dispatches recorded once per batch
+//! size ([`Plan`]: persistent buffers and bind groups). A batch of images is then one buffer write,
+//! one submission (the compute pass and the read-back copies) and one map of the features read.
+//!
+//! Per layer: the conv with its threshold fused (the first layer: a direct kernel on the signs as
+//! ±1.0 weights), then max-pooling on the packed signs (AND/OR per channel,
+//! exact: docs/FORMAT.md, Pooling). The pre-activations only exist for `Output::Preact`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::reference::{conv_shape, pool_shape};
-use super::{ExtractorFile, Features, LayerKind, Output, Thresholds};
+use super::{ExtractorFile, Features, LayerData, LayerKind, Output, Thresholds};
+use crate::bits::words;
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, Storage};
-use crate::kernels::pool::{self, PoolValues};
+use crate::gpu::{Dispatch, Gpu, Storage, Timing};
+use crate::kernels::first_conv::{self, FirstWeights};
+use crate::kernels::pool::{self, PoolShape, PoolValues};
 use crate::kernels::xnor_dense::{self, DenseShape};
-use crate::kernels::{FloatThreshold, Threshold, first_conv, threshold, xnor_conv};
+use crate::kernels::{FloatThreshold, Threshold, xnor_conv};
 
 enum GpuThresholds {
     Int(Storage<Threshold>),
@@ -15,8 +26,14 @@ enum GpuThresholds {
 }
 
 struct GpuLayer {
+    /// Packed weights (XNOR layers; the first layer's are also kept packed).
     weights: Storage<u32>,
+    /// The first layer's signs as ±1.0 f32 in the first-layer kernel's layout.
+    first_weights: Option<FirstWeights>,
     thresholds: GpuThresholds,
+    /// For a pooled layer: per output word, the bits pooled by AND (flip-0 channels); the others
+    /// are pooled by OR.
+    and_mask: Option<Storage<u32>>,
 }
 
 /// A loaded extractor on one device.
@@ -26,6 +43,8 @@ pub struct Extractor {
     layers: Vec<GpuLayer>,
     /// Images per dispatch chain (the largest intermediate tensor fits one storage binding).
     max_batch: usize,
+    /// Recorded chains, by batch size and output kind.
+    plans: Mutex<Vec<Plan>>,
 }
 
 impl Extractor {
@@ -57,13 +76,33 @@ impl Extractor {
                 )));
             }
             let weights = gpu.upload(&l.weights, "extractor weights")?;
-            let thresholds = match &l.thresholds {
-                Thresholds::Int(t) => GpuThresholds::Int(gpu.upload(t, "thresholds")?),
-                Thresholds::Float(t) => GpuThresholds::Float(gpu.upload(t, "thresholds")?),
+            let first_weights = match s.kind {
+                LayerKind::FirstConv => Some(FirstWeights::upload_signs(
+                    &gpu,
+                    &conv_shape(l, 1),
+                    &l.weights,
+                )?),
+                _ => None,
+            };
+            let (thresholds, flip) = match &l.thresholds {
+                Thresholds::Int(t) => (
+                    GpuThresholds::Int(gpu.upload(t, "thresholds")?),
+                    t.iter().map(|t| t.mode == 1).collect::<Vec<_>>(),
+                ),
+                Thresholds::Float(t) => (
+                    GpuThresholds::Float(gpu.upload(t, "thresholds")?),
+                    t.iter().map(|t| t.mode == 1).collect(),
+                ),
+            };
+            let and_mask = match s.pool {
+                Some(_) => Some(gpu.upload(&and_mask(&flip), "pooling and-mask")?),
+                None => None,
             };
             layers.push(GpuLayer {
                 weights,
+                first_weights,
                 thresholds,
+                and_mask,
             });
         }
         let max_batch = (max / per_image.max(1) as u64) as usize;
@@ -77,6 +116,7 @@ impl Extractor {
             file,
             layers,
             max_batch: max_batch.min(1 << 16),
+            plans: Mutex::new(Vec::new()),
         };
         let blank = vec![0f32; ex.image_len()];
         ex.run_async(&blank, Output::Bits).await?;
@@ -181,6 +221,33 @@ impl Extractor {
         Ok(out)
     }
 
+    /// Where the time goes: the GPU time of each dispatch of the recorded chain for `batch` images
+    /// (packed output), each timed alone (timestamp queries where the adapter has them, else
+    /// synchronized wall time) after one full run has filled every buffer. Returns
+    /// `(layer name, kernel, time)` in chain order.
+    pub fn profile(&self, batch: usize) -> Result<Vec<(String, &'static str, Timing)>> {
+        if batch == 0 || batch > self.max_batch {
+            return Err(Error::Shape(format!(
+                "profile batch {batch}: 1 to {} on this device",
+                self.max_batch
+            )));
+        }
+        let images = vec![0f32; batch * self.image_len()];
+        self.run(&images, Output::Bits)?;
+        let plan = self.take_plan(batch, false)?;
+        let times = plan
+            .dispatches
+            .iter()
+            .zip(&plan.owners)
+            .map(|(d, &i)| {
+                let t = self.gpu.time(std::slice::from_ref(d))?;
+                Ok((self.file.layers[i].spec.name.clone(), d.label, t))
+            })
+            .collect::<Result<Vec<_>>>();
+        self.put_plan(plan);
+        times
+    }
+
     async fn run_chunk(&self, images: &[f32], batch: usize, output: Output) -> Result<Features> {
         let last = self.layers.len() - 1;
         let (mut outs, preact) = self
@@ -192,8 +259,8 @@ impl Extractor {
         Ok(super::reference::finish(&self.file, outs.remove(0), output))
     }
 
-    /// One dispatch chain over a chunk that fits the device: the packed bits of each tapped layer,
-    /// or the last layer's pre-activations when `preact_last`.
+    /// Replays the recorded chain of this batch size over a chunk that fits the device: the packed
+    /// bits of each tapped layer, or the last layer's pre-activations when `preact_last`.
     async fn chain(
         &self,
         images: &[f32],
@@ -201,115 +268,261 @@ impl Extractor {
         preact_last: bool,
         taps: &[usize],
     ) -> Result<(Vec<Vec<u32>>, Option<Features>)> {
+        let mut plan = self.take_plan(batch, preact_last)?;
+        let result = plan.replay(&self.gpu, images, taps).await;
+        self.put_plan(plan);
+        let (outs, preact) = result?;
+        let preact = preact.map(|(raw, float)| {
+            if float {
+                Features::Float(bytemuck::cast_vec(raw))
+            } else {
+                let off = self.file.layers[self.layers.len() - 1].spec.dot_offset;
+                Features::Int(raw.into_iter().map(|w| w as i32 - off).collect())
+            }
+        });
+        Ok((outs, preact))
+    }
+
+    /// A recorded chain for `batch` images from the pool, or a new one.
+    fn take_plan(&self, batch: usize, preact_last: bool) -> Result<Plan> {
+        let mut plans = self.plans.lock().expect("plan pool");
+        if let Some(i) = plans
+            .iter()
+            .position(|p| p.batch == batch && p.preact_last == preact_last)
+        {
+            return Ok(plans.swap_remove(i));
+        }
+        drop(plans);
+        self.record(batch, preact_last)
+    }
+
+    /// Returns a plan to the pool, which keeps the [`KEPT_PLANS`] most recently used.
+    fn put_plan(&self, plan: Plan) {
+        let mut plans = self.plans.lock().expect("plan pool");
+        plans.push(plan);
+        if plans.len() > KEPT_PLANS {
+            plans.remove(0);
+        }
+    }
+
+    /// Records the whole chain for `batch` images: every buffer, bind group and dispatch.
+    fn record(&self, batch: usize, preact_last: bool) -> Result<Plan> {
         let gpu = &self.gpu;
         let n = self.layers.len();
+        let image = gpu.zeros::<f32>(batch * self.image_len(), "images")?;
         let mut dispatches: Vec<Dispatch> = Vec::new();
-        let image = gpu.upload(images, "images")?;
-        // Each layer's packed output; the last one is the next layer's input.
-        let mut layer_out: Vec<Storage<u32>> = Vec::with_capacity(n);
+        let mut bits: Vec<Option<Storage<u32>>> = Vec::with_capacity(n);
         let mut keep: Vec<Storage<u32>> = Vec::new();
+        let mut preact = None;
+        let mut owners: Vec<usize> = Vec::new();
         for (i, (l, g)) in self.file.layers.iter().zip(&self.layers).enumerate() {
-            let last = i + 1 == n;
-            let preact = last && preact_last;
+            owners.resize(dispatches.len(), i.saturating_sub(1));
             let s = &l.spec;
-            // Pre-activations (after pooling), as raw 32-bit words, and whether they are f32.
-            let values: Storage<u32> = match (s.kind, &g.thresholds) {
-                (LayerKind::FirstConv, GpuThresholds::Float(t)) => {
-                    let shape = conv_shape(l, batch);
-                    if s.pool.is_none() && !preact {
-                        let (d, out) = first_conv::encode_bits(gpu, &shape, &image, &g.weights, t)?;
-                        dispatches.extend(d);
-                        layer_out.push(out);
-                        continue;
-                    }
-                    let (d, sums) = first_conv::encode(gpu, &shape, &image, &g.weights)?;
-                    dispatches.push(d);
-                    Storage::reinterpret(sums)
-                }
-                (LayerKind::XnorConv, GpuThresholds::Int(t)) => {
-                    let input = layer_out
-                        .last()
-                        .ok_or_else(|| Error::Shape("no input".into()))?;
-                    let shape = conv_shape(l, batch);
-                    if s.pool.is_none() && !preact {
-                        let (d, out) = xnor_conv::encode(gpu, &shape, input, &g.weights, Some(t))?;
-                        dispatches.push(d);
-                        layer_out.push(out);
-                        continue;
-                    }
-                    let (d, dots) = xnor_conv::encode(gpu, &shape, input, &g.weights, None)?;
-                    dispatches.push(d);
-                    dots
-                }
-                (LayerKind::XnorDense, GpuThresholds::Int(t)) => {
-                    let input = layer_out
-                        .last()
-                        .ok_or_else(|| Error::Shape("no input".into()))?;
-                    let shape = DenseShape {
-                        batch,
-                        in_features: s.in_features,
-                        out_features: s.out_channels(),
-                    };
-                    let th = (!preact).then_some(t);
-                    let (d, out) = xnor_dense::encode(gpu, &shape, input, &g.weights, th)?;
-                    dispatches.push(d);
-                    if preact {
-                        out
-                    } else {
-                        layer_out.push(out);
-                        continue;
-                    }
-                }
-                _ => {
-                    return Err(Error::Shape(format!(
-                        "layer '{}': threshold type does not match the layer kind",
-                        s.name
-                    )));
-                }
+            let input = || -> Result<&Storage<u32>> {
+                bits.last()
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| Error::Shape(format!("layer '{}' has no input", s.name)))
             };
-            let float = s.kind == LayerKind::FirstConv;
-            let values = match pool_shape(l, batch) {
-                Some(p) => {
-                    let kind = if float {
-                        PoolValues::F32
-                    } else {
-                        PoolValues::I32
-                    };
-                    let (d, pooled) = pool::encode(gpu, &p, kind, &values)?;
+            if preact_last && i + 1 == n {
+                let (d, values) = self.record_preact(l, g, batch, &image, input)?;
+                dispatches.extend(d);
+                preact = Some((values, s.kind == LayerKind::FirstConv));
+                bits.push(None);
+                break;
+            }
+            // The layer's output signs before pooling.
+            let signs: Storage<u32> = match (s.kind, &g.thresholds, &g.first_weights) {
+                (LayerKind::FirstConv, GpuThresholds::Float(t), Some(w)) => {
+                    let (d, out) =
+                        first_conv::encode_bits(gpu, &conv_shape(l, batch), &image, w, t)?;
                     dispatches.push(d);
-                    keep.push(values);
+                    out
+                }
+                (LayerKind::XnorConv, GpuThresholds::Int(t), None) => {
+                    let shape = conv_shape(l, batch);
+                    let (d, out) = xnor_conv::encode(gpu, &shape, input()?, &g.weights, Some(t))?;
+                    dispatches.push(d);
+                    out
+                }
+                (LayerKind::XnorDense, GpuThresholds::Int(t), None) => {
+                    let (d, out) = xnor_dense::encode(
+                        gpu,
+                        &dense_shape(l, batch),
+                        input()?,
+                        &g.weights,
+                        Some(t),
+                    )?;
+                    dispatches.push(d);
+                    out
+                }
+                _ => return Err(mismatch(l)),
+            };
+            // Pooling on the signs: AND/OR per channel gives the signs of the pooled
+            // pre-activations (docs/FORMAT.md, Pooling), at 1/32 of the bytes.
+            let out = match (pool_shape(l, batch), &g.and_mask) {
+                (Some(p), Some(mask)) => {
+                    let words = PoolShape {
+                        channels: words(s.out_channels()),
+                        ..p
+                    };
+                    let (d, pooled) = pool::encode_bits(gpu, &words, &signs, mask)?;
+                    dispatches.push(d);
+                    keep.push(signs);
                     pooled
                 }
-                None => values,
+                _ => signs,
             };
-            if preact {
-                gpu.submit_async(&dispatches).await?;
-                let raw = gpu.read_async(&values).await?;
-                return Ok((
-                    vec![],
-                    Some(if float {
-                        Features::Float(bytemuck::cast_vec(raw))
-                    } else {
-                        let off = s.dot_offset;
-                        Features::Int(raw.into_iter().map(|w| w as i32 - off).collect())
-                    }),
-                ));
+            bits.push(Some(out));
+        }
+        owners.resize(dispatches.len(), n - 1);
+        Ok(Plan {
+            batch,
+            preact_last,
+            image,
+            dispatches,
+            owners,
+            bits,
+            preact,
+            readback: HashMap::new(),
+            _keep: keep,
+        })
+    }
+
+    /// The last layer's chain up to its pre-activations (after pooling), as raw 32-bit words.
+    fn record_preact<'a>(
+        &self,
+        l: &LayerData,
+        g: &GpuLayer,
+        batch: usize,
+        image: &Storage<f32>,
+        input: impl Fn() -> Result<&'a Storage<u32>>,
+    ) -> Result<(Vec<Dispatch>, Storage<u32>)> {
+        let gpu = &self.gpu;
+        let s = &l.spec;
+        let mut dispatches = Vec::new();
+        let (values, kind) = match (s.kind, &g.first_weights) {
+            (LayerKind::FirstConv, Some(w)) => {
+                let (d, sums) = first_conv::encode(gpu, &conv_shape(l, batch), image, w)?;
+                dispatches.push(d);
+                (Storage::reinterpret(sums), PoolValues::F32)
             }
-            let (d, out) = match &g.thresholds {
-                GpuThresholds::Int(t) => threshold::encode(gpu, &values, t)?,
-                GpuThresholds::Float(t) => threshold::encode_f32(gpu, &values, t)?,
-            };
-            dispatches.push(d);
-            keep.push(values);
-            layer_out.push(out);
+            (LayerKind::XnorConv, None) => {
+                let shape = conv_shape(l, batch);
+                let (d, dots) = xnor_conv::encode(gpu, &shape, input()?, &g.weights, None)?;
+                dispatches.push(d);
+                (dots, PoolValues::I32)
+            }
+            (LayerKind::XnorDense, None) => {
+                let (d, dots) =
+                    xnor_dense::encode(gpu, &dense_shape(l, batch), input()?, &g.weights, None)?;
+                dispatches.push(d);
+                (dots, PoolValues::I32)
+            }
+            _ => return Err(mismatch(l)),
+        };
+        let values = match pool_shape(l, batch) {
+            Some(p) => {
+                let (d, pooled) = pool::encode(gpu, &p, kind, &values)?;
+                dispatches.push(d);
+                pooled
+            }
+            None => values,
+        };
+        Ok((dispatches, values))
+    }
+}
+
+/// Per output word, a set bit for each channel pooled by AND (flip 0, `pre ≥ t`).
+fn and_mask(flip: &[bool]) -> Vec<u32> {
+    let mut mask = vec![0u32; words(flip.len())];
+    for (o, _) in flip.iter().enumerate().filter(|(_, f)| !**f) {
+        mask[o / 32] |= 1 << (o % 32);
+    }
+    mask
+}
+
+/// Plans kept per extractor: typically the full chunk size and one remainder, per output kind.
+const KEPT_PLANS: usize = 4;
+
+fn mismatch(l: &LayerData) -> Error {
+    Error::Shape(format!(
+        "layer '{}': threshold type does not match the layer kind",
+        l.spec.name
+    ))
+}
+
+fn dense_shape(l: &LayerData, batch: usize) -> DenseShape {
+    DenseShape {
+        batch,
+        in_features: l.spec.in_features,
+        out_features: l.spec.out_channels(),
+    }
+}
+
+/// The whole chain for one batch size, recorded once and replayed: the image buffer, every
+/// layer's buffers, bind groups and dispatches, and read-back buffers made on first use. A run
+/// writes the images, submits the dispatches and the read-back copies as one command buffer, and
+/// maps only what it reads.
+struct Plan {
+    batch: usize,
+    preact_last: bool,
+    image: Storage<f32>,
+    dispatches: Vec<Dispatch>,
+    /// The layer index of each dispatch.
+    owners: Vec<usize>,
+    /// Each layer's packed output (pooled); `None` for a last layer recorded to pre-activations.
+    bits: Vec<Option<Storage<u32>>>,
+    /// The last layer's pre-activations when `preact_last`, and whether they are f32.
+    preact: Option<(Storage<u32>, bool)>,
+    /// Read-back buffers by layer index.
+    readback: HashMap<usize, wgpu::Buffer>,
+    /// Intermediate buffers the dispatches use (also held by their bind groups).
+    _keep: Vec<Storage<u32>>,
+}
+
+impl Plan {
+    async fn replay(
+        &mut self,
+        gpu: &Gpu,
+        images: &[f32],
+        taps: &[usize],
+    ) -> Result<(Vec<Vec<u32>>, Option<(Vec<u32>, bool)>)> {
+        debug_assert_eq!(images.len(), self.image.len);
+        gpu.queue
+            .write_buffer(&self.image.buffer, 0, bytemuck::cast_slice(images));
+        // What to read: the tapped layers' bits, or the pre-activations (at index len).
+        let sources: Vec<(usize, &Storage<u32>)> = match &self.preact {
+            Some((values, _)) => vec![(self.bits.len(), values)],
+            None => taps
+                .iter()
+                .map(|&t| {
+                    self.bits[t]
+                        .as_ref()
+                        .map(|b| (t, b))
+                        .ok_or_else(|| Error::Shape(format!("tap {t} has no packed output")))
+                })
+                .collect::<Result<_>>()?,
+        };
+        for &(i, s) in &sources {
+            self.readback
+                .entry(i)
+                .or_insert_with(|| gpu.readback_buffer(s.bytes().next_multiple_of(4).max(4)));
         }
-        gpu.submit_async(&dispatches).await?;
-        let mut outs = Vec::with_capacity(taps.len());
-        for &t in taps {
-            let o = &layer_out[t];
-            debug_assert_eq!(o.len, batch * self.file.layers[t].spec.out_words());
-            outs.push(gpu.read_async(o).await?);
+        let copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> = sources
+            .iter()
+            .map(|&(i, s)| (&s.buffer, &self.readback[&i], s.bytes().next_multiple_of(4)))
+            .collect();
+        gpu.submit_with_copies_async(&self.dispatches, &copies)
+            .await?;
+        let mut outs = Vec::with_capacity(sources.len());
+        for &(i, s) in &sources {
+            let mut words: Vec<u32> = gpu.map_read_async(&self.readback[&i]).await?;
+            words.truncate(s.len);
+            outs.push(words);
         }
-        Ok((outs, None))
+        Ok(match &self.preact {
+            Some((_, float)) => (vec![], Some((outs.remove(0), *float))),
+            None => (outs, None),
+        })
     }
 }

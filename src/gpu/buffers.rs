@@ -106,7 +106,8 @@ impl Gpu {
             })
     }
 
-    pub(crate) fn readback_buffer(&self, size: u64) -> wgpu::Buffer {
+    /// A MAP_READ | COPY_DST buffer of `size` bytes to copy results into.
+    pub fn readback_buffer(&self, size: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
@@ -146,7 +147,9 @@ impl Gpu {
         pollster::block_on(self.map_read_async(buffer))
     }
 
-    async fn map_read_async<T: Pod>(&self, buffer: &wgpu::Buffer) -> Result<Vec<T>> {
+    /// Maps a MAP_READ buffer after its copy was submitted (waiting for the GPU on native; the
+    /// browser completes it on the web) and returns its contents.
+    pub async fn map_read_async<T: Pod>(&self, buffer: &wgpu::Buffer) -> Result<Vec<T>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         buffer.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);

@@ -249,6 +249,23 @@ impl Gpu {
         Gpu::checked(scope.pop().await, dispatches)
     }
 
+    /// Submits the dispatches (one compute pass) and then `copies` (`(source, destination, bytes)`,
+    /// typically into read-back buffers) in one command buffer, and resolves once validation has
+    /// accepted them; [`map_read_async`](Gpu::map_read_async) then waits for the GPU.
+    pub async fn submit_with_copies_async(
+        &self,
+        dispatches: &[Dispatch],
+        copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)],
+    ) -> Result<()> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut encoder = self.encode(dispatches, None);
+        for &(from, to, bytes) in copies {
+            encoder.copy_buffer_to_buffer(from, 0, to, 0, bytes);
+        }
+        self.queue.submit([encoder.finish()]);
+        Gpu::checked(scope.pop().await, dispatches)
+    }
+
     /// Runs the dispatches and returns their GPU time.
     pub fn time(&self, dispatches: &[Dispatch]) -> Result<Timing> {
         if !self.timestamps {

@@ -1,43 +1,100 @@
-//! The first layer (`shaders/first_conv.wgsl`): the real-valued image (f32 NHWC) convolved with
-//! binary weights (packed OHWI), giving f32 sums, or packed signs through a float threshold
-//! (`threshold.wgsl`) in a second dispatch.
+//! The first layer: the real-valued image (f32 NHWC) convolved with binary weights, giving f32
+//! sums, or packed signs through the float threshold fused into the same kernel.
 //! Zero padding only (the image is real-valued, so zeros are the natural pad).
+//!
+//! `shaders/first_conv.wgsl` is a direct kernel for few input channels: one invocation computes
+//! one output pixel × 32 channels in registers, reading the weights at workgroup-uniform
+//! addresses ([`FirstWeights`]: the packed signs expanded once to ±1.0, or the float twin's real
+//! weights, so both pay the same for this layer). Each sum is `fma(x, w, acc)` over the taps in
+//! (ky, kx, c) order from +0.0; a product by ±1 is exact, so it rounds exactly like the
+//! reference's `acc ± x`: the sums and the fused threshold's bits are bit-identical to
+//! [`reference_sum`] (tested).
 
 use super::xnor_conv::ConvShape;
-use super::{FloatThreshold, Shader, WORKGROUP, dispatch, threshold};
+use super::{FloatThreshold, Shader, WORKGROUP};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
 
-fn key(shape: &ConvShape, entry: &'static str) -> PipelineKey {
-    PipelineKey::new(
-        Shader::FirstConv,
-        entry,
-        &[
-            ("WG", WORKGROUP as f64),
-            ("WORDS", shape.in_words() as f64),
-            ("KH", shape.kernel_h as f64),
-            ("KW", shape.kernel_w as f64),
-        ],
-    )
+/// Output channels per invocation (one packed output word).
+const GROUP: usize = 32;
+
+/// The first layer's weights on the device in the kernel's layout: `[G][KH][KW][C][32]` f32,
+/// `G = ceil(O/32)` groups of 32 output channels (channels past `O` are 0.0).
+pub struct FirstWeights {
+    weights: Storage<f32>,
+    out_c: usize,
+    k: usize,
 }
 
-/// Encodes the first layer: f32 sums `[N][OH][OW][O]`.
-pub fn encode(
-    gpu: &Gpu,
-    shape: &ConvShape,
-    input: &Storage<f32>,
-    weights: &Storage<u32>,
-) -> Result<(Dispatch, Storage<f32>)> {
-    shape.validate()?;
-    if input.len != shape.batch * shape.in_h * shape.in_w * shape.in_c
-        || weights.len != shape.weight_words()
-    {
+impl FirstWeights {
+    /// Uploads OHWI f32 weights (`[O][KH][KW][C]`: the float twin's, or [`signs_as_f32`]).
+    pub fn upload(gpu: &Gpu, shape: &ConvShape, ohwi: &[f32]) -> Result<FirstWeights> {
+        let k = shape.kernel_h * shape.kernel_w * shape.in_c;
+        if ohwi.len() != shape.out_c * k {
+            return Err(Error::Shape(format!(
+                "first_conv: {} weights for {shape:?}",
+                ohwi.len()
+            )));
+        }
+        let groups = shape.out_c.div_ceil(GROUP);
+        let mut grouped = vec![0f32; groups * k * GROUP];
+        for (o, row) in ohwi.chunks(k).enumerate() {
+            let (g, j) = (o / GROUP, o % GROUP);
+            for (t, &w) in row.iter().enumerate() {
+                grouped[(g * k + t) * GROUP + j] = w;
+            }
+        }
+        Ok(FirstWeights {
+            weights: gpu.upload(&grouped, "first layer weights")?,
+            out_c: shape.out_c,
+            k,
+        })
+    }
+
+    /// Uploads packed binary weights (`[O][KH][KW][ceil(C/32)]`) as ±1.0.
+    pub fn upload_signs(gpu: &Gpu, shape: &ConvShape, packed: &[u32]) -> Result<FirstWeights> {
+        FirstWeights::upload(gpu, shape, &signs_as_f32(shape, packed)?)
+    }
+}
+
+/// The packed OHWI signs (`[O][KH][KW][ceil(C/32)]`, set bit = −1) as OHWI ±1.0 f32 weights
+/// (`[O][KH][KW][C]`).
+pub fn signs_as_f32(shape: &ConvShape, weights: &[u32]) -> Result<Vec<f32>> {
+    if weights.len() != shape.weight_words() {
         return Err(Error::Shape(format!(
-            "first_conv: {} input values and {} weight words for {shape:?}",
-            input.len, weights.len
+            "first_conv: {} weight words for {shape:?}",
+            weights.len()
         )));
     }
-    // One output per invocation: the ky, kx and c loops (each with its exiting pass).
+    let (c, wpp) = (shape.in_c, shape.in_words());
+    let taps = shape.out_c * shape.kernel_h * shape.kernel_w;
+    Ok((0..taps)
+        .flat_map(|t| {
+            let row = &weights[t * wpp..(t + 1) * wpp];
+            (0..c).map(move |ch| {
+                if (row[ch / 32] >> (ch % 32)) & 1 == 1 {
+                    -1.0
+                } else {
+                    1.0
+                }
+            })
+        })
+        .collect())
+}
+
+fn check(gpu: &Gpu, shape: &ConvShape, input: &Storage<f32>, w: &FirstWeights) -> Result<()> {
+    shape.validate()?;
+    if input.len != shape.batch * shape.in_h * shape.in_w * shape.in_c
+        || w.out_c != shape.out_c
+        || w.k != shape.kernel_h * shape.kernel_w * shape.in_c
+    {
+        return Err(Error::Shape(format!(
+            "first_conv: {} input values and weights for {} channels × {} taps, for {shape:?}",
+            input.len, w.out_c, w.k
+        )));
+    }
+    // One output word per invocation: the ky, kx and c loops (each with its exiting pass), then
+    // the 32 (or 8 × 4) output loop passes.
     let (kh, kw, c) = (
         shape.kernel_h as u64,
         shape.kernel_w as u64,
@@ -46,38 +103,92 @@ pub fn encode(
     super::check_loop_budget(
         &gpu.adapter_limits(),
         format_args!("first_conv over {shape:?}"),
-        kh + 1 + kh * (kw + 1) + kh * kw * (c + 1),
-    )?;
+        kh + 1 + kh * (kw + 1) + kh * kw * (c + 1) + 41,
+    )
+}
+
+fn launch(
+    gpu: &Gpu,
+    shape: &ConvShape,
+    entry: &'static str,
+    buffers: &[&wgpu::Buffer],
+) -> Result<Dispatch> {
+    let pipeline = gpu.pipeline(PipelineKey::new(
+        Shader::FirstConv,
+        entry,
+        &[
+            ("WG", WORKGROUP as f64),
+            ("C", shape.in_c as f64),
+            ("KH", shape.kernel_h as f64),
+            ("KW", shape.kernel_w as f64),
+        ],
+    ))?;
+    let pixels = shape.batch * shape.out_pixels_per_item();
+    let groups = pixels.div_ceil(WORKGROUP as usize) * shape.out_c.div_ceil(GROUP);
+    Ok(Dispatch {
+        bind_group: gpu.bind(&pipeline, buffers),
+        pipeline,
+        workgroups: gpu.grid(groups as u32),
+        label: entry,
+    })
+}
+
+/// Encodes the first layer: f32 sums `[N][OH][OW][O]`.
+pub fn encode(
+    gpu: &Gpu,
+    shape: &ConvShape,
+    input: &Storage<f32>,
+    weights: &FirstWeights,
+) -> Result<(Dispatch, Storage<f32>)> {
+    check(gpu, shape, input, weights)?;
     let out = gpu.zeros::<f32>(
         shape.batch * shape.out_pixels_per_item() * shape.out_c,
         "first sums",
     )?;
     let params = gpu.uniform(&shape.params());
-    let p = gpu.pipeline(key(shape, "first_dot"))?;
-    Ok((
-        dispatch(
-            gpu,
-            p,
-            &[&params, &input.buffer, &weights.buffer, &out.buffer],
-            out.len,
-            "first_conv",
-        ),
-        out,
-    ))
+    let d = launch(
+        gpu,
+        shape,
+        "first_sums",
+        &[&params, &input.buffer, &weights.weights.buffer, &out.buffer],
+    )?;
+    Ok((d, out))
 }
 
-/// Encodes the first layer followed by its float threshold: packed signs `[N][OH][OW][ceil(O/32)]`.
+/// Encodes the first layer with its float threshold fused: packed signs
+/// `[N][OH][OW][ceil(O/32)]`.
 pub fn encode_bits(
     gpu: &Gpu,
     shape: &ConvShape,
     input: &Storage<f32>,
-    weights: &Storage<u32>,
+    weights: &FirstWeights,
     thresholds: &Storage<FloatThreshold>,
-) -> Result<([Dispatch; 2], Storage<u32>)> {
-    let (conv, sums) = encode(gpu, shape, input, weights)?;
-    let sums = Storage::<u32>::reinterpret(sums);
-    let (th, bits) = threshold::encode_f32(gpu, &sums, thresholds)?;
-    Ok(([conv, th], bits))
+) -> Result<(Dispatch, Storage<u32>)> {
+    check(gpu, shape, input, weights)?;
+    if thresholds.len != shape.out_c {
+        return Err(Error::Shape(format!(
+            "first_conv: {} thresholds for {} channels",
+            thresholds.len, shape.out_c
+        )));
+    }
+    let out = gpu.zeros::<u32>(
+        shape.batch * shape.out_pixels_per_item() * shape.out_c.div_ceil(32),
+        "first bits",
+    )?;
+    let params = gpu.uniform(&shape.params());
+    let d = launch(
+        gpu,
+        shape,
+        "first_bits",
+        &[
+            &params,
+            &input.buffer,
+            &weights.weights.buffer,
+            &out.buffer,
+            &thresholds.buffer,
+        ],
+    )?;
+    Ok((d, out))
 }
 
 fn run(
@@ -102,7 +213,7 @@ fn run(
         shape.batch,
         &[("input", in_item * 4), ("output", out_item * 4)],
     )?;
-    let w = gpu.upload(weights, "first weights")?;
+    let w = FirstWeights::upload_signs(gpu, shape, weights)?;
     let t = th.map(|t| gpu.upload(t, "thresholds")).transpose()?;
     super::over_chunks(shape.batch, chunk, |r| {
         let part = ConvShape {
@@ -118,7 +229,7 @@ fn run(
             }
             Some(t) => {
                 let (d, out) = encode_bits(gpu, &part, &x, &w, t)?;
-                gpu.run(&d)?;
+                gpu.run(&[d])?;
                 gpu.read(&out)
             }
         }

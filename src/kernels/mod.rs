@@ -41,7 +41,7 @@ pub enum Shader {
     Bitpack,
     /// `xnor_conv.wgsl`: the tiled XNOR/popcount conv.
     XnorConv,
-    /// `first_conv.wgsl`: real image × packed binary weights.
+    /// `first_conv.wgsl`: the first layer, direct (real image × ±1.0 or real weights).
     FirstConv,
     /// `threshold.wgsl`: per-channel thresholds → packed signs.
     Threshold,

@@ -1,5 +1,6 @@
 //! Max-pooling (`shaders/pool.wgsl`) on i32/f32 pre-activations and on packed signs (AND of the
-//! "−1" bits). NHWC, square window, no padding.
+//! "−1" bits, or per channel AND/OR: the pooled pre-activations' signs computed from the signs,
+//! [`encode_bits`]). NHWC, square window, no padding.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -79,12 +80,47 @@ struct Params {
 }
 
 /// Encodes the pooling of `input` (elements as raw 32-bit words, `values` says which) into a
-/// new output buffer; one invocation per output element.
+/// new output buffer; one invocation per output element. Packed signs are pooled with a plain AND
+/// (the max of ±1 values); [`encode_bits`] takes a per-channel AND/OR mask.
 pub fn encode(
     gpu: &Gpu,
     shape: &PoolShape,
     values: PoolValues,
     input: &Storage<u32>,
+) -> Result<(Dispatch, Storage<u32>)> {
+    if values == PoolValues::Bits {
+        let all_and = gpu.upload(&vec![u32::MAX; shape.channels], "pool and-mask")?;
+        return encode_bits(gpu, shape, input, &all_and);
+    }
+    let float = if values == PoolValues::F32 { 1.0 } else { 0.0 };
+    encode_entry(gpu, shape, input, ("maxpool_values", float), None)
+}
+
+/// Encodes the pooling of threshold output bits `[N][H][W][words]` as the bits of the pooled
+/// pre-activations: per bit, AND over the window where `and_mask[word]` has it set (flip-0
+/// channels), OR where it is clear (flip-1 channels); see docs/FORMAT.md, Pooling.
+/// `shape.channels` counts words, and `and_mask` holds one word per pixel word.
+pub fn encode_bits(
+    gpu: &Gpu,
+    shape: &PoolShape,
+    input: &Storage<u32>,
+    and_mask: &Storage<u32>,
+) -> Result<(Dispatch, Storage<u32>)> {
+    if and_mask.len != shape.channels {
+        return Err(Error::Shape(format!(
+            "pool: {} mask words for {} words per pixel",
+            and_mask.len, shape.channels
+        )));
+    }
+    encode_entry(gpu, shape, input, ("maxpool_bits", 0.0), Some(and_mask))
+}
+
+fn encode_entry(
+    gpu: &Gpu,
+    shape: &PoolShape,
+    input: &Storage<u32>,
+    (entry, float): (&'static str, f64),
+    and_mask: Option<&Storage<u32>>,
 ) -> Result<(Dispatch, Storage<u32>)> {
     shape.validate()?;
     if input.len != shape.input_len() {
@@ -104,26 +140,16 @@ pub fn encode(
         kernel: shape.kernel as u32,
         stride: shape.stride as u32,
     });
-    let (entry, float) = match values {
-        PoolValues::I32 => ("maxpool_values", 0.0),
-        PoolValues::F32 => ("maxpool_values", 1.0),
-        PoolValues::Bits => ("maxpool_bits", 0.0),
-    };
     let pipeline = gpu.pipeline(PipelineKey::new(
         Shader::Pool,
         entry,
         &[("WG", WORKGROUP as f64), ("FLOAT", float)],
     ))?;
-    Ok((
-        dispatch(
-            gpu,
-            pipeline,
-            &[&params, &input.buffer, &out.buffer],
-            out.len,
-            "maxpool",
-        ),
-        out,
-    ))
+    let mut buffers = vec![&params, &input.buffer, &out.buffer];
+    if let Some(m) = and_mask {
+        buffers.push(&m.buffer);
+    }
+    Ok((dispatch(gpu, pipeline, &buffers, out.len, "maxpool"), out))
 }
 
 /// On the device, host in and out (elements as raw 32-bit words).
@@ -147,6 +173,15 @@ pub fn run(gpu: &Gpu, shape: &PoolShape, values: PoolValues, input: &[u32]) -> R
         gpu.run(&[d])?;
         gpu.read(&out)
     })
+}
+
+/// [`encode_bits`] on the device, host in and out.
+pub fn run_bits(gpu: &Gpu, shape: &PoolShape, input: &[u32], and_mask: &[u32]) -> Result<Vec<u32>> {
+    let x = gpu.upload(input, "pool input")?;
+    let m = gpu.upload(and_mask, "pool and-mask")?;
+    let (d, out) = encode_bits(gpu, shape, &x, &m)?;
+    gpu.run(&[d])?;
+    gpu.read(&out)
 }
 
 /// Scalar reference over any ordered element type, with `combine` the window reduction.
@@ -188,4 +223,20 @@ pub fn reference_f32(shape: &PoolShape, input: &[f32]) -> Vec<f32> {
 /// Scalar reference on packed signs: the AND of the window's words.
 pub fn reference_bits(shape: &PoolShape, input: &[u32]) -> Vec<u32> {
     reference_with(shape, input, |a, b| a & b)
+}
+
+/// Scalar reference of [`encode_bits`]: per bit, AND over the window where `and_mask` has it set,
+/// OR where it is clear.
+pub fn reference_bits_masked(shape: &PoolShape, input: &[u32], and_mask: &[u32]) -> Vec<u32> {
+    let all = reference_bits(shape, input);
+    let any = reference_with(shape, input, |a, b| a | b);
+    let words = shape.channels;
+    all.iter()
+        .zip(&any)
+        .enumerate()
+        .map(|(i, (&a, &o))| {
+            let m = and_mask[i % words];
+            (a & m) | (o & !m)
+        })
+        .collect()
 }
