@@ -196,13 +196,15 @@ fn gpu_downlevel_dense_4096_fits_16_kib() {
         tile.float_workgroup_bytes()
     );
     tile.validate_float(&limits, &shape).unwrap();
-    // Under the GPU's own limits the wide block stays, with a deeper slice.
+    // Under the GPU's own limits the block is as wide as occupancy allows: a 1×256 block gave 4
+    // workgroups for 4096 outputs on a 64-SM GPU; now it is one warp wide, 32 workgroups.
     let own = Tuning::new(AdapterLimits::new(
         wgpu::DeviceType::DiscreteGpu,
         &gpu_like(),
     ))
     .float_conv_tile(&shape);
-    assert_eq!((own.wg_m, own.wg_n), (1, 256), "{own:?}");
+    assert_eq!((own.wg_m, own.wg_n), (1, 32), "{own:?}");
+    assert_eq!(own.workgroups(&shape), 32);
 }
 
 /// Limits too small for any block are reported by validation, not silently exceeded.
@@ -321,4 +323,44 @@ fn tile_depends_only_on_limits_and_shape() {
     };
     let t = Tuning::new(limits);
     assert_eq!(t.xnor_conv_tile(&zero), t.xnor_conv_tile(&one));
+}
+
+/// Occupancy: on a 132-SM GPU (an H100) every layer at batch 1 gets at least one workgroup per
+/// SM, or the smallest block the rule allows (a warp of invocations, or 4 pixels × 32 channels);
+/// before the rule the daBNN 7×7×512 layer got 8 workgroups. On a CPU adapter with 2 threads
+/// nothing shrinks below the default block for these layers.
+#[test]
+fn small_layers_spread_over_every_compute_unit() {
+    use bnn_transfer::kernels::tuning::MIN_INVOCATIONS;
+    let h100 = AdapterLimits {
+        compute_units: 132,
+        ..AdapterLimits::new(wgpu::DeviceType::DiscreteGpu, &gpu_like())
+    };
+    let tuning = Tuning::new(h100);
+    for (what, shape) in layer_shapes(1) {
+        for (kernel, tile) in [
+            ("xnor", tuning.xnor_conv_tile(&shape)),
+            ("float", tuning.float_conv_tile(&shape)),
+        ] {
+            let groups = tile.workgroups(&shape);
+            let smallest = tile.invocations() / 2 < MIN_INVOCATIONS.1
+                || (tile.tile_m() <= 4 && tile.tile_n() <= 32);
+            assert!(
+                groups >= 132 || smallest,
+                "{what} {kernel}: {tile:?} gives {groups} workgroups on 132 SMs"
+            );
+        }
+    }
+    let dabnn = shapes::conv(1, 7, 512, 512, 3, 1, 1);
+    let tile = tuning.xnor_conv_tile(&dabnn);
+    assert!(tile.workgroups(&dabnn) >= 56, "{tile:?}");
+
+    let lavapipe = AdapterLimits {
+        compute_units: 2,
+        loop_budget: Some(LLVMPIPE_LOOP_BUDGET),
+        ..AdapterLimits::new(wgpu::DeviceType::Cpu, &cpu_like())
+    };
+    let small = shapes::conv(1, 7, 128, 128, 3, 1, 1);
+    let tile = Tuning::new(lavapipe).xnor_conv_tile(&small);
+    assert_eq!((tile.wg_m, tile.wg_n), (8, 8), "{tile:?}");
 }

@@ -1,11 +1,17 @@
 //! End-to-end rows: the frozen binary extractor against its float twin. The extractor is an
 //! [`ExtractorFile`] of an architecture built with random packed weights and thresholds (what
 //! `bnn export` would write, minus training); the float twin runs the same layers with the float
-//! WGSL kernels: `float_conv` for every conv (the first included) and dense layer, and the f32
-//! max-pool of `pool.wgsl` where the block pools. Batch norm and ReLU are left out of the twin
-//! (elementwise passes, a small fraction of its time), which favours the float side.
+//! WGSL kernels: the first layer on `first_conv` (the direct kernel the binary extractor runs on
+//! ±1.0 weights, here with real weights, so both pay the same for it), `float_conv` for every
+//! other conv and dense layer, and the f32 max-pool of `pool.wgsl` where the block pools. Batch
+//! norm and ReLU are left out of the twin (elementwise passes, a small fraction of its time),
+//! which favours the float side. Like the extractor, the twin records its chain once per batch
+//! size (buffers, bind groups) and replays it: one buffer write, one submission, one read-back.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
+use std::sync::Mutex;
 
 use crate::arch::{Arch, Pool, out_size};
 use crate::bits::words;
@@ -14,14 +20,17 @@ use crate::extractor::{
     ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Source, Thresholds,
 };
 use crate::gpu::{Dispatch, Gpu, Storage};
+use crate::kernels::first_conv::{self, FirstWeights};
 use crate::kernels::pool::{self, PoolShape, PoolValues};
 use crate::kernels::{ConvShape, FloatThreshold, Padding, Threshold, float_conv};
 use crate::rng::Rng;
 
 /// What the float twin row runs, printed beside its numbers.
-pub const FLOAT_TWIN: &str = "float twin = float_conv.wgsl for every conv and dense layer + f32 \
-max-pool (pool.wgsl), same shapes as the extractor; BN/ReLU omitted (elementwise); \
-f32 images uploaded and the last layer read back, like the extractor";
+pub const FLOAT_TWIN: &str = "float twin = first_conv.wgsl with real weights for the first layer \
+(the extractor's kernel, on ±1.0 there), float_conv.wgsl for every other conv and dense layer + \
+f32 max-pool (pool.wgsl), same shapes as the extractor; BN/ReLU omitted (elementwise); chain \
+recorded once per batch size like the extractor's; f32 images uploaded and the last layer read \
+back, like the extractor";
 
 /// Random packed rows of `bits` bits (tail bits clear).
 fn random_rows(rng: &mut Rng, rows: usize, bits: usize) -> Vec<u32> {
@@ -192,9 +201,16 @@ enum TwinOp {
     Dense { fin: usize, fout: usize },
 }
 
+/// A twin layer's weights on the device: the first layer's in the direct kernel's layout (the
+/// binary extractor's first layer runs the same kernel on ±1.0), the others for `float_conv`.
+enum TwinWeights {
+    First(FirstWeights),
+    Tiled(Storage<f32>),
+}
+
 struct TwinLayer {
     op: TwinOp,
-    weights: Storage<f32>,
+    weights: TwinWeights,
     pool: Option<Pool>,
 }
 
@@ -204,6 +220,7 @@ pub struct FloatTwin<'g> {
     layers: Vec<TwinLayer>,
     image_len: usize,
     max_batch: usize,
+    plans: Mutex<HashMap<usize, TwinPlan>>,
     /// Multiply-accumulates per image.
     pub macs: u64,
 }
@@ -253,9 +270,15 @@ impl<'g> FloatTwin<'g> {
                     values.len()
                 )));
             }
+            let weights = match (&op, s.kind) {
+                (TwinOp::Conv(shape), LayerKind::FirstConv) => {
+                    TwinWeights::First(FirstWeights::upload(gpu, shape, &values)?)
+                }
+                _ => TwinWeights::Tiled(gpu.upload(&values, "float twin weights")?),
+            };
             layers.push(TwinLayer {
                 op,
-                weights: gpu.upload(&values, "float twin weights")?,
+                weights,
                 pool: s.pool,
             });
         }
@@ -271,6 +294,7 @@ impl<'g> FloatTwin<'g> {
             layers,
             image_len: i.size * i.size * i.channels,
             max_batch,
+            plans: Mutex::new(HashMap::new()),
             macs,
         })
     }
@@ -299,8 +323,30 @@ impl<'g> FloatTwin<'g> {
     }
 
     fn run_chunk(&self, images: &[f32], batch: usize) -> Result<Vec<f32>> {
+        let mut plans = self.plans.lock().expect("twin plans");
+        let plan = match plans.entry(batch) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(self.record(batch)?),
+        };
         let gpu = self.gpu;
-        let mut x = gpu.upload(images, "images")?;
+        gpu.queue
+            .write_buffer(&plan.image.buffer, 0, bytemuck::cast_slice(images));
+        let bytes = plan.output.bytes().next_multiple_of(4);
+        pollster::block_on(gpu.submit_with_copies_async(
+            &plan.dispatches,
+            &[(&plan.output.buffer, &plan.readback, bytes)],
+        ))?;
+        let mut out: Vec<f32> = pollster::block_on(gpu.map_read_async(&plan.readback))?;
+        out.truncate(plan.output.len);
+        Ok(out)
+    }
+
+    /// The whole chain for `batch` images: buffers, bind groups and dispatches.
+    fn record(&self, batch: usize) -> Result<TwinPlan> {
+        let gpu = self.gpu;
+        let image = gpu.zeros::<f32>(batch * self.image_len, "images")?;
+        // The running activation: the image, then each layer's output.
+        let mut x: Option<Storage<f32>> = None;
         let mut keep: Vec<Storage<f32>> = Vec::new();
         let mut dispatches: Vec<Dispatch> = Vec::new();
         for l in &self.layers {
@@ -311,7 +357,11 @@ impl<'g> FloatTwin<'g> {
                 }
                 TwinOp::Dense { fin, fout } => (float_conv::dense_shape(batch, fin, fout), None),
             };
-            let (d, mut y) = float_conv::encode(gpu, &shape, &x, &l.weights)?;
+            let input = x.as_ref().unwrap_or(&image);
+            let (d, mut y) = match &l.weights {
+                TwinWeights::First(w) => first_conv::encode(gpu, &shape, input, w)?,
+                TwinWeights::Tiled(w) => float_conv::encode(gpu, &shape, input, w)?,
+            };
             dispatches.push(d);
             if let (Some(p), Some((h, w, c))) = (l.pool, pooled_from) {
                 let ps = PoolShape {
@@ -328,9 +378,25 @@ impl<'g> FloatTwin<'g> {
                 keep.push(Storage::reinterpret(raw));
                 y = Storage::reinterpret(pooled);
             }
-            keep.push(std::mem::replace(&mut x, y));
+            keep.extend(x.replace(y));
         }
-        gpu.run(&dispatches)?;
-        gpu.read(&x)
+        let output = x.ok_or_else(|| Error::Shape("float twin: no layers".into()))?;
+        let readback = gpu.readback_buffer(output.bytes().next_multiple_of(4).max(4));
+        Ok(TwinPlan {
+            image,
+            dispatches,
+            output,
+            readback,
+            _keep: keep,
+        })
     }
+}
+
+/// The twin's recorded chain for one batch size.
+struct TwinPlan {
+    image: Storage<f32>,
+    dispatches: Vec<Dispatch>,
+    output: Storage<f32>,
+    readback: wgpu::Buffer,
+    _keep: Vec<Storage<f32>>,
 }

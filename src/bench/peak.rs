@@ -25,18 +25,6 @@ use std::collections::BTreeMap;
 
 use super::report::Peak;
 
-/// Known NVIDIA boards: (name substring, SMs, boost clock MHz). Checked in order.
-const NVIDIA: [(&str, f64, f64); 8] = [
-    ("H100 PCIe", 114.0, 1755.0),
-    ("H100", 132.0, 1980.0),
-    ("H200", 132.0, 1980.0),
-    ("A100", 108.0, 1410.0),
-    ("L40S", 142.0, 2520.0),
-    ("L4", 58.0, 2040.0),
-    ("4090", 128.0, 2520.0),
-    ("T4", 40.0, 1590.0),
-];
-
 /// User overrides of the GPU inputs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PeakOverrides {
@@ -138,10 +126,8 @@ pub fn peak(info: &wgpu::AdapterInfo, overrides: PeakOverrides) -> Peak {
                 .into(),
         };
     }
-    let known = (info.vendor == 0x10de)
-        .then(|| NVIDIA.iter().find(|(n, _, _)| info.name.contains(n)))
-        .flatten();
-    let sms = overrides.sms.or(known.map(|k| k.1));
+    let known = crate::gpu::known_board(info);
+    let sms = overrides.sms.or(known.map(|k| k.1 as f64));
     let clock = overrides.clock_mhz.or(known.map(|k| k.2));
     let per_sm = 16.0;
     inputs.insert("popc_per_sm_per_clock".into(), per_sm);

@@ -8,6 +8,11 @@
 //! shader together (gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`, a hang guard); past that every loop
 //! exits early and the kernel silently returns wrong values. [`AdapterLimits::loop_budget`] carries
 //! it, and the tiled kernels check their worst-case count against it.
+//!
+//! Nor is the number of compute units (SMs, CUs, CPU threads): wgpu does not report it, and tile
+//! choice needs it for occupancy. [`AdapterLimits::compute_units`] comes from `BNN_COMPUTE_UNITS`,
+//! a table of known boards ([`NVIDIA_BOARDS`]), the CPU's threads for a CPU adapter, or a default
+//! per device class; it only ever changes speed, never results.
 
 /// The compute limits of one device, as the kernels see them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,6 +34,53 @@ pub struct AdapterLimits {
     /// Loop iterations one invocation may run over all its loops before the driver cuts every loop
     /// short (Some only for llvmpipe: [`LLVMPIPE_LOOP_BUDGET`]).
     pub loop_budget: Option<u64>,
+    /// Workgroups the device runs at once, roughly: SMs / CUs on a GPU, threads on a CPU adapter.
+    /// Tiles shrink until a layer gives at least this many workgroups (see module docs).
+    pub compute_units: u32,
+}
+
+/// Known NVIDIA boards: (name substring, SMs, boost clock MHz), checked in order.
+pub const NVIDIA_BOARDS: [(&str, u32, f64); 8] = [
+    ("H100 PCIe", 114, 1755.0),
+    ("H100", 132, 1980.0),
+    ("H200", 132, 1980.0),
+    ("A100", 108, 1410.0),
+    ("L40S", 142, 2520.0),
+    ("L4", 58, 2040.0),
+    ("4090", 128, 2520.0),
+    ("T4", 40, 1590.0),
+];
+
+/// The board of `info` in [`NVIDIA_BOARDS`], if it is one.
+pub fn known_board(info: &wgpu::AdapterInfo) -> Option<&'static (&'static str, u32, f64)> {
+    (info.vendor == 0x10de)
+        .then(|| NVIDIA_BOARDS.iter().find(|(n, _, _)| info.name.contains(n)))
+        .flatten()
+}
+
+/// Compute units by device class when nothing better is known: a CPU adapter's default is 4
+/// threads, an integrated GPU 8 CUs, a discrete GPU 64 SMs, anything else 16.
+fn class_units(device_type: wgpu::DeviceType) -> u32 {
+    match device_type {
+        wgpu::DeviceType::Cpu => 4,
+        wgpu::DeviceType::IntegratedGpu => 8,
+        wgpu::DeviceType::DiscreteGpu => 64,
+        _ => 16,
+    }
+}
+
+/// The CPU threads a CPU adapter runs workgroups on: llvmpipe's `LP_NUM_THREADS`, else the
+/// machine's.
+fn cpu_threads() -> Option<u32> {
+    std::env::var("LP_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .or_else(|| {
+            std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as u32)
+        })
 }
 
 /// gallivm's `LP_MAX_TGSI_LOOP_ITERATIONS`: each loop iteration's end (the last, exiting one
@@ -41,13 +93,25 @@ impl AdapterLimits {
         let llvmpipe = [&info.name, &info.driver]
             .iter()
             .any(|s| s.to_lowercase().contains("llvmpipe"));
+        let detected = match info.device_type {
+            wgpu::DeviceType::Cpu => cpu_threads(),
+            _ => known_board(info).map(|b| b.1),
+        };
+        let units = std::env::var("BNN_COMPUTE_UNITS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|&n| n > 0)
+            .or(detected);
+        let base = AdapterLimits::new(info.device_type, limits);
         AdapterLimits {
             loop_budget: llvmpipe.then_some(LLVMPIPE_LOOP_BUDGET),
-            ..AdapterLimits::new(info.device_type, limits)
+            compute_units: units.unwrap_or(base.compute_units),
+            ..base
         }
     }
 
-    /// The limits of a device of `device_type` created with `limits`, with no loop budget.
+    /// The limits of a device of `device_type` created with `limits`, with no loop budget and the
+    /// device class's default compute units.
     pub fn new(device_type: wgpu::DeviceType, limits: &wgpu::Limits) -> AdapterLimits {
         AdapterLimits {
             is_cpu: device_type == wgpu::DeviceType::Cpu,
@@ -60,6 +124,7 @@ impl AdapterLimits {
                 .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size),
             loop_budget: None,
+            compute_units: class_units(device_type),
         }
     }
 }

@@ -11,5 +11,5 @@ mod pipelines;
 pub use adapter::{AdapterReport, describe_adapters, select_adapter};
 pub use buffers::Storage;
 pub use context::{Dispatch, Gpu, LimitsProfile, Timing};
-pub use limits::{AdapterLimits, LLVMPIPE_LOOP_BUDGET};
+pub use limits::{AdapterLimits, LLVMPIPE_LOOP_BUDGET, NVIDIA_BOARDS, known_board};
 pub use pipelines::{PipelineKey, ShaderSource};

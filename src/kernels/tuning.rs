@@ -275,8 +275,8 @@ impl Tuning {
     }
 
     /// Starts from the adapter's default block (8×8 invocations on a CPU adapter: more workgroups
-    /// for the cores, fewer live registers per SIMD lane; 16×16 on a GPU), fits it to the layer,
-    /// then shrinks the depth slice and, if that is not enough, the block until it fits the limits.
+    /// for the cores, fewer live registers per SIMD lane; 16×16 on a GPU), fits it to the layer and
+    /// to the device's compute units (`occupy`), then shrinks the depth slice and, if that is not enough, the block until it fits the limits.
     /// Under a loop budget (llvmpipe) a layer too deep for every such block takes, among all blocks
     /// that fit the rest of the limits, the one with the fewest loop iterations per invocation.
     fn choose(&self, shape: &ConvShape, k: Kernel) -> ConvTile {
@@ -289,6 +289,7 @@ impl Tuning {
             kc: k.kc_max,
         };
         reshape(&mut tile, shape, k.n_align);
+        occupy(&mut tile, shape, k.n_align, &self.limits);
         let fits = |t: &ConvTile| t.fits_all(&self.limits, (k.bytes)(t), (k.loops)(t, shape));
         loop {
             // The deepest slice that fits this block.
@@ -345,6 +346,30 @@ impl Tuning {
         )
     }
 }
+
+/// Occupancy: while the layer gives fewer workgroups than the device has compute units, halves
+/// the block (pixel rows first, then channel columns down to `n_align`), so a small layer spreads
+/// over the whole device instead of a few SMs, as long as a workgroup keeps at least
+/// [`MIN_INVOCATIONS`] (GPU: one warp/wave; CPU adapter: one SIMD vector of lanes).
+fn occupy(tile: &mut ConvTile, shape: &ConvShape, n_align: usize, limits: &AdapterLimits) {
+    let min = if limits.is_cpu {
+        MIN_INVOCATIONS.0
+    } else {
+        MIN_INVOCATIONS.1
+    };
+    while tile.workgroups(shape) < limits.compute_units as usize && tile.invocations() / 2 >= min {
+        if tile.wg_m > 1 && tile.tile_m() / 2 >= 4 {
+            tile.wg_m /= 2;
+        } else if tile.wg_n > 1 && tile.tile_n() / 2 >= n_align {
+            tile.wg_n /= 2;
+        } else {
+            break;
+        }
+    }
+}
+
+/// The fewest invocations [`occupy`] leaves in a workgroup: (CPU adapter, GPU).
+pub const MIN_INVOCATIONS: (u32, u32) = (8, 32);
 
 /// Fits a tile to the layer: fewer pixel rows when the layer has few output pixels (giving the
 /// invocations to channel columns while there are channels for them), and no more channel columns
