@@ -1,10 +1,11 @@
 //! XNOR/popcount dense layer (`shaders/xnor_dense.wgsl`): a batch of packed rows × packed weight
-//! rows `[out][ceil(in/32)]` → i32 dots or packed signs through the fused threshold. Batches of
-//! [`TILED_BATCH`] rows or more run on the tiled conv kernel as a 1×1 conv.
+//! rows `[out][ceil(in/32)]` → i32 dots or packed signs through the fused threshold. Small
+//! batches run split-K (a workgroup per row and 32 outputs, [`split_for`] invocations per
+//! output); batches of [`TILED_BATCH`] rows or more run on the tiled conv kernel as a 1×1 conv.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Shader, Threshold, WORKGROUP, dispatch};
+use super::{Shader, Threshold};
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
@@ -32,7 +33,7 @@ impl DenseShape {
 }
 
 /// From this batch on, the dense layer runs as a 1×1 conv on the tiled XNOR conv kernel; smaller
-/// batches keep one invocation per output (a weight row is used once, so there is nothing to tile).
+/// batches run the split-K kernel (a weight row is used once per row, so there is little to tile).
 pub const TILED_BATCH: usize = 8;
 
 #[repr(C)]
@@ -83,17 +84,43 @@ pub fn encode(
         };
         return super::xnor_conv::encode(gpu, &conv, input, weights, thresholds);
     }
-    // One output (dots) or one word of 32 outputs (bits) per invocation, each a loop over the words.
-    let dot_loops = wpr as u64 + 1;
+    encode_with(
+        gpu,
+        shape,
+        split_for(&gpu.adapter_limits(), wpr),
+        input,
+        weights,
+        thresholds,
+    )
+}
+
+/// [`encode`] of a batch below [`TILED_BATCH`] with an explicit split-K factor (`split`
+/// invocations per output, 1 to 8; tests of the split).
+pub fn encode_with(
+    gpu: &Gpu,
+    shape: &DenseShape,
+    split: u32,
+    input: &Storage<u32>,
+    weights: &Storage<u32>,
+    thresholds: Option<&Storage<Threshold>>,
+) -> Result<(Dispatch, Storage<u32>)> {
+    let wpr = shape.in_words();
+    if !(1..=8).contains(&split) || shape.batch >= TILED_BATCH {
+        return Err(Error::Shape(format!(
+            "xnor_dense split-K: split {split} (1 to 8) over {shape:?} (batch below {TILED_BATCH})"
+        )));
+    }
+    if input.len != shape.batch * wpr || weights.len != shape.out_features * wpr {
+        return Err(Error::Shape(format!(
+            "xnor_dense: {} input and {} weight words for {shape:?}",
+            input.len, weights.len
+        )));
+    }
+    let per_invocation = (wpr as u64).div_ceil(split as u64);
     super::check_loop_budget(
         &gpu.adapter_limits(),
         format_args!("xnor_dense over {shape:?}"),
-        if thresholds.is_some() {
-            let outputs = shape.out_features.min(32) as u64;
-            outputs + 1 + outputs * dot_loops
-        } else {
-            dot_loops
-        },
+        per_invocation + 1 + split as u64 + 1,
     )?;
     let params = gpu.uniform(&Params {
         batch: shape.batch as u32,
@@ -101,41 +128,61 @@ pub fn encode(
         out_features: shape.out_features as u32,
         _pad: 0,
     });
-    let key = |entry| {
-        PipelineKey::new(
+    let pipeline = |entry| {
+        gpu.pipeline(PipelineKey::new(
             Shader::XnorDense,
             entry,
-            &[("WG", WORKGROUP as f64), ("WORDS", wpr as f64)],
-        )
+            &[("WORDS", wpr as f64), ("SPLIT", split as f64)],
+        ))
+    };
+    let groups = (shape.batch * words(shape.out_features)) as u32;
+    let launch = |entry: &'static str, label, buffers: &[&wgpu::Buffer]| -> Result<Dispatch> {
+        let pipeline = pipeline(entry)?;
+        Ok(Dispatch {
+            bind_group: gpu.bind(&pipeline, buffers),
+            pipeline,
+            workgroups: gpu.grid(groups),
+            label,
+        })
     };
     Ok(match thresholds {
         None => {
             let out = gpu.zeros::<u32>(shape.batch * shape.out_features, "dense dots")?;
-            let p = gpu.pipeline(key("dense_dot"))?;
-            (
-                dispatch(
-                    gpu,
-                    p,
-                    &[&params, &input.buffer, &weights.buffer, &out.buffer],
-                    out.len,
-                    "xnor_dense_dot",
-                ),
-                out,
-            )
+            let d = launch(
+                "dense_dot",
+                "xnor_dense_dot",
+                &[&params, &input.buffer, &weights.buffer, &out.buffer],
+            )?;
+            (d, out)
         }
         Some(th) => {
             let out = gpu.zeros::<u32>(shape.batch * words(shape.out_features), "dense bits")?;
-            let p = gpu.pipeline(key("dense_bits"))?;
-            let buffers = [
-                &params,
-                &input.buffer,
-                &weights.buffer,
-                &out.buffer,
-                &th.buffer,
-            ];
-            (dispatch(gpu, p, &buffers, out.len, "xnor_dense_bits"), out)
+            let d = launch(
+                "dense_bits",
+                "xnor_dense_bits",
+                &[
+                    &params,
+                    &input.buffer,
+                    &weights.buffer,
+                    &out.buffer,
+                    &th.buffer,
+                ],
+            )?;
+            (d, out)
         }
     })
+}
+
+/// Invocations per output of the split-K kernel: 1 on a CPU adapter (a workgroup runs on one
+/// thread, so splitting adds no parallelism), else one per 16 words of depth, a power of two up to
+/// 8 (256 invocations: the downlevel limit).
+pub fn split_for(limits: &crate::gpu::AdapterLimits, words: usize) -> u32 {
+    if limits.is_cpu {
+        return 1;
+    }
+    let split = (words / 16).clamp(1, 8) as u32;
+    let split = 1 << (31 - split.leading_zeros()); // down to a power of two
+    split.min(limits.max_invocations / 32).max(1)
 }
 
 fn run(
