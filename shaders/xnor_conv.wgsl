@@ -25,7 +25,8 @@
 //   mode 1:  dot <= t      (gamma < 0)
 // and -1 otherwise; a constant channel (gamma = 0) is mode 0 with t = i32 min (always +1) or max.
 // TILE_N is a multiple of 32, so the bits of a tile's words are gathered in workgroup memory
-// (atomicOr) and each word is written once.
+// (atomicOr) and each word is written once. Where the device has subgroups, xnor_conv_subgroup.wgsl
+// (appended to this file) gathers them with subgroup ballots instead.
 
 struct Params {
     batch: u32, in_h: u32, in_w: u32, in_c: u32,
@@ -250,22 +251,10 @@ fn plus_one(v: i32, th: Threshold) -> bool {
     return select(v >= th.t, v <= th.t, th.mode == 1u);
 }
 
-@compute @workgroup_size(WG_N, WG_M)
-fn conv_bits(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_id) local: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let tile = tile_of(wid, groups);
-    if (!tile.valid) {
-        return;
-    }
-    for (var e = lid; e < BITS_LEN; e += WG) {
-        atomicStore(&bits[e], 0u);
-    }
-    // The barriers inside accumulate order these stores before the atomicOr below.
-    let acc = accumulate(tile, lid, local.y, local.x);
+// The fused epilogue through workgroup memory: every invocation atomicOrs its -1 bits into the
+// block's words, then each word is written once. `bits` must have been zeroed before the barriers
+// of accumulate.
+fn store_bits(tile: Tile, acc: array<vec4<u32>, 4>, local: vec3<u32>, lid: u32) {
     let m_total = p.batch * p.out_h * p.out_w;
     let words_per_tile = TILE_N / 32u;
     for (var i = 0u; i < RM; i++) {
@@ -292,4 +281,27 @@ fn conv_bits(
             output[m * out_words + word] = atomicLoad(&bits[e]);
         }
     }
+}
+
+fn zero_bits(lid: u32) {
+    for (var e = lid; e < BITS_LEN; e += WG) {
+        atomicStore(&bits[e], 0u);
+    }
+}
+
+@compute @workgroup_size(WG_N, WG_M)
+fn conv_bits(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let tile = tile_of(wid, groups);
+    if (!tile.valid) {
+        return;
+    }
+    zero_bits(lid);
+    // The barriers inside accumulate order these stores before the atomicOr of store_bits.
+    let acc = accumulate(tile, lid, local.y, local.x);
+    store_bits(tile, acc, local, lid);
 }

@@ -619,6 +619,10 @@ fn xnor_conv_deep_layers_are_bit_exact() {
 fn tiled_convs_are_exact_with_every_tile() {
     use bnn_transfer::kernels::ConvTile;
     let Some(gpu) = common::gpu() else { return };
+    // lavapipe has subgroups (size 8): CI runs the ballot path, it cannot pass by skipping it.
+    if gpu.info.name.contains("llvmpipe") && std::env::var("BNN_SUBGROUPS").is_err() {
+        assert!(gpu.subgroups && gpu.subgroup_size() == Some(8));
+    }
     let tiles = [
         ConvTile {
             wg_m: 8,
@@ -701,6 +705,18 @@ fn tiled_convs_are_exact_with_every_tile() {
                     want_bits,
                     "xnor bits, {tile:?} {shape:?}"
                 );
+                // The subgroup entry point: ballots where subgroups are workgroup rows (wg_n 8
+                // on lavapipe), its atomic fallback for the other tiles.
+                if gpu.subgroups {
+                    let (d, out) =
+                        xnor_conv::encode_bits_subgroup(gpu, &shape, tile, &xg, &wg, &tg).unwrap();
+                    gpu.run(&[d]).unwrap();
+                    assert_eq!(
+                        gpu.read(&out).unwrap(),
+                        want_bits,
+                        "xnor bits by subgroup ballots, {tile:?} {shape:?}"
+                    );
+                }
             }
             if padding == Padding::Zero {
                 let xf = random_f32(&mut rng, batch * side * (side + 1) * c);

@@ -1,48 +1,62 @@
-//! Every `shaders/*.wgsl` parses and validates with naga (no device needed), and every file is a
-//! kernel the library knows.
+//! Every kernel module parses and validates with naga (no device needed), every file in
+//! `shaders/` belongs to a kernel the library knows, and the embedded sources are the files.
 
 use bnn_transfer::kernels::Shader;
 
+fn shader_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders")
+}
+
 #[test]
 fn every_shader_validates_with_naga() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    for s in Shader::ALL {
+        let source = s.source();
+        let module = naga::front::wgsl::parse_str(source)
+            .unwrap_or_else(|e| panic!("{}: {}", s.file_name(), e.emit_to_string(source)));
+        let capabilities = if s.needs_subgroups() {
+            naga::valid::Capabilities::SUBGROUP
+        } else {
+            naga::valid::Capabilities::default()
+        };
+        let mut validator =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities);
+        if s.needs_subgroups() {
+            validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+            validator.subgroup_operations(naga::valid::SubgroupOperationSet::all());
+        }
+        validator
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {}", s.file_name(), e.emit_to_string(source)));
+    }
+}
+
+#[test]
+fn every_file_is_a_registered_kernel() {
+    let mut files: Vec<String> = std::fs::read_dir(shader_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
         .collect();
     files.sort();
-    assert!(!files.is_empty());
-    for path in &files {
-        let source = std::fs::read_to_string(path).unwrap();
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&source)));
-        let name = path.file_name().unwrap().to_str().unwrap();
-        assert!(
-            Shader::ALL.iter().any(|s| s.file_name() == name),
-            "{name} is not registered in kernels::Shader"
-        );
-    }
-    assert_eq!(
-        files.len(),
-        Shader::ALL.len(),
-        "a registered shader file is missing"
-    );
+    let mut registered: Vec<String> = Shader::ALL
+        .iter()
+        .map(|s| s.file_name().to_owned())
+        .collect();
+    registered.sort();
+    assert_eq!(files, registered);
 }
 
 #[test]
 fn embedded_sources_match_the_files() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let read = |name: &str| std::fs::read_to_string(shader_dir().join(name)).unwrap();
     for s in Shader::ALL {
-        assert_eq!(
-            std::fs::read_to_string(dir.join(s.file_name())).unwrap(),
-            s.source()
-        );
+        let want = match s {
+            Shader::XnorConvSubgroup => {
+                format!("{}{}", read("xnor_conv.wgsl"), read(s.file_name()))
+            }
+            _ => read(s.file_name()),
+        };
+        assert_eq!(want, s.source(), "{}", s.file_name());
     }
 }

@@ -62,6 +62,9 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     /// Whether the device has timestamp queries enabled.
     pub timestamps: bool,
+    /// Whether the device has subgroup operations enabled (where the adapter has them, unless
+    /// `BNN_SUBGROUPS=0`).
+    pub subgroups: bool,
     pipelines: Arc<Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>>,
 }
 
@@ -102,11 +105,15 @@ impl Gpu {
             },
         };
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features = if timestamps {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::empty()
-        };
+        let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP)
+            && std::env::var("BNN_SUBGROUPS").map_or(true, |v| v.trim() != "0");
+        let mut required_features = wgpu::Features::empty();
+        if timestamps {
+            required_features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        if subgroups {
+            required_features |= wgpu::Features::SUBGROUP;
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("bnn-transfer"),
             required_features,
@@ -130,6 +137,7 @@ impl Gpu {
             info,
             limits,
             timestamps,
+            subgroups,
             pipelines: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -156,6 +164,13 @@ impl Gpu {
     /// Largest storage binding, in bytes.
     pub fn max_binding(&self) -> u64 {
         self.adapter_limits().max_storage_binding
+    }
+
+    /// The subgroup size when the device has subgroups and every subgroup has the same size
+    /// (lavapipe: 8, NVIDIA: 32); `None` otherwise.
+    pub fn subgroup_size(&self) -> Option<u32> {
+        (self.subgroups && self.info.subgroup_min_size == self.info.subgroup_max_size)
+            .then_some(self.info.subgroup_min_size)
     }
 
     /// The compiled pipeline for `key`, compiled on first use inside a validation error scope so a

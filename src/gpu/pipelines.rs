@@ -91,10 +91,19 @@ impl PipelineKey {
         let error = pollster::block_on(scope.pop());
         match error {
             None => Ok(pipeline),
-            Some(e) => Err(Error::ShaderCompile {
-                kernel: name,
-                message: e.to_string(),
-            }),
+            Some(e) => {
+                // The whole chain of causes: wgpu's top-level message often omits the naga one.
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    message.push_str(&format!("\n  caused by: {cause}"));
+                    source = cause.source();
+                }
+                Err(Error::ShaderCompile {
+                    kernel: name,
+                    message,
+                })
+            }
         }
     }
 }

@@ -41,6 +41,10 @@ pub enum Shader {
     Bitpack,
     /// `xnor_conv.wgsl`: the tiled XNOR/popcount conv.
     XnorConv,
+    /// `xnor_conv.wgsl` + `xnor_conv_subgroup.wgsl`: the fused conv gathering its output bits
+    /// with subgroup ballots (devices with wgpu's `SUBGROUP` feature; naga 30 takes the subgroup
+    /// built-ins without WGSL's `enable subgroups;`, which it does not parse yet).
+    XnorConvSubgroup,
     /// `first_conv.wgsl`: the first layer, direct (real image × ±1.0 or real weights).
     FirstConv,
     /// `threshold.wgsl`: per-channel thresholds → packed signs.
@@ -55,9 +59,10 @@ pub enum Shader {
 
 impl Shader {
     /// Every shader, in declaration order.
-    pub const ALL: [Shader; 7] = [
+    pub const ALL: [Shader; 8] = [
         Shader::Bitpack,
         Shader::XnorConv,
+        Shader::XnorConvSubgroup,
         Shader::FirstConv,
         Shader::Threshold,
         Shader::Pool,
@@ -65,11 +70,13 @@ impl Shader {
         Shader::FloatConv,
     ];
 
-    /// The file's name in `shaders/`.
+    /// The file's name in `shaders/` (for [`Shader::XnorConvSubgroup`], its own tail; the module
+    /// is `xnor_conv.wgsl` with that file appended).
     pub fn file_name(self) -> &'static str {
         match self {
             Shader::Bitpack => "bitpack.wgsl",
             Shader::XnorConv => "xnor_conv.wgsl",
+            Shader::XnorConvSubgroup => "xnor_conv_subgroup.wgsl",
             Shader::FirstConv => "first_conv.wgsl",
             Shader::Threshold => "threshold.wgsl",
             Shader::Pool => "pool.wgsl",
@@ -78,11 +85,20 @@ impl Shader {
         }
     }
 
-    /// The WGSL text, embedded at build time.
+    /// Whether the module needs the `subgroups` feature.
+    pub fn needs_subgroups(self) -> bool {
+        self == Shader::XnorConvSubgroup
+    }
+
+    /// The WGSL text of the module, embedded at build time.
     pub fn source(self) -> &'static str {
         match self {
             Shader::Bitpack => include_str!("../../shaders/bitpack.wgsl"),
             Shader::XnorConv => include_str!("../../shaders/xnor_conv.wgsl"),
+            Shader::XnorConvSubgroup => concat!(
+                include_str!("../../shaders/xnor_conv.wgsl"),
+                include_str!("../../shaders/xnor_conv_subgroup.wgsl")
+            ),
             Shader::FirstConv => include_str!("../../shaders/first_conv.wgsl"),
             Shader::Threshold => include_str!("../../shaders/threshold.wgsl"),
             Shader::Pool => include_str!("../../shaders/pool.wgsl"),

@@ -135,12 +135,17 @@ pub(crate) struct ConvParams {
     pub _pad: u32,
 }
 
-fn pipeline_key(shape: &ConvShape, tile: &ConvTile, entry: &'static str) -> PipelineKey {
+fn pipeline_key(
+    shape: &ConvShape,
+    tile: &ConvTile,
+    shader: Shader,
+    entry: &'static str,
+) -> PipelineKey {
     let one_pad = shape.padding == Padding::One;
     let masked = !one_pad && shape.pad > 0;
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     PipelineKey::new(
-        Shader::XnorConv,
+        shader,
         entry,
         &[
             ("WORDS", shape.in_words() as f64),
@@ -188,22 +193,66 @@ pub fn encode_with(
             input.len, weights.len
         )));
     }
+    // The subgroup path where each subgroup is one row of the workgroup.
+    let ballots = gpu.subgroup_size() == Some(tile.wg_n);
+    encode_entry(gpu, shape, tile, input, weights, thresholds, ballots)
+}
+
+/// The fused conv (`thresholds` given) through the subgroup entry point `conv_bits_subgroup`
+/// whatever the tile: ballots where each subgroup is one row of the workgroup, the atomic path
+/// inside the same kernel otherwise (tests of both). An error where the device has no subgroups.
+pub fn encode_bits_subgroup(
+    gpu: &Gpu,
+    shape: &ConvShape,
+    tile: &ConvTile,
+    input: &Storage<u32>,
+    weights: &Storage<u32>,
+    thresholds: &Storage<Threshold>,
+) -> Result<(Dispatch, Storage<u32>)> {
+    if !gpu.subgroups {
+        return Err(Error::Limits(format!(
+            "{}: the device has no subgroup operations",
+            gpu.info.name
+        )));
+    }
+    shape.validate()?;
+    tile.validate_xnor(&gpu.adapter_limits(), shape)?;
+    encode_entry(gpu, shape, tile, input, weights, Some(thresholds), true)
+}
+
+fn encode_entry(
+    gpu: &Gpu,
+    shape: &ConvShape,
+    tile: &ConvTile,
+    input: &Storage<u32>,
+    weights: &Storage<u32>,
+    thresholds: Option<&Storage<Threshold>>,
+    ballots: bool,
+) -> Result<(Dispatch, Storage<u32>)> {
     let pixels = shape.batch * shape.out_pixels_per_item();
     let tiles = tile.workgroups(shape) as u32;
     let params = gpu.uniform(&shape.params());
-    let (entry, label, out) = match thresholds {
+    let (shader, entry, label, out) = match thresholds {
         None => (
+            Shader::XnorConv,
             "conv_dot",
             "xnor_conv_dot",
             gpu.zeros::<u32>(pixels * shape.out_c, "conv dots")?,
         ),
+        Some(_) if ballots => (
+            Shader::XnorConvSubgroup,
+            "conv_bits_subgroup",
+            "xnor_conv_bits",
+            gpu.zeros::<u32>(pixels * shape.out_words(), "conv bits")?,
+        ),
         Some(_) => (
+            Shader::XnorConv,
             "conv_bits",
             "xnor_conv_bits",
             gpu.zeros::<u32>(pixels * shape.out_words(), "conv bits")?,
         ),
     };
-    let pipeline = gpu.pipeline(pipeline_key(shape, tile, entry))?;
+    let pipeline = gpu.pipeline(pipeline_key(shape, tile, shader, entry))?;
     let mut buffers = vec![&params, &input.buffer, &weights.buffer, &out.buffer];
     if let Some(th) = thresholds {
         buffers.push(&th.buffer);
