@@ -1111,3 +1111,61 @@ fn first_conv_past_the_loop_budget_is_refused_not_wrong() {
         }
     }
 }
+
+/// The binary first layer on the float conv: with ±1.0 weights (unpacked from the packed bits,
+/// OHWI) every product is exact, so the kernel's sequential `fma` sum in increasing (ky, kx, c)
+/// from +0.0 rounds exactly like `first_conv::reference_sum`'s `acc ± x` (out-of-image taps add
+/// `fma(0, ±1, acc) = acc`). Bit for bit, whether or not the device fuses `fma`.
+#[test]
+fn float_conv_with_sign_weights_is_the_first_layer_bit_for_bit() {
+    // (batch, h, w, c, out_c, kernel, stride, pad)
+    let cases = [
+        (1, 64, 64, 3, 64, 5, 2, 2),
+        (3, 64, 64, 3, 64, 5, 2, 2),
+        (1, 32, 32, 3, 64, 3, 1, 1),
+        (3, 32, 32, 3, 64, 3, 1, 1),
+        (1, 33, 31, 3, 37, 5, 2, 2),
+        (3, 17, 19, 3, 33, 3, 2, 1),
+        (2, 15, 13, 1, 5, 3, 1, 1),
+        (1, 9, 11, 5, 70, 5, 1, 2),
+    ];
+    for (limits, gpu) in all_gpus() {
+        for (i, &(batch, h, w, c, o, k, stride, pad)) in cases.iter().enumerate() {
+            let shape = ConvShape {
+                batch,
+                in_h: h,
+                in_w: w,
+                in_c: c,
+                out_c: o,
+                kernel_h: k,
+                kernel_w: k,
+                stride,
+                pad,
+                padding: Padding::Zero,
+            };
+            let mut rng = Rng::new(300 + i as u64);
+            let x = random_f32(&mut rng, batch * h * w * c);
+            let packed = random_words(&mut rng, o * k * k, c);
+            let signs = unpack_rows(&packed, c);
+            assert_eq!(signs.len(), o * k * k * c);
+            assert!(signs.iter().all(|v| v.abs() == 1.0));
+            let want = first_conv::reference_sum(&shape, &x, &packed);
+            let got = float_conv::run(gpu, &shape, &x, &signs).unwrap();
+            assert_eq!(got.len(), want.len(), "[{limits}] {shape:?}");
+            let bad: Vec<(usize, f32, f32)> = got
+                .iter()
+                .zip(&want)
+                .enumerate()
+                .filter(|(_, (g, r))| g.to_bits() != r.to_bits())
+                .map(|(j, (g, r))| (j, *g, *r))
+                .collect();
+            assert!(
+                bad.is_empty(),
+                "[{limits}] {shape:?}: {} of {} sums differ (first: {:?})",
+                bad.len(),
+                got.len(),
+                &bad[..bad.len().min(5)]
+            );
+        }
+    }
+}

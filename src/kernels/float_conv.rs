@@ -1,5 +1,7 @@
 //! The float baseline (`shaders/float_conv.wgsl`): conv2d as a tiled implicit GEMM, and the dense
-//! layer as its 1×1 case. f32 NHWC input, f32 OHWI weights, zero padding.
+//! layer as its 1×1 case (`float_dense` picks it for large batches). f32 NHWC input, f32 OHWI
+//! weights, zero padding. Every output is the sequential `fma` sum in increasing k from +0.0, so
+//! with ±1.0 weights it equals `first_conv::reference_sum` bit for bit.
 //!
 //! Weights larger than one storage binding (AlexNet's fc6: 9216 × 4096 f32 = 151 MB against the
 //! downlevel 128 MiB) are split along the output channels into [`FloatWeights`] parts, one dispatch
