@@ -17,12 +17,15 @@ fn every_shader_validates_with_naga() {
         let source = std::fs::read_to_string(path).unwrap();
         let module = naga::front::wgsl::parse_str(&source)
             .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&source)));
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&source)));
+        // `enable f16;` files (the f16 baseline) need the capability the shader-f16 feature gives.
+        let capabilities = if source.contains("enable f16;") {
+            naga::valid::Capabilities::SHADER_FLOAT16
+        } else {
+            naga::valid::Capabilities::default()
+        };
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&source)));
         let name = path.file_name().unwrap().to_str().unwrap();
         assert!(
             Shader::ALL.iter().any(|s| s.file_name() == name),

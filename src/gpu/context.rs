@@ -62,6 +62,8 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     /// Whether the device has timestamp queries enabled.
     pub timestamps: bool,
+    /// Whether the device has shader-f16 enabled (see [`Gpu::has_f16`]).
+    f16: bool,
     pipelines: Arc<Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>>,
 }
 
@@ -83,8 +85,8 @@ impl Gpu {
         Gpu::from_adapter(adapter, profile)
     }
 
-    /// Opens a device on `adapter` with the limits of `profile` (and timestamp queries where
-    /// the adapter has them); blocks until it is created.
+    /// Opens a device on `adapter` with the limits of `profile` (and timestamp queries and
+    /// shader-f16 where the adapter has them); blocks until it is created.
     pub fn from_adapter(adapter: wgpu::Adapter, profile: LimitsProfile) -> Result<Gpu> {
         pollster::block_on(Gpu::from_adapter_async(adapter, profile))
     }
@@ -101,12 +103,13 @@ impl Gpu {
                 ..wgpu::Limits::downlevel_defaults()
             },
         };
-        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features = if timestamps {
-            wgpu::Features::TIMESTAMP_QUERY
-        } else {
-            wgpu::Features::empty()
-        };
+        // Optional features, requested where the adapter offers them: timestamp queries (the
+        // benchmark's GPU timer) and shader-f16 (the f16 float baseline, `float_conv_f16.wgsl`).
+        let offered = adapter.features();
+        let timestamps = offered.contains(wgpu::Features::TIMESTAMP_QUERY);
+        let f16 = offered.contains(wgpu::Features::SHADER_F16);
+        let required_features =
+            offered & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         let desc = wgpu::DeviceDescriptor {
             label: Some("bnn-transfer"),
             required_features,
@@ -130,6 +133,7 @@ impl Gpu {
             info,
             limits,
             timestamps,
+            f16,
             pipelines: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -151,6 +155,12 @@ impl Gpu {
     /// The limits tile choice and tensor splitting are computed from.
     pub fn adapter_limits(&self) -> AdapterLimits {
         AdapterLimits::from_adapter(&self.info, &self.limits)
+    }
+
+    /// Whether shaders may use `f16` (the adapter offers `wgpu::Features::SHADER_F16` and the
+    /// device was opened with it): the f16 float baseline runs only then.
+    pub fn has_f16(&self) -> bool {
+        self.f16
     }
 
     /// Largest storage binding, in bytes.
