@@ -1,7 +1,8 @@
 //! End-to-end rows: the frozen binary extractor against its float twin. The extractor is an
 //! [`ExtractorFile`] of an architecture built with random packed weights and thresholds (what
 //! `bnn export` would write, minus training); the float twin runs the same layers with the float
-//! WGSL kernels: `float_conv` for every conv (the first included) and dense layer, and the f32
+//! WGSL kernels: `float_conv` for every conv (the first included), `float_dense` for the dense
+//! layers (its small-batch kernel up to batch 8, `float_conv`'s 1×1 case from 9 on), and the f32
 //! max-pool of `pool.wgsl` where the block pools. Batch norm and ReLU are left out of the twin
 //! (elementwise passes, a small fraction of its time), which favours the float side.
 
@@ -15,13 +16,14 @@ use crate::extractor::{
 };
 use crate::gpu::{Dispatch, Gpu, Storage};
 use crate::kernels::pool::{self, PoolShape, PoolValues};
-use crate::kernels::{ConvShape, FloatThreshold, Padding, Threshold, float_conv};
+use crate::kernels::{ConvShape, FloatThreshold, Padding, Threshold, float_conv, float_dense};
 use crate::rng::Rng;
 
 /// What the float twin row runs, printed beside its numbers.
-pub const FLOAT_TWIN: &str = "float twin = float_conv.wgsl for every conv and dense layer + f32 \
-max-pool (pool.wgsl), same shapes as the extractor; BN/ReLU omitted (elementwise); \
-f32 images uploaded and the last layer read back, like the extractor";
+pub const FLOAT_TWIN: &str = "float twin = float_conv.wgsl for every conv, float_dense.wgsl for \
+the dense layers up to batch 8 (float_conv's 1×1 case from 9 on) + f32 max-pool (pool.wgsl), same \
+shapes as the extractor; BN/ReLU omitted (elementwise); f32 images uploaded and the last layer \
+read back, like the extractor";
 
 /// Random packed rows of `bits` bits (tail bits clear).
 fn random_rows(rng: &mut Rng, rows: usize, bits: usize) -> Vec<u32> {
@@ -304,14 +306,17 @@ impl<'g> FloatTwin<'g> {
         let mut keep: Vec<Storage<f32>> = Vec::new();
         let mut dispatches: Vec<Dispatch> = Vec::new();
         for l in &self.layers {
-            let (shape, pooled_from) = match l.op {
+            let (d, mut y, pooled_from) = match l.op {
                 TwinOp::Conv(s) => {
                     let s = ConvShape { batch, ..s };
-                    (s, Some((s.out_h(), s.out_w(), s.out_c)))
+                    let (d, y) = float_conv::encode(gpu, &s, &x, &l.weights)?;
+                    (d, y, Some((s.out_h(), s.out_w(), s.out_c)))
                 }
-                TwinOp::Dense { fin, fout } => (float_conv::dense_shape(batch, fin, fout), None),
+                TwinOp::Dense { fin, fout } => {
+                    let (d, y) = float_dense::encode(gpu, batch, fin, fout, &x, &l.weights)?;
+                    (d, y, None)
+                }
             };
-            let (d, mut y) = float_conv::encode(gpu, &shape, &x, &l.weights)?;
             dispatches.push(d);
             if let (Some(p), Some((h, w, c))) = (l.pool, pooled_from) {
                 let ps = PoolShape {
