@@ -1170,6 +1170,29 @@ fn float_conv_with_sign_weights_is_the_first_layer_bit_for_bit() {
     }
 }
 
+/// The small-batch dense kernel's sums: bit for bit its reference in the documented order (fma
+/// unfused or fused, the whole output one way), and within 1e−5 · Σ|x·w| + 1e−6 of it per output.
+fn assert_dense_exact(
+    got: &[f32],
+    wg: u32,
+    shape: (usize, usize, usize),
+    x: &[f32],
+    w: &[f32],
+    what: &str,
+) {
+    use bnn_transfer::kernels::float_dense;
+    let (batch, fin, fout) = shape;
+    let twice = float_dense::reference(wg, batch, fin, fout, x, w);
+    assert_dense_close(got, &twice, x, w, fin, what);
+    let once = float_dense::reference_fused(wg, batch, fin, fout, x, w);
+    assert!(
+        got == twice.as_slice() || got == once.as_slice(),
+        "{what}: {} of {} sums differ from the reference order",
+        got.iter().zip(&twice).filter(|(g, r)| g != r).count(),
+        got.len()
+    );
+}
+
 /// |got − want| ≤ 1e−5 · Σ|x·w| + 1e−6 per output of a dense layer: the bound of reordered or
 /// fused f32 summation of this depth.
 fn assert_dense_close(got: &[f32], want: &[f32], x: &[f32], w: &[f32], fin: usize, what: &str) {
@@ -1208,8 +1231,7 @@ fn float_dense_matches_reference_at_every_batch() {
                     DenseKernel::SmallBatch => {
                         assert!(batch <= float_dense::MAX_BATCH && fin % 4 == 0);
                         let wg = Tuning::for_gpu(gpu).float_dense_workgroup();
-                        let want = float_dense::reference(wg, batch, fin, fout, &x, &w);
-                        assert_dense_close(&got, &want, &x, &w, fin, &what);
+                        assert_dense_exact(&got, wg, (batch, fin, fout), &x, &w, &what);
                     }
                     DenseKernel::Tiled => {
                         assert!(batch > float_dense::MAX_BATCH || fin % 4 != 0);
@@ -1219,6 +1241,29 @@ fn float_dense_matches_reference_at_every_batch() {
                 }
             }
         }
+        // Every reduction depth, a GPU's (64) and more included, on this adapter too.
+        let (batch, fin, fout) = (3, 1024, 70);
+        let mut rng = Rng::new(450);
+        let x = random_f32(&mut rng, batch * fin);
+        let w = random_f32(&mut rng, fout * fin);
+        let (xg, wg_) = (gpu.upload(&x, "x").unwrap(), gpu.upload(&w, "w").unwrap());
+        for wg in [1, 2, 8, 64, 256] {
+            let (d, out) =
+                float_dense::encode_small_batch_with(gpu, wg, batch, fin, fout, &xg, &wg_).unwrap();
+            gpu.run(&[d]).unwrap();
+            let what = format!("[{limits}] float_dense workgroup {wg}");
+            assert_dense_exact(
+                &gpu.read(&out).unwrap(),
+                wg,
+                (batch, fin, fout),
+                &x,
+                &w,
+                &what,
+            );
+        }
+        assert!(
+            float_dense::encode_small_batch_with(gpu, 48, batch, fin, fout, &xg, &wg_).is_err()
+        );
         // The small-batch kernel forced on a batch or width it does not take is an error.
         let x = gpu.upload(&[0.0f32; 9 * 12], "x").unwrap();
         let w = gpu.upload(&[0.0f32; 12 * 3], "w").unwrap();

@@ -99,27 +99,44 @@ pub fn encode_on(
     match kernel {
         DenseKernel::Tiled => float_conv::encode(gpu, &shape, input, weights),
         DenseKernel::SmallBatch => {
-            check(batch, in_features, out_features, input)?;
-            if weights.len != out_features * in_features {
-                return Err(Error::Shape(format!(
-                    "float_dense: {} weights for {out_features} rows of {in_features}",
-                    weights.len
-                )));
-            }
-            let out = gpu.zeros::<f32>(batch * out_features, "float dense out")?;
-            let d = encode_part(
-                gpu,
-                batch,
-                in_features,
-                out_features,
-                input,
-                weights,
-                0,
-                &out,
-            )?;
-            Ok((d, out))
+            let wg = Tuning::for_gpu(gpu).float_dense_workgroup();
+            encode_small_batch_with(gpu, wg, batch, in_features, out_features, input, weights)
         }
     }
+}
+
+/// The small-batch kernel with workgroups of `wg` invocations (a power of two within the device's
+/// limits) instead of [`Tuning::float_dense_workgroup`]'s: lets the tests run a GPU's reduction
+/// depth on any adapter.
+pub fn encode_small_batch_with(
+    gpu: &Gpu,
+    wg: u32,
+    batch: usize,
+    in_features: usize,
+    out_features: usize,
+    input: &Storage<f32>,
+    weights: &Storage<f32>,
+) -> Result<(Dispatch, Storage<f32>)> {
+    check(batch, in_features, out_features, input)?;
+    if weights.len != out_features * in_features {
+        return Err(Error::Shape(format!(
+            "float_dense: {} weights for {out_features} rows of {in_features}",
+            weights.len
+        )));
+    }
+    let out = gpu.zeros::<f32>(batch * out_features, "float dense out")?;
+    let d = encode_part(
+        gpu,
+        wg,
+        batch,
+        in_features,
+        out_features,
+        input,
+        weights,
+        0,
+        &out,
+    )?;
+    Ok((d, out))
 }
 
 /// Encodes the layer with weights split into parts (one dispatch per part, one output buffer).
@@ -144,11 +161,12 @@ pub fn encode_split(
         )));
     }
     let out = gpu.zeros::<f32>(batch * out_features, "float dense out")?;
+    let wg = Tuning::for_gpu(gpu).float_dense_workgroup();
     let dispatches = weights
         .iter_parts()
         .map(|(base, w)| {
             let rows = w.len / in_features;
-            encode_part(gpu, batch, in_features, rows, input, w, base, &out)
+            encode_part(gpu, wg, batch, in_features, rows, input, w, base, &out)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((dispatches, out))
@@ -188,6 +206,7 @@ fn loop_iterations(batch: usize, k4: usize, wg: u32) -> u64 {
 #[allow(clippy::too_many_arguments)]
 fn encode_part(
     gpu: &Gpu,
+    wg: u32,
     batch: usize,
     in_features: usize,
     rows: usize,
@@ -198,9 +217,22 @@ fn encode_part(
 ) -> Result<Dispatch> {
     let out_stride = out.len / batch;
     let k4 = in_features / 4;
-    let wg = Tuning::for_gpu(gpu).float_dense_workgroup();
+    let limits = gpu.adapter_limits();
+    let workgroup_bytes = 16 * wg as u64 * batch as u64;
+    if !wg.is_power_of_two()
+        || wg > limits.max_invocations
+        || wg > limits.max_workgroup_size_x
+        || workgroup_bytes > limits.max_workgroup_storage as u64
+    {
+        return Err(Error::Limits(format!(
+            "float_dense: a workgroup of {wg} invocations (a power of two needed) with \
+             {workgroup_bytes} bytes of workgroup memory for {batch} rows; the device allows \
+             {} invocations, {} along x and {} bytes",
+            limits.max_invocations, limits.max_workgroup_size_x, limits.max_workgroup_storage
+        )));
+    }
     super::check_loop_budget(
-        &gpu.adapter_limits(),
+        &limits,
         format_args!("float_dense over {batch} rows of {in_features} → {rows}"),
         loop_iterations(batch, k4, wg),
     )?;
@@ -268,9 +300,9 @@ pub fn run(
 
 /// Scalar reference in the small-batch kernel's order (see `shaders/float_dense.wgsl`) with
 /// workgroups of `wg` invocations ([`Tuning::float_dense_workgroup`]): per invocation a sequential
-/// sum over its vec4 steps, then the pairwise tree over the invocations. Products are rounded
-/// before adding (lavapipe's `fma`); a GPU that fuses `fma` differs from it by rounding, within
-/// the tests' tolerance.
+/// sum over its vec4 steps, then the pairwise tree over the invocations. Each product is rounded
+/// before it is added (`fma` unfused, as lavapipe runs it); [`reference_fused`] is the other
+/// rounding WGSL allows.
 pub fn reference(
     wg: u32,
     batch: usize,
@@ -278,6 +310,30 @@ pub fn reference(
     out_features: usize,
     input: &[f32],
     weights: &[f32],
+) -> Vec<f32> {
+    let shape = (batch, in_features, out_features);
+    reference_by(wg, shape, input, weights, |acc, a, w| acc + a * w)
+}
+
+/// [`reference()`] with each product added in one rounding (`fma` fused).
+pub fn reference_fused(
+    wg: u32,
+    batch: usize,
+    in_features: usize,
+    out_features: usize,
+    input: &[f32],
+    weights: &[f32],
+) -> Vec<f32> {
+    let shape = (batch, in_features, out_features);
+    reference_by(wg, shape, input, weights, |acc, a, w| a.mul_add(w, acc))
+}
+
+fn reference_by(
+    wg: u32,
+    (batch, in_features, out_features): (usize, usize, usize),
+    input: &[f32],
+    weights: &[f32],
+    add: impl Fn(f32, f32, f32) -> f32,
 ) -> Vec<f32> {
     let wg = wg as usize;
     let k4 = in_features / 4;
@@ -291,7 +347,7 @@ pub fn reference(
                     let mut s = 0.0f32;
                     for kq in (i..k4).step_by(wg) {
                         for c in 0..4 {
-                            s += x[4 * kq + c] * w[4 * kq + c];
+                            s = add(s, x[4 * kq + c], w[4 * kq + c]);
                         }
                     }
                     s
