@@ -1,9 +1,12 @@
 //! A rough timing of the binary kernels against the float baseline of the same shape on the default
 //! adapter (GPU time from timestamp queries where available): daBNN's conv shapes and a 4096→4096
 //! dense layer at batch 1 and 64. The benchmark suite is `bnn bench`.
-//! Run: `cargo run --release --example rough_timing [xnor|float]` (no argument: both).
+//! Run: `cargo run --release --example rough_timing [xnor|float]` (no argument: both), or
+//! `... rough_timing crossover`: the float dense layer's two kernels (`float_dense.wgsl` and the
+//! tiled conv's 1×1 case) at batch 1 ..= 9, the measurement behind `float_dense::TILED_BATCH`.
 
 use bnn_transfer::gpu::Gpu;
+use bnn_transfer::kernels::float_dense::{self, DenseKernel};
 use bnn_transfer::kernels::xnor_dense::{self, DenseShape};
 use bnn_transfer::kernels::{ConvShape, Padding, float_conv, xnor_conv};
 use bnn_transfer::rng::Rng;
@@ -17,10 +20,41 @@ fn median(f: &dyn Fn() -> anyhow::Result<std::time::Duration>) -> anyhow::Result
     Ok(t[3])
 }
 
+/// Both float dense kernels over batch 1 ..= 9 (the small-batch one refuses batch ≥ 8).
+fn crossover(gpu: &Gpu) -> anyhow::Result<()> {
+    let mut rng = Rng::new(1);
+    for (inf, outf) in [(4096usize, 4096usize), (1152, 512)] {
+        let w: Vec<f32> = (0..outf * inf).map(|_| rng.range(-1.0, 1.0)).collect();
+        let wf = gpu.upload(&w, "wf")?;
+        for batch in 1..=9usize {
+            let x: Vec<f32> = (0..batch * inf).map(|_| rng.range(-1.0, 1.0)).collect();
+            let xf = gpu.upload(&x, "xf")?;
+            let mut line = format!("dense {inf}→{outf} batch {batch}:");
+            for kernel in [DenseKernel::SmallBatch, DenseKernel::Tiled] {
+                let t = median(&|| {
+                    let (d, _out) =
+                        float_dense::encode_on(gpu, kernel, batch, inf, outf, &xf, &wf)?;
+                    Ok(gpu.time(&[d])?.elapsed)
+                });
+                match t {
+                    Ok(s) => line += &format!("  {kernel:?} {:8.3} ms", s * 1e3),
+                    Err(_) => line += &format!("  {kernel:?} {:>8} ms", "-"),
+                }
+            }
+            line += &format!("  (encode picks {:?})", DenseKernel::for_shape(batch, inf));
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let which = std::env::args().nth(1).unwrap_or_default();
     let (do_xnor, do_float) = (which != "float", which != "xnor");
     let gpu = Gpu::new()?;
+    if which == "crossover" {
+        return crossover(&gpu);
+    }
     println!(
         "device: {} [{}]",
         gpu.describe(),
@@ -112,7 +146,6 @@ fn main() -> anyhow::Result<()> {
         );
         let (xg, wg) = (gpu.upload(&xb, "x")?, gpu.upload(&wb, "w")?);
         let (xf, wf) = (gpu.upload(&x, "xf")?, gpu.upload(&w, "wf")?);
-        let fshape = float_conv::dense_shape(batch, inf, outf);
         let binary = do_xnor
             .then(|| {
                 median(&|| {
@@ -124,7 +157,7 @@ fn main() -> anyhow::Result<()> {
         let float = do_float
             .then(|| {
                 median(&|| {
-                    let (d, _out) = float_conv::encode(&gpu, &fshape, &xf, &wf)?;
+                    let (d, _out) = float_dense::encode(&gpu, batch, inf, outf, &xf, &wf)?;
                     Ok(gpu.time(&[d])?.elapsed)
                 })
             })

@@ -2,17 +2,24 @@
 // H = W = 1). This is the yardstick the binary kernels are measured against, so it gets the same
 // treatment as xnor_conv.wgsl: a workgroup owns a TILE_M x TILE_N block of outputs (TILE_M = WG_M*RM
 // pixels, TILE_N = WG_N*RN channels), depth slices of KC values of the activations (gathered from
-// the image, im2col on the fly) and of the weights are staged in workgroup memory, and every
-// invocation keeps RM x RN accumulators in registers, so each staged value is reused RN (or RM)
-// times from registers. Output pixels are decoded once per workgroup; the channel count C and the
-// kernel size are override constants, so the gather divides by constants only.
+// the image, im2col on the fly) and of the weights are staged in workgroup memory as vec4<f32>
+// along k ([KQ][TILE_M] and [KQ][TILE_N], KQ = KC/4, as xnor_conv.wgsl's vec4<u32> words), and
+// every invocation keeps its RM x RN = 4 x 4 accumulators in named vec4 registers: per vec4 step it
+// loads 4 activation and 4 weight vec4s from workgroup memory and runs 64 FMAs from registers.
+// Output pixels are decoded once per workgroup; the channel count C and the kernel size are
+// override constants, so the gather divides by constants only.
 //
 //   input   [N][H][W][C]        f32 NHWC
 //   weights [O][KH][KW][C]      f32 OHWI: row o is the K = KH*KW*C vector of output channel o
 //   output  [N][OH][OW][out_stride] f32 (out_stride = O unless the weights are split)
 //
 // GEMM view: out[m][o] = sum_k A[m][k] * Wt[o][k], m = output pixel, k = (ky, kx, c); A is read
-// from the image on the fly, 0 for out-of-image taps (zero padding). Sums run in increasing k.
+// from the image on the fly, 0 for out-of-image taps (zero padding) and past K.
+//
+// Summation order (exact by contract): every output is the sequential sum acc = fma(a_k, w_k, acc)
+// over k in increasing order, starting from +0.0; no dot(), no tree, no split of k. So with +-1.0
+// weights every product is exact and the sum rounds exactly like acc +- x (first_conv.wgsl's
+// order), and the padded taps add fma(0, w, acc) = acc.
 //
 // Weights too large for one storage binding are split along the output channels: a dispatch then
 // sees `out_c` rows of the weights (channels out_base .. out_base + out_c of the layer) and writes
@@ -30,7 +37,7 @@ override KH: u32 = 1u;
 override KW: u32 = 1u;
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
-override KC: u32 = 16u;
+override KC: u32 = 16u;   // depth slice in values, a multiple of 4
 
 const RM: u32 = 4u;       // pixels per invocation
 const RN: u32 = 4u;       // channels per invocation
@@ -38,20 +45,28 @@ const RN: u32 = 4u;       // channels per invocation
 override WG: u32 = WG_M * WG_N;
 override TILE_M: u32 = WG_M * RM;
 override TILE_N: u32 = WG_N * RN;
+override KQ: u32 = KC / 4u;          // vec4 steps per slice
 override K_TOTAL: u32 = KH * KW * C;
-override A_STRIDE: u32 = TILE_M + 1u;   // +1: the kk-major stores of the loaders avoid bank conflicts
-override B_STRIDE: u32 = TILE_N + 1u;
-override A_LEN: u32 = KC * A_STRIDE;
-override B_LEN: u32 = KC * B_STRIDE;
+override A_LEN: u32 = KQ * TILE_M;
+override B_LEN: u32 = KQ * TILE_N;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read> weights: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
 
-var<workgroup> a_tile: array<f32, A_LEN>;   // [KC][A_STRIDE]
-var<workgroup> b_tile: array<f32, B_LEN>;   // [KC][B_STRIDE]
-var<workgroup> pix: array<vec4<i32>, TILE_M>;   // (n * in_h, iy0, ix0, inside the batch)
+var<workgroup> a_tile: array<vec4<f32>, A_LEN>;   // [KQ][TILE_M] activations, 4 consecutive k
+var<workgroup> b_tile: array<vec4<f32>, B_LEN>;   // [KQ][TILE_N] weights, 4 consecutive k
+var<workgroup> pix: array<vec4<i32>, TILE_M>;     // (n * in_h, iy0, ix0, inside the batch)
+
+// One row of the invocation's outputs (pixel a, channels w0..w3) advanced by the 4 values of one
+// vec4 step, in increasing k: component x, then y, z, w.
+fn step(acc: vec4<f32>, a: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>) -> vec4<f32> {
+    var s = fma(vec4<f32>(a.x), vec4<f32>(w0.x, w1.x, w2.x, w3.x), acc);
+    s = fma(vec4<f32>(a.y), vec4<f32>(w0.y, w1.y, w2.y, w3.y), s);
+    s = fma(vec4<f32>(a.z), vec4<f32>(w0.z, w1.z, w2.z, w3.z), s);
+    return fma(vec4<f32>(a.w), vec4<f32>(w0.w, w1.w, w2.w, w3.w), s);
+}
 
 @compute @workgroup_size(WG_N, WG_M)
 fn conv(
@@ -92,43 +107,56 @@ fn conv(
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < K_TOTAL; k0 += KC) {
-        // Loads run along k (contiguous channels of one tap, or of one weight row).
-        for (var e = lid; e < KC * TILE_M; e += WG) {
-            let kk = e % KC;
-            let ml = e / KC;
-            let k = k0 + kk;
+        // Neighbouring invocations take neighbouring vec4s of one pixel (contiguous channels of
+        // one tap) or of one weight row.
+        for (var e = lid; e < A_LEN; e += WG) {
+            let kq = e % KQ;
+            let ml = e / KQ;
             let px = pix[ml];
-            var a = 0.0;
-            if (px.w != 0 && k < K_TOTAL) {
-                let tap = k / C;
-                let iy = px.y + i32(tap / KW);
-                let ix = px.z + i32(tap % KW);
-                if (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w)) {
-                    a = input[(u32(px.x + iy) * p.in_w + u32(ix)) * C + k % C];
+            var a = vec4<f32>(0.0);
+            if (px.w != 0) {
+                for (var c = 0u; c < 4u; c++) {
+                    let k = k0 + kq * 4u + c;
+                    if (k < K_TOTAL) {
+                        let tap = k / C;
+                        let iy = px.y + i32(tap / KW);
+                        let ix = px.z + i32(tap % KW);
+                        if (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w)) {
+                            a[c] = input[(u32(px.x + iy) * p.in_w + u32(ix)) * C + k % C];
+                        }
+                    }
                 }
             }
-            a_tile[kk * A_STRIDE + ml] = a;
+            a_tile[kq * TILE_M + ml] = a;
         }
-        for (var e = lid; e < KC * TILE_N; e += WG) {
-            let kk = e % KC;
-            let nl = e / KC;
-            var b = 0.0;
-            if (n0 + nl < p.out_c && k0 + kk < K_TOTAL) {
-                b = weights[(n0 + nl) * K_TOTAL + k0 + kk];
+        for (var e = lid; e < B_LEN; e += WG) {
+            let kq = e % KQ;
+            let nl = e / KQ;
+            let o = n0 + nl;
+            let k = k0 + kq * 4u;
+            var w = vec4<f32>(0.0);
+            if (o < p.out_c) {
+                let row = o * K_TOTAL;
+                for (var c = 0u; c < 4u; c++) {
+                    if (k + c < K_TOTAL) {
+                        w[c] = weights[row + k + c];
+                    }
+                }
             }
-            b_tile[kk * B_STRIDE + nl] = b;
+            b_tile[kq * TILE_N + nl] = w;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < KC; kk++) {
-            let ab = kk * A_STRIDE + tm;
-            let bb = kk * B_STRIDE + tn;
-            let b = vec4<f32>(
-                b_tile[bb], b_tile[bb + WG_N], b_tile[bb + 2u * WG_N], b_tile[bb + 3u * WG_N],
-            );
-            acc0 = fma(vec4<f32>(a_tile[ab]), b, acc0);
-            acc1 = fma(vec4<f32>(a_tile[ab + WG_M]), b, acc1);
-            acc2 = fma(vec4<f32>(a_tile[ab + 2u * WG_M]), b, acc2);
-            acc3 = fma(vec4<f32>(a_tile[ab + 3u * WG_M]), b, acc3);
+        for (var kq = 0u; kq < KQ; kq++) {
+            let ab = kq * TILE_M + tm;
+            let bb = kq * TILE_N + tn;
+            let w0 = b_tile[bb];
+            let w1 = b_tile[bb + WG_N];
+            let w2 = b_tile[bb + 2u * WG_N];
+            let w3 = b_tile[bb + 3u * WG_N];
+            acc0 = step(acc0, a_tile[ab], w0, w1, w2, w3);
+            acc1 = step(acc1, a_tile[ab + WG_M], w0, w1, w2, w3);
+            acc2 = step(acc2, a_tile[ab + 2u * WG_M], w0, w1, w2, w3);
+            acc3 = step(acc3, a_tile[ab + 3u * WG_M], w0, w1, w2, w3);
         }
         workgroupBarrier();
     }

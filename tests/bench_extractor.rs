@@ -1,7 +1,7 @@
 //! The end-to-end rows' two sides are real computations: the random extractor file of
 //! `bench::extractor` is a valid file (round-trips through safetensors) whose WGSL run matches the
 //! CPU reference bit for bit, and the float twin matches a plain chain of `float_conv::reference`
-//! and `pool::reference_f32`.
+//! (`float_dense::reference` for dense layers on the small-batch kernel) and `pool::reference_f32`.
 
 mod common;
 
@@ -10,8 +10,9 @@ use std::path::Path;
 use bnn_transfer::arch::Arch;
 use bnn_transfer::bench::extractor::{FloatTwin, random_file, random_weights};
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Features, LayerKind, Output, reference};
+use bnn_transfer::kernels::float_dense::{self, DenseKernel};
 use bnn_transfer::kernels::pool::{self, PoolShape};
-use bnn_transfer::kernels::{ConvShape, Padding, float_conv};
+use bnn_transfer::kernels::{ConvShape, Padding, Tuning, float_conv};
 use bnn_transfer::rng::Rng;
 
 #[test]
@@ -92,7 +93,15 @@ fn float_twin_matches_the_reference_chain() {
                 padding: Padding::Zero,
             }
         };
-        x = float_conv::reference(&shape, &x, w);
+        let (fin, fout) = (h * wd * c, s.out_channels());
+        x = if s.kind == LayerKind::XnorDense
+            && DenseKernel::for_shape(n, fin) == DenseKernel::SmallBatch
+        {
+            let wg = Tuning::for_gpu(gpu).float_dense_workgroup();
+            float_dense::reference(wg, n, fin, fout, &x, w)
+        } else {
+            float_conv::reference(&shape, &x, w)
+        };
         if let Some(p) = s.pool {
             x = pool::reference_f32(
                 &PoolShape {

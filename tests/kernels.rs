@@ -1246,3 +1246,252 @@ fn first_conv_past_the_loop_budget_is_refused_not_wrong() {
         }
     }
 }
+
+/// The binary first layer on the float conv: with ±1.0 weights (unpacked from the packed bits,
+/// OHWI) every product is exact, so the kernel's sequential `fma` sum in increasing (ky, kx, c)
+/// from +0.0 rounds exactly like `first_conv::reference_sum`'s `acc ± x` (out-of-image taps add
+/// `fma(0, ±1, acc) = acc`). Bit for bit, whether or not the device fuses `fma`.
+#[test]
+fn float_conv_with_sign_weights_is_the_first_layer_bit_for_bit() {
+    // (batch, h, w, c, out_c, kernel, stride, pad)
+    let cases = [
+        (1, 64, 64, 3, 64, 5, 2, 2),
+        (3, 64, 64, 3, 64, 5, 2, 2),
+        (1, 32, 32, 3, 64, 3, 1, 1),
+        (3, 32, 32, 3, 64, 3, 1, 1),
+        (1, 33, 31, 3, 37, 5, 2, 2),
+        (3, 17, 19, 3, 33, 3, 2, 1),
+        (2, 15, 13, 1, 5, 3, 1, 1),
+        (1, 9, 11, 5, 70, 5, 1, 2),
+    ];
+    for (limits, gpu) in all_gpus() {
+        for (i, &(batch, h, w, c, o, k, stride, pad)) in cases.iter().enumerate() {
+            let shape = ConvShape {
+                batch,
+                in_h: h,
+                in_w: w,
+                in_c: c,
+                out_c: o,
+                kernel_h: k,
+                kernel_w: k,
+                stride,
+                pad,
+                padding: Padding::Zero,
+            };
+            let mut rng = Rng::new(300 + i as u64);
+            let x = random_f32(&mut rng, batch * h * w * c);
+            let packed = random_words(&mut rng, o * k * k, c);
+            let signs = unpack_rows(&packed, c);
+            assert_eq!(signs.len(), o * k * k * c);
+            assert!(signs.iter().all(|v| v.abs() == 1.0));
+            let want = first_conv::reference_sum(&shape, &x, &packed);
+            let got = float_conv::run(gpu, &shape, &x, &signs).unwrap();
+            assert_eq!(got.len(), want.len(), "[{limits}] {shape:?}");
+            let bad: Vec<(usize, f32, f32)> = got
+                .iter()
+                .zip(&want)
+                .enumerate()
+                .filter(|(_, (g, r))| g.to_bits() != r.to_bits())
+                .map(|(j, (g, r))| (j, *g, *r))
+                .collect();
+            assert!(
+                bad.is_empty(),
+                "[{limits}] {shape:?}: {} of {} sums differ (first: {:?})",
+                bad.len(),
+                got.len(),
+                &bad[..bad.len().min(5)]
+            );
+        }
+    }
+}
+
+/// The small-batch dense kernel's sums: bit for bit its reference in the documented order (fma
+/// unfused or fused, the whole output one way), and within 1e−5 · Σ|x·w| + 1e−6 of it per output.
+fn assert_dense_exact(
+    got: &[f32],
+    wg: u32,
+    shape: (usize, usize, usize),
+    x: &[f32],
+    w: &[f32],
+    what: &str,
+) {
+    use bnn_transfer::kernels::float_dense;
+    let (batch, fin, fout) = shape;
+    let twice = float_dense::reference(wg, batch, fin, fout, x, w);
+    assert_dense_close(got, &twice, x, w, fin, what);
+    let once = float_dense::reference_fused(wg, batch, fin, fout, x, w);
+    assert!(
+        got == twice.as_slice() || got == once.as_slice(),
+        "{what}: {} of {} sums differ from the reference order",
+        got.iter().zip(&twice).filter(|(g, r)| g != r).count(),
+        got.len()
+    );
+}
+
+/// |got − want| ≤ 1e−5 · Σ|x·w| + 1e−6 per output of a dense layer: the bound of reordered or
+/// fused f32 summation of this depth.
+fn assert_dense_close(got: &[f32], want: &[f32], x: &[f32], w: &[f32], fin: usize, what: &str) {
+    let fout = w.len() / fin;
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, r)) in got.iter().zip(want).enumerate() {
+        let (b, o) = (i / fout, i % fout);
+        let scale: f32 = (0..fin)
+            .map(|k| (x[b * fin + k] * w[o * fin + k]).abs())
+            .sum();
+        assert!(
+            (g - r).abs() <= 1e-5 * scale + 1e-6,
+            "{what}: row {b} output {o}: {g} vs {r}"
+        );
+    }
+}
+
+#[test]
+fn float_dense_matches_reference_at_every_batch() {
+    use bnn_transfer::kernels::Tuning;
+    use bnn_transfer::kernels::float_dense::{self, DenseKernel};
+    for (limits, gpu) in all_gpus() {
+        for batch in 1..=9 {
+            // (in, out): vec4 rows (some spanning one partial step per invocation, some many),
+            // a width the small-batch kernel refuses (301), out_c not a multiple of 4.
+            for (i, &(fin, fout)) in [(300, 130), (36, 5), (1024, 70), (4, 1), (301, 33)]
+                .iter()
+                .enumerate()
+            {
+                let mut rng = Rng::new(400 + 10 * batch as u64 + i as u64);
+                let x = random_f32(&mut rng, batch * fin);
+                let w = random_f32(&mut rng, fout * fin);
+                let what = format!("[{limits}] float_dense {batch}×{fin} → {fout}");
+                let got = float_dense::run(gpu, batch, fin, fout, &x, &w).unwrap();
+                match DenseKernel::for_shape(batch, fin) {
+                    DenseKernel::SmallBatch => {
+                        assert!(batch <= float_dense::MAX_BATCH && fin % 4 == 0);
+                        let wg = Tuning::for_gpu(gpu).float_dense_workgroup();
+                        assert_dense_exact(&got, wg, (batch, fin, fout), &x, &w, &what);
+                    }
+                    DenseKernel::Tiled => {
+                        assert!(batch > float_dense::MAX_BATCH || fin % 4 != 0);
+                        let shape = float_conv::dense_shape(batch, fin, fout);
+                        assert_float_exact(&got, &shape, &x, &w, &what);
+                    }
+                }
+            }
+        }
+        // Every reduction depth, a GPU's (64) and more included, on this adapter too.
+        let (batch, fin, fout) = (3, 1024, 70);
+        let mut rng = Rng::new(450);
+        let x = random_f32(&mut rng, batch * fin);
+        let w = random_f32(&mut rng, fout * fin);
+        let (xg, wg_) = (gpu.upload(&x, "x").unwrap(), gpu.upload(&w, "w").unwrap());
+        for wg in [1, 2, 8, 64, 256] {
+            let (d, out) =
+                float_dense::encode_small_batch_with(gpu, wg, batch, fin, fout, &xg, &wg_).unwrap();
+            gpu.run(&[d]).unwrap();
+            let what = format!("[{limits}] float_dense workgroup {wg}");
+            assert_dense_exact(
+                &gpu.read(&out).unwrap(),
+                wg,
+                (batch, fin, fout),
+                &x,
+                &w,
+                &what,
+            );
+        }
+        assert!(
+            float_dense::encode_small_batch_with(gpu, 48, batch, fin, fout, &xg, &wg_).is_err()
+        );
+        // The small-batch kernel forced on a batch or width it does not take is an error.
+        let x = gpu.upload(&[0.0f32; 9 * 12], "x").unwrap();
+        let w = gpu.upload(&[0.0f32; 12 * 3], "w").unwrap();
+        assert!(float_dense::encode_on(gpu, DenseKernel::SmallBatch, 9, 12, 3, &x, &w).is_err());
+        let x = gpu.upload(&[0.0f32; 2 * 6], "x").unwrap();
+        let w = gpu.upload(&[0.0f32; 6 * 3], "w").unwrap();
+        assert!(float_dense::encode_on(gpu, DenseKernel::SmallBatch, 2, 6, 3, &x, &w).is_err());
+    }
+}
+
+/// Dense weights over the binding limit split along the output rows on the small-batch kernel
+/// too, each output's sum unchanged (bit for bit against the unsplit run).
+#[test]
+fn float_dense_weights_split_along_output_rows() {
+    use bnn_transfer::kernels::float_dense;
+    let Some(full) = common::gpu() else { return };
+    let gpu = match Gpu::with_limits(LimitsProfile::DownlevelWithBinding(64 << 10)) {
+        Ok(g) => g,
+        Err(e) => return common::skip(&e),
+    };
+    for (batch, fin, fout) in [(1, 300, 130), (5, 300, 130), (3, 1024, 33)] {
+        let mut rng = Rng::new(fin as u64 + batch as u64);
+        let x = random_f32(&mut rng, batch * fin);
+        let w = random_f32(&mut rng, fout * fin);
+        let parts = float_conv::FloatWeights::upload(&gpu, fout, fin, &w)
+            .unwrap()
+            .parts();
+        assert!(parts > 1, "{batch}×{fin} → {fout}: {parts} part");
+        assert_eq!(
+            float_dense::run(&gpu, batch, fin, fout, &x, &w).unwrap(),
+            float_dense::run(full, batch, fin, fout, &x, &w).unwrap(),
+            "{batch}×{fin} → {fout} split into {parts}"
+        );
+    }
+    // One row larger than a binding cannot be split: a clean limits error.
+    let fin = (64 << 10) / 4 + 4;
+    let err = float_dense::run(&gpu, 1, fin, 2, &vec![0.0; fin], &vec![0.0; 2 * fin]).unwrap_err();
+    assert!(err.to_string().contains("storage binding"), "{err}");
+}
+
+/// The f16 baseline against the f32 conv: inputs and weights rounded to f16, f16 products and
+/// sums, within the sequential-summation bound of f16, |got − want| ≤ (K + 2) · 2⁻¹¹ · Σ|x·w|.
+/// Where the adapter has no shader-f16 the launcher must refuse with an error naming it.
+#[test]
+fn float_conv_f16_is_within_f16_rounding_of_f32() {
+    use bnn_transfer::kernels::float_conv_f16;
+    let shapes = [
+        // (batch, side, c, out_c, kernel, stride, pad)
+        (1, 16, 3, 64, 5, 2, 2),
+        (3, 9, 33, 70, 3, 1, 1),
+        (2, 7, 64, 33, 3, 2, 0),
+        (1, 1, 300, 130, 1, 1, 0),
+        (9, 1, 256, 40, 1, 1, 0),
+    ];
+    for (limits, gpu) in all_gpus() {
+        for (i, &(batch, side, c, o, k, stride, pad)) in shapes.iter().enumerate() {
+            let shape = ConvShape {
+                batch,
+                in_h: side,
+                in_w: side,
+                in_c: c,
+                out_c: o,
+                kernel_h: k,
+                kernel_w: k,
+                stride,
+                pad,
+                padding: Padding::Zero,
+            };
+            let depth = k * k * c;
+            let mut rng = Rng::new(500 + i as u64);
+            let x = random_f32(&mut rng, batch * side * side * c);
+            let w = random_f32(&mut rng, o * depth);
+            if !gpu.has_f16() {
+                let err = float_conv_f16::run(gpu, &shape, &x, &w).unwrap_err();
+                assert!(err.to_string().contains("shader-f16"), "{err}");
+                eprintln!("[{limits}] float_conv_f16 refused: {err}");
+                continue;
+            }
+            let got = float_conv_f16::run(gpu, &shape, &x, &w).unwrap();
+            let want = float_conv::reference(&shape, &x, &w);
+            let magnitudes = float_conv::reference(
+                &shape,
+                &x.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+                &w.iter().map(|v| v.abs()).collect::<Vec<_>>(),
+            );
+            let bound = (depth + 2) as f32 * 2f32.powi(-11);
+            assert_eq!(got.len(), want.len());
+            for (j, ((g, r), m)) in got.iter().zip(&want).zip(&magnitudes).enumerate() {
+                assert!(
+                    (g - r).abs() <= bound * m + depth as f32 * 2f32.powi(-24),
+                    "[{limits}] f16 {shape:?} output {j}: {g} vs {r} (Σ|x·w| = {m})"
+                );
+            }
+        }
+    }
+}

@@ -13,11 +13,15 @@ fn every_shader_validates_with_naga() {
         let source = s.source();
         let module = naga::front::wgsl::parse_str(source)
             .unwrap_or_else(|e| panic!("{}: {}", s.file_name(), e.emit_to_string(source)));
-        let capabilities = if s.needs_subgroups() {
-            naga::valid::Capabilities::SUBGROUP
-        } else {
-            naga::valid::Capabilities::default()
-        };
+        // Subgroup modules need the capability wgpu's SUBGROUP feature gives, `enable f16;`
+        // modules (the f16 baseline) the one shader-f16 gives.
+        let mut capabilities = naga::valid::Capabilities::default();
+        if s.needs_subgroups() {
+            capabilities |= naga::valid::Capabilities::SUBGROUP;
+        }
+        if source.contains("enable f16;") {
+            capabilities |= naga::valid::Capabilities::SHADER_FLOAT16;
+        }
         let mut validator =
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities);
         if s.needs_subgroups() {

@@ -3,10 +3,12 @@
 //! `bnn export` would write, minus training); the float twin runs the same layers with the float
 //! WGSL kernels: the first layer on `first_conv` (the direct kernel the binary extractor runs on
 //! ±1.0 weights, here with real weights, so both pay the same for it), `float_conv` for every
-//! other conv and dense layer, and the f32 max-pool of `pool.wgsl` where the block pools. Batch
-//! norm and ReLU are left out of the twin (elementwise passes, a small fraction of its time),
-//! which favours the float side. Like the extractor, the twin records its chain once per batch
-//! size (buffers, bind groups) and replays it: one buffer write, one submission, one read-back.
+//! other conv, `float_dense` for the dense layers (its small-batch kernel up to batch 8,
+//! `float_conv`'s 1×1 case from 9 on), and the f32 max-pool of `pool.wgsl` where the block
+//! pools. Batch norm and ReLU are left out of the twin (elementwise passes, a small fraction of
+//! its time), which favours the float side. Like the extractor, the twin records its chain once
+//! per batch size (buffers, bind groups) and replays it: one buffer write, one submission, one
+//! read-back.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -22,15 +24,15 @@ use crate::extractor::{
 use crate::gpu::{Dispatch, Gpu, Storage};
 use crate::kernels::first_conv::{self, FirstWeights};
 use crate::kernels::pool::{self, PoolShape, PoolValues};
-use crate::kernels::{ConvShape, FloatThreshold, Padding, Threshold, float_conv};
+use crate::kernels::{ConvShape, FloatThreshold, Padding, Threshold, float_conv, float_dense};
 use crate::rng::Rng;
 
 /// What the float twin row runs, printed beside its numbers.
 pub const FLOAT_TWIN: &str = "float twin = first_conv.wgsl with real weights for the first layer \
-(the extractor's kernel, on ±1.0 there), float_conv.wgsl for every other conv and dense layer + \
-f32 max-pool (pool.wgsl), same shapes as the extractor; BN/ReLU omitted (elementwise); chain \
-recorded once per batch size like the extractor's; f32 images uploaded and the last layer read \
-back, like the extractor";
+(the extractor's kernel, on ±1.0 there), float_conv.wgsl for every other conv, float_dense.wgsl \
+for the dense layers up to batch 8 (float_conv's 1×1 case from 9 on) + f32 max-pool (pool.wgsl), \
+same shapes as the extractor; BN/ReLU omitted (elementwise); chain recorded once per batch size \
+like the extractor's; f32 images uploaded and the last layer read back, like the extractor";
 
 /// Random packed rows of `bits` bits (tail bits clear).
 fn random_rows(rng: &mut Rng, rows: usize, bits: usize) -> Vec<u32> {
@@ -350,17 +352,23 @@ impl<'g> FloatTwin<'g> {
         let mut keep: Vec<Storage<f32>> = Vec::new();
         let mut dispatches: Vec<Dispatch> = Vec::new();
         for l in &self.layers {
-            let (shape, pooled_from) = match l.op {
-                TwinOp::Conv(s) => {
-                    let s = ConvShape { batch, ..s };
-                    (s, Some((s.out_h(), s.out_w(), s.out_c)))
-                }
-                TwinOp::Dense { fin, fout } => (float_conv::dense_shape(batch, fin, fout), None),
-            };
             let input = x.as_ref().unwrap_or(&image);
-            let (d, mut y) = match &l.weights {
-                TwinWeights::First(w) => first_conv::encode(gpu, &shape, input, w)?,
-                TwinWeights::Tiled(w) => float_conv::encode(gpu, &shape, input, w)?,
+            let (d, mut y, pooled_from) = match (&l.op, &l.weights) {
+                (&TwinOp::Conv(s), w) => {
+                    let s = ConvShape { batch, ..s };
+                    let (d, y) = match w {
+                        TwinWeights::First(w) => first_conv::encode(gpu, &s, input, w)?,
+                        TwinWeights::Tiled(w) => float_conv::encode(gpu, &s, input, w)?,
+                    };
+                    (d, y, Some((s.out_h(), s.out_w(), s.out_c)))
+                }
+                (&TwinOp::Dense { fin, fout }, TwinWeights::Tiled(w)) => {
+                    let (d, y) = float_dense::encode(gpu, batch, fin, fout, input, w)?;
+                    (d, y, None)
+                }
+                (TwinOp::Dense { .. }, TwinWeights::First(_)) => {
+                    return Err(Error::Shape("float twin: a dense first layer".into()));
+                }
             };
             dispatches.push(d);
             if let (Some(p), Some((h, w, c))) = (l.pool, pooled_from) {

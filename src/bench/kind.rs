@@ -14,8 +14,12 @@ pub enum Kernel {
     XnorDot,
     /// The same with the threshold and packing fused: packed signs out.
     XnorBits,
-    /// `float_conv.wgsl`, the float baseline on the same adapter.
+    /// The float baseline on the same adapter: `float_conv.wgsl` for convs and large-batch dense
+    /// layers, `float_dense.wgsl` for dense layers up to batch 8.
     FloatWgsl,
+    /// `float_conv_f16.wgsl`, the f16 baseline (convs, and dense layers as its 1×1 case), where the
+    /// adapter has shader-f16.
+    FloatF16,
     /// burn's float conv2d / matmul on its wgpu backend (same adapter).
     BurnWgpu,
     /// The library's CPU binary path (`cpu::CpuConv` / `cpu::CpuDense`), integer dots out.
@@ -31,6 +35,7 @@ impl Kernel {
             Kernel::XnorDot => "xnor_dot",
             Kernel::XnorBits => "xnor_bits",
             Kernel::FloatWgsl => "float_wgsl",
+            Kernel::FloatF16 => "float_f16",
             Kernel::BurnWgpu => "burn_wgpu",
             Kernel::CpuXnor => "cpu_xnor",
             Kernel::BurnFlex => "burn_flex",
@@ -39,7 +44,10 @@ impl Kernel {
 
     /// Whether it runs our WGSL on the adapter (timed with the adapter's timer).
     pub fn is_wgsl(self) -> bool {
-        matches!(self, Kernel::XnorDot | Kernel::XnorBits | Kernel::FloatWgsl)
+        matches!(
+            self,
+            Kernel::XnorDot | Kernel::XnorBits | Kernel::FloatWgsl | Kernel::FloatF16
+        )
     }
 }
 

@@ -29,7 +29,7 @@ use crate::cpu::{CpuConv, CpuDense, CpuExtractor, Threads};
 use crate::error::{Error, Result};
 use crate::extractor::{Extractor, Output};
 use crate::gpu::{Dispatch, Gpu};
-use crate::kernels::{Threshold, float_conv, xnor_conv, xnor_dense};
+use crate::kernels::{Threshold, float_conv, float_conv_f16, float_dense, xnor_conv, xnor_dense};
 use crate::rng::Rng;
 pub use kind::{Kernel, Run};
 use report::{DeviceInfo, EndToEndRow, Measurement, Report, ShapeRow, StageOf, StageRow};
@@ -80,6 +80,8 @@ pub struct Config {
     pub cpu_rows: bool,
     /// burn rows (needs the `train` feature).
     pub burn: bool,
+    /// The f16 baseline's rows (`float_f16`): where the adapter has shader-f16.
+    pub f16: bool,
     /// Threads of the CPU binary path's rows.
     pub threads: usize,
     /// User overrides of the GPU peak's inputs.
@@ -148,6 +150,7 @@ impl Config {
             alexnet: !cpu,
             cpu_rows: cpu,
             burn: cfg!(feature = "train"),
+            f16: gpu.has_f16(),
             threads: crate::cpu::default_threads(),
             peak: peak::PeakOverrides::default(),
         }
@@ -201,6 +204,9 @@ impl Config {
     /// Implementations timed per shape, in table order.
     pub fn kernels(&self) -> Vec<Kernel> {
         let mut k = vec![Kernel::XnorDot, Kernel::XnorBits, Kernel::FloatWgsl];
+        if self.f16 {
+            k.push(Kernel::FloatF16);
+        }
         if self.burn {
             k.push(Kernel::BurnWgpu);
         }
@@ -283,6 +289,9 @@ pub fn bytes_moved(op: &Op, kernel: Kernel) -> u64 {
         Kernel::XnorBits => {
             (in_px * s.in_words() + s.weight_words() + out_px * s.out_words()) * 4 + 8 * s.out_c
         }
+        Kernel::FloatF16 => {
+            (in_px * s.in_c + s.out_c * s.kernel_h * s.kernel_w * s.in_c + out_px * s.out_c) * 2
+        }
         _ => (in_px * s.in_c + s.out_c * s.kernel_h * s.kernel_w * s.in_c + out_px * s.out_c) * 4,
     };
     b as u64
@@ -309,10 +318,21 @@ fn run_wgsl(
 ) -> Result<(Stats, Option<Stats>)> {
     match kernel {
         Kernel::FloatWgsl => {
-            let s = op.as_conv();
             let x = gpu.upload(&data.x, "bench x")?;
             let w = gpu.upload(&data.w, "bench w")?;
-            let (d, _out) = float_conv::encode(gpu, &s, &x, &w)?;
+            let (d, _out) = match op {
+                Op::Conv(s) => float_conv::encode(gpu, s, &x, &w)?,
+                Op::Gemm(g) => {
+                    float_dense::encode(gpu, g.batch, g.in_features, g.out_features, &x, &w)?
+                }
+            };
+            time_dispatch(gpu, d, plan)
+        }
+        Kernel::FloatF16 => {
+            let s = op.as_conv();
+            let x = gpu.upload(&float_conv_f16::to_f16(&data.x), "bench x f16")?;
+            let w = gpu.upload(&float_conv_f16::to_f16(&data.w), "bench w f16")?;
+            let (d, _out) = float_conv_f16::encode(gpu, &s, &x, &w)?;
             time_dispatch(gpu, d, plan)
         }
         Kernel::XnorDot | Kernel::XnorBits => {
@@ -505,6 +525,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
             results,
             speedup_vs_float: None,
             speedup_fused_vs_float: None,
+            speedup_vs_f16: None,
             speedup_vs_burn: None,
             cpu_speedup_vs_flex: None,
             peak_fraction: None,
@@ -512,6 +533,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
         };
         let t = |k: Kernel| row.get(k).and_then(|m| m.median_s());
         let w = |k: Kernel| row.get(k).and_then(|m| m.wall_s());
+        let f16 = ratio(t(Kernel::FloatF16), t(Kernel::XnorDot));
         let speedups = (
             ratio(t(Kernel::FloatWgsl), t(Kernel::XnorDot)),
             ratio(t(Kernel::FloatWgsl), t(Kernel::XnorBits)),
@@ -529,6 +551,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
             row.cpu_speedup_vs_flex,
             row.peak_fraction,
         ) = speedups;
+        row.speedup_vs_f16 = f16;
         row.cpu_peak_fraction = ratio(
             row.get(Kernel::CpuXnor).and_then(|m| m.macs_per_s),
             cpu_peak.as_ref().and_then(|p| p.binary_macs_per_s),
@@ -541,10 +564,22 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
         Default::default()
     };
     notes.push(
-        "x float = float ms / xnor ms and x fused = float ms / fused ms (same timer); \
-         x burn = burn ms / xnor wall, both synchronized wall time (submit → completion)"
+        "float ms = float_conv.wgsl (convs; dense layers from batch 9) or float_dense.wgsl (dense \
+         layers up to batch 8); x float = float ms / xnor ms and x fused = float ms / fused ms \
+         (same timer); x burn = burn ms / xnor wall, both synchronized wall time (submit → \
+         completion)"
             .into(),
     );
+    notes.push(if cfg.f16 {
+        "f16 ms = float_conv_f16.wgsl (f16 storage and math; dense rows as its 1×1 case); \
+         x f16 = f16 ms / xnor ms (same timer)"
+            .into()
+    } else {
+        format!(
+            "float_f16: not measured: adapter has no shader-f16 ({})",
+            gpu.describe()
+        )
+    });
     if cfg.e2e() {
         notes.push(extractor::FLOAT_TWIN.into());
     }

@@ -75,6 +75,8 @@ pub struct ShapeRow {
     pub speedup_vs_float: Option<f64>,
     /// float_wgsl / xnor_bits (conv + threshold + packing fused).
     pub speedup_fused_vs_float: Option<f64>,
+    /// float_f16 / xnor_dot (same timer), where the adapter has shader-f16.
+    pub speedup_vs_f16: Option<f64>,
     /// burn_wgpu / xnor_dot, both synchronized wall time.
     pub speedup_vs_burn: Option<f64>,
     /// burn_flex / cpu_xnor (CPU rows).
@@ -237,16 +239,24 @@ impl Report {
             .shapes
             .iter()
             .any(|r| r.get(Kernel::CpuXnor).is_some() || r.get(Kernel::BurnFlex).is_some());
+        let f16 = self
+            .shapes
+            .iter()
+            .any(|r| r.get(Kernel::FloatF16).is_some());
         let _ = write!(
             s,
-            "{:<17} {:<25} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "source", "shape", "xnor ms", "fused ms", "float ms", "burn ms", "xnor wall"
+            "{:<17} {:<25} {:>9} {:>9} {:>9}",
+            "source", "shape", "xnor ms", "fused ms", "float ms"
         );
-        let _ = write!(
-            s,
-            " {:>8} {:>8} {:>8} {:>9} {:>7}",
-            "x float", "x fused", "x burn", "GMAC/s", "% peak"
-        );
+        if f16 {
+            let _ = write!(s, " {:>9}", "f16 ms");
+        }
+        let _ = write!(s, " {:>9} {:>9}", "burn ms", "xnor wall");
+        let _ = write!(s, " {:>8} {:>8}", "x float", "x fused");
+        if f16 {
+            let _ = write!(s, " {:>8}", "x f16");
+        }
+        let _ = write!(s, " {:>8} {:>9} {:>7}", "x burn", "GMAC/s", "% peak");
         if cpu {
             let _ = write!(
                 s,
@@ -259,12 +269,19 @@ impl Report {
             let t = |k: Kernel| r.get(k).and_then(|m| m.median_s());
             let _ = write!(
                 s,
-                "{:<17} {:<25} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:<17} {:<25} {:>9} {:>9} {:>9}",
                 r.source,
                 r.id,
                 ms(t(Kernel::XnorDot)),
                 ms(t(Kernel::XnorBits)),
                 ms(t(Kernel::FloatWgsl)),
+            );
+            if f16 {
+                let _ = write!(s, " {:>9}", ms(t(Kernel::FloatF16)));
+            }
+            let _ = write!(
+                s,
+                " {:>9} {:>9}",
                 ms(t(Kernel::BurnWgpu)),
                 ms(r.get(Kernel::XnorDot).and_then(|m| m.wall_s()))
             );
@@ -276,9 +293,16 @@ impl Report {
             let percent = |f: Option<f64>| f.map_or("-".into(), |f| format!("{:.1}%", f * 100.0));
             let _ = write!(
                 s,
-                " {:>8} {:>8} {:>8} {:>9} {:>7}",
+                " {:>8} {:>8}",
                 ratio(r.speedup_vs_float),
-                ratio(r.speedup_fused_vs_float),
+                ratio(r.speedup_fused_vs_float)
+            );
+            if f16 {
+                let _ = write!(s, " {:>8}", ratio(r.speedup_vs_f16));
+            }
+            let _ = write!(
+                s,
+                " {:>8} {:>9} {:>7}",
                 ratio(r.speedup_vs_burn),
                 gmacs(Kernel::XnorDot),
                 percent(r.peak_fraction)

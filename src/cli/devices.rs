@@ -31,6 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         println!("    driver            {} {}", a.driver, a.driver_info);
         println!("    timestamp query   {}", a.timestamp_query);
+        println!("    shader-f16        {}", a.shader_f16);
         println!(
             "    subgroups         {} (size {}..{})",
             a.subgroups, a.subgroup_size.0, a.subgroup_size.1

@@ -80,6 +80,8 @@ pub struct AdapterReport {
     pub is_default: bool,
     /// Supports timestamp queries (GPU kernel times in `bnn bench`).
     pub timestamp_query: bool,
+    /// Supports shader-f16 (the f16 float baseline, `float_conv_f16.wgsl`).
+    pub shader_f16: bool,
     /// Supports subgroup operations.
     pub subgroups: bool,
     /// Smallest and largest subgroup size.
@@ -121,6 +123,7 @@ pub fn describe_adapters() -> Vec<AdapterReport> {
                 driver_info: info.driver_info.clone(),
                 is_default,
                 timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+                shader_f16: features.contains(wgpu::Features::SHADER_F16),
                 subgroups: features.contains(wgpu::Features::SUBGROUP),
                 subgroup_size: (info.subgroup_min_size, info.subgroup_max_size),
                 max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,

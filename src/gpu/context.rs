@@ -65,6 +65,8 @@ pub struct Gpu {
     /// Whether the device has subgroup operations enabled (where the adapter has them, unless
     /// `BNN_SUBGROUPS=0`).
     pub subgroups: bool,
+    /// Whether the device has shader-f16 enabled (see [`Gpu::has_f16`]).
+    f16: bool,
     pipelines: Arc<Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>>,
 }
 
@@ -86,8 +88,8 @@ impl Gpu {
         Gpu::from_adapter(adapter, profile)
     }
 
-    /// Opens a device on `adapter` with the limits of `profile` (and timestamp queries where
-    /// the adapter has them); blocks until it is created.
+    /// Opens a device on `adapter` with the limits of `profile` (and timestamp queries and
+    /// shader-f16 where the adapter has them); blocks until it is created.
     pub fn from_adapter(adapter: wgpu::Adapter, profile: LimitsProfile) -> Result<Gpu> {
         pollster::block_on(Gpu::from_adapter_async(adapter, profile))
     }
@@ -104,13 +106,16 @@ impl Gpu {
                 ..wgpu::Limits::downlevel_defaults()
             },
         };
-        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP)
+        // Optional features, requested where the adapter offers them: timestamp queries (the
+        // benchmark's GPU timer), shader-f16 (the f16 float baseline, `float_conv_f16.wgsl`) and
+        // subgroups (the fused XNOR conv's ballot path; `BNN_SUBGROUPS=0` leaves them off).
+        let offered = adapter.features();
+        let timestamps = offered.contains(wgpu::Features::TIMESTAMP_QUERY);
+        let f16 = offered.contains(wgpu::Features::SHADER_F16);
+        let subgroups = offered.contains(wgpu::Features::SUBGROUP)
             && std::env::var("BNN_SUBGROUPS").map_or(true, |v| v.trim() != "0");
-        let mut required_features = wgpu::Features::empty();
-        if timestamps {
-            required_features |= wgpu::Features::TIMESTAMP_QUERY;
-        }
+        let mut required_features =
+            offered & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         if subgroups {
             required_features |= wgpu::Features::SUBGROUP;
         }
@@ -138,6 +143,7 @@ impl Gpu {
             limits,
             timestamps,
             subgroups,
+            f16,
             pipelines: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -159,6 +165,12 @@ impl Gpu {
     /// The limits tile choice and tensor splitting are computed from.
     pub fn adapter_limits(&self) -> AdapterLimits {
         AdapterLimits::from_adapter(&self.info, &self.limits)
+    }
+
+    /// Whether shaders may use `f16` (the adapter offers `wgpu::Features::SHADER_F16` and the
+    /// device was opened with it): the f16 float baseline runs only then.
+    pub fn has_f16(&self) -> bool {
+        self.f16
     }
 
     /// Largest storage binding, in bytes.

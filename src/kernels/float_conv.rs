@@ -1,5 +1,7 @@
 //! The float baseline (`shaders/float_conv.wgsl`): conv2d as a tiled implicit GEMM, and the dense
-//! layer as its 1×1 case. f32 NHWC input, f32 OHWI weights, zero padding.
+//! layer as its 1×1 case (`float_dense` picks it for large batches). f32 NHWC input, f32 OHWI
+//! weights, zero padding. Every output is the sequential `fma` sum in increasing k from +0.0, so
+//! with ±1.0 weights it equals `first_conv::reference_sum` bit for bit.
 //!
 //! Weights larger than one storage binding (AlexNet's fc6: 9216 × 4096 f32 = 151 MB against the
 //! downlevel 128 MiB) are split along the output channels into [`FloatWeights`] parts, one dispatch
@@ -77,6 +79,21 @@ impl FloatWeights {
     pub fn parts(&self) -> usize {
         self.parts.len()
     }
+
+    /// Output channels (rows) of the whole layer.
+    pub fn out_c(&self) -> usize {
+        self.out_c
+    }
+
+    /// Values per row.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// The parts: (first output channel, its rows).
+    pub(crate) fn iter_parts(&self) -> impl Iterator<Item = (usize, &Storage<f32>)> {
+        self.parts.iter().map(|(base, w)| (*base, w))
+    }
 }
 
 /// Encodes the conv over device buffers with the tile of [`Tuning::for_gpu`].
@@ -141,7 +158,7 @@ pub fn encode_split(
     Ok((dispatches, out))
 }
 
-fn check(shape: &ConvShape, input: &Storage<f32>) -> Result<()> {
+pub(crate) fn check<T: bytemuck::Pod>(shape: &ConvShape, input: &Storage<T>) -> Result<()> {
     shape.validate()?;
     if input.len != shape.batch * shape.in_h * shape.in_w * shape.in_c {
         return Err(Error::Shape(format!(
@@ -170,10 +187,38 @@ fn encode_part(
     base: usize,
     out: &Storage<f32>,
 ) -> Result<Dispatch> {
+    let buffers = Buffers {
+        input: &input.buffer,
+        weights: &weights.buffer,
+        weights_len: weights.len,
+        out: &out.buffer,
+    };
+    encode_dispatch(gpu, Shader::FloatConv, shape, tile, buffers, base)
+}
+
+/// The buffers of one dispatch of `float_conv.wgsl` or its f16 variant (the same bindings).
+pub(crate) struct Buffers<'a> {
+    pub input: &'a wgpu::Buffer,
+    pub weights: &'a wgpu::Buffer,
+    /// Values in `weights` (rows × K).
+    pub weights_len: usize,
+    pub out: &'a wgpu::Buffer,
+}
+
+/// The dispatch of `shader` (`float_conv.wgsl` or `float_conv_f16.wgsl`, same overrides and
+/// bindings) computing output channels `base .. base + weights_len / K` of `shape`.
+pub(crate) fn encode_dispatch(
+    gpu: &Gpu,
+    shader: Shader,
+    shape: &ConvShape,
+    tile: &ConvTile,
+    buffers: Buffers,
+    base: usize,
+) -> Result<Dispatch> {
     tile.validate_float(&gpu.adapter_limits(), shape)?;
     let k = shape.kernel_h * shape.kernel_w * shape.in_c;
     let part = ConvShape {
-        out_c: weights.len / k,
+        out_c: buffers.weights_len / k,
         ..*shape
     };
     let params = gpu.uniform(&FloatParams {
@@ -183,7 +228,7 @@ fn encode_part(
         _pad: [0; 2],
     });
     let pipeline = gpu.pipeline(PipelineKey::new(
-        Shader::FloatConv,
+        shader,
         "conv",
         &[
             ("C", shape.in_c as f64),
@@ -196,13 +241,13 @@ fn encode_part(
     ))?;
     let bind_group = gpu.bind(
         &pipeline,
-        &[&params, &input.buffer, &weights.buffer, &out.buffer],
+        &[&params, buffers.input, buffers.weights, buffers.out],
     );
     Ok(Dispatch {
         pipeline,
         bind_group,
         workgroups: gpu.grid(tile.workgroups(&part) as u32),
-        label: "float_conv",
+        label: shader.file_name(),
     })
 }
 

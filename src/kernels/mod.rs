@@ -7,8 +7,9 @@
 //! back.
 //!
 //! What is split, exactly: every `run_*` splits the batch (inputs and outputs); the float conv and
-//! dense layer (`float_conv::run`, `float_conv::encode_split`) also split their weights along the
-//! output channels ([`float_conv::FloatWeights`]), bit-identically. What is not: one batch item's
+//! dense layer (`float_conv::run`, `float_conv::encode_split`, `float_dense::run`,
+//! `float_dense::encode_split`) also split their weights along the output channels
+//! ([`float_conv::FloatWeights`]), bit-identically; the f16 baseline (`float_conv_f16`) does not. What is not: one batch item's
 //! input or output larger than a binding, one float weight row (the K values of one output channel)
 //! larger than a binding, and the packed XNOR and first-layer weights (AlexNet's largest, fc6, is
 //! 4.7 MB packed). Each of those is an [`Error::Limits`] giving the size and the limit (and, for a
@@ -18,6 +19,8 @@
 pub mod bitpack;
 pub mod first_conv;
 pub mod float_conv;
+pub mod float_conv_f16;
+pub mod float_dense;
 pub mod pool;
 pub mod threshold;
 pub mod tuning;
@@ -53,13 +56,17 @@ pub enum Shader {
     Pool,
     /// `xnor_dense.wgsl`: the XNOR/popcount dense layer.
     XnorDense,
-    /// `float_conv.wgsl`: the float conv (and dense layer) of the float twin.
+    /// `float_conv.wgsl`: the float conv (and large-batch dense layer) of the float twin.
     FloatConv,
+    /// `float_dense.wgsl`: the float dense layer at small batches.
+    FloatDense,
+    /// `float_conv_f16.wgsl`: the float conv in f16 (adapters with shader-f16).
+    FloatConvF16,
 }
 
 impl Shader {
     /// Every shader, in declaration order.
-    pub const ALL: [Shader; 8] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Bitpack,
         Shader::XnorConv,
         Shader::XnorConvSubgroup,
@@ -68,6 +75,8 @@ impl Shader {
         Shader::Pool,
         Shader::XnorDense,
         Shader::FloatConv,
+        Shader::FloatDense,
+        Shader::FloatConvF16,
     ];
 
     /// The file's name in `shaders/` (for [`Shader::XnorConvSubgroup`], its own tail; the module
@@ -82,6 +91,8 @@ impl Shader {
             Shader::Pool => "pool.wgsl",
             Shader::XnorDense => "xnor_dense.wgsl",
             Shader::FloatConv => "float_conv.wgsl",
+            Shader::FloatDense => "float_dense.wgsl",
+            Shader::FloatConvF16 => "float_conv_f16.wgsl",
         }
     }
 
@@ -104,6 +115,8 @@ impl Shader {
             Shader::Pool => include_str!("../../shaders/pool.wgsl"),
             Shader::XnorDense => include_str!("../../shaders/xnor_dense.wgsl"),
             Shader::FloatConv => include_str!("../../shaders/float_conv.wgsl"),
+            Shader::FloatDense => include_str!("../../shaders/float_dense.wgsl"),
+            Shader::FloatConvF16 => include_str!("../../shaders/float_conv_f16.wgsl"),
         }
     }
 }

@@ -28,8 +28,8 @@ pub struct ConvTile {
     pub rm: u32,
     /// Columns per invocation.
     pub rn: u32,
-    /// Depth slice: u32 words for the XNOR conv (a multiple of 4, staged as vec4), f32 values for
-    /// the float conv.
+    /// Depth slice, a multiple of 4 (staged as vec4): u32 words for the XNOR conv, values for the
+    /// float conv.
     pub kc: u32,
 }
 
@@ -65,29 +65,30 @@ impl ConvTile {
     }
 
     /// Workgroup memory of `shaders/float_conv.wgsl` with this tile, variable by variable:
-    /// `a_tile` (`KC·(TILE_M+1)` f32), `b_tile` (`KC·(TILE_N+1)` f32) and `pix` (`TILE_M`
-    /// `vec4<i32>`).
+    /// `a_tile` (`KQ·TILE_M` `vec4<f32>`), `b_tile` (`KQ·TILE_N` `vec4<f32>`) and `pix` (`TILE_M`
+    /// `vec4<i32>`). The f16 variant (`float_conv_f16.wgsl`) stages `vec4<f16>`, half of the two
+    /// slices, so a tile that fits the f32 kernel fits it too.
     pub fn float_workgroup_bytes(&self) -> u32 {
-        let (tm, tn) = (self.wg_m * self.rm, self.wg_n * self.rn);
-        workgroup_var(4 * self.kc * (tm + 1))
-            + workgroup_var(4 * self.kc * (tn + 1))
-            + workgroup_var(16 * tm)
+        let (tm, tn, kq) = (self.wg_m * self.rm, self.wg_n * self.rn, self.kc / 4);
+        workgroup_var(16 * kq * tm) + workgroup_var(16 * kq * tn) + workgroup_var(16 * tm)
     }
 
-    /// Upper bound on the loop iterations one invocation of `shaders/float_conv.wgsl` runs over
-    /// `shape` with this tile, counting each loop's exiting pass too (what llvmpipe's loop budget
-    /// counts): the pixel decode, per depth slice the two staging loops, the slice's `kk` loop and
-    /// the slice loop itself, then the output loops.
+    /// Upper bound on the loop iterations one invocation of `shaders/float_conv.wgsl` (or its f16
+    /// variant) runs over `shape` with this tile, counting each loop's exiting pass too (what
+    /// llvmpipe's loop budget counts): the pixel decode, per depth slice the two staging loops
+    /// (their 4-value inner loops in full), the slice's `kq` loop and the slice loop itself, then
+    /// the output loops.
     pub fn float_loop_iterations(&self, shape: &ConvShape) -> u64 {
-        let (wg, tm, tn, kc) = (
+        let (wg, tm, tn, kq) = (
             self.invocations() as u64,
             self.tile_m() as u64,
             self.tile_n() as u64,
-            self.kc as u64,
+            (self.kc / 4) as u64,
         );
         let k = (shape.kernel_h * shape.kernel_w * shape.in_c) as u64;
-        let slices = k.div_ceil(kc);
-        let per_slice = (kc * tm).div_ceil(wg) + 1 + (kc * tn).div_ceil(wg) + 1 + kc + 1 + 1;
+        let slices = k.div_ceil(self.kc as u64);
+        let stage = |len: u64| len.div_ceil(wg) * (1 + 5) + 1;
+        let per_slice = stage(kq * tm) + stage(kq * tn) + kq + 1 + 1;
         tm.div_ceil(wg) + 1 + slices * per_slice + 1 + self.output_loops()
     }
 
@@ -127,9 +128,15 @@ impl ConvTile {
             && self.tile_n().is_multiple_of(32)
     }
 
-    /// The shape rules of the float shader: its register arrays (rm = rn = 4).
+    /// The shape rules of the float shader: its register arrays (rm = rn = 4) and vec4 staging
+    /// (kc a multiple of 4).
     fn float_shape_ok(&self) -> bool {
-        self.rm == 4 && self.rn == 4 && self.wg_m > 0 && self.wg_n > 0 && self.kc > 0
+        self.rm == 4
+            && self.rn == 4
+            && self.wg_m > 0
+            && self.wg_n > 0
+            && self.kc > 0
+            && self.kc.is_multiple_of(4)
     }
 
     /// Checks the tile against the XNOR shader's register arrays and the device's limits over
@@ -149,7 +156,7 @@ impl ConvTile {
     pub fn validate_float(&self, limits: &AdapterLimits, shape: &ConvShape) -> Result<()> {
         if !self.float_shape_ok() {
             return Err(Error::Shape(format!(
-                "float conv tile {self:?}: needs rm = rn = 4, kc > 0"
+                "float conv tile {self:?}: needs rm = rn = 4, kc a multiple of 4"
             )));
         }
         self.check_fits(limits, self.float_workgroup_bytes())?;
@@ -260,18 +267,28 @@ impl Tuning {
         )
     }
 
-    /// The float conv (and dense) tile for `shape`.
+    /// The float conv (and large-batch dense) tile for `shape`, f32 or f16.
     pub fn float_conv_tile(&self, shape: &ConvShape) -> ConvTile {
+        let k = (shape.kernel_h * shape.kernel_w * shape.in_c) as u32;
         self.choose(
             shape,
             Kernel {
                 n_align: 32,
-                kc_max: 16,
+                // Up to 16 values, no deeper than the layer.
+                kc_max: k.next_multiple_of(4).min(16),
                 kc_min: 4,
                 bytes: ConvTile::float_workgroup_bytes,
                 loops: ConvTile::float_loop_iterations,
             },
         )
+    }
+
+    /// Invocations per workgroup of the small-batch float dense kernel (`float_dense.wgsl`): 8 on a
+    /// CPU adapter (one SIMD batch of lavapipe's 256-bit lanes, so a workgroup runs without
+    /// splitting at its barriers; measured 2–4× faster there than 16–64), 64 on a GPU. A power of
+    /// two within every adapter's limits (downlevel: 256 invocations).
+    pub fn float_dense_workgroup(&self) -> u32 {
+        if self.limits.is_cpu { 8 } else { 64 }
     }
 
     /// Starts from the adapter's default block (8×8 invocations on a CPU adapter: more workgroups
