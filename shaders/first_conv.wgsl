@@ -1,22 +1,20 @@
-// The first layer: a real-valued image with few channels (f32 NHWC) convolved with f32 weights,
-// direct (no workgroup memory, no barriers). The binary extractor's weights are its signs as
-// +-1.0; the float twin runs the same kernel with real weights, so the two pay the same for it.
+// The first layer: a real-valued image with few channels (f32 NHWC) convolved with binary
+// weights, direct: no workgroup memory, no barriers.
 //
-//   input   [N][H][W][C]              f32
-//   weights [G][KH][KW][C][32]        f32, G = ceil(O/32) groups of 32 output channels, the 32
-//                                     weights of one tap contiguous (channels past O are 0.0)
+//   input   [N][H][W][C]        f32
+//   weights [G][KH][KW][C]      u32 sign words: bit j = the sign of channel g*32 + j (set = -1),
+//                               G = ceil(O/32) groups of 32 output channels (bits past O clear)
 //   first_sums: output [N][OH][OW][O]            f32 sums
 //   first_bits: output [N][OH][OW][ceil(O/32)]   packed signs of the float threshold
 //
 // One invocation computes one output pixel x 32 channels (one output word) in eight vec4
-// registers. All invocations of a workgroup share the channel group and every loop runs the same
-// trip count in every invocation (taps outside the image read x = 0.0 instead of branching), so
-// the weight addresses are uniform and a driver can load each once for all lanes. Each sum is
-// sequential in (ky, kx, c) order from +0.0: acc = fma(x, w, acc). With w = +-1.0 the product is
-// exact, so this rounds exactly like the reference's acc + x / acc - x (docs/FORMAT.md,
-// first_conv); an outside tap adds (+-0.0) to an accumulator that is never -0.0 (it starts at
-// +0.0, and a rounded sum is -0.0 only when both addends are), which leaves it unchanged, as the
-// reference's skipping does.
+// registers; all invocations of a workgroup share the channel group. One word holds the signs of
+// all 32 channels of a tap, so a tap costs one weight load (real weights would need 32: on
+// lavapipe the loads, not the adds, are what this layer costs), and each sum is sequential in (ky, kx, c) order from +0.0 exactly as the reference's:
+// acc = acc + x or acc + (-x) (docs/FORMAT.md, first_conv). Taps outside the image read x = 0.0
+// instead of branching (every loop runs the same trip count in every invocation); they add
+// (+-0.0) to an accumulator that is never -0.0 (it starts at +0.0, and a rounded sum is -0.0
+// only when both addends are), which leaves it unchanged, as the reference's skipping does.
 //
 // Fused output transform: channel o outputs +1 when
 //   mode 0:  sum >= t      mode 1:  sum <= t
@@ -40,7 +38,7 @@ override KW: u32 = 3u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read> weights: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> weights: array<u32>;
 @group(0) @binding(3) var<storage, read_write> output: array<u32>;   // f32 sums (bitcast) or bits
 @group(0) @binding(4) var<storage, read> thresholds: array<FloatThreshold>;
 
@@ -50,14 +48,20 @@ struct Item {
     valid: bool,
 }
 
+// Invocations past the last pixel (or group) compute the last one again and do not store it, so
+// no invocation leaves early and every lane stays active through the loops.
 fn item_of(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> Item {
     let m_total = p.batch * p.out_h * p.out_w;
     let m_groups = (m_total + WG - 1u) / WG;
     let w = wid.x + wid.y * groups.x;
     let m = (w % m_groups) * WG + lid;
     let g = w / m_groups;
-    return Item(m, g, m < m_total && g < (p.out_c + 31u) / 32u);
+    let n_groups = (p.out_c + 31u) / 32u;
+    return Item(min(m, m_total - 1u), min(g, n_groups - 1u), m < m_total && g < n_groups);
 }
+
+// Bits 0..3 of a sign word: channels 4q .. 4q + 3 of register q are bits 4q .. 4q + 3.
+const M0 = vec4<u32>(1u, 2u, 4u, 8u);
 
 // The 32 sums of one output pixel: acc[q] holds channels group*32 + 4q .. 4q + 3.
 fn sums(item: Item) -> array<vec4<f32>, 8> {
@@ -74,7 +78,7 @@ fn sums(item: Item) -> array<vec4<f32>, 8> {
     let n = item.m / (p.out_w * p.out_h);
     let iy0 = i32(oy * p.stride) - i32(p.pad);
     let ix0 = i32(ox * p.stride) - i32(p.pad);
-    let w_group = item.group * KH * KW * C * 8u;
+    let w_group = item.group * KH * KW * C;   // this group's first tap
     for (var ky = 0u; ky < KH; ky++) {
         let iy = iy0 + i32(ky);
         let row_inside = iy >= 0 && iy < i32(p.in_h);
@@ -84,18 +88,19 @@ fn sums(item: Item) -> array<vec4<f32>, 8> {
             let y = u32(clamp(iy, 0, i32(p.in_h) - 1));
             let x0 = u32(clamp(ix, 0, i32(p.in_w) - 1));
             let a_base = ((n * p.in_h + y) * p.in_w + x0) * C;
-            let w_base = w_group + (ky * KW + kx) * C * 8u;
+            let tap = (ky * KW + kx) * C;
             for (var c = 0u; c < C; c++) {
                 let x = vec4<f32>(select(0.0, input[a_base + c], inside));
-                let w = w_base + c * 8u;
-                a0 = fma(x, weights[w], a0);
-                a1 = fma(x, weights[w + 1u], a1);
-                a2 = fma(x, weights[w + 2u], a2);
-                a3 = fma(x, weights[w + 3u], a3);
-                a4 = fma(x, weights[w + 4u], a4);
-                a5 = fma(x, weights[w + 5u], a5);
-                a6 = fma(x, weights[w + 6u], a6);
-                a7 = fma(x, weights[w + 7u], a7);
+                let signs = vec4<u32>(weights[w_group + tap + c]);
+                let neg = -x;
+                a0 += select(x, neg, (signs & M0) != vec4<u32>(0u));
+                a1 += select(x, neg, (signs & (M0 << vec4<u32>(4u))) != vec4<u32>(0u));
+                a2 += select(x, neg, (signs & (M0 << vec4<u32>(8u))) != vec4<u32>(0u));
+                a3 += select(x, neg, (signs & (M0 << vec4<u32>(12u))) != vec4<u32>(0u));
+                a4 += select(x, neg, (signs & (M0 << vec4<u32>(16u))) != vec4<u32>(0u));
+                a5 += select(x, neg, (signs & (M0 << vec4<u32>(20u))) != vec4<u32>(0u));
+                a6 += select(x, neg, (signs & (M0 << vec4<u32>(24u))) != vec4<u32>(0u));
+                a7 += select(x, neg, (signs & (M0 << vec4<u32>(28u))) != vec4<u32>(0u));
             }
         }
     }
@@ -109,10 +114,10 @@ fn first_sums(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let item = item_of(wid, groups, lid);
+    var acc = sums(item);
     if (!item.valid) {
         return;
     }
-    var acc = sums(item);
     for (var j = 0u; j < 32u; j++) {
         let o = item.group * 32u + j;
         if (o < p.out_c) {
@@ -142,10 +147,10 @@ fn first_bits(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let item = item_of(wid, groups, lid);
+    var acc = sums(item);
     if (!item.valid) {
         return;
     }
-    var acc = sums(item);
     let o0 = item.group * 32u;
     var word = 0u;
     for (var q = 0u; q < 8u; q++) {

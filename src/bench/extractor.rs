@@ -1,9 +1,9 @@
 //! End-to-end rows: the frozen binary extractor against its float twin. The extractor is an
 //! [`ExtractorFile`] of an architecture built with random packed weights and thresholds (what
 //! `bnn export` would write, minus training); the float twin runs the same layers with the float
-//! WGSL kernels: the first layer on `first_conv` (the direct kernel the binary extractor runs on
-//! ±1.0 weights, here with real weights, so both pay the same for it), `float_conv` for every
-//! other conv, `float_dense` for the dense layers (its small-batch kernel up to batch 8,
+//! WGSL kernels: `float_conv` for every conv (the first included: with real weights the tiled
+//! kernel beats a direct one like the binary extractor's `first_conv` on lavapipe, 3.1 against
+//! 8.4 ms at batch 1), `float_dense` for the dense layers (its small-batch kernel up to batch 8,
 //! `float_conv`'s 1×1 case from 9 on), and the f32 max-pool of `pool.wgsl` where the block
 //! pools. Batch norm and ReLU are left out of the twin (elementwise passes, a small fraction of
 //! its time), which favours the float side. Like the extractor, the twin records its chain once
@@ -22,14 +22,12 @@ use crate::extractor::{
     ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Source, Thresholds,
 };
 use crate::gpu::{Dispatch, Gpu, Storage};
-use crate::kernels::first_conv::{self, FirstWeights};
 use crate::kernels::pool::{self, PoolShape, PoolValues};
 use crate::kernels::{ConvShape, FloatThreshold, Padding, Threshold, float_conv, float_dense};
 use crate::rng::Rng;
 
 /// What the float twin row runs, printed beside its numbers.
-pub const FLOAT_TWIN: &str = "float twin = first_conv.wgsl with real weights for the first layer \
-(the extractor's kernel, on ±1.0 there), float_conv.wgsl for every other conv, float_dense.wgsl \
+pub const FLOAT_TWIN: &str = "float twin = float_conv.wgsl for every conv, float_dense.wgsl \
 for the dense layers up to batch 8 (float_conv's 1×1 case from 9 on) + f32 max-pool (pool.wgsl), \
 same shapes as the extractor; BN/ReLU omitted (elementwise); chain recorded once per batch size \
 like the extractor's; f32 images uploaded and the last layer read back, like the extractor";
@@ -203,16 +201,9 @@ enum TwinOp {
     Dense { fin: usize, fout: usize },
 }
 
-/// A twin layer's weights on the device: the first layer's in the direct kernel's layout (the
-/// binary extractor's first layer runs the same kernel on ±1.0), the others for `float_conv`.
-enum TwinWeights {
-    First(FirstWeights),
-    Tiled(Storage<f32>),
-}
-
 struct TwinLayer {
     op: TwinOp,
-    weights: TwinWeights,
+    weights: Storage<f32>,
     pool: Option<Pool>,
 }
 
@@ -272,12 +263,7 @@ impl<'g> FloatTwin<'g> {
                     values.len()
                 )));
             }
-            let weights = match (&op, s.kind) {
-                (TwinOp::Conv(shape), LayerKind::FirstConv) => {
-                    TwinWeights::First(FirstWeights::upload(gpu, shape, &values)?)
-                }
-                _ => TwinWeights::Tiled(gpu.upload(&values, "float twin weights")?),
-            };
+            let weights = gpu.upload(&values, "float twin weights")?;
             layers.push(TwinLayer {
                 op,
                 weights,
@@ -353,21 +339,15 @@ impl<'g> FloatTwin<'g> {
         let mut dispatches: Vec<Dispatch> = Vec::new();
         for l in &self.layers {
             let input = x.as_ref().unwrap_or(&image);
-            let (d, mut y, pooled_from) = match (&l.op, &l.weights) {
-                (&TwinOp::Conv(s), w) => {
+            let (d, mut y, pooled_from) = match l.op {
+                TwinOp::Conv(s) => {
                     let s = ConvShape { batch, ..s };
-                    let (d, y) = match w {
-                        TwinWeights::First(w) => first_conv::encode(gpu, &s, input, w)?,
-                        TwinWeights::Tiled(w) => float_conv::encode(gpu, &s, input, w)?,
-                    };
+                    let (d, y) = float_conv::encode(gpu, &s, input, &l.weights)?;
                     (d, y, Some((s.out_h(), s.out_w(), s.out_c)))
                 }
-                (&TwinOp::Dense { fin, fout }, TwinWeights::Tiled(w)) => {
-                    let (d, y) = float_dense::encode(gpu, batch, fin, fout, input, w)?;
+                TwinOp::Dense { fin, fout } => {
+                    let (d, y) = float_dense::encode(gpu, batch, fin, fout, input, &l.weights)?;
                     (d, y, None)
-                }
-                (TwinOp::Dense { .. }, TwinWeights::First(_)) => {
-                    return Err(Error::Shape("float twin: a dense first layer".into()));
                 }
             };
             dispatches.push(d);

@@ -3,12 +3,12 @@
 //! Zero padding only (the image is real-valued, so zeros are the natural pad).
 //!
 //! `shaders/first_conv.wgsl` is a direct kernel for few input channels: one invocation computes
-//! one output pixel × 32 channels in registers, reading the weights at workgroup-uniform
-//! addresses ([`FirstWeights`]: the packed signs expanded once to ±1.0, or the float twin's real
-//! weights, so both pay the same for this layer). Each sum is `fma(x, w, acc)` over the taps in
-//! (ky, kx, c) order from +0.0; a product by ±1 is exact, so it rounds exactly like the
-//! reference's `acc ± x`: the sums and the fused threshold's bits are bit-identical to
-//! [`reference_sum`] (tested).
+//! one output pixel × 32 channels in registers. Binary weights go to the device as one sign word
+//! per tap and group of 32 channels ([`FirstWeights::upload_signs`]: one load per tap, where real
+//! weights need 32), and each sum is `acc + x` or `acc + (−x)` over the taps in (ky, kx, c)
+//! order from +0.0, exactly the reference's: the sums and the fused threshold's bits are
+//! bit-identical to [`reference_sum`] (tested). (The float twin's first layer runs the tiled
+//! `float_conv`: with real weights that is the faster of the two on lavapipe.)
 
 use super::xnor_conv::ConvShape;
 use super::{FloatThreshold, Shader, WORKGROUP};
@@ -18,68 +18,45 @@ use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
 /// Output channels per invocation (one packed output word).
 const GROUP: usize = 32;
 
-/// The first layer's weights on the device in the kernel's layout: `[G][KH][KW][C][32]` f32,
-/// `G = ceil(O/32)` groups of 32 output channels (channels past `O` are 0.0).
+/// The first layer's binary weights on the device in the kernel's layout: one sign word per tap
+/// and group of 32 output channels, `[G][KH][KW][C]` u32 with `G = ceil(O/32)`, bit `j` the sign
+/// of channel `32g + j` (set = −1; bits past `O` clear).
 pub struct FirstWeights {
-    weights: Storage<f32>,
+    words: Storage<u32>,
     out_c: usize,
     k: usize,
 }
 
 impl FirstWeights {
-    /// Uploads OHWI f32 weights (`[O][KH][KW][C]`: the float twin's, or [`signs_as_f32`]).
-    pub fn upload(gpu: &Gpu, shape: &ConvShape, ohwi: &[f32]) -> Result<FirstWeights> {
-        let k = shape.kernel_h * shape.kernel_w * shape.in_c;
-        if ohwi.len() != shape.out_c * k {
+    /// Uploads packed binary weights (`[O][KH][KW][ceil(C/32)]`, set bit = −1) as sign words.
+    pub fn upload_signs(gpu: &Gpu, shape: &ConvShape, packed: &[u32]) -> Result<FirstWeights> {
+        if packed.len() != shape.weight_words() {
             return Err(Error::Shape(format!(
-                "first_conv: {} weights for {shape:?}",
-                ohwi.len()
+                "first_conv: {} weight words for {shape:?}",
+                packed.len()
             )));
         }
-        let groups = shape.out_c.div_ceil(GROUP);
-        let mut grouped = vec![0f32; groups * k * GROUP];
-        for (o, row) in ohwi.chunks(k).enumerate() {
+        let (c, wpp) = (shape.in_c, shape.in_words());
+        let taps = shape.kernel_h * shape.kernel_w;
+        let k = taps * c;
+        let mut words = vec![0u32; shape.out_c.div_ceil(GROUP) * k];
+        for o in 0..shape.out_c {
             let (g, j) = (o / GROUP, o % GROUP);
-            for (t, &w) in row.iter().enumerate() {
-                grouped[(g * k + t) * GROUP + j] = w;
+            for t in 0..taps {
+                let row = &packed[(o * taps + t) * wpp..(o * taps + t + 1) * wpp];
+                for ch in 0..c {
+                    if (row[ch / 32] >> (ch % 32)) & 1 == 1 {
+                        words[g * k + t * c + ch] |= 1 << j;
+                    }
+                }
             }
         }
         Ok(FirstWeights {
-            weights: gpu.upload(&grouped, "first layer weights")?,
+            words: gpu.upload(&words, "first layer signs")?,
             out_c: shape.out_c,
             k,
         })
     }
-
-    /// Uploads packed binary weights (`[O][KH][KW][ceil(C/32)]`) as ±1.0.
-    pub fn upload_signs(gpu: &Gpu, shape: &ConvShape, packed: &[u32]) -> Result<FirstWeights> {
-        FirstWeights::upload(gpu, shape, &signs_as_f32(shape, packed)?)
-    }
-}
-
-/// The packed OHWI signs (`[O][KH][KW][ceil(C/32)]`, set bit = −1) as OHWI ±1.0 f32 weights
-/// (`[O][KH][KW][C]`).
-pub fn signs_as_f32(shape: &ConvShape, weights: &[u32]) -> Result<Vec<f32>> {
-    if weights.len() != shape.weight_words() {
-        return Err(Error::Shape(format!(
-            "first_conv: {} weight words for {shape:?}",
-            weights.len()
-        )));
-    }
-    let (c, wpp) = (shape.in_c, shape.in_words());
-    let taps = shape.out_c * shape.kernel_h * shape.kernel_w;
-    Ok((0..taps)
-        .flat_map(|t| {
-            let row = &weights[t * wpp..(t + 1) * wpp];
-            (0..c).map(move |ch| {
-                if (row[ch / 32] >> (ch % 32)) & 1 == 1 {
-                    -1.0
-                } else {
-                    1.0
-                }
-            })
-        })
-        .collect())
 }
 
 fn check(gpu: &Gpu, shape: &ConvShape, input: &Storage<f32>, w: &FirstWeights) -> Result<()> {
@@ -150,7 +127,7 @@ pub fn encode(
         gpu,
         shape,
         "first_sums",
-        &[&params, &input.buffer, &weights.weights.buffer, &out.buffer],
+        &[&params, &input.buffer, &weights.words.buffer, &out.buffer],
     )?;
     Ok((d, out))
 }
@@ -183,7 +160,7 @@ pub fn encode_bits(
         &[
             &params,
             &input.buffer,
-            &weights.weights.buffer,
+            &weights.words.buffer,
             &out.buffer,
             &thresholds.buffer,
         ],
