@@ -61,6 +61,12 @@ fn profiles() -> Vec<(String, AdapterLimits)> {
             v.push((format!("{kind}/{name}"), limits));
         }
     }
+    // A GPU with 32-wide subgroups (NVIDIA): the XNOR blocks are one subgroup wide.
+    let nvidia = AdapterLimits {
+        subgroup_size: Some(32),
+        ..AdapterLimits::new(wgpu::DeviceType::DiscreteGpu, &gpu_like())
+    };
+    v.push(("gpu/own+subgroup32".into(), nvidia));
     v
 }
 
@@ -363,4 +369,29 @@ fn small_layers_spread_over_every_compute_unit() {
     let small = shapes::conv(1, 7, 128, 128, 3, 1, 1);
     let tile = Tuning::new(lavapipe).xnor_conv_tile(&small);
     assert_eq!((tile.wg_m, tile.wg_n), (8, 8), "{tile:?}");
+}
+
+/// With 32-wide subgroups the XNOR conv's block rows are one subgroup wide (so the fused bits go
+/// through ballots) unless a layer is too narrow for it; the float conv's block is unchanged.
+#[test]
+fn xnor_blocks_are_one_subgroup_wide_where_subgroups_have_one_size() {
+    let plain = AdapterLimits {
+        compute_units: 132,
+        ..AdapterLimits::new(wgpu::DeviceType::DiscreteGpu, &gpu_like())
+    };
+    let nvidia = AdapterLimits {
+        subgroup_size: Some(32),
+        ..plain
+    };
+    for (what, shape) in layer_shapes(1).into_iter().chain(layer_shapes(64)) {
+        let t = Tuning::new(nvidia).xnor_conv_tile(&shape);
+        if shape.out_c >= 128 {
+            assert_eq!(t.wg_n, 32, "{what}: {t:?}");
+        }
+        assert_eq!(
+            Tuning::new(nvidia).float_conv_tile(&shape),
+            Tuning::new(plain).float_conv_tile(&shape),
+            "{what}"
+        );
+    }
 }

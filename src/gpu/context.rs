@@ -164,7 +164,10 @@ impl Gpu {
 
     /// The limits tile choice and tensor splitting are computed from.
     pub fn adapter_limits(&self) -> AdapterLimits {
-        AdapterLimits::from_adapter(&self.info, &self.limits)
+        AdapterLimits {
+            subgroup_size: self.subgroup_size(),
+            ..AdapterLimits::from_adapter(&self.info, &self.limits)
+        }
     }
 
     /// Whether shaders may use `f16` (the adapter offers `wgpu::Features::SHADER_F16` and the

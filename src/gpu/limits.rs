@@ -37,6 +37,10 @@ pub struct AdapterLimits {
     /// Workgroups the device runs at once, roughly: SMs / CUs on a GPU, threads on a CPU adapter.
     /// Tiles shrink until a layer gives at least this many workgroups (see module docs).
     pub compute_units: u32,
+    /// The subgroup size where the device has subgroup operations enabled and all subgroups have
+    /// one size (lavapipe 8, NVIDIA 32): the fused XNOR conv then prefers workgroup rows of that
+    /// width, so its output bits can be gathered by subgroup ballots.
+    pub subgroup_size: Option<u32>,
 }
 
 /// Known NVIDIA boards: (name substring, SMs, boost clock MHz), checked in order.
@@ -125,6 +129,7 @@ impl AdapterLimits {
                 .min(limits.max_buffer_size),
             loop_budget: None,
             compute_units: class_units(device_type),
+            subgroup_size: None,
         }
     }
 }

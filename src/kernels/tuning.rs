@@ -238,6 +238,8 @@ struct Kernel {
     kc_min: u32,
     bytes: fn(&ConvTile) -> u32,
     loops: fn(&ConvTile, &ConvShape) -> u64,
+    /// Whether the kernel has a subgroup path that wants workgroup rows one subgroup wide.
+    subgroup_rows: bool,
 }
 
 impl Tuning {
@@ -263,6 +265,7 @@ impl Tuning {
                 kc_min: 4,
                 bytes: ConvTile::xnor_workgroup_bytes,
                 loops: ConvTile::xnor_loop_iterations,
+                subgroup_rows: true,
             },
         )
     }
@@ -279,6 +282,7 @@ impl Tuning {
                 kc_min: 4,
                 bytes: ConvTile::float_workgroup_bytes,
                 loops: ConvTile::float_loop_iterations,
+                subgroup_rows: false,
             },
         )
     }
@@ -298,9 +302,18 @@ impl Tuning {
     /// that fit the rest of the limits, the one with the fewest loop iterations per invocation.
     fn choose(&self, shape: &ConvShape, k: Kernel) -> ConvTile {
         let side = if self.limits.is_cpu { 8 } else { 16 };
+        // On a GPU with one subgroup size of 16 to 64 (NVIDIA 32, AMD wave64) the XNOR kernel's
+        // block is one subgroup wide and 256 invocations in all, so its fused bits can be
+        // gathered by ballots (a CPU adapter's 8 × 8 block already matches lavapipe's 8).
+        let (wg_n, wg_m) = match self.limits.subgroup_size {
+            Some(s) if k.subgroup_rows && !self.limits.is_cpu && (16..=64).contains(&s) => {
+                (s, 256 / s)
+            }
+            _ => (side, side),
+        };
         let mut tile = ConvTile {
-            wg_m: side,
-            wg_n: side,
+            wg_m,
+            wg_n,
             rm: 4,
             rn: 4,
             kc: k.kc_max,
