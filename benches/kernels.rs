@@ -3,7 +3,8 @@
 //! feature, burn's conv2d on flex. GPU work is submitted and waited for inside the timed region
 //! (`iter_custom`), so the times are what a caller waits for. Ids: `{device}_{kernel}_{shape}`.
 //! The `extractor` group times the whole `small` extractor on the CPU binary path against burn's
-//! float model of the same arch on flex (with `train`), batch 1 and 64, images/s.
+//! float model of the same arch on flex (with `train`), and the WGSL extractor against its float
+//! twin on the adapter, batch 1 and 64, images/s.
 //! Run: `cargo bench --bench kernels` (adapter from WGPU_BACKEND / WGPU_ADAPTER_NAME).
 
 use std::time::{Duration, Instant};
@@ -140,12 +141,20 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// The whole `small` extractor: CPU binary path vs burn's flex float model, same images.
+/// The whole `small` extractor: CPU binary path vs burn's flex float model, and the WGSL
+/// extractor vs its float twin on the adapter, same images.
 fn extractor(c: &mut Criterion) {
     let arch = bnn_transfer::Arch::small(200);
     let file = bnn_transfer::bench::extractor::random_file(&arch, 3).expect("file");
     let threads = bnn_transfer::cpu::Threads::all().expect("threads");
     let cpu = bnn_transfer::cpu::CpuExtractor::new(&file, &threads).expect("cpu extractor");
+    let gpu = Gpu::new().ok();
+    let wgsl = gpu.as_ref().map(|gpu| {
+        let binary =
+            bnn_transfer::extractor::Extractor::new(gpu, file.clone()).expect("wgsl extractor");
+        let twin = bnn_transfer::bench::extractor::FloatTwin::new(gpu, &file, 5).expect("twin");
+        (device_name(gpu), binary, twin)
+    });
     let mut group = c.benchmark_group("extractor");
     group
         .sample_size(10)
@@ -160,6 +169,16 @@ fn extractor(c: &mut Criterion) {
         group.bench_function(format!("cpu_binary_{}_b{batch}", arch.name), |b| {
             b.iter(|| cpu.run_bits(&images, batch).expect("cpu run"))
         });
+        if let Some((dev, binary, twin)) = &wgsl {
+            let bits = bnn_transfer::extractor::Output::Bits;
+            group.bench_function(format!("{dev}_wgsl_binary_{}_b{batch}", arch.name), |b| {
+                b.iter(|| binary.run(&images, bits).expect("wgsl run"))
+            });
+            group.bench_function(
+                format!("{dev}_wgsl_float_twin_{}_b{batch}", arch.name),
+                |b| b.iter(|| twin.run(&images).expect("twin run")),
+            );
+        }
         #[cfg(feature = "train")]
         {
             use bnn_transfer::model::{Model, ModelConfig, Precision};

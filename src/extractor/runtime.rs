@@ -290,7 +290,7 @@ impl Extractor {
             .iter()
             .position(|p| p.batch == batch && p.preact_last == preact_last)
         {
-            return Ok(plans.swap_remove(i));
+            return Ok(plans.remove(i));
         }
         drop(plans);
         self.record(batch, preact_last)

@@ -398,7 +398,7 @@ fn occupy(tile: &mut ConvTile, shape: &ConvShape, n_align: usize, limits: &Adapt
     }
 }
 
-/// The fewest invocations [`occupy`] leaves in a workgroup: (CPU adapter, GPU).
+/// The fewest invocations the occupancy rule leaves in a workgroup: (CPU adapter, GPU).
 pub const MIN_INVOCATIONS: (u32, u32) = (8, 32);
 
 /// Fits a tile to the layer: fewer pixel rows when the layer has few output pixels (giving the
