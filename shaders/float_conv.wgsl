@@ -24,6 +24,12 @@
 // Weights too large for one storage binding are split along the output channels: a dispatch then
 // sees `out_c` rows of the weights (channels out_base .. out_base + out_c of the layer) and writes
 // them into columns out_base.. of output rows out_stride values long. Each output's sum is the same.
+//
+// The scalar type is `Real`: f32 here. The f16 baseline (kernels::Shader::FloatConvF16, adapters
+// with shader-f16) is this file with `enable f16;` in front and `alias Real = f16;`: f16 storage,
+// f16 tiles and f16 math, the same tiles and the same summation order.
+
+alias Real = f32;
 
 struct Params {
     batch: u32, in_h: u32, in_w: u32, in_c: u32,
@@ -51,21 +57,21 @@ override A_LEN: u32 = KQ * TILE_M;
 override B_LEN: u32 = KQ * TILE_N;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read> weights: array<f32>;
-@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<Real>;
+@group(0) @binding(2) var<storage, read> weights: array<Real>;
+@group(0) @binding(3) var<storage, read_write> output: array<Real>;
 
-var<workgroup> a_tile: array<vec4<f32>, A_LEN>;   // [KQ][TILE_M] activations, 4 consecutive k
-var<workgroup> b_tile: array<vec4<f32>, B_LEN>;   // [KQ][TILE_N] weights, 4 consecutive k
+var<workgroup> a_tile: array<vec4<Real>, A_LEN>;   // [KQ][TILE_M] activations, 4 consecutive k
+var<workgroup> b_tile: array<vec4<Real>, B_LEN>;   // [KQ][TILE_N] weights, 4 consecutive k
 var<workgroup> pix: array<vec4<i32>, TILE_M>;     // (n * in_h, iy0, ix0, inside the batch)
 
 // One row of the invocation's outputs (pixel a, channels w0..w3) advanced by the 4 values of one
 // vec4 step, in increasing k: component x, then y, z, w.
-fn step(acc: vec4<f32>, a: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>) -> vec4<f32> {
-    var s = fma(vec4<f32>(a.x), vec4<f32>(w0.x, w1.x, w2.x, w3.x), acc);
-    s = fma(vec4<f32>(a.y), vec4<f32>(w0.y, w1.y, w2.y, w3.y), s);
-    s = fma(vec4<f32>(a.z), vec4<f32>(w0.z, w1.z, w2.z, w3.z), s);
-    return fma(vec4<f32>(a.w), vec4<f32>(w0.w, w1.w, w2.w, w3.w), s);
+fn step(acc: vec4<Real>, a: vec4<Real>, w0: vec4<Real>, w1: vec4<Real>, w2: vec4<Real>, w3: vec4<Real>) -> vec4<Real> {
+    var s = fma(vec4<Real>(a.x), vec4<Real>(w0.x, w1.x, w2.x, w3.x), acc);
+    s = fma(vec4<Real>(a.y), vec4<Real>(w0.y, w1.y, w2.y, w3.y), s);
+    s = fma(vec4<Real>(a.z), vec4<Real>(w0.z, w1.z, w2.z, w3.z), s);
+    return fma(vec4<Real>(a.w), vec4<Real>(w0.w, w1.w, w2.w, w3.w), s);
 }
 
 @compute @workgroup_size(WG_N, WG_M)
@@ -102,10 +108,10 @@ fn conv(
     let tn = local.x;
     // Row i: pixel tm + i*WG_M; component j: channel tn + j*WG_N. Named registers, not an
     // indexed array, so no driver keeps them in scratch memory.
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    var acc0 = vec4<Real>(0.0);
+    var acc1 = vec4<Real>(0.0);
+    var acc2 = vec4<Real>(0.0);
+    var acc3 = vec4<Real>(0.0);
     for (var k0 = 0u; k0 < K_TOTAL; k0 += KC) {
         // Neighbouring invocations take neighbouring vec4s of one pixel (contiguous channels of
         // one tap) or of one weight row.
@@ -113,7 +119,7 @@ fn conv(
             let kq = e % KQ;
             let ml = e / KQ;
             let px = pix[ml];
-            var a = vec4<f32>(0.0);
+            var a = vec4<Real>(0.0);
             if (px.w != 0) {
                 for (var c = 0u; c < 4u; c++) {
                     let k = k0 + kq * 4u + c;
@@ -134,7 +140,7 @@ fn conv(
             let nl = e / KQ;
             let o = n0 + nl;
             let k = k0 + kq * 4u;
-            var w = vec4<f32>(0.0);
+            var w = vec4<Real>(0.0);
             if (o < p.out_c) {
                 let row = o * K_TOTAL;
                 for (var c = 0u; c < 4u; c++) {
@@ -160,7 +166,7 @@ fn conv(
         }
         workgroupBarrier();
     }
-    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    let acc = array<vec4<Real>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < RM; i++) {
         let m = m0 + tm + i * WG_M;
         if (m >= m_total) {

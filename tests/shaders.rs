@@ -48,7 +48,13 @@ fn every_file_is_a_registered_kernel() {
         .map(|s| s.file_name().to_owned())
         .collect();
     registered.sort();
+    registered.dedup(); // float_conv.wgsl makes the f32 and the f16 module
     assert_eq!(files, registered);
+    // Module names tell every module apart (they key the pipeline cache).
+    let mut names: Vec<&str> = Shader::ALL.iter().map(|s| s.module_name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), Shader::ALL.len());
 }
 
 #[test]
@@ -59,6 +65,10 @@ fn embedded_sources_match_the_files() {
             Shader::XnorConvSubgroup => {
                 format!("{}{}", read("xnor_conv.wgsl"), read(s.file_name()))
             }
+            Shader::FloatConvF16 => format!(
+                "enable f16;\n{}",
+                read("float_conv.wgsl").replacen("alias Real = f32;", "alias Real = f16;", 1)
+            ),
             _ => read(s.file_name()),
         };
         assert_eq!(want, s.source(), "{}", s.file_name());

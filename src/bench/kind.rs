@@ -17,7 +17,7 @@ pub enum Kernel {
     /// The float baseline on the same adapter: `float_conv.wgsl` for convs and large-batch dense
     /// layers, `float_dense.wgsl` for dense layers up to batch 8.
     FloatWgsl,
-    /// `float_conv_f16.wgsl`, the f16 baseline (convs, and dense layers as its 1×1 case), where the
+    /// `float_conv.wgsl` in f16, the f16 baseline (convs, and dense layers as its 1×1 case), where the
     /// adapter has shader-f16.
     FloatF16,
     /// burn's float conv2d / matmul on its wgpu backend (same adapter).

@@ -571,7 +571,7 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
             .into(),
     );
     notes.push(if cfg.f16 {
-        "f16 ms = float_conv_f16.wgsl (f16 storage and math; dense rows as its 1×1 case); \
+        "f16 ms = float_conv.wgsl in f16 (f16 storage and math; dense rows as its 1×1 case); \
          x f16 = f16 ms / xnor ms (same timer)"
             .into()
     } else {

@@ -80,7 +80,7 @@ pub struct AdapterReport {
     pub is_default: bool,
     /// Supports timestamp queries (GPU kernel times in `bnn bench`).
     pub timestamp_query: bool,
-    /// Supports shader-f16 (the f16 float baseline, `float_conv_f16.wgsl`).
+    /// Supports shader-f16 (the f16 float baseline: `float_conv.wgsl` in f16).
     pub shader_f16: bool,
     /// Supports subgroup operations.
     pub subgroups: bool,

@@ -107,7 +107,7 @@ impl Gpu {
             },
         };
         // Optional features, requested where the adapter offers them: timestamp queries (the
-        // benchmark's GPU timer), shader-f16 (the f16 float baseline, `float_conv_f16.wgsl`) and
+        // benchmark's GPU timer), shader-f16 (the f16 float baseline, `float_conv.wgsl` in f16) and
         // subgroups (the fused XNOR conv's ballot path; `BNN_SUBGROUPS=0` leaves them off).
         let offered = adapter.features();
         let timestamps = offered.contains(wgpu::Features::TIMESTAMP_QUERY);

@@ -205,7 +205,7 @@ pub(crate) struct Buffers<'a> {
     pub out: &'a wgpu::Buffer,
 }
 
-/// The dispatch of `shader` (`float_conv.wgsl` or `float_conv_f16.wgsl`, same overrides and
+/// The dispatch of `shader` (`float_conv.wgsl` in f32 or in f16, same overrides and
 /// bindings) computing output channels `base .. base + weights_len / K` of `shape`.
 pub(crate) fn encode_dispatch(
     gpu: &Gpu,

@@ -1,4 +1,5 @@
-//! The f16 float baseline (`shaders/float_conv_f16.wgsl`): `float_conv` with f16 storage and f16
+//! The f16 float baseline (`shaders/float_conv.wgsl` with `alias Real = f16`,
+//! [`Shader::FloatConvF16`]): `float_conv` with f16 storage and f16
 //! math, on adapters with `wgpu::Features::SHADER_F16` ([`Gpu::has_f16`]); elsewhere every
 //! entry point is an [`Error::Limits`] naming the adapter. Same tiles
 //! ([`Tuning::float_conv_tile`]: the f16 tile needs half the f32 one's workgroup memory), same

@@ -60,7 +60,8 @@ pub enum Shader {
     FloatConv,
     /// `float_dense.wgsl`: the float dense layer at small batches.
     FloatDense,
-    /// `float_conv_f16.wgsl`: the float conv in f16 (adapters with shader-f16).
+    /// `float_conv.wgsl` in f16: `enable f16;` and `alias Real = f16;` (adapters with
+    /// shader-f16).
     FloatConvF16,
 }
 
@@ -92,7 +93,7 @@ impl Shader {
             Shader::XnorDense => "xnor_dense.wgsl",
             Shader::FloatConv => "float_conv.wgsl",
             Shader::FloatDense => "float_dense.wgsl",
-            Shader::FloatConvF16 => "float_conv_f16.wgsl",
+            Shader::FloatConvF16 => "float_conv.wgsl",
         }
     }
 
@@ -116,7 +117,35 @@ impl Shader {
             Shader::XnorDense => include_str!("../../shaders/xnor_dense.wgsl"),
             Shader::FloatConv => include_str!("../../shaders/float_conv.wgsl"),
             Shader::FloatDense => include_str!("../../shaders/float_dense.wgsl"),
-            Shader::FloatConvF16 => include_str!("../../shaders/float_conv_f16.wgsl"),
+            Shader::FloatConvF16 => &FLOAT_CONV_F16,
+        }
+    }
+}
+
+/// `float_conv.wgsl` with f16 as its scalar type (built once, kept for the program's life).
+static FLOAT_CONV_F16: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| {
+    let f32_text = include_str!("../../shaders/float_conv.wgsl");
+    assert!(
+        f32_text.contains(REAL_F32),
+        "float_conv.wgsl declares `{REAL_F32}`"
+    );
+    let text = format!(
+        "enable f16;\n{}",
+        f32_text.replacen(REAL_F32, "alias Real = f16;", 1)
+    );
+    Box::leak(text.into_boxed_str())
+});
+
+/// The scalar type declaration `float_conv.wgsl` starts from.
+const REAL_F32: &str = "alias Real = f32;";
+
+impl Shader {
+    /// The module's name in the pipeline cache and in errors: the file name, with the variant
+    /// when one file makes two modules.
+    pub fn module_name(self) -> &'static str {
+        match self {
+            Shader::FloatConvF16 => "float_conv.wgsl (f16)",
+            _ => self.file_name(),
         }
     }
 }
@@ -124,7 +153,7 @@ impl Shader {
 impl From<Shader> for crate::gpu::ShaderSource {
     fn from(shader: Shader) -> Self {
         crate::gpu::ShaderSource {
-            name: shader.file_name(),
+            name: shader.module_name(),
             text: shader.source(),
         }
     }

@@ -66,7 +66,7 @@ impl ConvTile {
 
     /// Workgroup memory of `shaders/float_conv.wgsl` with this tile, variable by variable:
     /// `a_tile` (`KQ·TILE_M` `vec4<f32>`), `b_tile` (`KQ·TILE_N` `vec4<f32>`) and `pix` (`TILE_M`
-    /// `vec4<i32>`). The f16 variant (`float_conv_f16.wgsl`) stages `vec4<f16>`, half of the two
+    /// `vec4<i32>`). The f16 variant (`float_conv.wgsl` with `alias Real = f16`) stages `vec4<f16>`, half of the two
     /// slices, so a tile that fits the f32 kernel fits it too.
     pub fn float_workgroup_bytes(&self) -> u32 {
         let (tm, tn, kq) = (self.wg_m * self.rm, self.wg_n * self.rn, self.kc / 4);
