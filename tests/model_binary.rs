@@ -195,6 +195,7 @@ fn checkpoint_roundtrip_reproduces_the_eval_forward() {
         },
         adam: Default::default(),
         seed: 0,
+        teacher: None,
     };
     checkpoint::write_config(&dir, &config).unwrap();
     checkpoint::save(&dir, &model, &optimizer, &Default::default()).unwrap();

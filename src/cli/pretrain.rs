@@ -49,6 +49,11 @@ pub struct Args {
     /// XNOR-Net per-channel weight scale α on the binary layers.
     #[arg(long)]
     weight_scale: bool,
+    /// Distil from a finished run of the same architecture and classes (typically the float twin:
+    /// `--teacher runs/small-float`): its softmax outputs become the training targets instead of
+    /// the labels (ReActNet's distributional loss). Validation still scores against the labels.
+    #[arg(long, value_name = "DIR")]
+    teacher: Option<PathBuf>,
     /// Output directory (config.json, checkpoint/, metrics.csv, curves.svg, report.json)
     /// (default: `runs/<arch>-<precision>`).
     #[arg(long)]
@@ -83,6 +88,7 @@ impl Args {
             lr_gamma: self.lr_gamma,
             seed: self.seed,
             weight_scale: self.weight_scale,
+            teacher: self.teacher.clone(),
             out: self.out.clone(),
             resume: self.resume,
         }
@@ -121,6 +127,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ""
         }
     );
+    if let Some(t) = &config.teacher {
+        eprintln!(
+            "distilling from {}: its softmax outputs are the targets",
+            t.display()
+        );
+    }
     eprintln!(
         "data: {} ({}, {} classes), {} epochs of batch {}, Adam lr {} ({:?}), seed {}; output: {}",
         config.data.display(),

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,12 @@ pub struct PretrainConfig {
     /// Seed of the weight initialisation; per-epoch shuffle/augmentation seeds derive from it
     /// ([`PretrainConfig::epoch_seed`]).
     pub seed: u64,
+    /// Distillation from a teacher (`--teacher`): the output directory of a finished run of the
+    /// same architecture and classes (typically the float twin). Its softmax outputs replace the
+    /// labels as training targets (ReActNet's distributional loss, [`distillation_loss`]); `None`
+    /// trains on the labels (cross-entropy). Validation always scores against the labels.
+    #[serde(default)]
+    pub teacher: Option<PathBuf>,
 }
 
 impl PretrainConfig {
@@ -97,6 +104,31 @@ impl PretrainConfig {
         }
         if s.step_epochs == 0 {
             return bad("--lr-step-epochs 0: give at least 1".into());
+        }
+        if let Some(dir) = &self.teacher {
+            let t = checkpoint::read_config(dir).map_err(|e| {
+                Error::Config(format!(
+                    "--teacher {}: not the output directory of a `bnn pretrain` run ({e})",
+                    dir.display()
+                ))
+            })?;
+            if t.model.arch != self.model.arch || t.classes != self.classes {
+                return bad(format!(
+                    "--teacher {}: it is a {} network over {} classes; this run is a {} network \
+                     over {} classes (the teacher must have the same architecture and classes)",
+                    dir.display(),
+                    t.model.arch.name,
+                    t.classes.len(),
+                    self.model.arch.name,
+                    self.classes.len()
+                ));
+            }
+            checkpoint::load_state(dir).map_err(|e| {
+                Error::Config(format!(
+                    "--teacher {}: no finished checkpoint to distil from ({e})",
+                    dir.display()
+                ))
+            })?;
         }
         Ok(())
     }
@@ -243,6 +275,7 @@ pub fn new_config_layout(
         schedule,
         adam: AdamSettings::default(),
         seed,
+        teacher: None,
     })
 }
 
@@ -324,11 +357,29 @@ pub fn train_step(
     labels: Tensor<1, Int>,
     lr: f64,
 ) -> Result<(Model, f32, Vec<f32>)> {
+    train_step_with(model, optimizer, images, labels, None, lr)
+}
+
+/// [`train_step`] with an optional `teacher` (a model in eval mode, no autodiff): with one, the
+/// loss is the [`distillation_loss`] against its outputs on the same images instead of the
+/// cross-entropy on `labels`.
+pub fn train_step_with(
+    model: Model,
+    optimizer: &mut ModuleOptimizer,
+    images: Tensor<4>,
+    labels: Tensor<1, Int>,
+    teacher: Option<&Model>,
+    lr: f64,
+) -> Result<(Model, f32, Vec<f32>)> {
     let device = images.device();
+    let target = teacher.map(|t| t.forward(images.clone().without_autodiff()));
     let logits = model.forward(images);
-    let loss = CrossEntropyLossConfig::new()
-        .init(&device)
-        .forward(logits.clone(), labels);
+    let loss = match target {
+        Some(t) => distillation_loss(logits.clone(), t),
+        None => CrossEntropyLossConfig::new()
+            .init(&device)
+            .forward(logits.clone(), labels),
+    };
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let model = optimizer.step(lr, model, grads).clip_latent();
     let loss: f32 = loss.into_scalar();
@@ -337,6 +388,16 @@ pub fn train_step(
         .try_into_vec_as::<f32>()
         .map_err(|e| Error::Shape(format!("logits to f32: {e:?}")))?;
     Ok((model, loss, logits))
+}
+
+/// ReActNet's distributional loss: the cross-entropy of the student's softmax against the
+/// teacher's, `mean over the batch of −Σ_c softmax(teacher)_c · log_softmax(student)_c` (the
+/// KL divergence from teacher to student plus the teacher's entropy, which has no gradient). The
+/// teacher's logits carry no graph. With one-hot teacher outputs it is the ordinary cross-entropy
+/// (tested).
+pub fn distillation_loss(student: Tensor<2>, teacher: Tensor<2>) -> Tensor<1> {
+    let target = softmax(teacher.without_autodiff(), 1);
+    (target * log_softmax(student, 1)).sum_dim(1).mean().neg()
 }
 
 /// Validation: mean loss, top-1 and top-5 accuracy of `model` (eval mode) on `set`, or `None`

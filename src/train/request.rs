@@ -49,6 +49,8 @@ pub struct PretrainRequest {
     pub seed: Option<u64>,
     /// XNOR-Net per-channel weight scale α on the binary layers.
     pub weight_scale: bool,
+    /// Distil from this finished run (same architecture and classes) instead of the labels.
+    pub teacher: Option<PathBuf>,
     /// Output directory (`runs/<arch>-<precision>`; required on resume).
     pub out: Option<PathBuf>,
     /// Continue the run in `out`.
@@ -105,6 +107,7 @@ impl PretrainRequest {
         )
         .context_with(|| format!("reading the data set {}", data.display()))?;
         config.model.weight_scale = self.weight_scale;
+        config.teacher = self.teacher.clone();
         let out = self
             .out
             .clone()
@@ -155,6 +158,16 @@ impl PretrainRequest {
             differs(
                 s == config.seed,
                 format!("--seed {s} (run: {})", config.seed),
+            );
+        }
+        if let Some(t) = &self.teacher {
+            let run = config
+                .teacher
+                .as_ref()
+                .map_or("none".into(), |r| r.display().to_string());
+            differs(
+                config.teacher.as_ref() == Some(t),
+                format!("--teacher {} (run: {run})", t.display()),
             );
         }
         if diffs.is_empty() {

@@ -16,7 +16,7 @@ use indicatif::ProgressBar;
 use super::checkpoint::{self, PartialEpoch, TrainState};
 use super::metrics::{self, CurvePoint, EpochMetrics};
 use super::pretrain::{
-    PretrainConfig, PretrainReport, RunOptions, batch_tensors, evaluate, score, train_step,
+    PretrainConfig, PretrainReport, RunOptions, batch_tensors, evaluate, score, train_step_with,
 };
 use crate::atomic::write_atomic;
 use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
@@ -78,6 +78,8 @@ struct Session<'a> {
     report: PretrainReport,
     session_images: u64,
     session_train_s: f64,
+    /// The distillation teacher (`config.teacher`), in eval mode without autodiff.
+    teacher: Option<Model>,
 }
 
 impl Session<'_> {
@@ -147,7 +149,9 @@ impl Session<'_> {
             let batch = batch?;
             pass.lr = config.schedule.lr_at(epoch, b, steps, config.epochs);
             let (images, labels) = batch_tensors(&batch, &self.device);
-            let (m, loss, logits) = train_step(model, optimizer, images, labels, pass.lr)?;
+            let teacher = self.teacher.as_ref();
+            let (m, loss, logits) =
+                train_step_with(model, optimizer, images, labels, teacher, pass.lr)?;
             model = m;
             let (_, hits, _) = score(&logits, config.model.arch.classes, &batch.labels);
             let n = batch.len() as u64;
@@ -328,6 +332,14 @@ pub(super) fn run(
             config.batch_size
         )));
     }
+    let teacher = match &config.teacher {
+        Some(dir) => {
+            let (_, t) = checkpoint::load_model(dir, &opts.device.device)
+                .map_err(|e| Error::Config(format!("--teacher {}: {e}", dir.display())))?;
+            Some(t)
+        }
+        None => None,
+    };
     let mut session = Session {
         config: &config,
         opts,
@@ -358,6 +370,7 @@ pub(super) fn run(
         },
         session_images: 0,
         session_train_s: 0.0,
+        teacher,
     };
     if session.val_set.is_none() {
         session.say(format!(
