@@ -319,14 +319,10 @@ impl<'g> FloatTwin<'g> {
         let gpu = self.gpu;
         gpu.queue
             .write_buffer(&plan.image.buffer, 0, bytemuck::cast_slice(images));
-        let bytes = plan.output.bytes().next_multiple_of(4);
-        pollster::block_on(gpu.submit_with_copies_async(
-            &plan.dispatches,
-            &[(&plan.output.buffer, &plan.readback, bytes)],
-        ))?;
-        let mut out: Vec<f32> = pollster::block_on(gpu.map_read_async(&plan.readback))?;
-        out.truncate(plan.output.len);
-        Ok(out)
+        let mut outs = pollster::block_on(
+            gpu.run_and_read_async(&plan.dispatches, &[(&plan.output, &plan.readback)]),
+        )?;
+        Ok(outs.remove(0))
     }
 
     /// The whole chain for `batch` images: buffers, bind groups and dispatches.

@@ -18,7 +18,7 @@ pub mod report;
 pub mod shapes;
 pub mod timing;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -691,33 +691,26 @@ fn end_to_end(
                 binary_speedup: binary.and_then(|(_, b)| ratio(median, Some(*b))),
                 error: stats.err().map(|e| e.to_string()),
             });
+            let runs = plan.repeats.max(3);
             if run == Run::CpuBinaryExtractor
                 && let Ok(c) = &cpu
             {
-                let runs = (0..plan.repeats.max(3))
-                    .map(|_| {
-                        Ok(c.profile(&images, batch)?
-                            .into_iter()
-                            .map(|s| (s.stage, s.time.as_secs_f64()))
-                            .collect())
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                stages.extend(stage_medians(StageOf::Cpu, batch, runs));
+                stages.extend(stage_medians(StageOf::Cpu, batch, runs, || {
+                    Ok(c.profile(&images, batch)?
+                        .into_iter()
+                        .map(|s| (s.stage, s.time))
+                        .collect())
+                })?);
             }
             if run == Run::BinaryExtractor
                 && let Ok(b) = &extractor
             {
-                let runs = (0..plan.repeats.max(3))
-                    .map(|_| {
-                        Ok(b.profile(batch)?
-                            .into_iter()
-                            .map(|(layer, kernel, t)| {
-                                (format!("{layer} {kernel}"), t.elapsed.as_secs_f64())
-                            })
-                            .collect())
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                stages.extend(stage_medians(StageOf::Gpu, batch, runs));
+                stages.extend(stage_medians(StageOf::Gpu, batch, runs, || {
+                    Ok(b.profile(batch)?
+                        .into_iter()
+                        .map(|(layer, kernel, t)| (format!("{layer} {kernel}"), t.elapsed))
+                        .collect())
+                })?);
             }
             bar.inc(1);
         }
@@ -725,20 +718,27 @@ fn end_to_end(
     Ok((out, stages))
 }
 
-/// Median time of each stage over profiled runs (`runs[r][stage] = (name, seconds)`), with each
-/// stage's share of their sum.
-fn stage_medians(of: StageOf, batch: usize, runs: Vec<Vec<(String, f64)>>) -> Vec<StageRow> {
+/// Median time of each stage over `runs` profiled runs (`profile` returns one run's
+/// `(stage, time)` list, stages in the same order every time), with each stage's share of their
+/// sum.
+fn stage_medians(
+    of: StageOf,
+    batch: usize,
+    runs: usize,
+    mut profile: impl FnMut() -> Result<Vec<(String, Duration)>>,
+) -> Result<Vec<StageRow>> {
+    let runs: Vec<Vec<(String, Duration)>> = (0..runs).map(|_| profile()).collect::<Result<_>>()?;
     let Some(first) = runs.first() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let medians: Vec<(String, f64)> = (0..first.len())
         .map(|i| {
-            let t: Vec<f64> = runs.iter().map(|r| r[i].1).collect();
+            let t: Vec<f64> = runs.iter().map(|r| r[i].1.as_secs_f64()).collect();
             (first[i].0.clone(), timing::median(&t))
         })
         .collect();
     let total: f64 = medians.iter().map(|(_, t)| t).sum();
-    medians
+    Ok(medians
         .into_iter()
         .map(|(stage, median_s)| StageRow {
             of,
@@ -747,5 +747,5 @@ fn stage_medians(of: StageOf, batch: usize, runs: Vec<Vec<(String, f64)>>) -> Ve
             median_s,
             share: median_s / total.max(1e-12),
         })
-        .collect()
+        .collect())
 }

@@ -508,18 +508,11 @@ impl Plan {
                 .entry(i)
                 .or_insert_with(|| gpu.readback_buffer(s.bytes().next_multiple_of(4).max(4)));
         }
-        let copies: Vec<(&wgpu::Buffer, &wgpu::Buffer, u64)> = sources
+        let reads: Vec<(&Storage<u32>, &wgpu::Buffer)> = sources
             .iter()
-            .map(|&(i, s)| (&s.buffer, &self.readback[&i], s.bytes().next_multiple_of(4)))
+            .map(|&(i, s)| (s, &self.readback[&i]))
             .collect();
-        gpu.submit_with_copies_async(&self.dispatches, &copies)
-            .await?;
-        let mut outs = Vec::with_capacity(sources.len());
-        for &(i, s) in &sources {
-            let mut words: Vec<u32> = gpu.map_read_async(&self.readback[&i]).await?;
-            words.truncate(s.len);
-            outs.push(words);
-        }
+        let mut outs = gpu.run_and_read_async(&self.dispatches, &reads).await?;
         Ok(match &self.preact {
             Some((_, float)) => (vec![], Some((outs.remove(0), *float))),
             None => (outs, None),

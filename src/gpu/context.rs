@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytemuck::Pod;
+
 use super::adapter;
+use super::buffers::Storage;
 use super::limits::AdapterLimits;
 use super::pipelines::PipelineKey;
 use crate::error::{Error, Result};
@@ -67,6 +70,9 @@ pub struct Gpu {
     pub subgroups: bool,
     /// Whether the device has shader-f16 enabled (see [`Gpu::has_f16`]).
     f16: bool,
+    /// What tile choice needs of the device, worked out once (it reads the environment and the
+    /// CPU count): see [`Gpu::adapter_limits`].
+    adapter_limits: AdapterLimits,
     pipelines: Arc<Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>>,
 }
 
@@ -135,6 +141,11 @@ impl Gpu {
                     adapter: info.name.clone(),
                     message: e.to_string(),
                 })?;
+        let fixed_subgroup = info.subgroup_min_size == info.subgroup_max_size;
+        let adapter_limits = AdapterLimits {
+            subgroup_size: (subgroups && fixed_subgroup).then_some(info.subgroup_min_size),
+            ..AdapterLimits::from_adapter(&info, &limits)
+        };
         Ok(Gpu {
             adapter,
             device,
@@ -144,6 +155,7 @@ impl Gpu {
             timestamps,
             subgroups,
             f16,
+            adapter_limits,
             pipelines: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -164,10 +176,7 @@ impl Gpu {
 
     /// The limits tile choice and tensor splitting are computed from.
     pub fn adapter_limits(&self) -> AdapterLimits {
-        AdapterLimits {
-            subgroup_size: self.subgroup_size(),
-            ..AdapterLimits::from_adapter(&self.info, &self.limits)
-        }
+        self.adapter_limits
     }
 
     /// Whether shaders may use `f16` (the adapter offers `wgpu::Features::SHADER_F16` and the
@@ -184,8 +193,7 @@ impl Gpu {
     /// The subgroup size when the device has subgroups and every subgroup has the same size
     /// (lavapipe: 8, NVIDIA: 32); `None` otherwise.
     pub fn subgroup_size(&self) -> Option<u32> {
-        (self.subgroups && self.info.subgroup_min_size == self.info.subgroup_max_size)
-            .then_some(self.info.subgroup_min_size)
+        self.adapter_limits.subgroup_size
     }
 
     /// The compiled pipeline for `key`, compiled on first use inside a validation error scope so a
@@ -279,21 +287,30 @@ impl Gpu {
         Gpu::checked(scope.pop().await, dispatches)
     }
 
-    /// Submits the dispatches (one compute pass) and then `copies` (`(source, destination, bytes)`,
-    /// typically into read-back buffers) in one command buffer, and resolves once validation has
-    /// accepted them; [`map_read_async`](Gpu::map_read_async) then waits for the GPU.
-    pub async fn submit_with_copies_async(
+    /// Submits the dispatches (one compute pass) and a copy of each of `reads` into its
+    /// read-back buffer (`MAP_READ | COPY_DST`, at least as large) in one command buffer, then maps
+    /// the read-back buffers: a recorded chain's whole run is one submission and reads only these
+    /// results.
+    pub async fn run_and_read_async<T: Pod>(
         &self,
         dispatches: &[Dispatch],
-        copies: &[(&wgpu::Buffer, &wgpu::Buffer, u64)],
-    ) -> Result<()> {
+        reads: &[(&Storage<T>, &wgpu::Buffer)],
+    ) -> Result<Vec<Vec<T>>> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut encoder = self.encode(dispatches, None);
-        for &(from, to, bytes) in copies {
-            encoder.copy_buffer_to_buffer(from, 0, to, 0, bytes);
+        for (storage, readback) in reads {
+            let bytes = storage.bytes().next_multiple_of(4);
+            encoder.copy_buffer_to_buffer(&storage.buffer, 0, readback, 0, bytes);
         }
         self.queue.submit([encoder.finish()]);
-        Gpu::checked(scope.pop().await, dispatches)
+        Gpu::checked(scope.pop().await, dispatches)?;
+        let mut outs = Vec::with_capacity(reads.len());
+        for (storage, readback) in reads {
+            let mut values: Vec<T> = self.map_read_async(readback).await?;
+            values.truncate(storage.len);
+            outs.push(values);
+        }
+        Ok(outs)
     }
 
     /// Runs the dispatches and returns their GPU time.
