@@ -29,6 +29,7 @@ fn tiny_arch(dense: Vec<usize>) -> Arch {
         stride: 1,
         pad: 1,
         pool,
+        shortcut: false,
     };
     Arch {
         name: "tiny".into(),
@@ -46,6 +47,7 @@ fn tiny_arch(dense: Vec<usize>) -> Arch {
         ],
         dense,
         classes: 4,
+        blocks: Default::default(),
     }
 }
 
@@ -64,11 +66,18 @@ fn extractor_seeds(out: &Path) -> anyhow::Result<()> {
         weight: (0..64).map(|i| i as f32 / 64.0 - 0.5).collect(),
         bias: vec![0.25, -0.25, 0.0, 1.0],
     });
-    let files: [(&str, &ExtractorFile); 4] = [
+    // Bi-Real: a first layer, an identity and an average-pool shortcut (version 2, `L.real`).
+    let mut bireal_arch = tiny_arch(vec![16]);
+    bireal_arch.convs[1].out = 8;
+    bireal_arch.convs.insert(1, bireal_arch.convs[0]);
+    let bireal_arch = bireal_arch.bireal(&[1, 2]);
+    let bireal = random_file(&bireal_arch, 3)?;
+    let files: [(&str, &ExtractorFile); 5] = [
         ("convs", &convs_only),
         ("one-padding", &one_padding),
         ("dense", &dense),
         ("classifier", &classified),
+        ("bireal", &bireal),
     ];
     for (name, f) in files {
         write(

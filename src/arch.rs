@@ -27,6 +27,27 @@ pub struct ConvBlock {
     pub pad: usize,
     /// Max-pool after the conv, before batch norm.
     pub pool: Option<Pool>,
+    /// Bi-Real shortcut ([`Blocks::BiReal`] only): the block's input is added to its batch-norm
+    /// output, average-pooled with the block's pool window when it pools. Needs as many output
+    /// channels as input channels and a conv that keeps the side (stride 1, `2·pad = kernel − 1`).
+    #[serde(default)]
+    pub shortcut: bool,
+}
+
+/// How the blocks of an [`Arch`] are wired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Blocks {
+    /// Hubara et al.'s BNN: conv → [max-pool] → batch norm → sign, every block.
+    #[default]
+    Plain,
+    /// Bi-Real / ReActNet: conv blocks carry a real-valued stream. A binary block binarizes its
+    /// input with a learnable per-channel threshold (RSign, not on the first block, which sees the
+    /// image), adds its input back through a shortcut where [`ConvBlock::shortcut`] says so, and
+    /// ends with RPReLU (learnable shifts around a PReLU) instead of a sign. The first dense block
+    /// binarizes the last conv block's output with its own RSign. The float twin has the same
+    /// shortcuts, no RSign, and ReLU for RPReLU.
+    BiReal,
 }
 
 /// A whole network: conv blocks, flatten (NHWC order on the extractor side), hidden dense blocks
@@ -45,6 +66,9 @@ pub struct Arch {
     pub dense: Vec<usize>,
     /// Outputs of the classifier.
     pub classes: usize,
+    /// How the blocks are wired (`plain` when absent, as in files written before Bi-Real blocks).
+    #[serde(default)]
+    pub blocks: Blocks,
 }
 
 /// Output side of a conv or pool window with `pad` zero padding on each side.
@@ -110,6 +134,7 @@ impl Arch {
             stride,
             pad,
             pool,
+            shortcut: false,
         };
         Arch {
             name: "alexnet".into(),
@@ -124,15 +149,24 @@ impl Arch {
             ],
             dense: vec![4096, 4096],
             classes,
+            blocks: Blocks::Plain,
         }
     }
 }
 
 /// Names accepted by [`Arch::by_name`], with a one-line description each.
-pub const ARCH_NAMES: [(&str, &str); 3] = [
+pub const ARCH_NAMES: [(&str, &str); 5] = [
     (
         "small",
         "64 px, 5 conv + 2 dense blocks, ~44 M MACs: Tiny-ImageNet on a CPU (the default)",
+    ),
+    (
+        "small-bireal",
+        "`small` with Bi-Real blocks: shortcuts around conv3-5, RSign, RPReLU",
+    ),
+    (
+        "mini-bireal",
+        "32 px Bi-Real test network: 4 conv (an identity and an avg-pool shortcut) + 1 dense",
     ),
     (
         "alexnet",
@@ -162,6 +196,7 @@ impl Arch {
             stride,
             pad,
             pool,
+            shortcut: false,
         };
         Arch {
             name: "small".into(),
@@ -176,6 +211,7 @@ impl Arch {
             ],
             dense: vec![512, 512],
             classes,
+            blocks: Blocks::Plain,
         }
     }
 
@@ -191,6 +227,7 @@ impl Arch {
             stride,
             pad,
             pool,
+            shortcut: false,
         };
         Arch {
             name: "mini".into(),
@@ -203,7 +240,41 @@ impl Arch {
             ],
             dense: vec![128],
             classes,
+            blocks: Blocks::Plain,
         }
+    }
+
+    /// A 32×32 Bi-Real network for tests, with both kinds of shortcut: 32 → conv 32 3×3 + pool 2 →
+    /// 16 → conv 32 3×3 (identity shortcut) → conv 64 3×3 + pool 2 → 8 → conv 64 3×3 + pool 2
+    /// (average-pool shortcut) → 4 → fc 128 → classes.
+    pub fn mini_bireal(classes: usize) -> Self {
+        let pool = Some(Pool {
+            kernel: 2,
+            stride: 2,
+        });
+        let conv = |out, pool| ConvBlock {
+            out,
+            kernel: 3,
+            stride: 1,
+            pad: 1,
+            pool,
+            shortcut: false,
+        };
+        Arch {
+            name: "mini".into(),
+            input: 32,
+            in_channels: 3,
+            convs: vec![
+                conv(32, pool),
+                conv(32, None),
+                conv(64, pool),
+                conv(64, pool),
+            ],
+            dense: vec![128],
+            classes,
+            blocks: Blocks::Plain,
+        }
+        .bireal(&[1, 3])
     }
 
     /// One of the named architectures ([`ARCH_NAMES`]), with `classes` outputs.
@@ -212,8 +283,74 @@ impl Arch {
             "small" => Some(Arch::small(classes)),
             "alexnet" => Some(Arch::alexnet(classes)),
             "mini" => Some(Arch::mini(classes)),
+            "small-bireal" => Some(Arch::small(classes).bireal(&[2, 3, 4])),
+            "mini-bireal" => Some(Arch::mini_bireal(classes)),
             _ => None,
         }
+    }
+
+    /// This architecture with [`Blocks::BiReal`] wiring and shortcuts around the conv blocks at
+    /// `shortcuts` (0-based), named `{name}-bireal`.
+    pub fn bireal(mut self, shortcuts: &[usize]) -> Self {
+        self.name = format!("{}-bireal", self.name);
+        self.blocks = Blocks::BiReal;
+        for &i in shortcuts {
+            self.convs[i].shortcut = true;
+        }
+        self
+    }
+
+    /// Checks what the types cannot: every shortcut joins maps of one shape, and shortcuts only
+    /// appear in [`Blocks::BiReal`] networks. The message names the block.
+    pub fn check(&self) -> Result<(), String> {
+        let mut side = self.input;
+        let mut cin = self.in_channels;
+        for (i, c) in self.convs.iter().enumerate() {
+            let conv_side = (side + 2 * c.pad)
+                .checked_sub(c.kernel)
+                .map(|d| d / c.stride + 1);
+            if c.shortcut {
+                if self.blocks != Blocks::BiReal {
+                    return Err(format!(
+                        "conv{}: a shortcut needs `blocks: bi_real` (this network is plain)",
+                        i + 1
+                    ));
+                }
+                if i == 0 || cin != c.out || conv_side != Some(side) {
+                    return Err(format!(
+                        "conv{}: a shortcut needs a block after the first that keeps the channels \
+                         ({cin} in, {} out) and the side (stride 1, 2·pad = kernel − 1)",
+                        i + 1,
+                        c.out
+                    ));
+                }
+            }
+            side = conv_side.unwrap_or(0);
+            if let Some(p) = c.pool {
+                side = side.checked_sub(p.kernel).map_or(0, |d| d / p.stride + 1);
+            }
+            cin = c.out;
+        }
+        Ok(())
+    }
+
+    /// Per-channel parameters of the Bi-Real extras (binary network): RSign thresholds on the input
+    /// of every conv block after the first and of the first dense block, RPReLU's three vectors
+    /// after every conv block. 0 for plain networks.
+    pub fn bireal_params(&self) -> u64 {
+        if self.blocks != Blocks::BiReal {
+            return 0;
+        }
+        let mut n = 0;
+        let mut cin = self.in_channels;
+        for (i, c) in self.convs.iter().enumerate() {
+            n += 3 * c.out + if i > 0 { cin } else { 0 };
+            cin = c.out;
+        }
+        if !self.dense.is_empty() && !self.convs.is_empty() {
+            n += cin;
+        }
+        n as u64
     }
 
     /// Per-layer summary rows: conv blocks, dense blocks, then the classifier.
@@ -270,7 +407,7 @@ impl Arch {
 
     /// Trainable parameters: conv and dense weights (no conv/dense bias: batch norm follows),
     /// batch-norm γ and β, classifier weights and bias. Batch-norm running statistics are not
-    /// counted (they are state, not parameters).
+    /// counted (they are state, not parameters). Bi-Real networks add [`Arch::bireal_params`].
     pub fn params(&self) -> u64 {
         self.layers()
             .iter()
@@ -278,7 +415,8 @@ impl Arch {
                 LayerKind::Classifier => (l.inputs * l.outputs + l.outputs) as u64,
                 _ => (l.inputs * l.outputs + 2 * l.outputs) as u64,
             })
-            .sum()
+            .sum::<u64>()
+            + self.bireal_params()
     }
 
     /// Bytes of the frozen binary network as the extractor stores it: binary weights packed 32 to
@@ -298,7 +436,17 @@ impl Arch {
                 }
                 LayerKind::Classifier => (4 * (l.inputs * l.outputs + l.outputs)) as u64,
             })
-            .sum()
+            .sum::<u64>()
+            + self.bireal_bytes()
+    }
+
+    /// Extra bytes of a Bi-Real extractor: its conv layers store five more f32 per output channel
+    /// (the folded batch-norm scale and bias, RPReLU's three vectors) besides the threshold.
+    fn bireal_bytes(&self) -> u64 {
+        if self.blocks != Blocks::BiReal {
+            return 0;
+        }
+        self.convs.iter().map(|c| 20 * c.out as u64).sum()
     }
 
     /// Bytes of the float twin for inference: every weight as f32 plus batch norm folded to a
@@ -442,6 +590,23 @@ mod tests {
             assert!(a.summary().contains("MACs/image"));
         }
         assert!(Arch::by_name("resnet", 10).is_none());
+        for (name, _) in ARCH_NAMES {
+            assert_eq!(Arch::by_name(name, 10).unwrap().check(), Ok(()), "{name}");
+        }
+        let b = Arch::small(200).bireal(&[2, 3, 4]);
+        assert_eq!(b.name, "small-bireal");
+        // RSign on conv2-5 inputs (64 + 3·128) and fc1's (128), RPReLU 3 × (64 + 4·128).
+        assert_eq!(b.bireal_params(), 64 + 3 * 128 + 128 + 3 * (64 + 4 * 128));
+        assert_eq!(b.params(), Arch::small(200).params() + b.bireal_params());
+        let bad = Arch::small(200).bireal(&[1]);
+        assert!(
+            bad.check().unwrap_err().contains("conv2"),
+            "{:?}",
+            bad.check()
+        );
+        let mut plain = Arch::small(200);
+        plain.convs[2].shortcut = true;
+        assert!(plain.check().unwrap_err().contains("bi_real"));
         let s = Arch::small(200);
         assert_eq!(s.conv_shapes().last(), Some(&(3, 128)));
         assert_eq!(s.flat_features(), 3 * 3 * 128);

@@ -15,9 +15,10 @@ use crate::data::Preprocess;
 use crate::error::{Error, Result};
 use crate::extractor::reference::{self, LayerInput};
 use crate::extractor::{
-    ClassifierData, ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Source,
-    Thresholds,
+    ClassifierData, ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, RealSpec,
+    Shortcut, Source, Thresholds,
 };
+use crate::kernels::real_epilogue::RealChannel;
 use crate::kernels::{FloatThreshold, Padding, Threshold};
 use crate::model::{Model, ModelConfig, Precision};
 use crate::rng::Rng;
@@ -25,6 +26,11 @@ use crate::rng::Rng;
 /// |BN output| below which a sign disagreement between the burn model (f32 batch norm) and the
 /// exact threshold counts as a tie rather than an error.
 pub const TIE_TOLERANCE: f32 = 1e-3;
+
+/// Largest difference allowed between a real layer's output and burn's, relative to
+/// `1 + |burn's value|`: the folded batch norm and the fused multiply-adds round differently from
+/// burn's op-by-op f32 (a few units in the last place per op).
+pub const REAL_TOLERANCE: f32 = 1e-4;
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
@@ -155,6 +161,43 @@ fn alpha(w: &[f32], per_row: usize) -> Vec<f32> {
         .collect()
 }
 
+/// A Bi-Real block's epilogue constants: batch norm (with α) folded to `scale = α·γ/s` and
+/// `bias = β − μ·γ/s` (s = √(var + ε), in f64, rounded to f32), then RPReLU's vectors.
+fn real_channels(bn: &Bn, alpha: Option<&[f32]>, r: &crate::model::Rprelu) -> Vec<RealChannel> {
+    let (shift_in, slope, shift_out) = (
+        values(r.shift_in.val()),
+        values(r.slope.val()),
+        values(r.shift_out.val()),
+    );
+    (0..bn.gamma.len())
+        .map(|c| {
+            let g = bn.gamma[c] as f64 / (bn.var[c] as f64 + bn.eps).sqrt();
+            let a = alpha.map_or(1.0, |a| a[c] as f64);
+            RealChannel {
+                scale: (a * g) as f32,
+                bias: (bn.beta[c] as f64 - bn.mean[c] as f64 * g) as f32,
+                shift_in: shift_in[c],
+                slope: slope[c],
+                shift_out: shift_out[c],
+            }
+        })
+        .collect()
+}
+
+/// What the block after conv block `i` subtracts before its sign (RSign), per channel of block
+/// `i`'s output: the next conv block's, or the first dense block's after the last conv; zeros
+/// when there is none (the signs of `z` itself).
+fn next_rsign(model: &Model, i: usize) -> Vec<f32> {
+    let next = match model.convs.get(i + 1) {
+        Some(b) => b.rsign.as_ref(),
+        None => model.dense.first().and_then(|d| d.rsign.as_ref()),
+    };
+    match next {
+        Some(t) => values(t.val()),
+        None => vec![0.0; values(model.convs[i].bn.gamma.val()).len()],
+    }
+}
+
 /// What went into the file besides the model.
 #[derive(Clone, Debug)]
 pub struct ExportSource {
@@ -240,17 +283,42 @@ pub fn build(
             pool: c.pool,
             in_features: 0,
             dot_offset: 0,
+            real: None,
         };
-        let thresholds = if first {
-            Thresholds::Float(float_thresholds(&b, a.as_deref()))
-        } else {
-            Thresholds::Int(int_thresholds(&b, a.as_deref(), 0))
+        let layer = match &block.rprelu {
+            Some(r) if model.bireal => {
+                let shortcut = match (block.shortcut, c.pool) {
+                    (false, _) => Shortcut::None,
+                    (true, None) => Shortcut::Identity,
+                    (true, Some(_)) => Shortcut::AvgPool,
+                };
+                let t = next_rsign(model, i);
+                LayerData {
+                    spec: LayerSpec {
+                        real: Some(RealSpec { shortcut }),
+                        ..spec
+                    },
+                    weights: pack_rows(&ohwi, cin),
+                    thresholds: Thresholds::Float(
+                        t.into_iter()
+                            .map(|t| FloatThreshold { t, mode: 0 })
+                            .collect(),
+                    ),
+                    real: Some(real_channels(&b, a.as_deref(), r)),
+                }
+            }
+            _ => LayerData {
+                spec,
+                weights: pack_rows(&ohwi, cin),
+                thresholds: if first {
+                    Thresholds::Float(float_thresholds(&b, a.as_deref()))
+                } else {
+                    Thresholds::Int(int_thresholds(&b, a.as_deref(), 0))
+                },
+                real: None,
+            },
         };
-        layers.push(LayerData {
-            spec,
-            weights: pack_rows(&ohwi, cin),
-            thresholds,
-        });
+        layers.push(layer);
         prev = [h, wd, c.out];
     }
     let nconv = arch.convs.len();
@@ -291,6 +359,7 @@ pub fn build(
             spec,
             weights: pack_rows(&rows, in_features),
             thresholds: Thresholds::Int(int_thresholds(&b, a.as_deref(), offset)),
+            real: None,
         });
         prev = [1, 1, d];
     }
@@ -355,10 +424,13 @@ pub struct BurnLayer {
     /// Pre-activations: the block's conv/dense output before batch norm (after pooling, times α
     /// when weight scaling is on).
     pub pre: Vec<f32>,
-    /// Batch-norm output.
+    /// What the sign is taken of: the batch-norm output; in a Bi-Real conv block, `z − rsign` of
+    /// the block after (its distance from the threshold).
     pub post: Vec<f32>,
-    /// Activation: the sign (±1) of `post`.
+    /// Activation: the sign (±1) of `post`, the next layer's input bits.
     pub act: Vec<f32>,
+    /// A Bi-Real conv block's real output `z` (after the shortcut and RPReLU).
+    pub real: Option<Vec<f32>>,
 }
 
 /// Runs the burn model (eval mode) on NHWC images and returns every block's values in NHWC.
@@ -374,14 +446,38 @@ pub fn burn_layers(
         .permute([0, 3, 1, 2]);
     let trace = model.trace(x);
     let nhwc = |t: Tensor<4>| values(t.permute([0, 2, 3, 1]));
+    let nconv = trace.convs.len();
     trace
         .convs
         .into_iter()
         .chain(trace.dense)
-        .map(|b| BurnLayer {
-            pre: nhwc(b.pre_bn),
-            post: nhwc(b.post_bn),
-            act: nhwc(b.act),
+        .enumerate()
+        .map(|(i, b)| {
+            if model.bireal && i < nconv {
+                let z = nhwc(b.act);
+                let t = next_rsign(model, i);
+                let post: Vec<f32> = z
+                    .iter()
+                    .enumerate()
+                    .map(|(j, z)| z - t[j % t.len()])
+                    .collect();
+                let act = post
+                    .iter()
+                    .map(|d| if *d >= 0.0 { 1.0 } else { -1.0 })
+                    .collect();
+                return BurnLayer {
+                    pre: nhwc(b.pre_bn),
+                    post,
+                    act,
+                    real: Some(z),
+                };
+            }
+            BurnLayer {
+                pre: nhwc(b.pre_bn),
+                post: nhwc(b.post_bn),
+                act: nhwc(b.act),
+                real: None,
+            }
         })
         .collect()
 }
@@ -471,6 +567,10 @@ pub struct Verification {
     pub per_layer: Agreement,
     /// Integer pre-activations that differ from burn's (layers without α, after the first).
     pub preact_mismatches: u64,
+    /// Real layers (Bi-Real blocks) fed burn's own input: the largest difference between their
+    /// real output and burn's, relative to `1 + |burn's value|` (must stay under
+    /// [`REAL_TOLERANCE`]).
+    pub real_error: f32,
     /// The whole extractor (scalar reference) against burn's features at the cut.
     pub end_to_end: Agreement,
     /// The kernels that run the file against the scalar reference.
@@ -492,6 +592,12 @@ impl Verification {
             why.push(format!(
                 "{} pre-activations differ from burn's",
                 self.preact_mismatches
+            ));
+        }
+        if self.real_error > REAL_TOLERANCE {
+            why.push(format!(
+                "real outputs differ from burn's by up to {:.2e} (relative; at most {REAL_TOLERANCE:.0e})",
+                self.real_error
             ));
         }
         if p.ties > (p.bits / 1000).max(1) {
@@ -569,8 +675,17 @@ pub fn verify(
         } else {
             LayerInput::Bits(&packed_prev)
         };
-        let bits = reference::layer_bits(l, input, n)?;
-        v.per_layer.add(compare_bits(&bits, &b.act, &b.post, c));
+        let shortcut = i.checked_sub(1).and_then(|p| burn[p].real.as_deref());
+        let out = reference::layer_output(l, input, shortcut, n)?;
+        v.per_layer.add(compare_bits(&out.bits, &b.act, &b.post, c));
+        if let (Some(ours), Some(theirs)) = (&out.real, &b.real) {
+            let worst = ours
+                .iter()
+                .zip(theirs)
+                .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+                .fold(0f32, f32::max);
+            v.real_error = v.real_error.max(worst);
+        }
         if i > 0 && !model.weight_scale {
             let input = LayerInput::Bits(&packed_prev);
             if let reference::Preact::Int(p) = reference::layer_preact(l, input, n)? {

@@ -118,6 +118,7 @@ fn random_arch(rng: &mut Rng) -> Arch {
             stride,
             pad,
             pool,
+            shortcut: false,
         });
     }
     arch.dense = (0..rng.below(3)).map(|_| 1 + rng.below(80)).collect();

@@ -2,7 +2,7 @@
 //! cross-entropy of the student's softmax against the teacher's (checked against an f64 reference,
 //! against burn's cross-entropy when the teacher is one-hot, and its gradient vanishes when the
 //! student equals the teacher), and a binary run distils from a float run end to end on the
-//! fixture set, recording its teacher for resume; a teacher of another shape is refused naming
+//! fixture set, recording its teacher for resume (a Bi-Real student too); a teacher of other images is refused naming
 //! the flag.
 #![cfg(feature = "train")]
 
@@ -141,7 +141,15 @@ fn a_binary_run_distils_from_a_float_run() {
     let report = train::resume(&options(&student), Some(3)).unwrap();
     assert_eq!(report.epochs_done, 3);
 
-    // A teacher of another architecture is refused before anything is written.
+    // A student of another architecture over the same images distils too (a Bi-Real student of
+    // the plain float teacher, as ReActNet distils from a ResNet).
+    let mut bireal = config(&data, Precision::Binary, 1);
+    bireal.model.arch = bnn_transfer::Arch::by_name("mini-bireal", bireal.classes.len()).unwrap();
+    bireal.teacher = Some(teacher.clone());
+    let bireal_out = tmp("bireal");
+    let report = train::pretrain(bireal, &options(&bireal_out)).unwrap();
+    assert!(report.last.unwrap().train_loss.is_finite());
+    // A teacher that reads other images is refused before anything is written.
     let mut other = config(&data, Precision::Binary, 1);
     other.model.arch = bnn_transfer::Arch::small(other.classes.len());
     other.teacher = Some(teacher.clone());
@@ -150,7 +158,7 @@ fn a_binary_run_distils_from_a_float_run() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("--teacher") && err.contains("same architecture"),
+        err.contains("--teacher") && err.contains("same images and classes"),
         "{err}"
     );
     assert!(!out.exists());
@@ -161,7 +169,7 @@ fn a_binary_run_distils_from_a_float_run() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("--teacher"), "{err}");
-    for d in [teacher, student, out] {
+    for d in [teacher, student, out, bireal_out] {
         let _ = std::fs::remove_dir_all(d);
     }
 }

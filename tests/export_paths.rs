@@ -40,6 +40,7 @@ fn padded_arch(classes: usize) -> Arch {
         stride: 1,
         pad: 1,
         pool,
+        shortcut: false,
     };
     Arch {
         name: "padded".into(),
@@ -48,6 +49,7 @@ fn padded_arch(classes: usize) -> Arch {
         convs: vec![conv(33), conv(40)],
         dense: vec![40, 33],
         classes,
+        blocks: Default::default(),
     }
 }
 

@@ -151,9 +151,11 @@ fn extractor_with_classifier(marker: f32) -> Vec<u8> {
             stride: 2,
             pad: 1,
             pool: None,
+            shortcut: false,
         }],
         dense: vec![4],
         classes: 2,
+        blocks: Default::default(),
     };
     let mut file = random_file(&arch, 3).unwrap();
     file.graph.classifier = Some(ClassifierSpec {

@@ -105,6 +105,7 @@ fn a_huge_input_is_refused_by_the_cpu_path_before_it_allocates() {
         stride: 1,
         pad: 1,
         pool: None,
+        shortcut: false,
     }];
     arch.dense = vec![];
     let file = reload(&random_file(&arch, 3).unwrap()).unwrap();
@@ -198,6 +199,7 @@ fn a_dense_layer_with_a_set_padding_channel_bit_is_refused() {
         stride: 1,
         pad: 1,
         pool: None,
+        shortcut: false,
     }];
     arch.dense = vec![16];
     let mut f = random_file(&arch, 5).unwrap();

@@ -29,6 +29,7 @@ fn build() -> Vec<u8> {
         stride: 1,
         pad: 1,
         pool,
+        shortcut: false,
     };
     let arch = Arch {
         name: "tiny".into(),
@@ -46,6 +47,7 @@ fn build() -> Vec<u8> {
         ],
         dense: vec![16],
         classes: 3,
+        blocks: Default::default(),
     };
     let mut file = random_file(&arch, 7).unwrap();
     file.graph.classifier = Some(ClassifierSpec {

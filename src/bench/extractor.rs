@@ -15,14 +15,16 @@ use std::collections::hash_map::Entry;
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::arch::{Arch, Pool, out_size};
+use crate::arch::{Arch, Blocks, Pool, out_size};
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::extractor::{
-    ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Source, Thresholds,
+    ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, RealSpec, Shortcut, Source,
+    Thresholds,
 };
 use crate::gpu::{Dispatch, Gpu, Storage};
 use crate::kernels::pool::{self, PoolShape, PoolValues};
+use crate::kernels::real_epilogue::RealChannel;
 use crate::kernels::{ConvShape, FloatThreshold, Padding, Threshold, float_conv, float_dense};
 use crate::rng::Rng;
 
@@ -78,6 +80,39 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
                     .collect(),
             )
         };
+        let bireal = arch.blocks == Blocks::BiReal;
+        let (real_spec, real, thresholds) = if bireal {
+            // A Bi-Real block: epilogue constants that put z around 0, thresholds near it.
+            let scale = 1.0 / spread.max(1.0);
+            let real: Vec<RealChannel> = (0..c.out)
+                .map(|_| RealChannel {
+                    scale: scale * rng.range(0.5, 2.0),
+                    bias: rng.range(-0.5, 0.5),
+                    shift_in: rng.range(-0.5, 0.5),
+                    slope: rng.range(-0.5, 0.5),
+                    shift_out: rng.range(-0.5, 0.5),
+                })
+                .collect();
+            // RPReLU keeps positive values and shrinks negative ones: z leans positive.
+            let t = (0..c.out)
+                .map(|_| FloatThreshold {
+                    t: rng.range(-0.25, 0.75),
+                    mode: 0,
+                })
+                .collect();
+            let shortcut = match (c.shortcut, c.pool) {
+                (false, _) => Shortcut::None,
+                (true, None) => Shortcut::Identity,
+                (true, Some(_)) => Shortcut::AvgPool,
+            };
+            (
+                Some(RealSpec { shortcut }),
+                Some(real),
+                Thresholds::Float(t),
+            )
+        } else {
+            (None, None, thresholds)
+        };
         layers.push(LayerData {
             spec: LayerSpec {
                 name: format!("conv{}", i + 1),
@@ -95,9 +130,11 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
                 pool: c.pool,
                 in_features: 0,
                 dot_offset: 0,
+                real: real_spec,
             },
             weights: random_rows(&mut rng, c.out * c.kernel * c.kernel, prev[2]),
             thresholds,
+            real,
         });
         prev = [h, w, c.out];
     }
@@ -116,6 +153,7 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
                     .map(|_| Threshold::at_least(offset + rng.range(-spread, spread) as i32))
                     .collect(),
             ),
+            real: None,
         });
         prev = [1, 1, d];
     }

@@ -49,7 +49,7 @@ pub struct Args {
     /// XNOR-Net per-channel weight scale α on the binary layers.
     #[arg(long)]
     weight_scale: bool,
-    /// Distil from a finished run of the same architecture and classes (typically the float twin:
+    /// Distil from a finished run over the same images and classes (typically a float network:
     /// `--teacher runs/small-float`): its softmax outputs become the training targets instead of
     /// the labels (ReActNet's distributional loss). Validation still scores against the labels.
     #[arg(long, value_name = "DIR")]

@@ -17,8 +17,10 @@ use super::parallel::{Split, Threads};
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::extractor::reference::conv_shape;
-use crate::extractor::{ExtractorFile, LayerData, LayerKind, Thresholds};
-use crate::kernels::{FloatThreshold, Threshold};
+use crate::extractor::reference::pool_shape;
+use crate::extractor::{ExtractorFile, LayerData, LayerKind, LayerSpec, Thresholds};
+use crate::kernels::real_epilogue::{self, RealChannel};
+use crate::kernels::{FloatThreshold, Threshold, pool, threshold};
 
 /// Most bytes one buffer of the CPU path may hold (the batch's images, or a layer's packed output
 /// before pooling): a file with a huge input is refused with an error instead of an allocation
@@ -41,9 +43,18 @@ struct PoolBits {
     and_mask: Vec<u32>,
 }
 
+/// A real layer's epilogue (Bi-Real block): pooling on the values, then
+/// [`real_epilogue::reference`] and the f32 thresholds, outside the fused conv.
+struct RealLayer {
+    spec: LayerSpec,
+    channels: Vec<RealChannel>,
+    thresholds: Vec<FloatThreshold>,
+}
+
 struct Layer {
     name: String,
     op: Op,
+    real: Option<RealLayer>,
     /// Conv output before pooling.
     conv_h: usize,
     conv_w: usize,
@@ -212,9 +223,26 @@ impl CpuExtractor {
             None => &mut fresh,
         };
         let mut outs: Vec<Vec<u32>> = vec![Vec::new(); taps.len()];
+        let mut real: Option<Vec<f32>> = None;
         for (i, layer) in self.layers.iter().enumerate().take(stop + 1) {
             // The clock is read only when profiling (wasm32 in a browser has no `Instant`).
             let t = profile.is_some().then(Instant::now);
+            if let Some(r) = &layer.real {
+                let (bits, z) = self.real_layer(layer, r, images, act, batch, real.as_deref())?;
+                if let (Some(p), Some(t)) = (profile.as_deref_mut(), t) {
+                    p.push(StageTime {
+                        stage: format!("{} conv+real epilogue", layer.name),
+                        time: t.elapsed(),
+                    });
+                }
+                *act = bits;
+                real = Some(z);
+                for (o, _) in outs.iter_mut().zip(taps).filter(|(_, t)| **t == i) {
+                    o.clone_from(act);
+                }
+                continue;
+            }
+            real = None;
             let target = if layer.pool.is_some() {
                 &mut *map
             } else {
@@ -270,6 +298,57 @@ impl CpuExtractor {
         }
     }
 
+    /// A real layer: its pre-activations (the first layer's f32 sums or the i32 dots as f32),
+    /// max-pooled, through the epilogue with the previous real output as shortcut; returns the
+    /// packed signs and the real output.
+    fn real_layer(
+        &self,
+        layer: &Layer,
+        real: &RealLayer,
+        images: &[f32],
+        input: &[u32],
+        batch: usize,
+        shortcut: Option<&[f32]>,
+    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        let (ow, oc) = (layer.conv_w, real.spec.out_channels());
+        let rows = batch * layer.conv_h;
+        let mut pre = vec![0f32; rows * ow * oc];
+        match &layer.op {
+            Op::First(first, _) => {
+                let split = Split::new(rows, 1, self.threads.count());
+                let chunk = split.rows_per_task * ow * oc;
+                self.threads.for_chunks(&mut pre, chunk, |task, chunk| {
+                    let r0 = task * split.rows_per_task;
+                    let rows = r0..(r0 + split.rows_per_task).min(rows);
+                    first.run(self.isa, images, rows, &mut |row, ox, sums| {
+                        let at = ((row - r0) * ow + ox) * oc;
+                        chunk[at..at + oc].copy_from_slice(&sums[..oc]);
+                    });
+                });
+            }
+            Op::Xnor(conv, _) => {
+                let mut dots = vec![0i32; pre.len()];
+                conv.dots_into(self.isa, &self.threads, input, batch, &mut dots);
+                for (p, d) in pre.iter_mut().zip(dots) {
+                    *p = d as f32;
+                }
+            }
+        }
+        let data = LayerData {
+            spec: real.spec.clone(),
+            weights: Vec::new(),
+            thresholds: Thresholds::Float(Vec::new()),
+            real: None,
+        };
+        if let Some(p) = pool_shape(&data, batch) {
+            pre = pool::reference_f32(&p, &pre);
+        }
+        let shape = real.spec.epilogue_shape(batch);
+        let shortcut = shortcut.filter(|_| shape.shortcut.is_some());
+        let z = real_epilogue::reference(&shape, &pre, &real.channels, shortcut)?;
+        Ok((threshold::reference_f32(&z, &real.thresholds), z))
+    }
+
     /// Max-pooling of `map` (`[batch][conv_h][conv_w][wpo]`) into `out` on packed signs.
     fn pool(&self, layer: &Layer, pool: &PoolBits, map: &[u32], out: &mut [u32]) {
         let (cw, wpo) = (layer.conv_w, layer.wpo);
@@ -301,6 +380,31 @@ impl CpuExtractor {
 fn prepare(l: &LayerData) -> Result<Layer> {
     let s = &l.spec;
     let err = || Error::Shape(format!("layer '{}': threshold type", s.name));
+    if let (Some(channels), Thresholds::Float(t)) = (&l.real, &l.thresholds) {
+        let op = match s.kind {
+            LayerKind::FirstConv => {
+                Op::First(FirstLayer::new(&conv_shape(l, 1), &l.weights)?, t.clone())
+            }
+            LayerKind::XnorConv => {
+                Op::Xnor(XnorLayer::new(&conv_shape(l, 1), &l.weights)?, Vec::new())
+            }
+            LayerKind::XnorDense => return Err(err()),
+        };
+        let (conv_h, conv_w) = s.conv_out();
+        return Ok(Layer {
+            name: s.name.clone(),
+            op,
+            real: Some(RealLayer {
+                spec: s.clone(),
+                channels: channels.clone(),
+                thresholds: t.clone(),
+            }),
+            conv_h,
+            conv_w,
+            wpo: words(s.out_channels()),
+            pool: None,
+        });
+    }
     let (op, ge): (Op, Vec<bool>) = match (s.kind, &l.thresholds) {
         (LayerKind::FirstConv, Thresholds::Float(t)) => (
             Op::First(FirstLayer::new(&conv_shape(l, 1), &l.weights)?, t.clone()),
@@ -342,6 +446,7 @@ fn prepare(l: &LayerData) -> Result<Layer> {
     Ok(Layer {
         name: s.name.clone(),
         op,
+        real: None,
         conv_h,
         conv_w,
         wpo: words(channels),

@@ -9,11 +9,12 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use super::format::{
     CONVENTIONS, ClassifierData, ExtractorFile, FORMAT, Graph, LayerData, LayerKind, LayerSpec,
-    Thresholds, VERSION, bad,
+    Thresholds, VERSION, VERSION_REAL, bad,
 };
 use crate::atomic::write_atomic;
 use crate::bits::words;
 use crate::error::{Error, Result};
+use crate::kernels::real_epilogue::RealChannel;
 use crate::kernels::{FloatThreshold, Threshold};
 
 fn view<'a>(dtype: Dtype, shape: Vec<usize>, bytes: &'a [u8]) -> Result<TensorView<'a>> {
@@ -52,6 +53,15 @@ impl ExtractorFile {
             let c = s.out_channels();
             owned.push((format!("{}.threshold", s.name), dtype, vec![c], t));
             owned.push((format!("{}.flip", s.name), Dtype::U8, vec![c], flip));
+            if let Some(real) = &l.real {
+                let v: Vec<f32> = real.iter().flat_map(|r| r.to_array()).collect();
+                owned.push((
+                    format!("{}.real", s.name),
+                    Dtype::F32,
+                    vec![c, 5],
+                    bytemuck::cast_slice(&v).to_vec(),
+                ));
+            }
         }
         if let (Some(spec), Some(c)) = (&self.graph.classifier, &self.classifier) {
             owned.push((
@@ -75,7 +85,7 @@ impl ExtractorFile {
             .map_err(|e| Error::Shape(format!("graph to JSON: {e}")))?;
         let meta = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
-            ("version".to_string(), VERSION.to_string()),
+            ("version".to_string(), self.version().to_string()),
             ("conventions".to_string(), CONVENTIONS.to_string()),
             ("graph".to_string(), graph),
         ]);
@@ -116,12 +126,11 @@ impl ExtractorFile {
             ));
         }
         let version = key("version")?;
-        if version.parse::<u32>().ok() != Some(VERSION) {
-            return Err(bad(
+        let version = version.parse::<u32>().ok().filter(|v| [VERSION, VERSION_REAL].contains(v))
+            .ok_or_else(|| bad(
                 path,
-                format!("format version {version}; this build reads version {VERSION}"),
-            ));
-        }
+                format!("format version {version}; this build reads versions {VERSION} and {VERSION_REAL}"),
+            ))?;
         let graph: Graph = serde_json::from_str(key("graph")?)
             .map_err(|e| bad(path, format!("graph JSON: {e}")))?;
         graph.validate(path)?;
@@ -157,7 +166,23 @@ impl ExtractorFile {
                 ));
             }
             let name = format!("{}.threshold", s.name);
-            let thresholds = if s.kind == LayerKind::FirstConv {
+            let real = match s.real {
+                None => None,
+                Some(_) => {
+                    let rname = format!("{}.real", s.name);
+                    let v: Vec<f32> =
+                        bytemuck::pod_collect_to_vec(tensor(&rname, Dtype::F32, &[c, 5])?);
+                    if v.iter().any(|v| !v.is_finite()) {
+                        return Err(bad(path, format!("'{rname}' holds NaN or infinite values")));
+                    }
+                    Some(
+                        v.chunks_exact(5)
+                            .map(|r| RealChannel::from_array([r[0], r[1], r[2], r[3], r[4]]))
+                            .collect(),
+                    )
+                }
+            };
+            let thresholds = if s.kind == LayerKind::FirstConv || s.real.is_some() {
                 let t: Vec<f32> = bytemuck::pod_collect_to_vec(tensor(&name, Dtype::F32, &[c])?);
                 if t.iter().any(|t| t.is_nan()) {
                     return Err(bad(path, format!("'{name}' holds NaN")));
@@ -186,6 +211,7 @@ impl ExtractorFile {
                 spec: s.clone(),
                 weights,
                 thresholds,
+                real,
             });
         }
         let classifier = match &graph.classifier {
@@ -209,7 +235,27 @@ impl ExtractorFile {
             classifier,
         };
         file.check_tensors(path)?;
+        if file.version() != version {
+            return Err(bad(
+                path,
+                format!(
+                    "format version {version}, but the graph is of version {}: version {VERSION_REAL} \
+                     is written exactly when a layer has a `real` epilogue",
+                    file.version()
+                ),
+            ));
+        }
         Ok(file)
+    }
+
+    /// The format version this file is written with: [`VERSION_REAL`] when a layer has a real
+    /// epilogue, else [`VERSION`] (so files of plain networks stay readable by older builds).
+    pub fn version(&self) -> u32 {
+        if self.graph.layers.iter().any(|l| l.real.is_some()) {
+            VERSION_REAL
+        } else {
+            VERSION
+        }
     }
 
     /// Tensor sizes match the graph, packed tail bits are clear and the classifier is finite.
@@ -226,8 +272,25 @@ impl ExtractorFile {
                 ));
             }
             let float = matches!(l.thresholds, Thresholds::Float(_));
-            if float != (s.kind == LayerKind::FirstConv) {
+            if float != (s.kind == LayerKind::FirstConv || s.real.is_some()) {
                 return Err(bad(path, format!("layer '{}': threshold type", s.name)));
+            }
+            if l.real.as_ref().map(Vec::len) != s.real.map(|_| s.out_channels()) {
+                return Err(bad(
+                    path,
+                    format!(
+                        "layer '{}': real epilogue tensors do not fit the graph",
+                        s.name
+                    ),
+                ));
+            }
+            if let (Some(_), Thresholds::Float(t)) = (s.real, &l.thresholds)
+                && t.iter().any(|t| t.mode != 0)
+            {
+                return Err(bad(
+                    path,
+                    format!("layer '{}': a real layer's flips must all be 0", s.name),
+                ));
             }
             // Bits per packed group: a conv tap's channels; a dense row after a 1×1 map; a pixel's
             // channels of a dense row after an H×W map, whose padding channels' weight bits must

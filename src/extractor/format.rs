@@ -10,12 +10,17 @@ use crate::arch::{Arch, Pool, out_size};
 use crate::bits::words;
 use crate::data::Preprocess;
 use crate::error::{Error, Result};
+use crate::kernels::real_epilogue::RealChannel;
 use crate::kernels::{FloatThreshold, Padding, Threshold};
 
 /// Value of the `format` metadata key.
 pub const FORMAT: &str = "bnn-extractor";
-/// Version of the layout described in `docs/FORMAT.md`; a loader refuses any other.
+/// Version of the layout described in `docs/FORMAT.md` written for graphs of plain layers; a loader
+/// reads it and [`VERSION_REAL`], and refuses any other.
 pub const VERSION: u32 = 1;
+/// Version written when a layer has a real epilogue ([`LayerSpec::real`], Bi-Real blocks), so a
+/// reader of version 1 refuses the file instead of ignoring the field.
+pub const VERSION_REAL: u32 = 2;
 /// The bit conventions, stored verbatim in the `conventions` metadata key.
 pub const CONVENTIONS: &str = "set bit = -1, clear bit = +1, sign(0) = +1; bit i of a word is \
 element i of its 32-group (LSB first); activations NHWC packed along channels, ceil(C/32) words \
@@ -64,6 +69,66 @@ pub struct LayerSpec {
     pub in_features: usize,
     /// Dense only: padding-channel bits of the packed input (see `in_features`), 0 otherwise.
     pub dot_offset: i32,
+    /// A Bi-Real block's real-valued epilogue (conv layers only): the pooled pre-activation goes
+    /// through the folded batch norm, the shortcut and RPReLU (tensor `{name}.real`) to a real
+    /// output, whose signs (`z ≥ threshold`, flip 0, an f32 threshold) are the layer's bits.
+    /// Absent in plain layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real: Option<RealSpec>,
+}
+
+/// A real layer's epilogue (docs/FORMAT.md, real layers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealSpec {
+    /// What is added before RPReLU.
+    pub shortcut: Shortcut,
+}
+
+/// The shortcut of a real layer, read from the previous layer's real output (which must be a real
+/// layer with as many channels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shortcut {
+    /// Nothing is added.
+    None,
+    /// The previous real output, same pixel (the conv keeps the side and the layer does not pool).
+    Identity,
+    /// The previous real output averaged over the layer's `pool` window.
+    AvgPool,
+}
+
+impl LayerSpec {
+    /// The shortcut's window over the previous layer's real output, if the layer has one.
+    pub fn shortcut_window(&self) -> Option<crate::kernels::real_epilogue::Window> {
+        use crate::kernels::real_epilogue::Window;
+        let [in_h, in_w, _] = self.in_shape;
+        match self.real.map(|r| r.shortcut) {
+            Some(Shortcut::Identity) => Some(Window {
+                in_h,
+                in_w,
+                kernel: 1,
+                stride: 1,
+            }),
+            Some(Shortcut::AvgPool) => self.pool.map(|p| Window {
+                in_h,
+                in_w,
+                kernel: p.kernel,
+                stride: p.stride,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The epilogue shape of a real layer over `batch` images.
+    pub fn epilogue_shape(&self, batch: usize) -> crate::kernels::real_epilogue::EpilogueShape {
+        crate::kernels::real_epilogue::EpilogueShape {
+            batch,
+            h: self.out_shape[0],
+            w: self.out_shape[1],
+            channels: self.out_channels(),
+            shortcut: self.shortcut_window(),
+        }
+    }
 }
 
 /// The image the first layer expects.
@@ -179,8 +244,10 @@ pub struct LayerData {
     pub spec: LayerSpec,
     /// Packed weights, laid out as [`LayerSpec::weight_shape`].
     pub weights: Vec<u32>,
-    /// One threshold per output channel (float for the first layer).
+    /// One threshold per output channel (float for the first layer and for real layers).
     pub thresholds: Thresholds,
+    /// A real layer's per-channel epilogue constants (tensor `{name}.real`), `None` otherwise.
+    pub real: Option<Vec<RealChannel>>,
 }
 
 /// Classifier tensors `classifier.weight` `[classes][in]` F32 (feature order of the extractor:
@@ -228,6 +295,7 @@ impl LayerSpec {
             pool: None,
             in_features,
             dot_offset: dot_offset as i32,
+            real: None,
         }
     }
 

@@ -13,7 +13,7 @@ mod validate;
 pub use cache::FeatureCache;
 pub use format::{
     CONVENTIONS, ClassifierData, ClassifierSpec, ExtractorFile, FORMAT, Graph, InputSpec,
-    LayerData, LayerKind, LayerSpec, Source, Thresholds, VERSION,
+    LayerData, LayerKind, LayerSpec, RealSpec, Shortcut, Source, Thresholds, VERSION, VERSION_REAL,
 };
 pub use runtime::Extractor;
 
@@ -26,7 +26,8 @@ pub enum Output {
     /// Packed signs, NHWC, `ceil(C/32)` words per pixel (the bit conventions of docs/FORMAT.md).
     Bits,
     /// The cut layer's pre-activations (after pooling, before the threshold): integer dots for
-    /// binary layers (stored as f32 for the first layer, whose sums are real).
+    /// binary layers (stored as f32 for the first layer, whose sums are real); for a real layer
+    /// (Bi-Real block), its real output `z` (f32), the value its signs threshold.
     Preact,
     /// ±1.0 floats, NHWC, one per channel.
     Signs,

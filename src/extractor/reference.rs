@@ -5,7 +5,7 @@ use super::{ExtractorFile, Features, LayerData, LayerKind, Output, Thresholds};
 use crate::error::{Error, Result};
 use crate::kernels::pool::{self, PoolShape};
 use crate::kernels::xnor_dense::{self, DenseShape};
-use crate::kernels::{ConvShape, first_conv, threshold, xnor_conv};
+use crate::kernels::{ConvShape, first_conv, real_epilogue, threshold, xnor_conv};
 
 /// A layer's input.
 pub enum LayerInput<'a> {
@@ -108,34 +108,92 @@ pub fn layer_preact(l: &LayerData, input: LayerInput, batch: usize) -> Result<Pr
     })
 }
 
-/// One layer to packed signs.
-pub fn layer_bits(l: &LayerData, input: LayerInput, batch: usize) -> Result<Vec<u32>> {
-    Ok(match (raw_preact(l, input, batch)?, &l.thresholds) {
+/// What one layer outputs: its packed signs and, for a real layer, its real output `z`.
+pub struct LayerOutput {
+    /// Packed signs, NHWC.
+    pub bits: Vec<u32>,
+    /// A real layer's output (`[batch][H'][W'][C]` f32), `None` for plain layers.
+    pub real: Option<Vec<f32>>,
+}
+
+/// One layer to packed signs (and a real layer's real output). `shortcut` is the previous layer's
+/// real output, read when the layer has a shortcut.
+pub fn layer_output(
+    l: &LayerData,
+    input: LayerInput,
+    shortcut: Option<&[f32]>,
+    batch: usize,
+) -> Result<LayerOutput> {
+    let pre = raw_preact(l, input, batch)?;
+    if let Some(channels) = &l.real {
+        let z = real_output(l, pre, shortcut, channels, batch)?;
+        let Thresholds::Float(t) = &l.thresholds else {
+            return Err(shape_err(l, "threshold type"));
+        };
+        return Ok(LayerOutput {
+            bits: threshold::reference_f32(&z, t),
+            real: Some(z),
+        });
+    }
+    let bits = match (pre, &l.thresholds) {
         (Preact::Float(v), Thresholds::Float(t)) => threshold::reference_f32(&v, t),
         (Preact::Int(v), Thresholds::Int(t)) => threshold::reference(&v, t),
         _ => return Err(shape_err(l, "threshold type")),
-    })
+    };
+    Ok(LayerOutput { bits, real: None })
 }
 
-/// The whole extractor on the CPU: `images` NHWC f32, `batch` of them.
+/// A real layer's epilogue over its pooled pre-activations.
+fn real_output(
+    l: &LayerData,
+    pre: Preact,
+    shortcut: Option<&[f32]>,
+    channels: &[real_epilogue::RealChannel],
+    batch: usize,
+) -> Result<Vec<f32>> {
+    let pre = match pre {
+        Preact::Float(v) => v,
+        Preact::Int(v) => v.into_iter().map(|d| d as f32).collect(),
+    };
+    let shape = l.spec.epilogue_shape(batch);
+    let shortcut = match shape.shortcut {
+        Some(_) => Some(shortcut.ok_or_else(|| shape_err(l, "no real input for the shortcut"))?),
+        None => None,
+    };
+    real_epilogue::reference(&shape, &pre, channels, shortcut)
+}
+
+/// One plain layer to packed signs (a real layer without a shortcut too).
+pub fn layer_bits(l: &LayerData, input: LayerInput, batch: usize) -> Result<Vec<u32>> {
+    Ok(layer_output(l, input, None, batch)?.bits)
+}
+
+/// The whole extractor on the CPU: `images` NHWC f32, `batch` of them. `Output::Preact` of a real
+/// layer is its real output `z`.
 pub fn run(file: &ExtractorFile, images: &[f32], batch: usize, output: Output) -> Result<Features> {
     let n = file.layers.len();
-    let mut bits: Vec<u32> = Vec::new();
+    let mut prev = LayerOutput {
+        bits: Vec::new(),
+        real: None,
+    };
     for (i, l) in file.layers.iter().enumerate() {
         let input = if i == 0 {
             LayerInput::Image(images)
         } else {
-            LayerInput::Bits(&bits)
+            LayerInput::Bits(&prev.bits)
         };
-        if i + 1 == n && output == Output::Preact {
+        if i + 1 == n && output == Output::Preact && l.real.is_none() {
             return Ok(match layer_preact(l, input, batch)? {
                 Preact::Float(v) => Features::Float(v),
                 Preact::Int(v) => Features::Int(v),
             });
         }
-        bits = layer_bits(l, input, batch)?;
+        prev = layer_output(l, input, prev.real.as_deref(), batch)?;
+        if i + 1 == n && output == Output::Preact {
+            return Ok(Features::Float(prev.real.unwrap_or_default()));
+        }
     }
-    Ok(finish(file, bits, output))
+    Ok(finish(file, prev.bits, output))
 }
 
 /// Packed bits at several layers (indices `taps`, any order) on the CPU; one
@@ -156,14 +214,15 @@ pub fn run_taps(
         )));
     }
     let mut outs: Vec<Vec<u32>> = Vec::with_capacity(last + 1);
-    for (i, l) in file.layers.iter().take(last + 1).enumerate() {
+    let mut real: Option<Vec<f32>> = None;
+    for l in file.layers.iter().take(last + 1) {
         let input = match outs.last() {
             None => LayerInput::Image(images),
             Some(b) => LayerInput::Bits(b),
         };
-        let bits = layer_bits(l, input, batch)?;
-        debug_assert_eq!(i, outs.len());
-        outs.push(bits);
+        let out = layer_output(l, input, real.as_deref(), batch)?;
+        real = out.real;
+        outs.push(out.bits);
     }
     Ok(taps.iter().map(|&t| outs[t].clone()).collect())
 }

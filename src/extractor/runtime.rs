@@ -5,7 +5,9 @@
 //!
 //! Per layer: the conv with its threshold fused (the first layer: a direct kernel on the signs as
 //! ±1.0 weights), then max-pooling on the packed signs (AND/OR per channel,
-//! exact: docs/FORMAT.md, Pooling). The pre-activations only exist for `Output::Preact`.
+//! exact: docs/FORMAT.md, Pooling). The pre-activations only exist for `Output::Preact`, and in
+//! real layers (Bi-Real blocks): conv → max-pool of the values → `real_epilogue.wgsl` (its real
+//! output is kept for the next layer's shortcut) → `threshold.wgsl` to packed signs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,8 +19,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Storage, Timing};
 use crate::kernels::first_conv::{self, FirstWeights};
 use crate::kernels::pool::{self, PoolShape, PoolValues};
+use crate::kernels::real_epilogue::{self, RealChannel};
 use crate::kernels::xnor_dense::{self, DenseShape};
-use crate::kernels::{FloatThreshold, Threshold, xnor_conv};
+use crate::kernels::{FloatThreshold, Threshold, threshold, xnor_conv};
 
 enum GpuThresholds {
     Int(Storage<Threshold>),
@@ -34,6 +37,8 @@ struct GpuLayer {
     /// For a pooled layer: per output word, the bits pooled by AND (flip-0 channels); the others
     /// are pooled by OR.
     and_mask: Option<Storage<u32>>,
+    /// A real layer's epilogue constants.
+    real: Option<Storage<RealChannel>>,
 }
 
 /// A loaded extractor on one device.
@@ -94,8 +99,12 @@ impl Extractor {
                     t.iter().map(|t| t.mode == 1).collect(),
                 ),
             };
-            let and_mask = match s.pool {
-                Some(_) => Some(gpu.upload(&and_mask(&flip), "pooling and-mask")?),
+            let and_mask = match (s.pool, &l.real) {
+                (Some(_), None) => Some(gpu.upload(&and_mask(&flip), "pooling and-mask")?),
+                _ => None,
+            };
+            let real = match &l.real {
+                Some(r) => Some(gpu.upload(r, "real epilogue constants")?),
                 None => None,
             };
             layers.push(GpuLayer {
@@ -103,6 +112,7 @@ impl Extractor {
                 first_weights,
                 thresholds,
                 and_mask,
+                real,
             });
         }
         let max_batch = (max / per_image.max(1) as u64) as usize;
@@ -315,6 +325,8 @@ impl Extractor {
         let mut keep: Vec<Storage<u32>> = Vec::new();
         let mut preact = None;
         let mut owners: Vec<usize> = Vec::new();
+        // The previous layer's real output (real layers only).
+        let mut real: Option<Storage<f32>> = None;
         for (i, (l, g)) in self.file.layers.iter().zip(&self.layers).enumerate() {
             owners.resize(dispatches.len(), i.saturating_sub(1));
             let s = &l.spec;
@@ -323,6 +335,32 @@ impl Extractor {
                     .and_then(Option::as_ref)
                     .ok_or_else(|| Error::Shape(format!("layer '{}' has no input", s.name)))
             };
+            if let (Some(channels), GpuThresholds::Float(t)) = (&g.real, &g.thresholds) {
+                let (d, values) = self.record_preact(l, g, batch, &image, input)?;
+                dispatches.extend(d);
+                let float = s.kind == LayerKind::FirstConv;
+                let shape = s.epilogue_shape(batch);
+                let shortcut = if shape.shortcut.is_some() {
+                    real.as_ref()
+                } else {
+                    None
+                };
+                let (d, z) =
+                    real_epilogue::encode(gpu, &shape, &values, float, channels, shortcut)?;
+                dispatches.push(d);
+                keep.push(values);
+                if preact_last && i + 1 == n {
+                    preact = Some((z.view(), true));
+                    bits.push(None);
+                    break;
+                }
+                let (d, out) = threshold::encode_f32(gpu, &z.view(), t)?;
+                dispatches.push(d);
+                real = Some(z);
+                bits.push(Some(out));
+                continue;
+            }
+            real = None;
             if preact_last && i + 1 == n {
                 let (d, values) = self.record_preact(l, g, batch, &image, input)?;
                 dispatches.extend(d);

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::format::{Graph, LayerKind, bad};
+use super::format::{Graph, LayerKind, Shortcut, bad};
 use crate::arch::out_size;
 use crate::bits::words;
 use crate::error::Result;
@@ -118,6 +118,30 @@ impl Graph {
                             l.out_shape
                         )));
                     }
+                }
+            }
+            if let Some(r) = l.real {
+                let before = n.checked_sub(1).map(|p| &self.layers[p]);
+                let ok = match r.shortcut {
+                    _ if l.kind == LayerKind::XnorDense => false,
+                    Shortcut::None => true,
+                    Shortcut::Identity => {
+                        l.pool.is_none() && l.conv_out() == (l.in_shape[0], l.in_shape[1])
+                    }
+                    Shortcut::AvgPool => {
+                        l.pool.is_some() && l.conv_out() == (l.in_shape[0], l.in_shape[1])
+                    }
+                };
+                let joins = r.shortcut == Shortcut::None
+                    || before.is_some_and(|b| b.real.is_some() && b.out_shape == l.in_shape)
+                        && l.in_shape[2] == c;
+                if !ok || !joins {
+                    return Err(at(format!(
+                        "a real epilogue with shortcut {:?} needs a conv layer that keeps the side \
+                         (identity: no pool; avg_pool: a pool) and, with a shortcut, a real layer \
+                         before it with as many channels",
+                        r.shortcut
+                    )));
                 }
             }
             prev = l.out_shape;

@@ -33,6 +33,16 @@ impl<T: Pod> Storage<T> {
         }
     }
 
+    /// Another handle on the same buffer, viewed as `U` (same element size): a result that two
+    /// later kernels read, one as raw 32-bit words.
+    pub fn view<U: Pod>(&self) -> Storage<U> {
+        Storage::reinterpret(Storage::<T> {
+            buffer: self.buffer.clone(),
+            len: self.len,
+            _t: PhantomData,
+        })
+    }
+
     /// Size of the `len` elements in bytes.
     pub fn bytes(&self) -> u64 {
         (self.len * size_of::<T>()) as u64

@@ -22,6 +22,7 @@ pub mod float_conv;
 pub mod float_conv_f16;
 pub mod float_dense;
 pub mod pool;
+pub mod real_epilogue;
 pub mod threshold;
 pub mod tuning;
 pub mod xnor_conv;
@@ -63,11 +64,13 @@ pub enum Shader {
     /// `float_conv.wgsl` in f16: `enable f16;` and `alias Real = f16;` (adapters with
     /// shader-f16).
     FloatConvF16,
+    /// `real_epilogue.wgsl`: batch norm, shortcut and RPReLU of a Bi-Real block, in f32.
+    RealEpilogue,
 }
 
 impl Shader {
     /// Every shader, in declaration order.
-    pub const ALL: [Shader; 10] = [
+    pub const ALL: [Shader; 11] = [
         Shader::Bitpack,
         Shader::XnorConv,
         Shader::XnorConvSubgroup,
@@ -78,6 +81,7 @@ impl Shader {
         Shader::FloatConv,
         Shader::FloatDense,
         Shader::FloatConvF16,
+        Shader::RealEpilogue,
     ];
 
     /// The file's name in `shaders/` (for [`Shader::XnorConvSubgroup`], its own tail; the module
@@ -94,6 +98,7 @@ impl Shader {
             Shader::FloatConv => "float_conv.wgsl",
             Shader::FloatDense => "float_dense.wgsl",
             Shader::FloatConvF16 => "float_conv.wgsl",
+            Shader::RealEpilogue => "real_epilogue.wgsl",
         }
     }
 
@@ -118,6 +123,7 @@ impl Shader {
             Shader::FloatConv => include_str!("../../shaders/float_conv.wgsl"),
             Shader::FloatDense => include_str!("../../shaders/float_dense.wgsl"),
             Shader::FloatConvF16 => &FLOAT_CONV_F16,
+            Shader::RealEpilogue => include_str!("../../shaders/real_epilogue.wgsl"),
         }
     }
 }

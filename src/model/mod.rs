@@ -43,6 +43,23 @@
 //!
 //! Classifier (always float): `logits = x · classifier.weightᵀ + classifier.bias`.
 //!
+//! # Bi-Real wiring (`arch.blocks = bi_real`, e.g. `small-bireal`)
+//!
+//! Conv blocks carry a real-valued stream `x` (the image before block 0). Block `i`:
+//!
+//! 1. input signs: `a = s(x − convs.i.rsign)` (RSign, binary blocks after the first); block 0 and
+//!    the float twin use `x` as it is;
+//! 2. steps 1–5 above on `a` give `y` (pre-BN) and the batch-norm output;
+//! 3. with a shortcut, add `x` (average-pooled with the block's window when it pools):
+//!    `u = bn(y) + avgpool(x)`;
+//! 4. `x = rprelu(u) = prelu(u − shift_in, slope) + shift_out` per channel (binary), `max(u, 0)`
+//!    (float twin).
+//!
+//! The first dense block reads `s(x − dense.0.rsign)` (binary) or `x` (float), flattened as above.
+//! Extra parameters: `convs.{i}.rsign [in]`, `convs.{i}.rprelu.{shift_in,slope,shift_out} [out]`,
+//! `dense.0.rsign [channels of the last conv]`. The exporter folds batch norm and α into each
+//! layer's `scale`/`bias` and the next RSign into its thresholds (docs/FORMAT.md, real layers).
+//!
 //! In training mode batch norm uses the batch's statistics and updates the running ones, and
 //! both the weight and the activation `s` use the straight-through estimator ([`binary`]).
 //!
@@ -57,7 +74,7 @@ use serde::{Deserialize, Serialize};
 use crate::arch::Arch;
 
 pub use binary::{sign, sign_ste};
-pub use net::{BlockTrace, Classifier, ConvBlock, DenseBlock, Model, Trace, binarize};
+pub use net::{BlockTrace, Classifier, ConvBlock, DenseBlock, Model, Rprelu, Trace, binarize};
 
 /// Binary network or float twin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

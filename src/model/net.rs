@@ -3,13 +3,13 @@
 
 use burn::module::{Module, Param, ParamId};
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::module::{conv2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::binary::{sign, sign_ste};
 use super::{ModelConfig, Precision};
-use crate::arch::Pool;
+use crate::arch::{Blocks, Pool};
 use crate::rng::Rng;
 
 /// conv (no bias) → [max-pool] → batch norm → sign / ReLU.
@@ -27,6 +27,24 @@ pub struct ConvBlock {
     pub pool_kernel: usize,
     /// Max-pool stride (unused without pooling).
     pub pool_stride: usize,
+    /// Bi-Real binary blocks after the first: RSign's learnable threshold per input channel
+    /// (`sign(x − rsign)` replaces `sign(x)`).
+    pub rsign: Option<Param<Tensor<1>>>,
+    /// Bi-Real binary blocks: the activation after batch norm and shortcut.
+    pub rprelu: Option<Rprelu>,
+    /// Bi-Real: add the block's input (average-pooled with the block's window when it pools).
+    pub shortcut: bool,
+}
+
+/// ReActNet's RPReLU: `prelu(x − shift_in, slope) + shift_out`, every vector per channel.
+#[derive(Module, Debug)]
+pub struct Rprelu {
+    /// Subtracted before the PReLU (init 0).
+    pub shift_in: Param<Tensor<1>>,
+    /// Slope of the negative side (init 0.25).
+    pub slope: Param<Tensor<1>>,
+    /// Added after the PReLU (init 0).
+    pub shift_out: Param<Tensor<1>>,
 }
 
 /// dense (no bias) → batch norm → sign / ReLU.
@@ -36,6 +54,9 @@ pub struct DenseBlock {
     pub weight: Param<Tensor<2>>,
     /// Batch norm over the outputs.
     pub bn: BatchNorm,
+    /// Bi-Real binary networks, first dense block after the convs: RSign's threshold per channel of
+    /// the last conv block's output, applied before flattening.
+    pub rsign: Option<Param<Tensor<1>>>,
 }
 
 /// The float classifier: `logits = x · weightᵀ + bias`.
@@ -61,10 +82,13 @@ pub struct Model {
     /// Multiply each binary layer's output channel by α = mean |latent weight| of that channel
     /// (XNOR-Net). Always false for the float twin.
     pub weight_scale: bool,
+    /// Bi-Real wiring ([`Blocks::BiReal`]): conv blocks carry a real-valued stream.
+    pub bireal: bool,
 }
 
 /// What one block computed, for equivalence tests against the packed kernels. Dense blocks are
-/// reported as `[n, features, 1, 1]`.
+/// reported as `[n, features, 1, 1]`. In a Bi-Real conv block `post_bn` includes the shortcut and
+/// `act` is the RPReLU (ReLU in the float twin) output: the real value the next block binarizes.
 #[derive(Clone, Debug)]
 pub struct BlockTrace {
     /// The block's output before batch norm: conv (or dense) output, after max-pool when the block
@@ -100,11 +124,15 @@ impl Model {
                 .with_momentum(config.bn_momentum)
                 .init(device)
         };
+        let binary = config.precision == Precision::Binary;
+        let bireal = arch.blocks == Blocks::BiReal;
+        let filled = |n: usize, v: f32| Param::from_tensor(Tensor::full([n], v, device));
         let mut cin = arch.in_channels;
         let convs = arch
             .convs
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let k2 = c.kernel * c.kernel;
                 let weight = glorot(
                     &mut rng,
@@ -113,6 +141,7 @@ impl Model {
                     c.out * k2,
                     device,
                 );
+                let rsign = (binary && bireal && i > 0).then(|| filled(cin, 0.0));
                 cin = c.out;
                 let (pool_kernel, pool_stride) = c.pool.map_or((0, 0), |p| (p.kernel, p.stride));
                 ConvBlock {
@@ -122,6 +151,13 @@ impl Model {
                     pad: c.pad,
                     pool_kernel,
                     pool_stride,
+                    rsign,
+                    rprelu: (binary && bireal).then(|| Rprelu {
+                        shift_in: filled(c.out, 0.0),
+                        slope: filled(c.out, 0.25),
+                        shift_out: filled(c.out, 0.0),
+                    }),
+                    shortcut: bireal && c.shortcut,
                 }
             })
             .collect();
@@ -129,23 +165,30 @@ impl Model {
         let dense = arch
             .dense
             .iter()
-            .map(|&d| {
+            .enumerate()
+            .map(|(j, &d)| {
                 let weight = glorot(&mut rng, [d, fin], fin, d, device);
                 fin = d;
-                DenseBlock { weight, bn: bn(d) }
+                let rsign = (binary && bireal && j == 0 && !arch.convs.is_empty())
+                    .then(|| filled(cin, 0.0));
+                DenseBlock {
+                    weight,
+                    bn: bn(d),
+                    rsign,
+                }
             })
             .collect();
         let classifier = Classifier {
             weight: glorot(&mut rng, [arch.classes, fin], fin, arch.classes, device),
             bias: Param::from_tensor(Tensor::zeros([arch.classes], device)),
         };
-        let binary = config.precision == Precision::Binary;
         Model {
             convs,
             dense,
             classifier,
             binary,
             weight_scale: binary && config.weight_scale,
+            bireal,
         }
     }
 
@@ -159,53 +202,62 @@ impl Model {
     /// The classifier's input `[n, features]`: the last dense block's activations (±1 in the binary
     /// net), or the flattened conv features when the architecture has no dense block.
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = images;
-        for block in &self.convs {
-            x = self.act(block.forward(x, self.binary, self.weight_scale).1);
-        }
-        let mut x = flatten(x);
-        for block in &self.dense {
-            x = self.act(block.forward(x, self.binary, self.weight_scale).1);
-        }
-        x
+        self.run(images, None)
     }
 
     /// The forward pass with every block's intermediate values kept (see [`BlockTrace`]).
     pub fn trace(&self, images: Tensor<4>) -> Trace {
+        let mut trace = Trace {
+            convs: Vec::new(),
+            dense: Vec::new(),
+            logits: Tensor::zeros([1, 1], &images.device()),
+        };
+        let features = self.run(images, Some(&mut trace));
+        trace.logits = self.classifier.forward(features);
+        trace
+    }
+
+    /// Conv and dense blocks, recording each block into `trace` when given.
+    fn run(&self, images: Tensor<4>, mut trace: Option<&mut Trace>) -> Tensor<2> {
         let mut x = images;
-        let mut convs = Vec::new();
         for block in &self.convs {
-            let (pre_bn, post_bn) = block.forward(x, self.binary, self.weight_scale);
-            let act = self.act(post_bn.clone());
-            convs.push(BlockTrace {
-                pre_bn,
-                post_bn,
-                act: act.clone(),
-            });
+            let (pre_bn, post_bn, act) = if self.bireal {
+                block.forward_bireal(x, self.binary, self.weight_scale)
+            } else {
+                let (pre, post) = block.forward(x, self.binary, self.weight_scale);
+                let act = self.act(post.clone());
+                (pre, post, act)
+            };
+            if let Some(t) = trace.as_deref_mut() {
+                t.convs.push(BlockTrace {
+                    pre_bn,
+                    post_bn,
+                    act: act.clone(),
+                });
+            }
             x = act;
         }
+        if let Some(b) = self.dense.first().and_then(|d| d.rsign.as_ref()) {
+            x = sign_ste(x - per_channel(b));
+        }
         let mut x = flatten(x);
-        let mut dense = Vec::new();
         for block in &self.dense {
             let (pre_bn, post_bn) = block.forward(x, self.binary, self.weight_scale);
             let act = self.act(post_bn.clone());
-            let as4 = |t: Tensor<2>| {
-                let [n, d] = t.dims();
-                t.reshape([n, d, 1, 1])
-            };
-            dense.push(BlockTrace {
-                pre_bn: as4(pre_bn),
-                post_bn: as4(post_bn),
-                act: as4(act.clone()),
-            });
+            if let Some(t) = trace.as_deref_mut() {
+                let as4 = |t: Tensor<2>| {
+                    let [n, d] = t.dims();
+                    t.reshape([n, d, 1, 1])
+                };
+                t.dense.push(BlockTrace {
+                    pre_bn: as4(pre_bn),
+                    post_bn: as4(post_bn),
+                    act: as4(act.clone()),
+                });
+            }
             x = act;
         }
-        let logits = self.classifier.forward(x);
-        Trace {
-            convs,
-            dense,
-            logits,
-        }
+        x
     }
 
     fn act<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
@@ -229,6 +281,7 @@ impl Model {
             classifier,
             binary,
             weight_scale,
+            bireal,
         } = self;
         let convs = convs
             .into_iter()
@@ -250,6 +303,7 @@ impl Model {
             classifier,
             binary,
             weight_scale,
+            bireal,
         }
     }
 
@@ -285,6 +339,36 @@ impl ConvBlock {
         (y, z)
     }
 
+    /// Bi-Real: (pre-BN, BN + shortcut, RPReLU or ReLU) for the real-valued input `x`. A binary
+    /// block after the first binarizes `x − rsign`; the first sees the image as it is.
+    fn forward_bireal(
+        &self,
+        x: Tensor<4>,
+        binary: bool,
+        weight_scale: bool,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let a = match &self.rsign {
+            Some(b) => sign_ste(x.clone() - per_channel(b)),
+            None => x.clone(),
+        };
+        let (pre, mut post) = self.forward(a, binary, weight_scale);
+        if self.shortcut {
+            post = post
+                + match self.pool() {
+                    Some(p) => avg_pool2d(
+                        x,
+                        AvgPoolOptions::new([p.kernel; 2]).with_stride([p.stride; 2]),
+                    ),
+                    None => x,
+                };
+        }
+        let act = match &self.rprelu {
+            Some(r) => r.forward(post.clone()),
+            None => burn::tensor::activation::relu(post.clone()),
+        };
+        (pre, post, act)
+    }
+
     /// The block's pooling window, if any.
     pub fn pool(&self) -> Option<Pool> {
         (self.pool_kernel > 0).then_some(Pool {
@@ -307,6 +391,24 @@ impl DenseBlock {
         let z = self.bn.forward(y.clone());
         (y, z)
     }
+}
+
+impl Rprelu {
+    /// `prelu(x − shift_in, slope) + shift_out` per channel of `x` `[n, c, h, w]`, computed as
+    /// `relu(t) + (t − relu(t))·slope + shift_out` with `t = x − shift_in`: `t + 0` where `t > 0`,
+    /// `0 + t·slope` elsewhere, so the value is `t > 0 ? t : t·slope` exactly (docs/FORMAT.md).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let t = x - per_channel(&self.shift_in);
+        let pos = burn::tensor::activation::relu(t.clone());
+        let neg = t - pos.clone();
+        pos + neg * per_channel(&self.slope) + per_channel(&self.shift_out)
+    }
+}
+
+/// A per-channel vector `[c]` as `[1, c, 1, 1]`, to broadcast over NCHW maps.
+fn per_channel(v: &Param<Tensor<1>>) -> Tensor<4> {
+    let [c] = v.dims();
+    v.val().reshape([1, c, 1, 1])
 }
 
 impl Classifier {

@@ -71,8 +71,8 @@ pub struct PretrainConfig {
     /// Seed of the weight initialisation; per-epoch shuffle/augmentation seeds derive from it
     /// ([`PretrainConfig::epoch_seed`]).
     pub seed: u64,
-    /// Distillation from a teacher (`--teacher`): the output directory of a finished run of the
-    /// same architecture and classes (typically the float twin). Its softmax outputs replace the
+    /// Distillation from a teacher (`--teacher`): the output directory of a finished run over the
+    /// same images and classes (typically a float network; its architecture may differ). Its softmax outputs replace the
     /// labels as training targets (ReActNet's distributional loss, [`distillation_loss`]); `None`
     /// trains on the labels (cross-entropy). Validation always scores against the labels.
     #[serde(default)]
@@ -84,6 +84,9 @@ impl PretrainConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         let s = &self.schedule;
+        if let Err(e) = self.model.arch.check() {
+            return bad(format!("architecture '{}': {e}", self.model.arch.name));
+        }
         if self.epochs == 0 {
             return bad("--epochs 0: train at least 1 epoch".into());
         }
@@ -112,14 +115,19 @@ impl PretrainConfig {
                     dir.display()
                 ))
             })?;
-            if t.model.arch != self.model.arch || t.classes != self.classes {
+            let (ta, a) = (&t.model.arch, &self.model.arch);
+            if (ta.input, ta.in_channels) != (a.input, a.in_channels) || t.classes != self.classes {
                 return bad(format!(
-                    "--teacher {}: it is a {} network over {} classes; this run is a {} network \
-                     over {} classes (the teacher must have the same architecture and classes)",
+                    "--teacher {}: it reads {}×{}×{} images over {} classes; this run reads \
+                     {}×{}×{} over {} classes (the teacher must see the same images and classes)",
                     dir.display(),
-                    t.model.arch.name,
+                    ta.input,
+                    ta.input,
+                    ta.in_channels,
                     t.classes.len(),
-                    self.model.arch.name,
+                    a.input,
+                    a.input,
+                    a.in_channels,
                     self.classes.len()
                 ));
             }

@@ -1,0 +1,388 @@
+//! The real-valued epilogue of a Bi-Real block (`shaders/real_epilogue.wgsl`): folded batch norm,
+//! shortcut and RPReLU in f32, per output element of a conv map. Its output `z` is the block's real
+//! output (the next block's shortcut) and, thresholded with `threshold.wgsl`, its packed signs.
+//!
+//! Every path computes exactly this, in this order (docs/FORMAT.md, "real layers"); each line is
+//! one f32 operation, rounded to nearest:
+//!
+//! ```text
+//! u = mul(p, scale) + bias
+//! s = +0.0; for each tap of the shortcut window, row-major: s = s + x[tap]     (with a shortcut)
+//! u = u + mul(s, inv)                          inv = f32(1 / kernel²)            (with a shortcut)
+//! t = u − shift_in
+//! v = t > 0 ? t : mul(t, slope)
+//! z = v + shift_out
+//! ```
+//!
+//! `p` is the pre-activation after max-pooling (an i32 dot converted to f32, exact below 2²⁴, or a
+//! first-layer f32 sum). `mul` ([`mul`]) is a product built from four *exact* products of 12-bit
+//! halves: whether a compiler fuses a multiply with the add after it (SPIR-V lets a driver do so,
+//! and WGSL's `fma` need not be fused either) cannot change any result, so every path, and a
+//! re-implementation in numpy, gets the same bits.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{Shader, WORKGROUP, check_loop_budget, dispatch};
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
+
+/// One output channel's constants: batch norm (with α) folded to `scale`/`bias`, then RPReLU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct RealChannel {
+    /// Multiplies the pre-activation (α·γ/√(var + ε)).
+    pub scale: f32,
+    /// Added after (β − μ·γ/√(var + ε)).
+    pub bias: f32,
+    /// Subtracted before the PReLU.
+    pub shift_in: f32,
+    /// The PReLU's negative-side slope.
+    pub slope: f32,
+    /// Added after the PReLU.
+    pub shift_out: f32,
+}
+
+impl RealChannel {
+    /// The channel's values in file order (`L.real` rows).
+    pub fn to_array(self) -> [f32; 5] {
+        [
+            self.scale,
+            self.bias,
+            self.shift_in,
+            self.slope,
+            self.shift_out,
+        ]
+    }
+    /// From a `L.real` row.
+    pub fn from_array(v: [f32; 5]) -> Self {
+        RealChannel {
+            scale: v[0],
+            bias: v[1],
+            shift_in: v[2],
+            slope: v[3],
+            shift_out: v[4],
+        }
+    }
+
+    /// `z` for pre-activation `p` and, with a shortcut, its window sum `s` and weight `inv`.
+    pub fn apply(&self, p: f32, shortcut: Option<(f32, f32)>) -> f32 {
+        let mut u = mul(p, self.scale) + self.bias;
+        if let Some((s, inv)) = shortcut {
+            u += mul(s, inv);
+        }
+        let t = u - self.shift_in;
+        let v = if t > 0.0 { t } else { mul(t, self.slope) };
+        v + self.shift_out
+    }
+}
+
+/// `x` with its 12 low mantissa bits cleared: at most 12 significant bits.
+fn hi(x: f32) -> f32 {
+    f32::from_bits(x.to_bits() & 0xFFFF_F000)
+}
+
+/// `x·c` as `((xh·ch + xh·cl) + xl·ch) + xl·cl`, with `xh = hi(x)`, `xl = x − xh` (exact) and the
+/// same for `c`: each product of two 12-bit halves is exact in f32, so only the three additions
+/// round, and fusing any of them with a product changes nothing. Within 2 units in the last place
+/// of the rounded product (for values far from the subnormal range).
+///
+/// ```
+/// use bnn_transfer::kernels::real_epilogue::mul;
+/// assert_eq!(mul(3.0, 0.5), 1.5);
+/// assert_eq!(mul(-7.0, 1.0 / 9.0), -7.0 / 9.0);
+/// let (a, b) = (0.123_456_79f32, 1.234_567_9f32);
+/// assert!((mul(a, b) - a * b).abs() <= 2.0 * f32::EPSILON * (a * b).abs());
+/// ```
+pub fn mul(x: f32, c: f32) -> f32 {
+    let (xh, ch) = (hi(x), hi(c));
+    let (xl, cl) = (x - xh, c - ch);
+    ((xh * ch + xh * cl) + xl * ch) + xl * cl
+}
+
+/// The shortcut's window over the previous layer's real output `[in_h][in_w][C]`: an identity is
+/// a 1×1 window of stride 1 over a map of the same side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Square window side.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+}
+
+impl Window {
+    /// The weight of the window's sum: `1/kernel²` rounded to f32.
+    pub fn inv(&self) -> f32 {
+        (1.0 / (self.kernel * self.kernel) as f64) as f32
+    }
+}
+
+/// The epilogue of one layer over a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpilogueShape {
+    /// Images.
+    pub batch: usize,
+    /// Output height (after pooling).
+    pub h: usize,
+    /// Output width.
+    pub w: usize,
+    /// Channels.
+    pub channels: usize,
+    /// The shortcut, if the layer has one.
+    pub shortcut: Option<Window>,
+}
+
+impl EpilogueShape {
+    /// Output elements of the batch.
+    pub fn len(&self) -> usize {
+        self.batch * self.h * self.w * self.channels
+    }
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Shortcut elements of the batch (0 without one).
+    pub fn shortcut_len(&self) -> usize {
+        self.shortcut
+            .map_or(0, |s| self.batch * s.in_h * s.in_w * self.channels)
+    }
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Shape(format!("real epilogue {self:?}: {m}")));
+        if self.channels == 0 {
+            return bad("no channels".into());
+        }
+        if let Some(s) = self.shortcut {
+            if s.kernel == 0 || s.stride == 0 {
+                return bad("empty shortcut window".into());
+            }
+            let fits = |out: usize, inp: usize| out == 0 || (out - 1) * s.stride + s.kernel <= inp;
+            if !fits(self.h, s.in_h) || !fits(self.w, s.in_w) {
+                return bad("the shortcut window leaves its map".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Scalar reference: `pre` (`[batch][h][w][C]`, already f32) and the shortcut map → real output.
+pub fn reference(
+    shape: &EpilogueShape,
+    pre: &[f32],
+    channels: &[RealChannel],
+    shortcut: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    shape.validate()?;
+    let c = shape.channels;
+    if pre.len() != shape.len()
+        || channels.len() != c
+        || shortcut.map_or(0, <[f32]>::len) != shape.shortcut_len()
+        || shortcut.is_some() != shape.shortcut.is_some()
+    {
+        return Err(Error::Shape(format!(
+            "real epilogue {shape:?}: {} pre-activations, {} channels, {} shortcut values",
+            pre.len(),
+            channels.len(),
+            shortcut.map_or(0, <[f32]>::len)
+        )));
+    }
+    Ok((0..shape.len())
+        .map(|i| {
+            let ch = i % c;
+            let pixel = i / c;
+            let s = match (shape.shortcut, shortcut) {
+                (Some(win), Some(x)) => Some({
+                    let (ox, oy, n) = (
+                        pixel % shape.w,
+                        (pixel / shape.w) % shape.h,
+                        pixel / (shape.w * shape.h),
+                    );
+                    let mut s = 0.0f32;
+                    for ky in 0..win.kernel {
+                        for kx in 0..win.kernel {
+                            let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
+                            s += x[((n * win.in_h + iy) * win.in_w + ix) * c + ch];
+                        }
+                    }
+                    (s, win.inv())
+                }),
+                _ => None,
+            };
+            channels[ch].apply(pre[i], s)
+        })
+        .collect())
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    h: u32,
+    w: u32,
+    channels: u32,
+    in_h: u32,
+    in_w: u32,
+    kernel: u32,
+    stride: u32,
+    inv: f32,
+    _pad: [u32; 3],
+}
+
+/// The epilogue over buffers on the device: `pre` holds i32 (or f32 when `pre_float`) values as
+/// 32-bit words; `shortcut` is the previous layer's real output when `shape` has a shortcut.
+/// Returns the dispatch and the real output `[batch][h][w][C]`.
+pub fn encode(
+    gpu: &Gpu,
+    shape: &EpilogueShape,
+    pre: &Storage<u32>,
+    pre_float: bool,
+    channels: &Storage<RealChannel>,
+    shortcut: Option<&Storage<f32>>,
+) -> Result<(Dispatch, Storage<f32>)> {
+    shape.validate()?;
+    if pre.len != shape.len()
+        || channels.len != shape.channels
+        || shortcut.map_or(0, |s| s.len) != shape.shortcut_len()
+        || shortcut.is_some() != shape.shortcut.is_some()
+    {
+        return Err(Error::Shape(format!(
+            "real epilogue {shape:?}: buffers of {} pre-activations, {} channels",
+            pre.len, channels.len
+        )));
+    }
+    let win = shape.shortcut.unwrap_or(Window {
+        in_h: shape.h,
+        in_w: shape.w,
+        kernel: 0,
+        stride: 1,
+    });
+    check_loop_budget(
+        &gpu.adapter_limits(),
+        "the real epilogue's shortcut window",
+        (win.kernel * (win.kernel + 1) + 1) as u64,
+    )?;
+    let out = gpu.zeros::<f32>(shape.len(), "real output")?;
+    let params = gpu.uniform(&Params {
+        batch: shape.batch as u32,
+        h: shape.h as u32,
+        w: shape.w as u32,
+        channels: shape.channels as u32,
+        in_h: win.in_h as u32,
+        in_w: win.in_w as u32,
+        kernel: win.kernel as u32,
+        stride: win.stride as u32,
+        inv: shape.shortcut.map_or(0.0, |s| s.inv()),
+        _pad: [0; 3],
+    });
+    let key = PipelineKey::new(
+        Shader::RealEpilogue,
+        "real_epilogue",
+        &[
+            ("WG", WORKGROUP as f64),
+            ("PRE_FLOAT", if pre_float { 1.0 } else { 0.0 }),
+            ("SHORTCUT", if shortcut.is_some() { 1.0 } else { 0.0 }),
+        ],
+    );
+    let pipeline = gpu.pipeline(key)?;
+    // Without a shortcut the binding is unused; the (read-only) pre-activations fill it.
+    let fill = match shortcut {
+        Some(s) => &s.buffer,
+        None => &pre.buffer,
+    };
+    let buffers = [&params, &pre.buffer, fill, &channels.buffer, &out.buffer];
+    Ok((
+        dispatch(gpu, pipeline, &buffers, shape.len(), "real_epilogue"),
+        out,
+    ))
+}
+
+/// On the device, host in and out: i32 pre-activations.
+pub fn run(
+    gpu: &Gpu,
+    shape: &EpilogueShape,
+    pre: &[i32],
+    channels: &[RealChannel],
+    shortcut: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    run_words(
+        gpu,
+        shape,
+        bytemuck::cast_slice(pre),
+        false,
+        channels,
+        shortcut,
+    )
+}
+
+/// On the device, host in and out: f32 pre-activations.
+pub fn run_f32(
+    gpu: &Gpu,
+    shape: &EpilogueShape,
+    pre: &[f32],
+    channels: &[RealChannel],
+    shortcut: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    run_words(
+        gpu,
+        shape,
+        bytemuck::cast_slice(pre),
+        true,
+        channels,
+        shortcut,
+    )
+}
+
+fn run_words(
+    gpu: &Gpu,
+    shape: &EpilogueShape,
+    pre: &[u32],
+    pre_float: bool,
+    channels: &[RealChannel],
+    shortcut: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let p = gpu.upload(pre, "pre-activations")?;
+    let ch = gpu.upload(channels, "real channels")?;
+    let s = shortcut.map(|s| gpu.upload(s, "shortcut")).transpose()?;
+    let (d, out) = encode(gpu, shape, &p, pre_float, &ch, s.as_ref())?;
+    gpu.run(&[d])?;
+    gpu.read(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rprelu_and_shortcut_follow_the_written_order() {
+        let ch = RealChannel {
+            scale: 0.5,
+            bias: -1.0,
+            shift_in: 0.25,
+            slope: 0.125,
+            shift_out: 2.0,
+        };
+        // u = 3·0.5 − 1 = 0.5; t = 0.25 > 0: z = 0.25 + 2.
+        assert_eq!(ch.apply(3.0, None), 2.25);
+        // u = −1·0.5 − 1 = −1.5; t = −1.75: z = −1.75·0.125 + 2.
+        assert_eq!(ch.apply(-1.0, None), 2.0 - 0.21875);
+        // A 2×2 average shortcut of 1, 2, 3, 4 adds 2.5.
+        let shape = EpilogueShape {
+            batch: 1,
+            h: 1,
+            w: 1,
+            channels: 1,
+            shortcut: Some(Window {
+                in_h: 2,
+                in_w: 2,
+                kernel: 2,
+                stride: 2,
+            }),
+        };
+        let z = reference(&shape, &[3.0], &[ch], Some(&[1.0, 2.0, 3.0, 4.0])).unwrap();
+        assert_eq!(z, vec![ch.apply(3.0, Some((10.0, 0.25)))]);
+        assert_eq!(z, vec![(0.5f32 + 2.5 - 0.25) + 2.0]);
+        assert!(reference(&shape, &[3.0], &[ch], None).is_err());
+    }
+}

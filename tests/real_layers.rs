@@ -1,0 +1,278 @@
+//! Real layers (Bi-Real blocks: folded batch norm, shortcut, RPReLU in f32) on every path, bit for
+//! bit, without burn:
+//!
+//! * `real_epilogue.wgsl` against `real_epilogue::reference` over random shapes, i32 and f32
+//!   pre-activations, no shortcut, identity and average-pool windows, channel counts off 32, on the
+//!   adapter's limits and on downlevel (phone-class) limits, compared with `to_bits`;
+//! * `mul` (four exact 12-bit products) against the f64 product: within 2 ulp;
+//! * random Bi-Real networks (shortcut blocks of either kind among plain ones, dense layers after):
+//!   scalar reference, the CPU path on every instruction set and thread count, and the WGSL
+//!   runner, at every tap, and the real output of the cut (`Output::Preact`);
+//! * files: a real graph is version 2 and round-trips; broken real graphs are refused by name.
+
+mod common;
+
+use std::path::Path;
+
+use bnn_transfer::arch::{Arch, Blocks, ConvBlock, Pool};
+use bnn_transfer::bench::extractor::random_file;
+use bnn_transfer::cpu::{CpuExtractor, Isa, Threads};
+use bnn_transfer::extractor::{
+    Extractor, ExtractorFile, Features, Output, Shortcut, Thresholds, VERSION_REAL, reference,
+};
+use bnn_transfer::kernels::FloatThreshold;
+use bnn_transfer::kernels::real_epilogue::{self, EpilogueShape, RealChannel, Window, mul};
+use bnn_transfer::rng::Rng;
+
+fn channels(rng: &mut Rng, n: usize, scale: f32) -> Vec<RealChannel> {
+    (0..n)
+        .map(|_| RealChannel {
+            scale: scale * rng.range(-2.0, 2.0),
+            bias: rng.range(-1.0, 1.0),
+            shift_in: rng.range(-0.5, 0.5),
+            slope: rng.range(-0.5, 1.0),
+            shift_out: rng.range(-0.5, 0.5),
+        })
+        .collect()
+}
+
+#[test]
+fn the_epilogue_kernel_equals_the_reference_bit_for_bit() {
+    let gpus = common::all_gpus();
+    let mut rng = Rng::new(31);
+    for case in 0..40 {
+        let c = [1, 5, 31, 32, 33, 70][rng.below(6)];
+        let (h, w) = (1 + rng.below(6), 1 + rng.below(6));
+        let shortcut = match case % 3 {
+            0 => None,
+            1 => Some(Window {
+                in_h: h,
+                in_w: w,
+                kernel: 1,
+                stride: 1,
+            }),
+            _ => {
+                let (k, s) = (2 + rng.below(2), 1 + rng.below(2));
+                Some(Window {
+                    in_h: (h - 1) * s + k + rng.below(2),
+                    in_w: (w - 1) * s + k + rng.below(2),
+                    kernel: k,
+                    stride: s,
+                })
+            }
+        };
+        let shape = EpilogueShape {
+            batch: 1 + rng.below(3),
+            h,
+            w,
+            channels: c,
+            shortcut,
+        };
+        let float = case % 2 == 0;
+        let ints: Vec<i32> = (0..shape.len())
+            .map(|_| rng.below(601) as i32 - 300)
+            .collect();
+        let floats: Vec<f32> = (0..shape.len()).map(|_| rng.range(-9.0, 9.0)).collect();
+        let pre: Vec<f32> = if float {
+            floats.clone()
+        } else {
+            ints.iter().map(|&d| d as f32).collect()
+        };
+        let ch = channels(&mut rng, c, if float { 0.3 } else { 0.01 });
+        let x: Vec<f32> = (0..shape.shortcut_len())
+            .map(|_| rng.range(-3.0, 3.0))
+            .collect();
+        let x = shortcut.map(|_| x.as_slice());
+        let want = real_epilogue::reference(&shape, &pre, &ch, x).unwrap();
+        for (name, gpu) in &gpus {
+            let got = if float {
+                real_epilogue::run_f32(gpu, &shape, &floats, &ch, x).unwrap()
+            } else {
+                real_epilogue::run(gpu, &shape, &ints, &ch, x).unwrap()
+            };
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+            assert_eq!(bits(&got), bits(&want), "case {case} {name} {shape:?}");
+        }
+    }
+}
+
+#[test]
+fn mul_is_within_two_ulp_of_the_product() {
+    let mut rng = Rng::new(3);
+    for _ in 0..100_000 {
+        let e = |rng: &mut Rng| 2f32.powi(rng.below(40) as i32 - 20);
+        let (a, b) = (
+            rng.range(-1.0, 1.0) * e(&mut rng),
+            rng.range(-1.0, 1.0) * e(&mut rng),
+        );
+        let exact = a as f64 * b as f64;
+        let got = mul(a, b) as f64;
+        assert!(
+            (got - exact).abs() <= 2.0 * f32::EPSILON as f64 * exact.abs(),
+            "{a} · {b}: {got} vs {exact}"
+        );
+    }
+    // Exact where the product is.
+    assert_eq!(mul(1.5, -4.0), -6.0);
+    assert_eq!(mul(0.0, 3.0), 0.0);
+}
+
+/// A random small Bi-Real network: a first conv, then 1–3 blocks that keep the shape (with an
+/// identity or average-pool shortcut) or change it (none), then 0–2 dense layers.
+fn random_bireal(rng: &mut Rng) -> Arch {
+    let mut arch = Arch::mini(10);
+    arch.blocks = Blocks::BiReal;
+    arch.input = 10 + rng.below(14);
+    arch.convs.clear();
+    let mut size = arch.input;
+    let mut cin = 3;
+    for i in 0..2 + rng.below(3) {
+        let keep = i > 0 && rng.below(3) > 0;
+        let (kernel, pad) = if rng.below(2) == 0 { (3, 1) } else { (1, 0) };
+        let out = if keep {
+            cin
+        } else {
+            [7, 16, 33, 40][rng.below(4)]
+        };
+        let stride = if keep { 1 } else { 1 + rng.below(2) };
+        let conv = (size + 2 * pad - kernel) / stride + 1;
+        let pool = (conv >= 3 && rng.below(2) == 0).then(|| {
+            let k = 2 + rng.below(2);
+            Pool {
+                kernel: k,
+                stride: 1 + rng.below(k),
+            }
+        });
+        size = match pool {
+            Some(p) => (conv - p.kernel) / p.stride + 1,
+            None => conv,
+        };
+        arch.convs.push(ConvBlock {
+            out,
+            kernel,
+            stride,
+            pad,
+            pool,
+            shortcut: keep,
+        });
+        cin = out;
+    }
+    arch.dense = (0..rng.below(3)).map(|_| 1 + rng.below(70)).collect();
+    arch.check().unwrap();
+    arch
+}
+
+#[test]
+fn random_bireal_networks_match_the_reference_on_every_path() {
+    let mut rng = Rng::new(77);
+    let gpus = common::all_gpus();
+    let mut kinds = std::collections::HashSet::new();
+    // (bits set, bits): the sweep is only meaningful if the thresholds sit inside the values.
+    let mut set = (0u64, 0u64);
+    for case in 0..24 {
+        let arch = random_bireal(&mut rng);
+        let file = random_file(&arch, case).unwrap();
+        for l in &file.layers {
+            kinds.insert(format!("{:?}", l.spec.real.map(|r| r.shortcut)));
+        }
+        let file = ExtractorFile::from_bytes(&file.to_bytes().unwrap(), Path::new("mem")).unwrap();
+        assert_eq!(file.version(), VERSION_REAL);
+        let n = 1 + rng.below(4);
+        let i = &file.graph.input;
+        let images: Vec<f32> = (0..n * i.size * i.size * i.channels)
+            .map(|_| rng.range(-2.0, 2.0))
+            .collect();
+        let taps: Vec<usize> = (0..file.layers.len()).collect();
+        let want = reference::run_taps(&file, &images, n, &taps).unwrap();
+        for (t, w) in want.iter().enumerate() {
+            let c = file.layers[t].spec.out_channels();
+            set.0 += w.iter().map(|x| x.count_ones() as u64).sum::<u64>();
+            set.1 += (w.len() / bnn_transfer::bits::words(c) * c) as u64;
+        }
+        for threads in [1, 2] {
+            let threads = Threads::new(threads).unwrap();
+            for isa in Isa::available() {
+                let cpu = CpuExtractor::with_isa(&file, &threads, isa).unwrap();
+                assert_eq!(
+                    cpu.run_taps(&images, n, &taps).unwrap(),
+                    want,
+                    "case {case} {isa} {arch:?}"
+                );
+            }
+        }
+        let preact = reference::run(&file, &images, n, Output::Preact).unwrap();
+        for (name, gpu) in &gpus {
+            let ex = Extractor::new(gpu, file.clone()).unwrap();
+            assert_eq!(
+                ex.run_taps(&images, &taps).unwrap(),
+                want,
+                "case {case} wgsl {name}"
+            );
+            let got = ex.run(&images, Output::Preact).unwrap();
+            match (&got, &preact) {
+                (Features::Float(a), Features::Float(b)) => {
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(a), bits(b), "case {case} {name}: real output");
+                }
+                _ => assert_eq!(got, preact, "case {case} {name}: preact"),
+            }
+        }
+    }
+    assert!(
+        set.0 * 10 > set.1 && set.0 * 10 < 9 * set.1,
+        "{} of {} bits set",
+        set.0,
+        set.1
+    );
+    // The sweep met every kind of layer.
+    for k in ["None", "Some(None)", "Some(Identity)", "Some(AvgPool)"] {
+        assert!(kinds.contains(k), "no layer of kind {k} in {kinds:?}");
+    }
+}
+
+#[test]
+fn broken_real_graphs_are_refused_by_name() {
+    let arch = Arch::mini_bireal(10);
+    let file = random_file(&arch, 1).unwrap();
+    let p = Path::new("net.safetensors");
+    let refused = |f: &ExtractorFile, want: &str| {
+        let err = match f.to_bytes() {
+            Err(e) => e.to_string(),
+            Ok(b) => ExtractorFile::from_bytes(&b, p).unwrap_err().to_string(),
+        };
+        assert!(err.contains(want), "expected '{want}' in: {err}");
+    };
+    // An identity shortcut on a pooled layer, or a shortcut after a plain layer.
+    let mut f = file.clone();
+    f.graph.layers[3].real = Some(bnn_transfer::extractor::RealSpec {
+        shortcut: Shortcut::Identity,
+    });
+    f.layers[3].spec = f.graph.layers[3].clone();
+    refused(&f, "conv4");
+    let mut f = file.clone();
+    f.graph.layers[0].real = None;
+    f.layers[0].spec.real = None;
+    f.layers[0].real = None;
+    let mut g = f.clone();
+    g.graph.layers[1].real = Some(bnn_transfer::extractor::RealSpec {
+        shortcut: Shortcut::Identity,
+    });
+    g.layers[1].spec = g.graph.layers[1].clone();
+    refused(&g, "conv2");
+    // A flip on a real layer, and a NaN in its constants.
+    let mut f = file.clone();
+    if let Thresholds::Float(t) = &mut f.layers[2].thresholds {
+        t[0] = FloatThreshold { t: 0.0, mode: 1 };
+    }
+    refused(&f, "flips");
+    let mut f = file.clone();
+    f.layers[1].real.as_mut().unwrap()[3].slope = f32::NAN;
+    let bytes = {
+        // to_bytes does not look at values; the loader does.
+        f.to_bytes().unwrap()
+    };
+    let err = ExtractorFile::from_bytes(&bytes, p)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conv2.real") && err.contains("NaN"), "{err}");
+}
