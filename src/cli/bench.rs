@@ -22,6 +22,10 @@ pub struct Args {
     /// Batches of the end-to-end rows (default 1,64).
     #[arg(long, value_delimiter = ',')]
     e2e_batch: Option<Vec<usize>>,
+    /// Architecture of the end-to-end rows (default: small; `small-bireal` times the Bi-Real
+    /// extractor with its real layers; `bnn pretrain --arch list` lists them).
+    #[arg(long)]
+    e2e_arch: Option<String>,
     /// Timed runs per case (default: 7 on a CPU adapter, 25 on a GPU).
     #[arg(long)]
     repeats: Option<usize>,
@@ -63,6 +67,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cfg.batch = args.batch.max(1);
     if let Some(g) = args.gemm {
         cfg.gemm = g.max(1);
+    }
+    if let Some(name) = &args.e2e_arch {
+        cfg.e2e_arch = bnn_transfer::Arch::by_name(name, 200).with_context(|| {
+            format!("--e2e-arch {name}: not an architecture; `bnn pretrain --arch list` lists them")
+        })?;
     }
     if let Some(b) = args.e2e_batch {
         cfg.e2e_batches = b.into_iter().filter(|&b| b > 0).collect();

@@ -17,10 +17,10 @@ use super::parallel::{Split, Threads};
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::extractor::reference::conv_shape;
-use crate::extractor::reference::pool_shape;
 use crate::extractor::{ExtractorFile, LayerData, LayerKind, LayerSpec, Thresholds};
+use crate::kernels::pool::PoolShape;
 use crate::kernels::real_epilogue::{self, RealChannel};
-use crate::kernels::{FloatThreshold, Threshold, pool, threshold};
+use crate::kernels::{FloatThreshold, Threshold, pool};
 
 /// Most bytes one buffer of the CPU path may hold (the batch's images, or a layer's packed output
 /// before pooling): a file with a huge input is refused with an error instead of an allocation
@@ -334,19 +334,55 @@ impl CpuExtractor {
                 }
             }
         }
-        let data = LayerData {
-            spec: real.spec.clone(),
-            weights: Vec::new(),
-            thresholds: Thresholds::Float(Vec::new()),
-            real: None,
-        };
-        if let Some(p) = pool_shape(&data, batch) {
-            pre = pool::reference_f32(&p, &pre);
-        }
         let shape = real.spec.epilogue_shape(batch);
         let shortcut = shortcut.filter(|_| shape.shortcut.is_some());
-        let z = real_epilogue::reference(&shape, &pre, &real.channels, shortcut)?;
-        Ok((threshold::reference_f32(&z, &real.thresholds), z))
+        if pre.len() != rows * ow * oc || shortcut.map_or(0, <[f32]>::len) != shape.shortcut_len() {
+            return Err(Error::Shape(format!(
+                "layer '{}': real input sizes",
+                layer.name
+            )));
+        }
+        // Per image, on the threads: max-pool of the values, the epilogue, then the signs.
+        let per_pre = layer.conv_h * ow * oc;
+        let per_out = shape.h * shape.w * oc;
+        let per_in = shape.shortcut.map_or(0, |s| s.in_h * s.in_w * oc);
+        let pool = real.spec.pool.map(|p| PoolShape {
+            batch: 1,
+            in_h: layer.conv_h,
+            in_w: ow,
+            channels: oc,
+            kernel: p.kernel,
+            stride: p.stride,
+        });
+        let mut z = vec![0f32; batch * per_out];
+        self.threads.for_chunks(&mut z, per_out, |n, z| {
+            let image = &pre[n * per_pre..(n + 1) * per_pre];
+            let pooled;
+            let p = match &pool {
+                Some(p) => {
+                    pooled = pool::reference_f32(p, image);
+                    &pooled[..]
+                }
+                None => image,
+            };
+            let x = shortcut.map(|x| &x[n * per_in..(n + 1) * per_in]);
+            real_epilogue::image(&shape, p, &real.channels, x, z);
+        });
+        let wpo = layer.wpo;
+        let pixels = shape.h * shape.w;
+        let mut bits = vec![0u32; batch * pixels * wpo];
+        let th = &real.thresholds;
+        self.threads
+            .for_chunks(&mut bits, pixels * wpo, |n, words| {
+                for (pixel, words) in words.chunks_exact_mut(wpo).enumerate() {
+                    let at = (n * pixels + pixel) * oc;
+                    let z = &z[at..at + oc];
+                    for (w, word) in words.iter_mut().enumerate() {
+                        *word = pack(z, th, w * 32, |v, t| t.plus_one(v));
+                    }
+                }
+            });
+        Ok((bits, z))
     }
 
     /// Max-pooling of `map` (`[batch][conv_h][conv_w][wpo]`) into `out` on packed signs.

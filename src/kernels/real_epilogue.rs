@@ -188,31 +188,55 @@ pub fn reference(
             shortcut.map_or(0, <[f32]>::len)
         )));
     }
-    Ok((0..shape.len())
-        .map(|i| {
-            let ch = i % c;
-            let pixel = i / c;
-            let s = match (shape.shortcut, shortcut) {
-                (Some(win), Some(x)) => Some({
-                    let (ox, oy, n) = (
-                        pixel % shape.w,
-                        (pixel / shape.w) % shape.h,
-                        pixel / (shape.w * shape.h),
-                    );
-                    let mut s = 0.0f32;
-                    for ky in 0..win.kernel {
-                        for kx in 0..win.kernel {
-                            let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
-                            s += x[((n * win.in_h + iy) * win.in_w + ix) * c + ch];
+    let mut out = vec![0f32; shape.len()];
+    let per_out = shape.h * shape.w * c;
+    let per_in = shape.shortcut.map_or(0, |s| s.in_h * s.in_w * c);
+    for (n, z) in out.chunks_exact_mut(per_out.max(1)).enumerate() {
+        let x = shortcut.map(|x| &x[n * per_in..(n + 1) * per_in]);
+        image(shape, &pre[n * per_out..(n + 1) * per_out], channels, x, z);
+    }
+    Ok(out)
+}
+
+/// One image of [`reference`] (`shape.batch` is not read): `pre` `[h][w][C]`, the shortcut map
+/// `[in_h][in_w][C]` when `shape` has one, `out` `[h][w][C]`. The CPU path runs it per image on its
+/// threads. Lengths are the caller's to check.
+pub fn image(
+    shape: &EpilogueShape,
+    pre: &[f32],
+    channels: &[RealChannel],
+    shortcut: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let c = shape.channels;
+    // Per pixel, the window sums of every channel: the same row-major order per channel.
+    let mut sums = vec![0f32; c];
+    for (pixel, (z, p)) in out.chunks_exact_mut(c).zip(pre.chunks_exact(c)).enumerate() {
+        match (shape.shortcut, shortcut) {
+            (Some(win), Some(x)) => {
+                let (ox, oy) = (pixel % shape.w, pixel / shape.w);
+                sums.fill(0.0);
+                for ky in 0..win.kernel {
+                    for kx in 0..win.kernel {
+                        let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
+                        let at = (iy * win.in_w + ix) * c;
+                        for (s, v) in sums.iter_mut().zip(&x[at..at + c]) {
+                            *s += v;
                         }
                     }
-                    (s, win.inv())
-                }),
-                _ => None,
-            };
-            channels[ch].apply(pre[i], s)
-        })
-        .collect())
+                }
+                let inv = win.inv();
+                for (((z, &p), ch), &s) in z.iter_mut().zip(p).zip(channels).zip(&sums) {
+                    *z = ch.apply(p, Some((s, inv)));
+                }
+            }
+            _ => {
+                for ((z, &p), ch) in z.iter_mut().zip(p).zip(channels) {
+                    *z = ch.apply(p, None);
+                }
+            }
+        }
+    }
 }
 
 #[repr(C)]
