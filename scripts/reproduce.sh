@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The paper's experiment on this project's data, end to end (docs/RESULTS.md holds its results):
 #   1. pretrain the small binary network and its float twin on the Tiny-ImageNet subset, same schedule;
-#   2. export the binary one to a packed extractor (also the embedded default under assets/);
+#   2. export the binary one to a packed extractor (the embedded default before issue 14);
 #   3. train the same network from scratch on Flowers-102 (the lower baseline);
 #   4. transfer to Flowers-102 (official split) retraining the last 1, 2 and 3 layers, with the
-#      binary extractor and the float twin, and score the scratch network, in one table.
+#      binary extractor and the float twin, and score the scratch network, in one table;
+#   5. the same for the Bi-Real backbone (issue 14, the embedded default under assets/): the binary
+#      `small-bireal` with α distilled from the plain float twin, its own float twin, its scratch
+#      run, export and transfer; and the ablation row trained on the labels.
 # Every step resumes: a finished pretraining is skipped, an interrupted one continues (--resume).
 # Usage: scripts/reproduce.sh [EPOCHS] [SCRATCH_EPOCHS]   (environment: DATA, RUNS, BNN,
 # CARGO_TARGET_DIR)
@@ -17,23 +20,41 @@ BNN=${BNN:-${CARGO_TARGET_DIR:-target}/release/bnn}
 [ -x "$BNN" ] || cargo build --release
 mkdir -p "$RUNS/logs"
 
-pretrain() { # data precision epochs out
-  local extra=()
-  if [ -f "$4/report.json" ] && grep -q "\"epochs_done\": $3," "$4/report.json"; then
-    echo "$4: done"; return
+pretrain() { # data arch precision epochs out [flags...]
+  local data=$1 arch=$2 precision=$3 epochs=$4 out=$5 extra=()
+  shift 5
+  if [ -f "$out/report.json" ] && grep -q "\"epochs_done\": $epochs," "$out/report.json"; then
+    echo "$out: done"; return
   fi
-  [ -f "$4/config.json" ] && extra=(--resume)
-  "$BNN" pretrain --data "$1" --arch small --precision "$2" --epochs "$3" --out "$4" "${extra[@]}" \
-    2>&1 | tee -a "$RUNS/logs/$(basename "$4").log"
+  [ -f "$out/config.json" ] && extra=(--resume)
+  "$BNN" pretrain --data "$data" --arch "$arch" --precision "$precision" --epochs "$epochs" \
+    --out "$out" "$@" "${extra[@]}" 2>&1 | tee -a "$RUNS/logs/$(basename "$out").log"
 }
 
-pretrain "$DATA/tinyimagenet-64.tar" binary "$EPOCHS" "$RUNS/ti-small-binary"
-pretrain "$DATA/tinyimagenet-64.tar" float "$EPOCHS" "$RUNS/ti-small-float"
-pretrain "$DATA/flowers102-64.tar" binary "$SCRATCH_EPOCHS" "$RUNS/flowers-scratch-binary"
+TI="$DATA/tinyimagenet-64.tar"
+FL="$DATA/flowers102-64.tar"
 
+# The paper's plain BNN.
+pretrain "$TI" small binary "$EPOCHS" "$RUNS/ti-small-binary"
+pretrain "$TI" small float "$EPOCHS" "$RUNS/ti-small-float"
+pretrain "$FL" small binary "$SCRATCH_EPOCHS" "$RUNS/flowers-scratch-binary"
 "$BNN" export --checkpoint "$RUNS/ti-small-binary" --out "$RUNS/bnn-small-tinyimagenet.safetensors"
-
 "$BNN" transfer --model "$RUNS/bnn-small-tinyimagenet.safetensors" \
-  --data "$DATA/flowers102-64.tar" --retrain 1,2,3 \
+  --data "$FL" --retrain 1,2,3 \
   --float-twin "$RUNS/ti-small-float" --scratch "$RUNS/flowers-scratch-binary" \
   --out "$RUNS/transfer-flowers" 2>&1 | tee "$RUNS/logs/transfer-flowers.log"
+
+# Issue 14: Bi-Real blocks + α + distillation from the plain float twin (the embedded default).
+pretrain "$TI" small binary "$EPOCHS" "$RUNS/ti-small-binary-distil" --teacher "$RUNS/ti-small-float"
+pretrain "$TI" small-bireal binary "$EPOCHS" "$RUNS/ti-bireal-binary-distil" --weight-scale \
+  --teacher "$RUNS/ti-small-float"
+pretrain "$TI" small-bireal float "$EPOCHS" "$RUNS/ti-bireal-float"
+pretrain "$FL" small-bireal binary "$SCRATCH_EPOCHS" "$RUNS/flowers-scratch-bireal" --weight-scale
+"$BNN" export --checkpoint "$RUNS/ti-bireal-binary-distil" \
+  --out "$RUNS/bnn-small-bireal-tinyimagenet.safetensors"
+"$BNN" transfer --model "$RUNS/bnn-small-bireal-tinyimagenet.safetensors" \
+  --data "$FL" --retrain 1,2,3 \
+  --float-twin "$RUNS/ti-bireal-float" --scratch "$RUNS/flowers-scratch-bireal" \
+  --out "$RUNS/transfer-flowers-bireal" 2>&1 | tee "$RUNS/logs/transfer-flowers-bireal.log"
+# Ablation: the same Bi-Real network trained on the labels.
+pretrain "$TI" small-bireal binary "$EPOCHS" "$RUNS/ti-bireal-binary" --weight-scale

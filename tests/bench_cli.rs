@@ -111,3 +111,60 @@ fn chart_of_a_report_without_shapes_is_still_an_svg() {
     let svg = chart::svg(&report).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 }
+
+#[test]
+fn the_end_to_end_rows_run_a_bireal_extractor_on_request() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("bnn-bench-bireal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_bnn"))
+        .args([
+            "bench",
+            "--suite",
+            "extractor",
+            "--e2e-arch",
+            "mini-bireal",
+            "--e2e-batch",
+            "2",
+            "--repeats",
+            "1",
+            "--no-burn",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = report["extractor"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["arch"] == "mini-bireal"), "{rows:?}");
+    let binary = rows
+        .iter()
+        .find(|r| r["runs"] == "binary_extractor")
+        .unwrap();
+    assert!(binary["error"].is_null(), "{binary}");
+    // The profile shows the real layers' own dispatches.
+    let stages = report["stages"].as_array().unwrap();
+    assert!(
+        stages
+            .iter()
+            .any(|s| s["stage"].as_str().unwrap().contains("real_epilogue")),
+        "{stages:?}"
+    );
+    // An unknown architecture is refused naming the flag.
+    let bad = Command::new(env!("CARGO_BIN_EXE_bnn"))
+        .args(["bench", "--suite", "quick", "--e2e-arch", "resnet"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--e2e-arch resnet"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
