@@ -409,4 +409,22 @@ mod tests {
         assert_eq!(z, vec![(0.5f32 + 2.5 - 0.25) + 2.0]);
         assert!(reference(&shape, &[3.0], &[ch], None).is_err());
     }
+
+    /// The worked example of docs/FORMAT.md (real layers), computed there with numpy.
+    #[test]
+    fn the_documented_example_holds() {
+        let ch = RealChannel {
+            scale: 0.0123,
+            bias: -0.25,
+            shift_in: 0.1,
+            slope: 0.25,
+            shift_out: -0.05,
+        };
+        assert_eq!(hi(0.0123).to_bits(), 0x3c49_8000);
+        assert_eq!(mul(37.0, 0.0123), 0.4551);
+        assert_eq!(ch.apply(37.0, Some((2.0, 0.25))), 0.555_099_96);
+        assert_eq!(mul(-61.0, 0.0123) + -0.25, -1.000_299_9);
+        assert_eq!(mul(-0.600_299_95, 0.25), -0.150_074_99);
+        assert_eq!(ch.apply(-61.0, Some((2.0, 0.25))), -0.200_074_99);
+    }
 }
