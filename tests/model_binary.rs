@@ -196,6 +196,7 @@ fn checkpoint_roundtrip_reproduces_the_eval_forward() {
         adam: Default::default(),
         seed: 0,
         teacher: None,
+        float_weight_epochs: 0,
     };
     checkpoint::write_config(&dir, &config).unwrap();
     checkpoint::save(&dir, &model, &optimizer, &Default::default()).unwrap();

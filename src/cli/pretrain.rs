@@ -54,6 +54,10 @@ pub struct Args {
     /// the labels (ReActNet's distributional loss). Validation still scores against the labels.
     #[arg(long, value_name = "DIR")]
     teacher: Option<PathBuf>,
+    /// Two-step training (ReActNet): the first N epochs train binary activations with real-valued
+    /// weights, the remaining ones binarize the weights too (one learning-rate schedule over all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    float_weight_epochs: usize,
     /// Output directory (config.json, checkpoint/, metrics.csv, curves.svg, report.json)
     /// (default: `runs/<arch>-<precision>`).
     #[arg(long)]
@@ -89,6 +93,7 @@ impl Args {
             seed: self.seed,
             weight_scale: self.weight_scale,
             teacher: self.teacher.clone(),
+            float_weight_epochs: self.float_weight_epochs,
             out: self.out.clone(),
             resume: self.resume,
         }
@@ -116,34 +121,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (config, out) = args.request().resolve()?;
     let device = train::device::resolve(args.device).context("choosing the training device")?;
     eprintln!("device: {}", device.reason);
-    let arch = &config.model.arch;
     eprint!(
-        "{} {}{}",
-        config.model.precision,
-        arch,
-        if config.model.weight_scale {
-            "  (XNOR-Net α)\n"
-        } else {
-            ""
-        }
-    );
-    if let Some(t) = &config.teacher {
-        eprintln!(
-            "distilling from {}: its softmax outputs are the targets",
-            t.display()
-        );
-    }
-    eprintln!(
-        "data: {} ({}, {} classes), {} epochs of batch {}, Adam lr {} ({:?}), seed {}; output: {}",
-        config.data.display(),
-        config.layout,
-        config.classes.len(),
-        args.epochs.unwrap_or(config.epochs),
-        config.batch_size,
-        config.schedule.lr,
-        config.schedule.kind,
-        config.seed,
-        out.display()
+        "{}",
+        config.describe(args.epochs.unwrap_or(config.epochs), &out)
     );
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -84,6 +84,10 @@ pub struct Model {
     pub weight_scale: bool,
     /// Bi-Real wiring ([`Blocks::BiReal`]): conv blocks carry a real-valued stream.
     pub bireal: bool,
+    /// Whether the binary net binarizes its weights (true but in the first step of two-step
+    /// training, which trains binary activations with real-valued weights). Not saved: a loaded
+    /// model binarizes them.
+    pub binary_weights: bool,
 }
 
 /// What one block computed, for equivalence tests against the packed kernels. Dense blocks are
@@ -189,6 +193,7 @@ impl Model {
             binary,
             weight_scale: binary && config.weight_scale,
             bireal,
+            binary_weights: true,
         }
     }
 
@@ -221,10 +226,11 @@ impl Model {
     fn run(&self, images: Tensor<4>, mut trace: Option<&mut Trace>) -> Tensor<2> {
         let mut x = images;
         for block in &self.convs {
+            let sign_w = self.binary && self.binary_weights;
             let (pre_bn, post_bn, act) = if self.bireal {
-                block.forward_bireal(x, self.binary, self.weight_scale)
+                block.forward_bireal(x, sign_w, self.weight_scale)
             } else {
-                let (pre, post) = block.forward(x, self.binary, self.weight_scale);
+                let (pre, post) = block.forward(x, sign_w, self.weight_scale);
                 let act = self.act(post.clone());
                 (pre, post, act)
             };
@@ -242,7 +248,8 @@ impl Model {
         }
         let mut x = flatten(x);
         for block in &self.dense {
-            let (pre_bn, post_bn) = block.forward(x, self.binary, self.weight_scale);
+            let sign_w = self.binary && self.binary_weights;
+            let (pre_bn, post_bn) = block.forward(x, sign_w, self.weight_scale);
             let act = self.act(post_bn.clone());
             if let Some(t) = trace.as_deref_mut() {
                 let as4 = |t: Tensor<2>| {
@@ -282,6 +289,7 @@ impl Model {
             binary,
             weight_scale,
             bireal,
+            binary_weights,
         } = self;
         let convs = convs
             .into_iter()
@@ -304,6 +312,17 @@ impl Model {
             binary,
             weight_scale,
             bireal,
+            binary_weights,
+        }
+    }
+
+    /// The same model with its weights binarized or not (two-step training's first step trains
+    /// binary activations with real-valued weights; without α, which belongs to binary weights).
+    /// Parameters are untouched.
+    pub fn with_binary_weights(self, on: bool) -> Model {
+        Model {
+            binary_weights: on,
+            ..self
         }
     }
 

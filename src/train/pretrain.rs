@@ -77,6 +77,12 @@ pub struct PretrainConfig {
     /// trains on the labels (cross-entropy). Validation always scores against the labels.
     #[serde(default)]
     pub teacher: Option<PathBuf>,
+    /// Two-step training (ReActNet; `--float-weight-epochs`): the first this many epochs train
+    /// the binary net's activations with real-valued weights (no sign, no α on them), the rest
+    /// binarize the weights too, continuing from the first step's weights, optimizer state and
+    /// learning-rate schedule (one schedule over all epochs, so runs stay comparable). 0: one step.
+    #[serde(default)]
+    pub float_weight_epochs: usize,
 }
 
 impl PretrainConfig {
@@ -107,6 +113,16 @@ impl PretrainConfig {
         }
         if s.step_epochs == 0 {
             return bad("--lr-step-epochs 0: give at least 1".into());
+        }
+        if self.float_weight_epochs > 0
+            && (self.model.precision != crate::model::Precision::Binary
+                || self.float_weight_epochs >= self.epochs)
+        {
+            return bad(format!(
+                "--float-weight-epochs {}: two-step training needs a binary network and fewer \
+                 real-weight epochs than --epochs ({}), so the last epochs binarize the weights",
+                self.float_weight_epochs, self.epochs
+            ));
         }
         if let Some(dir) = &self.teacher {
             let t = checkpoint::read_config(dir).map_err(|e| {
@@ -139,6 +155,47 @@ impl PretrainConfig {
             })?;
         }
         Ok(())
+    }
+
+    /// Whether epoch `epoch` (0-based) binarizes the weights (two-step training's second step,
+    /// or every epoch of a one-step run).
+    pub fn binary_weights_at(&self, epoch: usize) -> bool {
+        epoch >= self.float_weight_epochs
+    }
+
+    /// What the run trains, in a few lines (printed when it starts): the network, its options,
+    /// the data and the schedule over `epochs` epochs, and where it writes.
+    pub fn describe(&self, epochs: usize, out: &std::path::Path) -> String {
+        let mut s = format!("{} {}", self.model.precision, self.model.arch);
+        if self.model.weight_scale {
+            s.push_str("  (XNOR-Net α)\n");
+        }
+        if let Some(t) = &self.teacher {
+            s.push_str(&format!(
+                "distilling from {}: its softmax outputs are the targets\n",
+                t.display()
+            ));
+        }
+        if self.float_weight_epochs > 0 {
+            s.push_str(&format!(
+                "two-step: epochs 1-{} train binary activations with real-valued weights, the \
+                 rest binarize the weights too\n",
+                self.float_weight_epochs
+            ));
+        }
+        s.push_str(&format!(
+            "data: {} ({}, {} classes), {epochs} epochs of batch {}, Adam lr {} ({:?}), seed {}; \
+             output: {}\n",
+            self.data.display(),
+            self.layout,
+            self.classes.len(),
+            self.batch_size,
+            self.schedule.lr,
+            self.schedule.kind,
+            self.seed,
+            out.display()
+        ));
+        s
     }
 
     /// The shuffle/augmentation seed of epoch `epoch` (0-based).
@@ -284,6 +341,7 @@ pub fn new_config_layout(
         adam: AdamSettings::default(),
         seed,
         teacher: None,
+        float_weight_epochs: 0,
     })
 }
 

@@ -51,6 +51,8 @@ pub struct PretrainRequest {
     pub weight_scale: bool,
     /// Distil from this finished run (same architecture and classes) instead of the labels.
     pub teacher: Option<PathBuf>,
+    /// Two-step training: epochs with real-valued weights first (0: one step).
+    pub float_weight_epochs: usize,
     /// Output directory (`runs/<arch>-<precision>`; required on resume).
     pub out: Option<PathBuf>,
     /// Continue the run in `out`.
@@ -108,6 +110,7 @@ impl PretrainRequest {
         .context_with(|| format!("reading the data set {}", data.display()))?;
         config.model.weight_scale = self.weight_scale;
         config.teacher = self.teacher.clone();
+        config.float_weight_epochs = self.float_weight_epochs;
         let out = self
             .out
             .clone()

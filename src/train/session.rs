@@ -386,6 +386,8 @@ pub(super) fn run(
         let partial = state.partial.take().unwrap_or_default();
         let epoch_start = Instant::now();
         let bar = session.bar(epoch);
+        // Two-step training: real-valued weights first, binary ones after (and when resumed).
+        model = model.with_binary_weights(config.binary_weights_at(epoch));
         let (m, pass) =
             session.train_pass(epoch, &mut state, model, &mut optimizer, &partial, &bar)?;
         model = m;
