@@ -410,6 +410,8 @@ pub fn build(
             val_top1: src.val_top1,
             epochs: src.epochs,
             checkpoint: src.checkpoint,
+            trained_with: None,
+            float_twin: None,
         },
     };
     Ok(ExtractorFile {
@@ -745,6 +747,9 @@ pub struct ExportOptions {
     pub verify_data: Option<PathBuf>,
     /// Also verify the WGSL kernels on the default adapter (when one exists).
     pub use_gpu: bool,
+    /// The source model's float twin (a `bnn pretrain --precision float` run), recorded in the
+    /// file's `source.float_twin` with its accuracy and command.
+    pub float_twin: Option<PathBuf>,
 }
 
 impl Default for ExportOptions {
@@ -754,6 +759,7 @@ impl Default for ExportOptions {
             verify_images: 16,
             verify_data: None,
             use_gpu: true,
+            float_twin: None,
         }
     }
 }
@@ -813,7 +819,11 @@ pub fn export(checkpoint: &Path, out: &Path, options: &ExportOptions) -> Result<
         epochs: state.as_ref().map(|s| s.epochs_done),
         checkpoint: checkpoint.display().to_string(),
     };
-    let file = build(&model, &config, options.cut.as_deref(), src.clone())?;
+    let mut file = build(&model, &config, options.cut.as_deref(), src.clone())?;
+    file.graph.source.trained_with = Some(run.command(checkpoint));
+    if let Some(dir) = &options.float_twin {
+        file.graph.source.float_twin = Some(float_twin(dir)?);
+    }
     let (data, layout, split) = match &options.verify_data {
         Some(d) => (d.clone(), crate::data::Layout::Auto, None),
         None => (run.data.clone(), run.layout, run.val_split.clone()),
@@ -842,6 +852,25 @@ pub fn export(checkpoint: &Path, out: &Path, options: &ExportOptions) -> Result<
         float_bytes: float_bytes(&file),
         val_top1: src.val_top1,
         verification,
+    })
+}
+
+/// The float twin run `dir` as the extractor file records it (`bnn export --float-twin`).
+fn float_twin(dir: &Path) -> Result<crate::extractor::FloatTwinSpec> {
+    let bad = |m: String| Error::Config(format!("--float-twin {}: {m}", dir.display()));
+    let run = crate::train::checkpoint::read_config(dir).map_err(|e| bad(e.to_string()))?;
+    if run.model.precision != Precision::Float {
+        return Err(bad(format!(
+            "a {} network; name the run of the float twin (--precision float)",
+            run.model.precision
+        )));
+    }
+    let (_, state) = crate::train::checkpoint::load_state(dir).map_err(|e| bad(e.to_string()))?;
+    Ok(crate::extractor::FloatTwinSpec {
+        checkpoint: dir.display().to_string(),
+        arch: run.model.arch.name.clone(),
+        val_top1: state.history.last().map(|m| m.val_top1),
+        trained_with: run.command(dir),
     })
 }
 

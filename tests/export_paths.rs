@@ -208,6 +208,56 @@ fn cli_pretrain_export_extract_end_to_end() {
     assert!(model.is_file());
     let file = ExtractorFile::load(&model).unwrap();
     assert_eq!(file.graph.cut, "fc1");
+    // The file records the command that trained it; rerun, that command trains the same network.
+    let cmd = file.graph.source.trained_with.clone().unwrap();
+    assert!(
+        cmd.starts_with("bnn pretrain --data ") && cmd.contains("--arch mini --precision binary"),
+        "{cmd}"
+    );
+    assert!(
+        cmd.contains("--epochs 1 --batch-size 16") && cmd.contains("--seed 0"),
+        "{cmd}"
+    );
+    assert!(file.graph.source.float_twin.is_none());
+    // --float-twin records the twin's accuracy and command; a binary run is refused as a twin.
+    let twin = dir.join("twin");
+    let mut float_pretrain = pretrain.to_vec();
+    float_pretrain[10] = s(&twin);
+    float_pretrain.extend(["--precision", "float"]);
+    assert!(bnn(&float_pretrain).status.success());
+    let with_twin = dir.join("m-twin.safetensors");
+    let o = bnn(&[
+        "export",
+        "--checkpoint",
+        s(&run),
+        "--out",
+        s(&with_twin),
+        "--float-twin",
+        s(&twin),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = ExtractorFile::load(&with_twin)
+        .unwrap()
+        .graph
+        .source
+        .float_twin
+        .unwrap();
+    assert_eq!(t.arch, "mini");
+    assert!(
+        t.val_top1.is_some() && t.trained_with.contains("--precision float"),
+        "{t:?}"
+    );
+    let o = bnn(&[
+        "export",
+        "--checkpoint",
+        s(&run),
+        "--out",
+        s(&with_twin),
+        "--float-twin",
+        s(&run),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--float-twin"), "{err}");
 
     // A truncated model file is a clean error naming the file (checked before any GPU is opened).
     let bytes = std::fs::read(&model).unwrap();

@@ -180,6 +180,8 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
             val_top1: None,
             epochs: None,
             checkpoint: "random weights (bnn bench)".into(),
+            trained_with: None,
+            float_twin: None,
         },
     };
     graph.validate(Path::new("<bnn bench>"))?;

@@ -25,6 +25,10 @@ pub struct Args {
     /// Skip the WGSL kernels in the verification (they are checked when an adapter exists).
     #[arg(long)]
     no_gpu_check: bool,
+    /// The float twin's run (`bnn pretrain --precision float`): its val top-1 and command are
+    /// recorded in the file (`source.float_twin`) beside the source model's own.
+    #[arg(long, value_name = "DIR")]
+    float_twin: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -33,6 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         verify_images: args.verify_images,
         verify_data: args.verify_data,
         use_gpu: !args.no_gpu_check,
+        float_twin: args.float_twin,
     };
     let r = bnn_transfer::export::export(&args.checkpoint, &args.out, &options)
         .with_context(|| format!("exporting {}", args.checkpoint.display()))?;

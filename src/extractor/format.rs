@@ -188,6 +188,25 @@ pub struct Source {
     pub epochs: Option<usize>,
     /// The checkpoint exported from (its path at export).
     pub checkpoint: String,
+    /// The `bnn pretrain` command that trained the source model, rebuilt from its `config.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_with: Option<String>,
+    /// The source model's float twin, when `bnn export --float-twin` named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub float_twin: Option<FloatTwinSpec>,
+}
+
+/// The float twin a binary network is compared with (informational).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FloatTwinSpec {
+    /// Its run directory at export.
+    pub checkpoint: String,
+    /// Its architecture name.
+    pub arch: String,
+    /// Its validation top-1 (last epoch), a fraction.
+    pub val_top1: Option<f64>,
+    /// The `bnn pretrain` command that trained it.
+    pub trained_with: String,
 }
 
 /// The float classifier of the source model (present when the cut is its last hidden layer).

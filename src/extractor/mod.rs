@@ -12,8 +12,9 @@ mod validate;
 
 pub use cache::FeatureCache;
 pub use format::{
-    CONVENTIONS, ClassifierData, ClassifierSpec, ExtractorFile, FORMAT, Graph, InputSpec,
-    LayerData, LayerKind, LayerSpec, RealSpec, Shortcut, Source, Thresholds, VERSION, VERSION_REAL,
+    CONVENTIONS, ClassifierData, ClassifierSpec, ExtractorFile, FORMAT, FloatTwinSpec, Graph,
+    InputSpec, LayerData, LayerKind, LayerSpec, RealSpec, Shortcut, Source, Thresholds, VERSION,
+    VERSION_REAL,
 };
 pub use runtime::Extractor;
 

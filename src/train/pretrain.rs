@@ -198,6 +198,48 @@ impl PretrainConfig {
         s
     }
 
+    /// The `bnn pretrain` command that trains this run into `out` (every setting spelled out, so
+    /// it does not depend on defaults; export records it in the extractor file).
+    pub fn command(&self, out: &std::path::Path) -> String {
+        use clap::ValueEnum;
+        let s = &self.schedule;
+        let kind = s
+            .kind
+            .to_possible_value()
+            .map_or_else(|| format!("{:?}", s.kind), |v| v.get_name().to_string());
+        let mut c = format!(
+            "bnn pretrain --data {} --arch {} --precision {} --epochs {} --batch-size {} --lr {} \
+             --schedule {kind}",
+            self.data.display(),
+            self.model.arch.name,
+            self.model.precision,
+            self.epochs,
+            self.batch_size,
+            s.lr,
+        );
+        if s.kind == super::ScheduleKind::Step {
+            c.push_str(&format!(
+                " --lr-step-epochs {} --lr-gamma {}",
+                s.step_epochs, s.gamma
+            ));
+        }
+        c.push_str(&format!(" --seed {}", self.seed));
+        if self.model.weight_scale {
+            c.push_str(" --weight-scale");
+        }
+        if let Some(t) = &self.teacher {
+            c.push_str(&format!(" --teacher {}", t.display()));
+        }
+        if self.float_weight_epochs > 0 {
+            c.push_str(&format!(
+                " --float-weight-epochs {}",
+                self.float_weight_epochs
+            ));
+        }
+        c.push_str(&format!(" --out {}", out.display()));
+        c
+    }
+
     /// The shuffle/augmentation seed of epoch `epoch` (0-based).
     pub fn epoch_seed(&self, epoch: usize) -> u64 {
         self.seed.wrapping_add(1 + epoch as u64)
