@@ -2,7 +2,9 @@
 // of a conv map, the folded batch norm, the shortcut and RPReLU, in f32. The signs of its output
 // come from threshold.wgsl (FLOAT) in a second dispatch.
 //
-//   pre       [batch][h][w][C]          i32, or f32 when PRE_FLOAT (both stored as 32-bit words)
+//   pre       [batch][h][w][C]          i32, or f32 when PRE_FLOAT (both stored as 32-bit words);
+//             with POOL, the conv map [batch][pool_h][pool_w][C], max-pooled here first (window
+//             pool_k, stride pool_s, row-major, a later value replaces the max only if greater)
 //   shortcut  [batch][in_h][in_w][C]    f32, the previous layer's real output (SHORTCUT only)
 //   channels  [C]                       { scale, bias, shift_in, slope, shift_out }
 //   real      [batch][h][w][C]          f32 output z
@@ -27,6 +29,10 @@ struct Params {
     kernel: u32,
     stride: u32,
     inv: f32,
+    pool_h: u32,
+    pool_w: u32,
+    pool_k: u32,
+    pool_s: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -43,6 +49,7 @@ struct Channel {
 override WG: u32 = 64u;
 override PRE_FLOAT: bool = false;
 override SHORTCUT: bool = false;
+override POOL: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pre: array<u32>;
@@ -63,6 +70,13 @@ fn mul(x: f32, c: f32) -> f32 {
     return ((xh * ch + xh * cl) + xl * ch) + xl * cl;
 }
 
+fn load(i: u32) -> f32 {
+    if (PRE_FLOAT) {
+        return bitcast<f32>(pre[i]);
+    }
+    return f32(bitcast<i32>(pre[i]));
+}
+
 @compute @workgroup_size(WG)
 fn real_epilogue(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -76,18 +90,28 @@ fn real_epilogue(
     let c = idx % p.channels;
     let pixel = idx / p.channels;
     let ch = channels[c];
+    let x = pixel % p.w;
+    let y = (pixel / p.w) % p.h;
+    let n = pixel / (p.w * p.h);
     var v: f32;
-    if (PRE_FLOAT) {
-        v = bitcast<f32>(pre[idx]);
+    if (POOL) {
+        let y0 = y * p.pool_s;
+        let x0 = x * p.pool_s;
+        v = load(((n * p.pool_h + y0) * p.pool_w + x0) * p.channels + c);
+        for (var ky = 0u; ky < p.pool_k; ky++) {
+            for (var kx = 0u; kx < p.pool_k; kx++) {
+                let t = load(((n * p.pool_h + y0 + ky) * p.pool_w + x0 + kx) * p.channels + c);
+                if (t > v) {
+                    v = t;
+                }
+            }
+        }
     } else {
-        v = f32(bitcast<i32>(pre[idx]));
+        v = load(idx);
     }
     var u = mul(v, ch.scale) + ch.bias;
     if (SHORTCUT) {
         var s = 0.0;
-        let x = pixel % p.w;
-        let y = (pixel / p.w) % p.h;
-        let n = pixel / (p.w * p.h);
         for (var ky = 0u; ky < p.kernel; ky++) {
             for (var kx = 0u; kx < p.kernel; kx++) {
                 let iy = y * p.stride + ky;

@@ -3,7 +3,8 @@
 //!
 //! * `real_epilogue.wgsl` against `real_epilogue::reference` over random shapes, i32 and f32
 //!   pre-activations, no shortcut, identity and average-pool windows, channel counts off 32, on the
-//!   adapter's limits and on downlevel (phone-class) limits, compared with `to_bits`;
+//!   adapter's limits and on downlevel (phone-class) limits, compared with `to_bits`; and with the
+//!   max-pool fused in, against `pool::reference_*` (ties and signed zeros in the windows);
 //! * `mul` (four exact 12-bit products) against the f64 product: within 2 ulp;
 //! * random Bi-Real networks (shortcut blocks of either kind among plain ones, dense layers after):
 //!   scalar reference, the CPU path on every instruction set and thread count, and the WGSL
@@ -21,6 +22,7 @@ use bnn_transfer::extractor::{
     Extractor, ExtractorFile, Features, Output, Shortcut, Thresholds, VERSION_REAL, reference,
 };
 use bnn_transfer::kernels::FloatThreshold;
+use bnn_transfer::kernels::pool::{self, PoolShape};
 use bnn_transfer::kernels::real_epilogue::{self, EpilogueShape, RealChannel, Window, mul};
 use bnn_transfer::rng::Rng;
 
@@ -84,14 +86,62 @@ fn the_epilogue_kernel_equals_the_reference_bit_for_bit() {
             .collect();
         let x = shortcut.map(|_| x.as_slice());
         let want = real_epilogue::reference(&shape, &pre, &ch, x).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
         for (name, gpu) in &gpus {
             let got = if float {
                 real_epilogue::run_f32(gpu, &shape, &floats, &ch, x).unwrap()
             } else {
                 real_epilogue::run(gpu, &shape, &ints, &ch, x).unwrap()
             };
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
             assert_eq!(bits(&got), bits(&want), "case {case} {name} {shape:?}");
+        }
+        // The same epilogue reading the unpooled map, max-pooled in the kernel, against
+        // `pool::reference_*` then the epilogue.
+        let (k, st) = (2 + rng.below(2), 1 + rng.below(2));
+        // Extra rows/columns that the floor division drops (fewer than a stride).
+        let pool = Window {
+            in_h: (h - 1) * st + k + rng.below(st),
+            in_w: (w - 1) * st + k + rng.below(st),
+            kernel: k,
+            stride: st,
+        };
+        let ps = PoolShape {
+            batch: shape.batch,
+            in_h: pool.in_h,
+            in_w: pool.in_w,
+            channels: c,
+            kernel: k,
+            stride: st,
+        };
+        let map_len = shape.batch * pool.in_h * pool.in_w * c;
+        // Repeated values (ties inside a window) and, in f32, signed zeros.
+        let map_i: Vec<i32> = (0..map_len).map(|_| rng.below(9) as i32 - 4).collect();
+        let map_f: Vec<f32> = (0..map_len)
+            .map(|_| [0.0, -0.0, 1.5, -2.25, 0.75][rng.below(5)])
+            .collect();
+        let (words, pooled): (Vec<u32>, Vec<f32>) = if float {
+            (
+                map_f.iter().map(|v| v.to_bits()).collect(),
+                pool::reference_f32(&ps, &map_f),
+            )
+        } else {
+            (
+                map_i.iter().map(|&v| v as u32).collect(),
+                pool::reference_i32(&ps, &map_i)
+                    .iter()
+                    .map(|&d| d as f32)
+                    .collect(),
+            )
+        };
+        let want = real_epilogue::reference(&shape, &pooled, &ch, x).unwrap();
+        for (name, gpu) in &gpus {
+            let got =
+                real_epilogue::run_words(gpu, &shape, Some(pool), &words, float, &ch, x).unwrap();
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "case {case} {name} pooled {pool:?}"
+            );
         }
     }
 }

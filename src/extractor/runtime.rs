@@ -336,8 +336,9 @@ impl Extractor {
                     .ok_or_else(|| Error::Shape(format!("layer '{}' has no input", s.name)))
             };
             if let (Some(channels), GpuThresholds::Float(t)) = (&g.real, &g.thresholds) {
-                let (d, values) = self.record_preact(l, g, batch, &image, input)?;
-                dispatches.extend(d);
+                // The conv's values, max-pooled inside the epilogue (one dispatch less).
+                let (d, values) = self.record_values(l, g, batch, &image, input)?;
+                dispatches.push(d);
                 let float = s.kind == LayerKind::FirstConv;
                 let shape = s.epilogue_shape(batch);
                 let shortcut = if shape.shortcut.is_some() {
@@ -345,8 +346,16 @@ impl Extractor {
                 } else {
                     None
                 };
-                let (d, z) =
-                    real_epilogue::encode(gpu, &shape, &values, float, channels, shortcut)?;
+                let (h, w) = s.conv_out();
+                let pool = s.pool.map(|p| real_epilogue::Window {
+                    in_h: h,
+                    in_w: w,
+                    kernel: p.kernel,
+                    stride: p.stride,
+                });
+                let (d, z) = real_epilogue::encode_pooled(
+                    gpu, &shape, pool, &values, float, channels, shortcut,
+                )?;
                 dispatches.push(d);
                 keep.push(values);
                 if preact_last && i + 1 == n {
@@ -423,6 +432,29 @@ impl Extractor {
             preact,
             readback: HashMap::new(),
             _keep: keep,
+        })
+    }
+
+    /// A conv layer's values before pooling (the first layer's f32 sums or the i32 dots), as raw
+    /// 32-bit words.
+    fn record_values<'a>(
+        &self,
+        l: &LayerData,
+        g: &GpuLayer,
+        batch: usize,
+        image: &Storage<f32>,
+        input: impl Fn() -> Result<&'a Storage<u32>>,
+    ) -> Result<(Dispatch, Storage<u32>)> {
+        let shape = conv_shape(l, batch);
+        Ok(match (l.spec.kind, &g.first_weights) {
+            (LayerKind::FirstConv, Some(w)) => {
+                let (d, sums) = first_conv::encode(&self.gpu, &shape, image, w)?;
+                (d, Storage::reinterpret(sums))
+            }
+            (LayerKind::XnorConv, None) => {
+                xnor_conv::encode(&self.gpu, &shape, input()?, &g.weights, None)?
+            }
+            _ => return Err(mismatch(l)),
         })
     }
 

@@ -251,6 +251,10 @@ struct Params {
     kernel: u32,
     stride: u32,
     inv: f32,
+    pool_h: u32,
+    pool_w: u32,
+    pool_k: u32,
+    pool_s: u32,
     _pad: [u32; 3],
 }
 
@@ -265,8 +269,34 @@ pub fn encode(
     channels: &Storage<RealChannel>,
     shortcut: Option<&Storage<f32>>,
 ) -> Result<(Dispatch, Storage<f32>)> {
+    encode_pooled(gpu, shape, None, pre, pre_float, channels, shortcut)
+}
+
+/// [`encode`] on the unpooled conv map: `pre` is `[batch][pool.in_h][pool.in_w][C]`, max-pooled
+/// in the kernel with `pool`'s window (as `pool::reference_f32` does: row-major, a later value
+/// replaces the maximum only if greater) down to `shape`'s `h × w`; one dispatch for both.
+pub fn encode_pooled(
+    gpu: &Gpu,
+    shape: &EpilogueShape,
+    pool: Option<Window>,
+    pre: &Storage<u32>,
+    pre_float: bool,
+    channels: &Storage<RealChannel>,
+    shortcut: Option<&Storage<f32>>,
+) -> Result<(Dispatch, Storage<f32>)> {
     shape.validate()?;
-    if pre.len != shape.len()
+    let pre_len = pool.map_or(shape.len(), |p| {
+        shape.batch * p.in_h * p.in_w * shape.channels
+    });
+    if let Some(p) = pool {
+        let fits = |out: usize, inp: usize| (out - 1) * p.stride + p.kernel <= inp;
+        if p.kernel == 0 || p.stride == 0 || !fits(shape.h, p.in_h) || !fits(shape.w, p.in_w) {
+            return Err(Error::Shape(format!(
+                "real epilogue {shape:?}: the pool window {p:?} leaves its map"
+            )));
+        }
+    }
+    if pre.len != pre_len
         || channels.len != shape.channels
         || shortcut.map_or(0, |s| s.len) != shape.shortcut_len()
         || shortcut.is_some() != shape.shortcut.is_some()
@@ -282,10 +312,11 @@ pub fn encode(
         kernel: 0,
         stride: 1,
     });
+    let pk = pool.map_or(0, |p| p.kernel);
     check_loop_budget(
         &gpu.adapter_limits(),
-        "the real epilogue's shortcut window",
-        (win.kernel * (win.kernel + 1) + 1) as u64,
+        "the real epilogue's pool and shortcut windows",
+        (win.kernel * (win.kernel + 1) + 1 + pk * (pk + 1) + 1) as u64,
     )?;
     let out = gpu.zeros::<f32>(shape.len(), "real output")?;
     let params = gpu.uniform(&Params {
@@ -298,6 +329,10 @@ pub fn encode(
         kernel: win.kernel as u32,
         stride: win.stride as u32,
         inv: shape.shortcut.map_or(0.0, |s| s.inv()),
+        pool_h: pool.map_or(0, |p| p.in_h as u32),
+        pool_w: pool.map_or(0, |p| p.in_w as u32),
+        pool_k: pk as u32,
+        pool_s: pool.map_or(1, |p| p.stride as u32),
         _pad: [0; 3],
     });
     let key = PipelineKey::new(
@@ -307,6 +342,7 @@ pub fn encode(
             ("WG", WORKGROUP as f64),
             ("PRE_FLOAT", if pre_float { 1.0 } else { 0.0 }),
             ("SHORTCUT", if shortcut.is_some() { 1.0 } else { 0.0 }),
+            ("POOL", if pool.is_some() { 1.0 } else { 0.0 }),
         ],
     );
     let pipeline = gpu.pipeline(key)?;
@@ -333,6 +369,7 @@ pub fn run(
     run_words(
         gpu,
         shape,
+        None,
         bytemuck::cast_slice(pre),
         false,
         channels,
@@ -351,6 +388,7 @@ pub fn run_f32(
     run_words(
         gpu,
         shape,
+        None,
         bytemuck::cast_slice(pre),
         true,
         channels,
@@ -358,9 +396,12 @@ pub fn run_f32(
     )
 }
 
-fn run_words(
+/// On the device, host in and out, from raw 32-bit words: i32 (or f32 when `pre_float`)
+/// pre-activations, unpooled when `pool` is given ([`encode_pooled`]).
+pub fn run_words(
     gpu: &Gpu,
     shape: &EpilogueShape,
+    pool: Option<Window>,
     pre: &[u32],
     pre_float: bool,
     channels: &[RealChannel],
@@ -369,7 +410,7 @@ fn run_words(
     let p = gpu.upload(pre, "pre-activations")?;
     let ch = gpu.upload(channels, "real channels")?;
     let s = shortcut.map(|s| gpu.upload(s, "shortcut")).transpose()?;
-    let (d, out) = encode(gpu, shape, &p, pre_float, &ch, s.as_ref())?;
+    let (d, out) = encode_pooled(gpu, shape, pool, &p, pre_float, &ch, s.as_ref())?;
     gpu.run(&[d])?;
     gpu.read(&out)
 }
