@@ -14,13 +14,12 @@ use super::Isa;
 use super::conv::{XnorLayer, pack};
 use super::first::FirstLayer;
 use super::parallel::{Split, Threads};
+use super::real::{RealLayer, Values};
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::extractor::reference::conv_shape;
-use crate::extractor::{ExtractorFile, LayerData, LayerKind, LayerSpec, Thresholds};
-use crate::kernels::pool::PoolShape;
-use crate::kernels::real_epilogue::{self, RealChannel};
-use crate::kernels::{FloatThreshold, Threshold, pool};
+use crate::extractor::{ExtractorFile, LayerData, LayerKind, Thresholds};
+use crate::kernels::{FloatThreshold, Threshold};
 
 /// Most bytes one buffer of the CPU path may hold (the batch's images, or a layer's packed output
 /// before pooling): a file with a huge input is refused with an error instead of an allocation
@@ -43,18 +42,13 @@ struct PoolBits {
     and_mask: Vec<u32>,
 }
 
-/// A real layer's epilogue (Bi-Real block): pooling on the values, then
-/// [`real_epilogue::reference`] and the f32 thresholds, outside the fused conv.
-struct RealLayer {
-    spec: LayerSpec,
-    channels: Vec<RealChannel>,
-    thresholds: Vec<FloatThreshold>,
-}
-
 struct Layer {
     name: String,
     op: Op,
+    /// A real layer's epilogue (its pooling included), `None` for plain layers.
     real: Option<RealLayer>,
+    /// Output channels.
+    channels: usize,
     /// Conv output before pooling.
     conv_h: usize,
     conv_w: usize,
@@ -298,9 +292,8 @@ impl CpuExtractor {
         }
     }
 
-    /// A real layer: its pre-activations (the first layer's f32 sums or the i32 dots as f32),
-    /// max-pooled, through the epilogue with the previous real output as shortcut; returns the
-    /// packed signs and the real output.
+    /// A real layer: the conv's values (the first layer's f32 sums or the i32 dots), then
+    /// [`RealLayer::run`] (pool, epilogue with the previous real output as shortcut, signs).
     fn real_layer(
         &self,
         layer: &Layer,
@@ -310,79 +303,29 @@ impl CpuExtractor {
         batch: usize,
         shortcut: Option<&[f32]>,
     ) -> Result<(Vec<u32>, Vec<f32>)> {
-        let (ow, oc) = (layer.conv_w, real.spec.out_channels());
         let rows = batch * layer.conv_h;
-        let mut pre = vec![0f32; rows * ow * oc];
+        let (ow, oc) = (layer.conv_w, layer.channels);
         match &layer.op {
             Op::First(first, _) => {
+                let mut sums = vec![0f32; rows * ow * oc];
                 let split = Split::new(rows, 1, self.threads.count());
                 let chunk = split.rows_per_task * ow * oc;
-                self.threads.for_chunks(&mut pre, chunk, |task, chunk| {
+                self.threads.for_chunks(&mut sums, chunk, |task, chunk| {
                     let r0 = task * split.rows_per_task;
                     let rows = r0..(r0 + split.rows_per_task).min(rows);
-                    first.run(self.isa, images, rows, &mut |row, ox, sums| {
+                    first.run(self.isa, images, rows, &mut |row, ox, s| {
                         let at = ((row - r0) * ow + ox) * oc;
-                        chunk[at..at + oc].copy_from_slice(&sums[..oc]);
+                        chunk[at..at + oc].copy_from_slice(&s[..oc]);
                     });
                 });
+                real.run(&self.threads, Values::Float(&sums), batch, shortcut)
             }
             Op::Xnor(conv, _) => {
-                let mut dots = vec![0i32; pre.len()];
+                let mut dots = vec![0i32; rows * ow * oc];
                 conv.dots_into(self.isa, &self.threads, input, batch, &mut dots);
-                for (p, d) in pre.iter_mut().zip(dots) {
-                    *p = d as f32;
-                }
+                real.run(&self.threads, Values::Int(&dots), batch, shortcut)
             }
         }
-        let shape = real.spec.epilogue_shape(batch);
-        let shortcut = shortcut.filter(|_| shape.shortcut.is_some());
-        if pre.len() != rows * ow * oc || shortcut.map_or(0, <[f32]>::len) != shape.shortcut_len() {
-            return Err(Error::Shape(format!(
-                "layer '{}': real input sizes",
-                layer.name
-            )));
-        }
-        // Per image, on the threads: max-pool of the values, the epilogue, then the signs.
-        let per_pre = layer.conv_h * ow * oc;
-        let per_out = shape.h * shape.w * oc;
-        let per_in = shape.shortcut.map_or(0, |s| s.in_h * s.in_w * oc);
-        let pool = real.spec.pool.map(|p| PoolShape {
-            batch: 1,
-            in_h: layer.conv_h,
-            in_w: ow,
-            channels: oc,
-            kernel: p.kernel,
-            stride: p.stride,
-        });
-        let mut z = vec![0f32; batch * per_out];
-        self.threads.for_chunks(&mut z, per_out, |n, z| {
-            let image = &pre[n * per_pre..(n + 1) * per_pre];
-            let pooled;
-            let p = match &pool {
-                Some(p) => {
-                    pooled = pool::reference_f32(p, image);
-                    &pooled[..]
-                }
-                None => image,
-            };
-            let x = shortcut.map(|x| &x[n * per_in..(n + 1) * per_in]);
-            real_epilogue::image(&shape, p, &real.channels, x, z);
-        });
-        let wpo = layer.wpo;
-        let pixels = shape.h * shape.w;
-        let mut bits = vec![0u32; batch * pixels * wpo];
-        let th = &real.thresholds;
-        self.threads
-            .for_chunks(&mut bits, pixels * wpo, |n, words| {
-                for (pixel, words) in words.chunks_exact_mut(wpo).enumerate() {
-                    let at = (n * pixels + pixel) * oc;
-                    let z = &z[at..at + oc];
-                    for (w, word) in words.iter_mut().enumerate() {
-                        *word = pack(z, th, w * 32, |v, t| t.plus_one(v));
-                    }
-                }
-            });
-        Ok((bits, z))
     }
 
     /// Max-pooling of `map` (`[batch][conv_h][conv_w][wpo]`) into `out` on packed signs.
@@ -430,11 +373,8 @@ fn prepare(l: &LayerData) -> Result<Layer> {
         return Ok(Layer {
             name: s.name.clone(),
             op,
-            real: Some(RealLayer {
-                spec: s.clone(),
-                channels: channels.clone(),
-                thresholds: t.clone(),
-            }),
+            real: Some(RealLayer::new(s, channels, t)),
+            channels: s.out_channels(),
             conv_h,
             conv_w,
             wpo: words(s.out_channels()),
@@ -483,6 +423,7 @@ fn prepare(l: &LayerData) -> Result<Layer> {
         name: s.name.clone(),
         op,
         real: None,
+        channels,
         conv_h,
         conv_w,
         wpo: words(channels),

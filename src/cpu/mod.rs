@@ -17,6 +17,7 @@ mod first;
 pub mod isa;
 pub mod parallel;
 mod popcount;
+mod real;
 
 pub use extractor::CpuExtractor;
 pub use isa::Isa;

@@ -77,6 +77,7 @@ impl RealChannel {
 }
 
 /// `x` with its 12 low mantissa bits cleared: at most 12 significant bits.
+#[inline(always)]
 fn hi(x: f32) -> f32 {
     f32::from_bits(x.to_bits() & 0xFFFF_F000)
 }
@@ -93,6 +94,7 @@ fn hi(x: f32) -> f32 {
 /// let (a, b) = (0.123_456_79f32, 1.234_567_9f32);
 /// assert!((mul(a, b) - a * b).abs() <= 2.0 * f32::EPSILON * (a * b).abs());
 /// ```
+#[inline(always)]
 pub fn mul(x: f32, c: f32) -> f32 {
     let (xh, ch) = (hi(x), hi(c));
     let (xl, cl) = (x - xh, c - ch);
@@ -199,9 +201,8 @@ pub fn reference(
 }
 
 /// One image of [`reference`] (`shape.batch` is not read): `pre` `[h][w][C]`, the shortcut map
-/// `[in_h][in_w][C]` when `shape` has one, `out` `[h][w][C]`. The CPU path runs it per image on its
-/// threads. Lengths are the caller's to check.
-pub fn image(
+/// `[in_h][in_w][C]` when `shape` has one, `out` `[h][w][C]`.
+fn image(
     shape: &EpilogueShape,
     pre: &[f32],
     channels: &[RealChannel],
