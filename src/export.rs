@@ -891,6 +891,9 @@ pub fn write_verified(file: &ExtractorFile, verification: &Verification, out: &P
             message: "the serialised file does not read back identically, nothing written".into(),
         });
     }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     crate::atomic::write_atomic(out, &bytes)
 }
 
