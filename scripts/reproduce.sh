@@ -7,7 +7,7 @@
 #      binary extractor and the float twin, and score the scratch network, in one table;
 #   5. the same for the Bi-Real backbone (issue 14, the embedded default under assets/): the binary
 #      `small-bireal` with α distilled from the plain float twin, its own float twin, its scratch
-#      run, export and transfer; and the ablation row trained on the labels.
+#      run, export and transfer; and the two-step training row.
 # Every step resumes: a finished pretraining is skipped, an interrupted one continues (--resume).
 # Usage: scripts/reproduce.sh [EPOCHS] [SCRATCH_EPOCHS]   (environment: DATA, RUNS, BNN,
 # CARGO_TARGET_DIR)
@@ -50,11 +50,12 @@ pretrain "$TI" small-bireal binary "$EPOCHS" "$RUNS/ti-bireal-binary-distil" --w
   --teacher "$RUNS/ti-small-float"
 pretrain "$TI" small-bireal float "$EPOCHS" "$RUNS/ti-bireal-float"
 pretrain "$FL" small-bireal binary "$SCRATCH_EPOCHS" "$RUNS/flowers-scratch-bireal" --weight-scale
-"$BNN" export --checkpoint "$RUNS/ti-bireal-binary-distil" \
+"$BNN" export --checkpoint "$RUNS/ti-bireal-binary-distil" --float-twin "$RUNS/ti-bireal-float" \
   --out "$RUNS/bnn-small-bireal-tinyimagenet.safetensors"
 "$BNN" transfer --model "$RUNS/bnn-small-bireal-tinyimagenet.safetensors" \
   --data "$FL" --retrain 1,2,3 \
   --float-twin "$RUNS/ti-bireal-float" --scratch "$RUNS/flowers-scratch-bireal" \
   --out "$RUNS/transfer-flowers-bireal" 2>&1 | tee "$RUNS/logs/transfer-flowers-bireal.log"
-# Ablation: the same Bi-Real network trained on the labels.
-pretrain "$TI" small-bireal binary "$EPOCHS" "$RUNS/ti-bireal-binary" --weight-scale
+# Ablation: the same Bi-Real network with two-step training (real-valued weights first).
+pretrain "$TI" small-bireal binary "$EPOCHS" "$RUNS/ti-bireal-binary-distil-2step" --weight-scale \
+  --teacher "$RUNS/ti-small-float" --float-weight-epochs $((EPOCHS / 2))

@@ -1,5 +1,6 @@
-//! The embedded default backbone: the packed binary `small` network pretrained on the Tiny-ImageNet
-//! subset (`assets/bnn-small-tinyimagenet.safetensors`, made by `scripts/reproduce.sh`, described in
+//! The embedded default backbone: the packed binary `small-bireal` network (Bi-Real blocks, α,
+//! distilled from the float `small`) pretrained on the Tiny-ImageNet subset
+//! (`assets/bnn-small-bireal-tinyimagenet.safetensors`, made by `scripts/reproduce.sh`, described in
 //! `assets/README.md`). It is compiled into the binary, so `bnn demo`, `bnn transfer`, `bnn extract`
 //! and `bnn predict` work without a `--model` and without any file beside the binary.
 
@@ -10,13 +11,14 @@ use crate::extractor::ExtractorFile;
 use crate::fingerprint::Fingerprint;
 
 /// Name of the embedded backbone (also its file stem under `assets/`).
-pub const DEFAULT_MODEL_NAME: &str = "bnn-small-tinyimagenet";
+pub const DEFAULT_MODEL_NAME: &str = "bnn-small-bireal-tinyimagenet";
 
 /// What `--model` says when it names the embedded backbone (and what head files record).
 pub const EMBEDDED_PREFIX: &str = "embedded:";
 
 /// The bytes of the embedded backbone.
-pub static DEFAULT_MODEL: &[u8] = include_bytes!("../assets/bnn-small-tinyimagenet.safetensors");
+pub static DEFAULT_MODEL: &[u8] =
+    include_bytes!("../assets/bnn-small-bireal-tinyimagenet.safetensors");
 
 /// A loaded backbone and how to name it.
 #[derive(Clone, Debug)]
