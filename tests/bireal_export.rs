@@ -162,3 +162,77 @@ fn a_bireal_network_exports_exactly_at_every_cut() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The command line end to end: `bnn pretrain --arch mini-bireal --weight-scale`, `bnn export`,
+/// then `bnn extract` on the CPU path and on the adapter give the same bits and the same real
+/// outputs (`--output preact` at a real layer).
+#[test]
+fn the_cli_trains_exports_and_extracts_a_bireal_network() {
+    use bnn_transfer::extractor::FeatureCache;
+    use common::{bnn, s};
+    let data = common::fixture_set();
+    let dir = std::env::temp_dir().join(format!("bnn-bireal-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (run, model) = (dir.join("run"), dir.join("out/m.safetensors"));
+    let o = bnn(&[
+        "pretrain",
+        "--data",
+        s(&data),
+        "--arch",
+        "mini-bireal",
+        "--weight-scale",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        s(&run),
+    ]);
+    assert!(o.status.success());
+    let o = bnn(&[
+        "export",
+        "--checkpoint",
+        s(&run),
+        "--out",
+        s(&model),
+        "--cut",
+        "conv4",
+    ]);
+    assert!(o.status.success());
+    let file = ExtractorFile::load(&model).unwrap();
+    assert_eq!(file.version(), VERSION_REAL);
+    assert!(file.graph.source.weight_scale);
+    for output in ["bits", "preact"] {
+        let extract = |device: &str| {
+            let out = dir.join(format!("{device}-{output}.safetensors"));
+            let o = bnn(&[
+                "extract",
+                "--model",
+                s(&model),
+                "--data",
+                s(&data),
+                "--split",
+                "test",
+                "--out",
+                s(&out),
+                "--device",
+                device,
+                "--output",
+                output,
+            ]);
+            assert!(o.status.success());
+            FeatureCache::load(&out).unwrap()
+        };
+        let cpu = extract("cpu");
+        assert_eq!(cpu.labels.len(), common::FIXTURE_PER_SPLIT);
+        if common::gpu().is_some() {
+            let gpu = extract("adapter");
+            assert_eq!(cpu.features, gpu.features, "{output}");
+        }
+        if output == "preact" {
+            // The real output of conv4: [4][4][64] f32 per image.
+            assert_eq!(cpu.info.dim, 4 * 4 * 64, "{:?}", cpu.info);
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
