@@ -5,13 +5,17 @@
 //   pre       [batch][h][w][C]          i32, or f32 when PRE_FLOAT (both stored as 32-bit words);
 //             with POOL, the conv map [batch][pool_h][pool_w][C], max-pooled here first (window
 //             pool_k, stride pool_s, row-major, a later value replaces the max only if greater)
-//   shortcut  [batch][in_h][in_w][C]    f32, the previous layer's real output (SHORTCUT only)
-//   channels  [C]                       { scale, bias, shift_in, slope, shift_out }
+//   shortcut  [batch][in_h][in_w][Cs]   f32, the previous layer's real output (SHORTCUT only;
+//                                       Cs = C, or the projection's input channels with PROJECT)
+//   consts    [C][5]                    scale, bias, shift_in, slope, shift_out per channel; with
+//             [C][Cs], [C]              PROJECT, then the 1×1 projection's weights and bias
 //   real      [batch][h][w][C]          f32 output z
 //
 //   u = mul(p, scale) + bias
 //   with a shortcut: s = +0.0; for each tap (ky, kx), row-major: s = s + shortcut[...];
 //                    u = u + mul(s, inv)          inv = 1/(kernel²) rounded to f32
+//     or, PROJECT:   acc = +0.0; for each shortcut channel k: acc = acc + mul(mul(s_k, inv), W[c][k]);
+//                    u = u + (acc + b[c])
 //   t = u - shift_in
 //   z = select(mul(t, slope), t, t > 0.0) + shift_out
 //
@@ -33,28 +37,21 @@ struct Params {
     pool_w: u32,
     pool_k: u32,
     pool_s: u32,
+    shortcut_c: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
-}
-
-struct Channel {
-    scale: f32,
-    bias: f32,
-    shift_in: f32,
-    slope: f32,
-    shift_out: f32,
 }
 
 override WG: u32 = 64u;
 override PRE_FLOAT: bool = false;
 override SHORTCUT: bool = false;
 override POOL: bool = false;
+override PROJECT: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pre: array<u32>;
 @group(0) @binding(2) var<storage, read> shortcut: array<f32>;
-@group(0) @binding(3) var<storage, read> channels: array<Channel>;
+@group(0) @binding(3) var<storage, read> consts: array<f32>;
 @group(0) @binding(4) var<storage, read_write> real: array<f32>;
 
 // x with its 12 low mantissa bits cleared (12 significant bits).
@@ -77,6 +74,19 @@ fn load(i: u32) -> f32 {
     return f32(bitcast<i32>(pre[i]));
 }
 
+// The shortcut's window sum of channel k (of cs) at output pixel (n, y, x), row-major from +0.0.
+fn window_sum(n: u32, y: u32, x: u32, k: u32, cs: u32) -> f32 {
+    var s = 0.0;
+    for (var ky = 0u; ky < p.kernel; ky++) {
+        for (var kx = 0u; kx < p.kernel; kx++) {
+            let iy = y * p.stride + ky;
+            let ix = x * p.stride + kx;
+            s = s + shortcut[((n * p.in_h + iy) * p.in_w + ix) * cs + k];
+        }
+    }
+    return s;
+}
+
 @compute @workgroup_size(WG)
 fn real_epilogue(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -89,7 +99,6 @@ fn real_epilogue(
     }
     let c = idx % p.channels;
     let pixel = idx / p.channels;
-    let ch = channels[c];
     let x = pixel % p.w;
     let y = (pixel / p.w) % p.h;
     let n = pixel / (p.w * p.h);
@@ -109,18 +118,20 @@ fn real_epilogue(
     } else {
         v = load(idx);
     }
-    var u = mul(v, ch.scale) + ch.bias;
+    var u = mul(v, consts[5u * c]) + consts[5u * c + 1u];
     if (SHORTCUT) {
-        var s = 0.0;
-        for (var ky = 0u; ky < p.kernel; ky++) {
-            for (var kx = 0u; kx < p.kernel; kx++) {
-                let iy = y * p.stride + ky;
-                let ix = x * p.stride + kx;
-                s = s + shortcut[((n * p.in_h + iy) * p.in_w + ix) * p.channels + c];
+        if (PROJECT) {
+            let cs = p.shortcut_c;
+            let w0 = 5u * p.channels + c * cs;
+            var acc = 0.0;
+            for (var k = 0u; k < cs; k++) {
+                acc = acc + mul(mul(window_sum(n, y, x, k, cs), p.inv), consts[w0 + k]);
             }
+            u = u + (acc + consts[5u * p.channels + p.channels * cs + c]);
+        } else {
+            u = u + mul(window_sum(n, y, x, c, p.channels), p.inv);
         }
-        u = u + mul(s, p.inv);
     }
-    let t = u - ch.shift_in;
-    real[idx] = select(mul(t, ch.slope), t, t > 0.0) + ch.shift_out;
+    let t = u - consts[5u * c + 2u];
+    real[idx] = select(mul(t, consts[5u * c + 3u]), t, t > 0.0) + consts[5u * c + 4u];
 }

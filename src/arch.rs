@@ -28,8 +28,9 @@ pub struct ConvBlock {
     /// Max-pool after the conv, before batch norm.
     pub pool: Option<Pool>,
     /// Bi-Real shortcut ([`Blocks::BiReal`] only): the block's input is added to its batch-norm
-    /// output, average-pooled with the block's pool window when it pools. Needs as many output
-    /// channels as input channels and a conv that keeps the side (stride 1, `2·pad = kernel − 1`).
+    /// output, average-pooled with the block's pool window when it pools, and through a
+    /// real-valued 1×1 conv + batch norm when the block changes the channel count (the
+    /// downsampling path). Needs a conv that keeps the side (stride 1, `2·pad = kernel − 1`).
     #[serde(default)]
     pub shortcut: bool,
 }
@@ -155,7 +156,7 @@ impl Arch {
 }
 
 /// Names accepted by [`Arch::by_name`], with a one-line description each.
-pub const ARCH_NAMES: [(&str, &str); 5] = [
+pub const ARCH_NAMES: [(&str, &str); 6] = [
     (
         "small",
         "64 px, 5 conv + 2 dense blocks, ~44 M MACs: Tiny-ImageNet on a CPU (the default)",
@@ -165,8 +166,12 @@ pub const ARCH_NAMES: [(&str, &str); 5] = [
         "`small` with Bi-Real blocks: shortcuts around conv3-5, RSign, RPReLU",
     ),
     (
+        "small-bireal-full",
+        "`small-bireal` with a shortcut around conv2 too (avg-pool + real 1×1 conv, 64→128)",
+    ),
+    (
         "mini-bireal",
-        "32 px Bi-Real test network: 4 conv (an identity and an avg-pool shortcut) + 1 dense",
+        "32 px Bi-Real test network: 4 conv (identity, avg-pool + 1×1, avg-pool shortcuts) + 1 dense",
     ),
     (
         "alexnet",
@@ -244,9 +249,10 @@ impl Arch {
         }
     }
 
-    /// A 32×32 Bi-Real network for tests, with both kinds of shortcut: 32 → conv 32 3×3 + pool 2 →
-    /// 16 → conv 32 3×3 (identity shortcut) → conv 64 3×3 + pool 2 → 8 → conv 64 3×3 + pool 2
-    /// (average-pool shortcut) → 4 → fc 128 → classes.
+    /// A 32×32 Bi-Real network for tests, with every kind of shortcut: 32 → conv 32 3×3 + pool 2
+    /// → 16 → conv 32 3×3 (identity shortcut) → conv 64 3×3 + pool 2 (average-pool + 1×1
+    /// projection shortcut) → 8 → conv 64 3×3 + pool 2 (average-pool shortcut) → 4 → fc 128 →
+    /// classes.
     pub fn mini_bireal(classes: usize) -> Self {
         let pool = Some(Pool {
             kernel: 2,
@@ -274,7 +280,7 @@ impl Arch {
             classes,
             blocks: Blocks::Plain,
         }
-        .bireal(&[1, 3])
+        .bireal(&[1, 2, 3])
     }
 
     /// One of the named architectures ([`ARCH_NAMES`]), with `classes` outputs.
@@ -284,6 +290,10 @@ impl Arch {
             "alexnet" => Some(Arch::alexnet(classes)),
             "mini" => Some(Arch::mini(classes)),
             "small-bireal" => Some(Arch::small(classes).bireal(&[2, 3, 4])),
+            "small-bireal-full" => Some(Arch {
+                name: "small-bireal-full".into(),
+                ..Arch::small(classes).bireal(&[1, 2, 3, 4])
+            }),
             "mini-bireal" => Some(Arch::mini_bireal(classes)),
             _ => None,
         }
@@ -304,7 +314,6 @@ impl Arch {
     /// appear in [`Blocks::BiReal`] networks. The message names the block.
     pub fn check(&self) -> Result<(), String> {
         let mut side = self.input;
-        let mut cin = self.in_channels;
         for (i, c) in self.convs.iter().enumerate() {
             let conv_side = (side + 2 * c.pad)
                 .checked_sub(c.kernel)
@@ -316,12 +325,11 @@ impl Arch {
                         i + 1
                     ));
                 }
-                if i == 0 || cin != c.out || conv_side != Some(side) {
+                if i == 0 || conv_side != Some(side) {
                     return Err(format!(
-                        "conv{}: a shortcut needs a block after the first that keeps the channels \
-                         ({cin} in, {} out) and the side (stride 1, 2·pad = kernel − 1)",
-                        i + 1,
-                        c.out
+                        "conv{}: a shortcut needs a block after the first whose conv keeps the \
+                         side (stride 1, 2·pad = kernel − 1)",
+                        i + 1
                     ));
                 }
             }
@@ -329,14 +337,14 @@ impl Arch {
             if let Some(p) = c.pool {
                 side = side.checked_sub(p.kernel).map_or(0, |d| d / p.stride + 1);
             }
-            cin = c.out;
         }
         Ok(())
     }
 
-    /// Per-channel parameters of the Bi-Real extras (binary network): RSign thresholds on the input
-    /// of every conv block after the first and of the first dense block, RPReLU's three vectors
-    /// after every conv block. 0 for plain networks.
+    /// Parameters of the Bi-Real extras (binary network): RSign thresholds on the input of every
+    /// conv block after the first and of the first dense block, RPReLU's three vectors after every
+    /// conv block, and the 1×1 projections (with batch norm) of shortcuts that change the channel
+    /// count. 0 for plain networks.
     pub fn bireal_params(&self) -> u64 {
         if self.blocks != Blocks::BiReal {
             return 0;
@@ -345,6 +353,10 @@ impl Arch {
         let mut cin = self.in_channels;
         for (i, c) in self.convs.iter().enumerate() {
             n += 3 * c.out + if i > 0 { cin } else { 0 };
+            if c.shortcut && cin != c.out {
+                // The 1×1 projection and its batch norm.
+                n += cin * c.out + 2 * c.out;
+            }
             cin = c.out;
         }
         if !self.dense.is_empty() && !self.convs.is_empty() {
@@ -441,12 +453,22 @@ impl Arch {
     }
 
     /// Extra bytes of a Bi-Real extractor: its conv layers store five more f32 per output channel
-    /// (the folded batch-norm scale and bias, RPReLU's three vectors) besides the threshold.
+    /// (the folded batch-norm scale and bias, RPReLU's three vectors) besides the threshold, and
+    /// a projection shortcut its f32 1×1 weights and bias.
     fn bireal_bytes(&self) -> u64 {
         if self.blocks != Blocks::BiReal {
             return 0;
         }
-        self.convs.iter().map(|c| 20 * c.out as u64).sum()
+        let mut cin = self.in_channels;
+        let mut bytes = 0;
+        for c in &self.convs {
+            bytes += 20 * c.out as u64;
+            if c.shortcut && cin != c.out {
+                bytes += 4 * (cin * c.out + c.out) as u64;
+            }
+            cin = c.out;
+        }
+        bytes
     }
 
     /// Bytes of the float twin for inference: every weight as f32 plus batch norm folded to a

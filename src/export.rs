@@ -15,8 +15,8 @@ use crate::data::Preprocess;
 use crate::error::{Error, Result};
 use crate::extractor::reference::{self, LayerInput};
 use crate::extractor::{
-    ClassifierData, ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, RealSpec,
-    Shortcut, Source, Thresholds,
+    ClassifierData, ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Projection,
+    RealSpec, Shortcut, Source, Thresholds,
 };
 use crate::kernels::real_epilogue::RealChannel;
 use crate::kernels::{FloatThreshold, Padding, Threshold};
@@ -184,6 +184,24 @@ fn real_channels(bn: &Bn, alpha: Option<&[f32]>, r: &crate::model::Rprelu) -> Ve
         .collect()
 }
 
+/// A downsampling shortcut's 1×1 conv with its batch norm folded in: `weight[o][c]·γ/s` and
+/// `β − μ·γ/s` (`s = √(var + ε)`, in f64, rounded to f32).
+fn projection(p: &crate::model::Projection, layer: &str) -> Result<Projection> {
+    let b = bn(&p.bn, &format!("{layer} shortcut"))?;
+    let w = values(p.weight.val());
+    let out = b.gamma.len();
+    let cin = w.len() / out;
+    let g = |o: usize| b.gamma[o] as f64 / (b.var[o] as f64 + b.eps).sqrt();
+    Ok(Projection {
+        weight: (0..out * cin)
+            .map(|i| (w[i] as f64 * g(i / cin)) as f32)
+            .collect(),
+        bias: (0..out)
+            .map(|o| (b.beta[o] as f64 - b.mean[o] as f64 * g(o)) as f32)
+            .collect(),
+    })
+}
+
 /// What the block after conv block `i` subtracts before its sign (RSign), per channel of block
 /// `i`'s output: the next conv block's, or the first dense block's after the last conv; zeros
 /// when there is none (the signs of `z` itself).
@@ -293,9 +311,16 @@ pub fn build(
                     (true, Some(_)) => Shortcut::AvgPool,
                 };
                 let t = next_rsign(model, i);
+                let projection = match &block.project {
+                    Some(p) => Some(projection(p, &names[i])?),
+                    None => None,
+                };
                 LayerData {
                     spec: LayerSpec {
-                        real: Some(RealSpec { shortcut }),
+                        real: Some(RealSpec {
+                            shortcut,
+                            project: projection.is_some(),
+                        }),
                         ..spec
                     },
                     weights: pack_rows(&ohwi, cin),
@@ -305,6 +330,7 @@ pub fn build(
                             .collect(),
                     ),
                     real: Some(real_channels(&b, a.as_deref(), r)),
+                    projection,
                 }
             }
             _ => LayerData {
@@ -316,6 +342,7 @@ pub fn build(
                     Thresholds::Int(int_thresholds(&b, a.as_deref(), 0))
                 },
                 real: None,
+                projection: None,
             },
         };
         layers.push(layer);
@@ -360,6 +387,7 @@ pub fn build(
             weights: pack_rows(&rows, in_features),
             thresholds: Thresholds::Int(int_thresholds(&b, a.as_deref(), offset)),
             real: None,
+            projection: None,
         });
         prev = [1, 1, d];
     }

@@ -1,4 +1,5 @@
-//! Bi-Real blocks end to end: a `mini-bireal` network (shortcuts, RSign, RPReLU, XNOR-Net α)
+//! Bi-Real blocks end to end: a `mini-bireal` network (identity, average-pool and average-pool +
+//! 1×1 projection shortcuts, RSign, RPReLU, XNOR-Net α)
 //! trained briefly on the generated fixture set is exported at every cut; each layer fed burn's own
 //! input gives burn's signs except counted ties and burn's real output within
 //! `export::REAL_TOLERANCE`, the whole file matches burn's features, and the WGSL and CPU paths
@@ -91,6 +92,10 @@ fn a_bireal_network_exports_exactly_at_every_cut() {
             .filter_map(|l| l.spec.real.map(|r| r.shortcut))
             .collect();
         eprintln!("cut {cut}: shortcuts {shortcuts:?}");
+        // conv3 changes the channel count (32 → 64): its shortcut is average-pooled and projected.
+        if let Some(conv3) = file.layers.get(2) {
+            assert!(conv3.projection.is_some() && conv3.spec.real.unwrap().project);
+        }
 
         let v = export::verify(&model, &file, &images, n, &device, gpu).unwrap();
         eprintln!("cut {cut}: verification {v:?}");

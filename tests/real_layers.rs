@@ -4,9 +4,11 @@
 //! * `real_epilogue.wgsl` against `real_epilogue::reference` over random shapes, i32 and f32
 //!   pre-activations, no shortcut, identity and average-pool windows, channel counts off 32, on the
 //!   adapter's limits and on downlevel (phone-class) limits, compared with `to_bits`; and with the
-//!   max-pool fused in, against `pool::reference_*` (ties and signed zeros in the windows);
+//!   max-pool fused in, against `pool::reference_*` (ties and signed zeros in the windows); with
+//!   and without a 1×1 projection on the shortcut;
 //! * `mul` (four exact 12-bit products) against the f64 product: within 2 ulp;
-//! * random Bi-Real networks (shortcut blocks of either kind among plain ones, dense layers after):
+//! * random Bi-Real networks (shortcut blocks of every kind, 1×1 projections included, among plain
+//!   ones, dense layers after):
 //!   scalar reference, the CPU path on every instruction set and thread count, and the WGSL
 //!   runner, at every tap, and the real output of the cut (`Output::Preact`);
 //! * files: a real graph is version 2 and round-trips; broken real graphs are refused by name.
@@ -23,7 +25,9 @@ use bnn_transfer::extractor::{
 };
 use bnn_transfer::kernels::FloatThreshold;
 use bnn_transfer::kernels::pool::{self, PoolShape};
-use bnn_transfer::kernels::real_epilogue::{self, EpilogueShape, RealChannel, Window, mul};
+use bnn_transfer::kernels::real_epilogue::{
+    self, EpilogueShape, Inputs, ProjectionRef, RealChannel, Window, mul,
+};
 use bnn_transfer::rng::Rng;
 
 fn channels(rng: &mut Rng, n: usize, scale: f32) -> Vec<RealChannel> {
@@ -42,7 +46,8 @@ fn channels(rng: &mut Rng, n: usize, scale: f32) -> Vec<RealChannel> {
 fn the_epilogue_kernel_equals_the_reference_bit_for_bit() {
     let gpus = common::all_gpus();
     let mut rng = Rng::new(31);
-    for case in 0..40 {
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+    for case in 0..48 {
         let c = [1, 5, 31, 32, 33, 70][rng.below(6)];
         let (h, w) = (1 + rng.below(6), 1 + rng.below(6));
         let shortcut = match case % 3 {
@@ -63,12 +68,15 @@ fn the_epilogue_kernel_equals_the_reference_bit_for_bit() {
                 })
             }
         };
+        // Every other case with a shortcut goes through a projection from its own channels.
+        let project = (shortcut.is_some() && case % 4 >= 2).then(|| [3, 16, 40][rng.below(3)]);
         let shape = EpilogueShape {
             batch: 1 + rng.below(3),
             h,
             w,
             channels: c,
             shortcut,
+            project,
         };
         let float = case % 2 == 0;
         let ints: Vec<i32> = (0..shape.len())
@@ -85,20 +93,39 @@ fn the_epilogue_kernel_equals_the_reference_bit_for_bit() {
             .map(|_| rng.range(-3.0, 3.0))
             .collect();
         let x = shortcut.map(|_| x.as_slice());
-        let want = real_epilogue::reference(&shape, &pre, &ch, x).unwrap();
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+        let (weight, bias): (Vec<f32>, Vec<f32>) = match project {
+            Some(cs) => (
+                (0..c * cs).map(|_| rng.range(-0.5, 0.5)).collect(),
+                (0..c).map(|_| rng.range(-0.5, 0.5)).collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let projection = project.map(|_| ProjectionRef {
+            weight: &weight,
+            bias: &bias,
+        });
+        let want = real_epilogue::reference(&shape, &pre, &ch, x, projection).unwrap();
+        let words: Vec<u32> = if float {
+            floats.iter().map(|v| v.to_bits()).collect()
+        } else {
+            ints.iter().map(|&v| v as u32).collect()
+        };
+        let inputs = Inputs {
+            pre: &words,
+            pre_float: float,
+            pool: None,
+            channels: &ch,
+            shortcut: x,
+            projection,
+        };
         for (name, gpu) in &gpus {
-            let got = if float {
-                real_epilogue::run_f32(gpu, &shape, &floats, &ch, x).unwrap()
-            } else {
-                real_epilogue::run(gpu, &shape, &ints, &ch, x).unwrap()
-            };
+            let got = real_epilogue::run(gpu, &shape, &inputs).unwrap();
             assert_eq!(bits(&got), bits(&want), "case {case} {name} {shape:?}");
         }
         // The same epilogue reading the unpooled map, max-pooled in the kernel, against
-        // `pool::reference_*` then the epilogue.
+        // `pool::reference_*` then the epilogue. Extra rows/columns that the floor division
+        // drops (fewer than a stride).
         let (k, st) = (2 + rng.below(2), 1 + rng.below(2));
-        // Extra rows/columns that the floor division drops (fewer than a stride).
         let pool = Window {
             in_h: (h - 1) * st + k + rng.below(st),
             in_w: (w - 1) * st + k + rng.below(st),
@@ -133,10 +160,14 @@ fn the_epilogue_kernel_equals_the_reference_bit_for_bit() {
                     .collect(),
             )
         };
-        let want = real_epilogue::reference(&shape, &pooled, &ch, x).unwrap();
+        let want = real_epilogue::reference(&shape, &pooled, &ch, x, projection).unwrap();
+        let inputs = Inputs {
+            pre: &words,
+            pool: Some(pool),
+            ..inputs
+        };
         for (name, gpu) in &gpus {
-            let got =
-                real_epilogue::run_words(gpu, &shape, Some(pool), &words, float, &ch, x).unwrap();
+            let got = real_epilogue::run(gpu, &shape, &inputs).unwrap();
             assert_eq!(
                 bits(&got),
                 bits(&want),
@@ -179,7 +210,9 @@ fn random_bireal(rng: &mut Rng) -> Arch {
     for i in 0..2 + rng.below(3) {
         let keep = i > 0 && rng.below(3) > 0;
         let (kernel, pad) = if rng.below(2) == 0 { (3, 1) } else { (1, 0) };
-        let out = if keep {
+        // A shortcut block keeps the channels (identity or average pool) or changes them (through
+        // a 1×1 projection).
+        let out = if keep && rng.below(2) == 0 {
             cin
         } else {
             [7, 16, 33, 40][rng.below(4)]
@@ -223,7 +256,11 @@ fn random_bireal_networks_match_the_reference_on_every_path() {
         let arch = random_bireal(&mut rng);
         let file = random_file(&arch, case).unwrap();
         for l in &file.layers {
-            kinds.insert(format!("{:?}", l.spec.real.map(|r| r.shortcut)));
+            kinds.insert(format!(
+                "{:?}{}",
+                l.spec.real.map(|r| r.shortcut),
+                if l.projection.is_some() { "+1x1" } else { "" }
+            ));
         }
         let file = ExtractorFile::from_bytes(&file.to_bytes().unwrap(), Path::new("mem")).unwrap();
         assert_eq!(file.version(), VERSION_REAL);
@@ -275,7 +312,14 @@ fn random_bireal_networks_match_the_reference_on_every_path() {
         set.1
     );
     // The sweep met every kind of layer.
-    for k in ["None", "Some(None)", "Some(Identity)", "Some(AvgPool)"] {
+    for k in [
+        "None",
+        "Some(None)",
+        "Some(Identity)",
+        "Some(AvgPool)",
+        "Some(Identity)+1x1",
+        "Some(AvgPool)+1x1",
+    ] {
         assert!(kinds.contains(k), "no layer of kind {k} in {kinds:?}");
     }
 }
@@ -296,6 +340,7 @@ fn broken_real_graphs_are_refused_by_name() {
     let mut f = file.clone();
     f.graph.layers[3].real = Some(bnn_transfer::extractor::RealSpec {
         shortcut: Shortcut::Identity,
+        project: false,
     });
     f.layers[3].spec = f.graph.layers[3].clone();
     refused(&f, "conv4");
@@ -306,9 +351,17 @@ fn broken_real_graphs_are_refused_by_name() {
     let mut g = f.clone();
     g.graph.layers[1].real = Some(bnn_transfer::extractor::RealSpec {
         shortcut: Shortcut::Identity,
+        project: false,
     });
     g.layers[1].spec = g.graph.layers[1].clone();
     refused(&g, "conv2");
+    // conv3 changes the channel count: without its projection the shortcut cannot join.
+    assert!(file.layers[2].projection.is_some());
+    let mut f = file.clone();
+    f.graph.layers[2].real.as_mut().unwrap().project = false;
+    f.layers[2].spec = f.graph.layers[2].clone();
+    f.layers[2].projection = None;
+    refused(&f, "conv3");
     // A flip on a real layer, and a NaN in its constants.
     let mut f = file.clone();
     if let Thresholds::Float(t) = &mut f.layers[2].thresholds {

@@ -19,8 +19,8 @@ use crate::arch::{Arch, Blocks, Pool, out_size};
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::extractor::{
-    ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, RealSpec, Shortcut, Source,
-    Thresholds,
+    ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Projection, RealSpec,
+    Shortcut, Source, Thresholds,
 };
 use crate::gpu::{Dispatch, Gpu, Storage};
 use crate::kernels::pool::{self, PoolShape, PoolValues};
@@ -81,7 +81,7 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
             )
         };
         let bireal = arch.blocks == Blocks::BiReal;
-        let (real_spec, real, thresholds) = if bireal {
+        let (real_spec, real, thresholds, projection) = if bireal {
             // A Bi-Real block: epilogue constants that put z around 0, thresholds near it.
             let scale = 1.0 / spread.max(1.0);
             let real: Vec<RealChannel> = (0..c.out)
@@ -105,13 +105,25 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
                 (true, None) => Shortcut::Identity,
                 (true, Some(_)) => Shortcut::AvgPool,
             };
+            // A shortcut that changes the channel count goes through a 1×1 projection.
+            let project = c.shortcut && prev[2] != c.out;
+            let projection = project.then(|| {
+                let limit = 1.0 / (prev[2] as f32).sqrt();
+                Projection {
+                    weight: (0..c.out * prev[2])
+                        .map(|_| rng.range(-limit, limit))
+                        .collect(),
+                    bias: (0..c.out).map(|_| rng.range(-0.25, 0.25)).collect(),
+                }
+            });
             (
-                Some(RealSpec { shortcut }),
+                Some(RealSpec { shortcut, project }),
                 Some(real),
                 Thresholds::Float(t),
+                projection,
             )
         } else {
-            (None, None, thresholds)
+            (None, None, thresholds, None)
         };
         layers.push(LayerData {
             spec: LayerSpec {
@@ -135,6 +147,7 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
             weights: random_rows(&mut rng, c.out * c.kernel * c.kernel, prev[2]),
             thresholds,
             real,
+            projection,
         });
         prev = [h, w, c.out];
     }
@@ -154,6 +167,7 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
                     .collect(),
             ),
             real: None,
+            projection: None,
         });
         prev = [1, 1, d];
     }

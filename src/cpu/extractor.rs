@@ -373,7 +373,7 @@ fn prepare(l: &LayerData) -> Result<Layer> {
         return Ok(Layer {
             name: s.name.clone(),
             op,
-            real: Some(RealLayer::new(s, channels, t)),
+            real: Some(RealLayer::new(s, channels, t, l.projection.as_ref())),
             channels: s.out_channels(),
             conv_h,
             conv_w,

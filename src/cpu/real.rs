@@ -7,10 +7,12 @@
 use super::conv::pack;
 use super::parallel::Threads;
 use crate::error::{Error, Result};
-use crate::extractor::LayerSpec;
+use crate::extractor::{LayerSpec, Projection};
 use crate::kernels::FloatThreshold;
 use crate::kernels::pool::PoolShape;
-use crate::kernels::real_epilogue::{EpilogueShape, RealChannel, mul};
+use crate::kernels::real_epilogue::{
+    EpilogueShape, ProjectionRef, RealChannel, mul, shortcut_term,
+};
 
 /// A real layer's epilogue, prepared.
 pub(super) struct RealLayer {
@@ -22,6 +24,8 @@ pub(super) struct RealLayer {
     slope: Vec<f32>,
     shift_out: Vec<f32>,
     thresholds: Vec<FloatThreshold>,
+    /// A projection shortcut's folded 1×1 conv.
+    projection: Option<Projection>,
 }
 
 /// A conv's values before pooling, `[batch][conv_h][conv_w][C]`.
@@ -37,6 +41,7 @@ impl RealLayer {
         spec: &LayerSpec,
         channels: &[RealChannel],
         thresholds: &[FloatThreshold],
+        projection: Option<&Projection>,
     ) -> Self {
         let field = |f: fn(&RealChannel) -> f32| channels.iter().map(f).collect();
         RealLayer {
@@ -47,6 +52,7 @@ impl RealLayer {
             slope: field(|c| c.slope),
             shift_out: field(|c| c.shift_out),
             thresholds: thresholds.to_vec(),
+            projection: projection.cloned(),
         }
     }
 
@@ -84,7 +90,9 @@ impl RealLayer {
             stride: p.stride,
         });
         let pixels = shape.h * shape.w;
-        let per_in = shape.shortcut.map_or(0, |w| w.in_h * w.in_w * c);
+        let per_in = shape
+            .shortcut
+            .map_or(0, |w| w.in_h * w.in_w * shape.shortcut_channels());
         let mut z = vec![0f32; batch * pixels * c];
         threads.for_chunks(&mut z, pixels * c, |n, z| {
             // This image's values as f32 (an i32 dot converts exactly, and max commutes with the
@@ -130,7 +138,12 @@ impl RealLayer {
             let v = if t > 0.0 { t } else { m };
             v + shift_out[i]
         };
-        let mut sums = vec![0f32; c];
+        let cs = shape.shortcut_channels();
+        let mut sums = vec![0f32; cs];
+        let projection = self.projection.as_ref().map(|p| ProjectionRef {
+            weight: &p.weight,
+            bias: &p.bias,
+        });
         for (pixel, (z, p)) in out.chunks_exact_mut(c).zip(p.chunks_exact(c)).enumerate() {
             let (z, p) = (&mut z[..c], &p[..c]);
             match (shape.shortcut, x) {
@@ -140,13 +153,20 @@ impl RealLayer {
                     for ky in 0..win.kernel {
                         for kx in 0..win.kernel {
                             let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
-                            let at = (iy * win.in_w + ix) * c;
-                            for (s, v) in sums.iter_mut().zip(&x[at..at + c]) {
+                            let at = (iy * win.in_w + ix) * cs;
+                            for (s, v) in sums.iter_mut().zip(&x[at..at + cs]) {
                                 *s += v;
                             }
                         }
                     }
                     let inv = win.inv();
+                    if let Some(proj) = projection {
+                        for i in 0..c {
+                            let u = mul(p[i], scale[i]) + bias[i];
+                            z[i] = rprelu(u + shortcut_term(&sums, inv, proj, i), i);
+                        }
+                        continue;
+                    }
                     let sums = &sums[..c];
                     for i in 0..c {
                         let u = mul(p[i], scale[i]) + bias[i];

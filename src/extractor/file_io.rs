@@ -9,7 +9,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use super::format::{
     CONVENTIONS, ClassifierData, ExtractorFile, FORMAT, Graph, LayerData, LayerKind, LayerSpec,
-    Thresholds, VERSION, VERSION_REAL, bad,
+    Projection, Thresholds, VERSION, VERSION_REAL, bad,
 };
 use crate::atomic::write_atomic;
 use crate::bits::words;
@@ -60,6 +60,20 @@ impl ExtractorFile {
                     Dtype::F32,
                     vec![c, 5],
                     bytemuck::cast_slice(&v).to_vec(),
+                ));
+            }
+            if let Some(p) = &l.projection {
+                owned.push((
+                    format!("{}.shortcut_weight", s.name),
+                    Dtype::F32,
+                    vec![c, s.in_shape[2]],
+                    bytemuck::cast_slice(&p.weight).to_vec(),
+                ));
+                owned.push((
+                    format!("{}.shortcut_bias", s.name),
+                    Dtype::F32,
+                    vec![c],
+                    bytemuck::cast_slice(&p.bias).to_vec(),
                 ));
             }
         }
@@ -182,6 +196,26 @@ impl ExtractorFile {
                     )
                 }
             };
+            let projection = match s.real.filter(|r| r.project) {
+                None => None,
+                Some(_) => {
+                    let finite = |name: String, shape: &[usize]| -> Result<Vec<f32>> {
+                        let v: Vec<f32> =
+                            bytemuck::pod_collect_to_vec(tensor(&name, Dtype::F32, shape)?);
+                        if v.iter().any(|v| !v.is_finite()) {
+                            return Err(bad(
+                                path,
+                                format!("'{name}' holds NaN or infinite values"),
+                            ));
+                        }
+                        Ok(v)
+                    };
+                    Some(Projection {
+                        weight: finite(format!("{}.shortcut_weight", s.name), &[c, s.in_shape[2]])?,
+                        bias: finite(format!("{}.shortcut_bias", s.name), &[c])?,
+                    })
+                }
+            };
             let thresholds = if s.kind == LayerKind::FirstConv || s.real.is_some() {
                 let t: Vec<f32> = bytemuck::pod_collect_to_vec(tensor(&name, Dtype::F32, &[c])?);
                 if t.iter().any(|t| t.is_nan()) {
@@ -212,6 +246,7 @@ impl ExtractorFile {
                 weights,
                 thresholds,
                 real,
+                projection,
             });
         }
         let classifier = match &graph.classifier {
@@ -275,7 +310,13 @@ impl ExtractorFile {
             if float != (s.kind == LayerKind::FirstConv || s.real.is_some()) {
                 return Err(bad(path, format!("layer '{}': threshold type", s.name)));
             }
-            if l.real.as_ref().map(Vec::len) != s.real.map(|_| s.out_channels()) {
+            let c = s.out_channels();
+            let projection_fits = match (&l.projection, s.real.is_some_and(|r| r.project)) {
+                (None, false) => true,
+                (Some(p), true) => p.weight.len() == c * s.in_shape[2] && p.bias.len() == c,
+                _ => false,
+            };
+            if l.real.as_ref().map(Vec::len) != s.real.map(|_| c) || !projection_fits {
                 return Err(bad(
                     path,
                     format!(

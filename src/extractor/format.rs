@@ -82,6 +82,11 @@ pub struct LayerSpec {
 pub struct RealSpec {
     /// What is added before RPReLU.
     pub shortcut: Shortcut,
+    /// The shortcut goes through a real-valued 1×1 conv (tensors `{name}.shortcut_weight`,
+    /// `{name}.shortcut_bias`, batch norm folded in) after its window average: the downsampling
+    /// path of a block that changes the channel count.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub project: bool,
 }
 
 /// The shortcut of a real layer, read from the previous layer's real output (which must be a real
@@ -127,6 +132,10 @@ impl LayerSpec {
             w: self.out_shape[1],
             channels: self.out_channels(),
             shortcut: self.shortcut_window(),
+            project: self
+                .real
+                .filter(|r| r.project && r.shortcut != Shortcut::None)
+                .map(|_| self.in_shape[2]),
         }
     }
 }
@@ -267,6 +276,17 @@ pub struct LayerData {
     pub thresholds: Thresholds,
     /// A real layer's per-channel epilogue constants (tensor `{name}.real`), `None` otherwise.
     pub real: Option<Vec<RealChannel>>,
+    /// A projection shortcut's 1×1 weights and bias, `None` otherwise.
+    pub projection: Option<Projection>,
+}
+
+/// The real-valued 1×1 conv of a downsampling shortcut, batch norm folded in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Projection {
+    /// `[out][in]` (the layer's output channels × the previous layer's), row-major.
+    pub weight: Vec<f32>,
+    /// `[out]`.
+    pub bias: Vec<f32>,
 }
 
 /// Classifier tensors `classifier.weight` `[classes][in]` F32 (feature order of the extractor:

@@ -13,8 +13,8 @@ mod validate;
 pub use cache::FeatureCache;
 pub use format::{
     CONVENTIONS, ClassifierData, ClassifierSpec, ExtractorFile, FORMAT, FloatTwinSpec, Graph,
-    InputSpec, LayerData, LayerKind, LayerSpec, RealSpec, Shortcut, Source, Thresholds, VERSION,
-    VERSION_REAL,
+    InputSpec, LayerData, LayerKind, LayerSpec, Projection, RealSpec, Shortcut, Source, Thresholds,
+    VERSION, VERSION_REAL,
 };
 pub use runtime::Extractor;
 

@@ -160,7 +160,11 @@ fn real_output(
         Some(_) => Some(shortcut.ok_or_else(|| shape_err(l, "no real input for the shortcut"))?),
         None => None,
     };
-    real_epilogue::reference(&shape, &pre, channels, shortcut)
+    let projection = l.projection.as_ref().map(|p| real_epilogue::ProjectionRef {
+        weight: &p.weight,
+        bias: &p.bias,
+    });
+    real_epilogue::reference(&shape, &pre, channels, shortcut, projection)
 }
 
 /// One plain layer to packed signs (a real layer without a shortcut too).

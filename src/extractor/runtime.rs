@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Storage, Timing};
 use crate::kernels::first_conv::{self, FirstWeights};
 use crate::kernels::pool::{self, PoolShape, PoolValues};
-use crate::kernels::real_epilogue::{self, RealChannel};
+use crate::kernels::real_epilogue;
 use crate::kernels::xnor_dense::{self, DenseShape};
 use crate::kernels::{FloatThreshold, Threshold, threshold, xnor_conv};
 
@@ -37,8 +37,8 @@ struct GpuLayer {
     /// For a pooled layer: per output word, the bits pooled by AND (flip-0 channels); the others
     /// are pooled by OR.
     and_mask: Option<Storage<u32>>,
-    /// A real layer's epilogue constants.
-    real: Option<Storage<RealChannel>>,
+    /// A real layer's epilogue constants (and its projection's), `real_epilogue::constants`.
+    real: Option<Storage<f32>>,
 }
 
 /// A loaded extractor on one device.
@@ -104,7 +104,14 @@ impl Extractor {
                 _ => None,
             };
             let real = match &l.real {
-                Some(r) => Some(gpu.upload(r, "real epilogue constants")?),
+                Some(r) => {
+                    let projection = l.projection.as_ref().map(|p| real_epilogue::ProjectionRef {
+                        weight: &p.weight,
+                        bias: &p.bias,
+                    });
+                    let k = real_epilogue::constants(r, projection);
+                    Some(gpu.upload(&k, "real epilogue constants")?)
+                }
                 None => None,
             };
             layers.push(GpuLayer {
@@ -353,9 +360,8 @@ impl Extractor {
                     kernel: p.kernel,
                     stride: p.stride,
                 });
-                let (d, z) = real_epilogue::encode_pooled(
-                    gpu, &shape, pool, &values, float, channels, shortcut,
-                )?;
+                let (d, z) =
+                    real_epilogue::encode(gpu, &shape, pool, &values, float, channels, shortcut)?;
                 dispatches.push(d);
                 keep.push(values);
                 if preact_last && i + 1 == n {

@@ -132,15 +132,21 @@ impl Graph {
                         l.pool.is_some() && l.conv_out() == (l.in_shape[0], l.in_shape[1])
                     }
                 };
-                let joins = r.shortcut == Shortcut::None
-                    || before.is_some_and(|b| b.real.is_some() && b.out_shape == l.in_shape)
-                        && l.in_shape[2] == c;
+                // A shortcut reads the previous real output; without a projection it must have
+                // this layer's channels, and a projection needs a shortcut.
+                let joins = match (r.shortcut, r.project) {
+                    (Shortcut::None, project) => !project,
+                    (_, project) => {
+                        before.is_some_and(|b| b.real.is_some() && b.out_shape == l.in_shape)
+                            && (project || l.in_shape[2] == c)
+                    }
+                };
                 if !ok || !joins {
                     return Err(at(format!(
-                        "a real epilogue with shortcut {:?} needs a conv layer that keeps the side \
-                         (identity: no pool; avg_pool: a pool) and, with a shortcut, a real layer \
-                         before it with as many channels",
-                        r.shortcut
+                        "a real epilogue with shortcut {:?} (project: {}) needs a conv layer that \
+                         keeps the side (identity: no pool; avg_pool: a pool) and, with a \
+                         shortcut, a real layer before it with as many channels (or a projection)",
+                        r.shortcut, r.project
                     )));
                 }
             }

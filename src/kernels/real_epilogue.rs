@@ -9,6 +9,8 @@
 //! u = mul(p, scale) + bias
 //! s = +0.0; for each tap of the shortcut window, row-major: s = s + x[tap]     (with a shortcut)
 //! u = u + mul(s, inv)                          inv = f32(1 / kernel²)            (with a shortcut)
+//!   or, through a projection (the shortcut has its own channels c):
+//!   acc = +0.0; for c in order: acc = acc + mul(mul(s_c, inv), W[o][c]); u = u + (acc + b[o])
 //! t = u − shift_in
 //! v = t > 0 ? t : mul(t, slope)
 //! z = v + shift_out
@@ -64,11 +66,12 @@ impl RealChannel {
         }
     }
 
-    /// `z` for pre-activation `p` and, with a shortcut, its window sum `s` and weight `inv`.
-    pub fn apply(&self, p: f32, shortcut: Option<(f32, f32)>) -> f32 {
+    /// `z` for pre-activation `p` and, with a shortcut, its term (`mul(s, inv)`, or a
+    /// projection's output: [`shortcut_term`]).
+    pub fn apply(&self, p: f32, shortcut: Option<f32>) -> f32 {
         let mut u = mul(p, self.scale) + self.bias;
-        if let Some((s, inv)) = shortcut {
-            u += mul(s, inv);
+        if let Some(term) = shortcut {
+            u += term;
         }
         let t = u - self.shift_in;
         let v = if t > 0.0 { t } else { mul(t, self.slope) };
@@ -135,6 +138,9 @@ pub struct EpilogueShape {
     pub channels: usize,
     /// The shortcut, if the layer has one.
     pub shortcut: Option<Window>,
+    /// With a projection shortcut, the channels of its input map (the previous layer's); the
+    /// shortcut map then has these channels instead of `channels`.
+    pub project: Option<usize>,
 }
 
 impl EpilogueShape {
@@ -148,13 +154,21 @@ impl EpilogueShape {
     }
     /// Shortcut elements of the batch (0 without one).
     pub fn shortcut_len(&self) -> usize {
-        self.shortcut
-            .map_or(0, |s| self.batch * s.in_h * s.in_w * self.channels)
+        self.shortcut.map_or(0, |s| {
+            self.batch * s.in_h * s.in_w * self.shortcut_channels()
+        })
+    }
+    /// Channels of the shortcut map.
+    pub fn shortcut_channels(&self) -> usize {
+        self.project.unwrap_or(self.channels)
     }
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Shape(format!("real epilogue {self:?}: {m}")));
-        if self.channels == 0 {
+        if self.channels == 0 || self.project == Some(0) {
             return bad("no channels".into());
+        }
+        if self.project.is_some() && self.shortcut.is_none() {
+            return bad("a projection without a shortcut".into());
         }
         if let Some(s) = self.shortcut {
             if s.kernel == 0 || s.stride == 0 {
@@ -169,49 +183,94 @@ impl EpilogueShape {
     }
 }
 
+/// A projection shortcut's folded 1×1 conv: `weight` `[out][in]` row-major, `bias` `[out]`.
+#[derive(Clone, Copy, Debug)]
+pub struct ProjectionRef<'a> {
+    /// `[out][in]`.
+    pub weight: &'a [f32],
+    /// `[out]`.
+    pub bias: &'a [f32],
+}
+
+/// The shortcut term of output channel `o` through a projection: with `sums` the window sums of
+/// the shortcut's `in` channels, `acc = +0.0; for c in order: acc = acc + mul(mul(sums[c], inv),
+/// weight[o][c])`, then `acc + bias[o]`.
+pub fn shortcut_term(sums: &[f32], inv: f32, proj: ProjectionRef, o: usize) -> f32 {
+    let row = &proj.weight[o * sums.len()..(o + 1) * sums.len()];
+    let mut acc = 0.0f32;
+    for (&s, &w) in sums.iter().zip(row) {
+        acc += mul(mul(s, inv), w);
+    }
+    acc + proj.bias[o]
+}
+
 /// Scalar reference: `pre` (`[batch][h][w][C]`, already f32) and the shortcut map → real output.
+/// `projection` is required exactly when `shape.project` is set.
 pub fn reference(
     shape: &EpilogueShape,
     pre: &[f32],
     channels: &[RealChannel],
     shortcut: Option<&[f32]>,
+    projection: Option<ProjectionRef>,
 ) -> Result<Vec<f32>> {
     shape.validate()?;
     let c = shape.channels;
+    let cs = shape.shortcut_channels();
+    let projection_ok = match (shape.project, projection) {
+        (None, None) => true,
+        (Some(_), Some(p)) => p.weight.len() == c * cs && p.bias.len() == c,
+        _ => false,
+    };
     if pre.len() != shape.len()
         || channels.len() != c
         || shortcut.map_or(0, <[f32]>::len) != shape.shortcut_len()
         || shortcut.is_some() != shape.shortcut.is_some()
+        || !projection_ok
     {
         return Err(Error::Shape(format!(
-            "real epilogue {shape:?}: {} pre-activations, {} channels, {} shortcut values",
+            "real epilogue {shape:?}: {} pre-activations, {} channels, {} shortcut values, \
+             projection {}",
             pre.len(),
             channels.len(),
-            shortcut.map_or(0, <[f32]>::len)
+            shortcut.map_or(0, <[f32]>::len),
+            if projection.is_some() {
+                "given"
+            } else {
+                "absent"
+            }
         )));
     }
     let mut out = vec![0f32; shape.len()];
     let per_out = shape.h * shape.w * c;
-    let per_in = shape.shortcut.map_or(0, |s| s.in_h * s.in_w * c);
+    let per_in = shape.shortcut.map_or(0, |s| s.in_h * s.in_w * cs);
     for (n, z) in out.chunks_exact_mut(per_out.max(1)).enumerate() {
         let x = shortcut.map(|x| &x[n * per_in..(n + 1) * per_in]);
-        image(shape, &pre[n * per_out..(n + 1) * per_out], channels, x, z);
+        image(
+            shape,
+            &pre[n * per_out..(n + 1) * per_out],
+            channels,
+            x,
+            projection,
+            z,
+        );
     }
     Ok(out)
 }
 
 /// One image of [`reference`] (`shape.batch` is not read): `pre` `[h][w][C]`, the shortcut map
-/// `[in_h][in_w][C]` when `shape` has one, `out` `[h][w][C]`.
+/// `[in_h][in_w][Cs]` when `shape` has one, `out` `[h][w][C]`.
 fn image(
     shape: &EpilogueShape,
     pre: &[f32],
     channels: &[RealChannel],
     shortcut: Option<&[f32]>,
+    projection: Option<ProjectionRef>,
     out: &mut [f32],
 ) {
     let c = shape.channels;
-    // Per pixel, the window sums of every channel: the same row-major order per channel.
-    let mut sums = vec![0f32; c];
+    let cs = shape.shortcut_channels();
+    // Per pixel, the window sums of every shortcut channel: the same row-major order per channel.
+    let mut sums = vec![0f32; cs];
     for (pixel, (z, p)) in out.chunks_exact_mut(c).zip(pre.chunks_exact(c)).enumerate() {
         match (shape.shortcut, shortcut) {
             (Some(win), Some(x)) => {
@@ -220,15 +279,19 @@ fn image(
                 for ky in 0..win.kernel {
                     for kx in 0..win.kernel {
                         let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
-                        let at = (iy * win.in_w + ix) * c;
-                        for (s, v) in sums.iter_mut().zip(&x[at..at + c]) {
+                        let at = (iy * win.in_w + ix) * cs;
+                        for (s, v) in sums.iter_mut().zip(&x[at..at + cs]) {
                             *s += v;
                         }
                     }
                 }
                 let inv = win.inv();
-                for (((z, &p), ch), &s) in z.iter_mut().zip(p).zip(channels).zip(&sums) {
-                    *z = ch.apply(p, Some((s, inv)));
+                for (o, ((z, &p), ch)) in z.iter_mut().zip(p).zip(channels).enumerate() {
+                    let term = match projection {
+                        Some(proj) => shortcut_term(&sums, inv, proj, o),
+                        None => mul(sums[o], inv),
+                    };
+                    *z = ch.apply(p, Some(term));
                 }
             }
             _ => {
@@ -238,6 +301,17 @@ fn image(
             }
         }
     }
+}
+
+/// The constants buffer of the kernel: the channels' five values each (`[C][5]`), then a
+/// projection's weights (`[C][Cs]`) and bias (`[C]`).
+pub fn constants(channels: &[RealChannel], projection: Option<ProjectionRef>) -> Vec<f32> {
+    let mut v: Vec<f32> = channels.iter().flat_map(|c| c.to_array()).collect();
+    if let Some(p) = projection {
+        v.extend_from_slice(p.weight);
+        v.extend_from_slice(p.bias);
+    }
+    v
 }
 
 #[repr(C)]
@@ -256,39 +330,28 @@ struct Params {
     pool_w: u32,
     pool_k: u32,
     pool_s: u32,
-    _pad: [u32; 3],
+    shortcut_c: u32,
+    _pad: [u32; 2],
 }
 
-/// The epilogue over buffers on the device: `pre` holds i32 (or f32 when `pre_float`) values as
-/// 32-bit words; `shortcut` is the previous layer's real output when `shape` has a shortcut.
-/// Returns the dispatch and the real output `[batch][h][w][C]`.
+/// The epilogue over buffers on the device. `pre` holds i32 (or f32 when `pre_float`) values as
+/// 32-bit words: `[batch][h][w][C]`, or with `pool` the unpooled conv map
+/// `[batch][pool.in_h][pool.in_w][C]`, max-pooled in the kernel with `pool`'s window (as
+/// `pool::reference_f32` does: row-major, a later value replaces the maximum only if greater).
+/// `constants` is laid out by [`constants`]; `shortcut` is the previous layer's real output when
+/// `shape` has a shortcut. Returns the dispatch and the real output `[batch][h][w][C]`.
 pub fn encode(
-    gpu: &Gpu,
-    shape: &EpilogueShape,
-    pre: &Storage<u32>,
-    pre_float: bool,
-    channels: &Storage<RealChannel>,
-    shortcut: Option<&Storage<f32>>,
-) -> Result<(Dispatch, Storage<f32>)> {
-    encode_pooled(gpu, shape, None, pre, pre_float, channels, shortcut)
-}
-
-/// [`encode`] on the unpooled conv map: `pre` is `[batch][pool.in_h][pool.in_w][C]`, max-pooled
-/// in the kernel with `pool`'s window (as `pool::reference_f32` does: row-major, a later value
-/// replaces the maximum only if greater) down to `shape`'s `h × w`; one dispatch for both.
-pub fn encode_pooled(
     gpu: &Gpu,
     shape: &EpilogueShape,
     pool: Option<Window>,
     pre: &Storage<u32>,
     pre_float: bool,
-    channels: &Storage<RealChannel>,
+    constants: &Storage<f32>,
     shortcut: Option<&Storage<f32>>,
 ) -> Result<(Dispatch, Storage<f32>)> {
     shape.validate()?;
-    let pre_len = pool.map_or(shape.len(), |p| {
-        shape.batch * p.in_h * p.in_w * shape.channels
-    });
+    let (c, cs) = (shape.channels, shape.shortcut_channels());
+    let pre_len = pool.map_or(shape.len(), |p| shape.batch * p.in_h * p.in_w * c);
     if let Some(p) = pool {
         let fits = |out: usize, inp: usize| (out - 1) * p.stride + p.kernel <= inp;
         if p.kernel == 0 || p.stride == 0 || !fits(shape.h, p.in_h) || !fits(shape.w, p.in_w) {
@@ -297,14 +360,15 @@ pub fn encode_pooled(
             )));
         }
     }
+    let constants_len = 5 * c + shape.project.map_or(0, |_| c * cs + c);
     if pre.len != pre_len
-        || channels.len != shape.channels
+        || constants.len != constants_len
         || shortcut.map_or(0, |s| s.len) != shape.shortcut_len()
         || shortcut.is_some() != shape.shortcut.is_some()
     {
         return Err(Error::Shape(format!(
-            "real epilogue {shape:?}: buffers of {} pre-activations, {} channels",
-            pre.len, channels.len
+            "real epilogue {shape:?}: buffers of {} pre-activations, {} constants",
+            pre.len, constants.len
         )));
     }
     let win = shape.shortcut.unwrap_or(Window {
@@ -314,17 +378,23 @@ pub fn encode_pooled(
         stride: 1,
     });
     let pk = pool.map_or(0, |p| p.kernel);
+    let per_channel = win.kernel * (win.kernel + 1) + 2;
+    let shortcut_loops = if shape.project.is_some() {
+        cs * per_channel
+    } else {
+        per_channel
+    };
     check_loop_budget(
         &gpu.adapter_limits(),
         "the real epilogue's pool and shortcut windows",
-        (win.kernel * (win.kernel + 1) + 1 + pk * (pk + 1) + 1) as u64,
+        (shortcut_loops + pk * (pk + 1) + 1) as u64,
     )?;
     let out = gpu.zeros::<f32>(shape.len(), "real output")?;
     let params = gpu.uniform(&Params {
         batch: shape.batch as u32,
         h: shape.h as u32,
         w: shape.w as u32,
-        channels: shape.channels as u32,
+        channels: c as u32,
         in_h: win.in_h as u32,
         in_w: win.in_w as u32,
         kernel: win.kernel as u32,
@@ -334,7 +404,8 @@ pub fn encode_pooled(
         pool_w: pool.map_or(0, |p| p.in_w as u32),
         pool_k: pk as u32,
         pool_s: pool.map_or(1, |p| p.stride as u32),
-        _pad: [0; 3],
+        shortcut_c: cs as u32,
+        _pad: [0; 2],
     });
     let key = PipelineKey::new(
         Shader::RealEpilogue,
@@ -344,6 +415,7 @@ pub fn encode_pooled(
             ("PRE_FLOAT", if pre_float { 1.0 } else { 0.0 }),
             ("SHORTCUT", if shortcut.is_some() { 1.0 } else { 0.0 }),
             ("POOL", if pool.is_some() { 1.0 } else { 0.0 }),
+            ("PROJECT", if shape.project.is_some() { 1.0 } else { 0.0 }),
         ],
     );
     let pipeline = gpu.pipeline(key)?;
@@ -352,66 +424,36 @@ pub fn encode_pooled(
         Some(s) => &s.buffer,
         None => &pre.buffer,
     };
-    let buffers = [&params, &pre.buffer, fill, &channels.buffer, &out.buffer];
+    let buffers = [&params, &pre.buffer, fill, &constants.buffer, &out.buffer];
     Ok((
         dispatch(gpu, pipeline, &buffers, shape.len(), "real_epilogue"),
         out,
     ))
 }
 
-/// On the device, host in and out: i32 pre-activations.
-pub fn run(
-    gpu: &Gpu,
-    shape: &EpilogueShape,
-    pre: &[i32],
-    channels: &[RealChannel],
-    shortcut: Option<&[f32]>,
-) -> Result<Vec<f32>> {
-    run_words(
-        gpu,
-        shape,
-        None,
-        bytemuck::cast_slice(pre),
-        false,
-        channels,
-        shortcut,
-    )
+/// What [`run`] computes from.
+pub struct Inputs<'a> {
+    /// Pre-activations as raw 32-bit words (i32, or f32 when `pre_float`), unpooled when `pool`
+    /// is given.
+    pub pre: &'a [u32],
+    /// Whether `pre` holds f32.
+    pub pre_float: bool,
+    /// The max-pool window over an unpooled `pre`.
+    pub pool: Option<Window>,
+    /// The channels' constants.
+    pub channels: &'a [RealChannel],
+    /// The previous layer's real output, with a shortcut.
+    pub shortcut: Option<&'a [f32]>,
+    /// A projection shortcut's folded 1×1 conv.
+    pub projection: Option<ProjectionRef<'a>>,
 }
 
-/// On the device, host in and out: f32 pre-activations.
-pub fn run_f32(
-    gpu: &Gpu,
-    shape: &EpilogueShape,
-    pre: &[f32],
-    channels: &[RealChannel],
-    shortcut: Option<&[f32]>,
-) -> Result<Vec<f32>> {
-    run_words(
-        gpu,
-        shape,
-        None,
-        bytemuck::cast_slice(pre),
-        true,
-        channels,
-        shortcut,
-    )
-}
-
-/// On the device, host in and out, from raw 32-bit words: i32 (or f32 when `pre_float`)
-/// pre-activations, unpooled when `pool` is given ([`encode_pooled`]).
-pub fn run_words(
-    gpu: &Gpu,
-    shape: &EpilogueShape,
-    pool: Option<Window>,
-    pre: &[u32],
-    pre_float: bool,
-    channels: &[RealChannel],
-    shortcut: Option<&[f32]>,
-) -> Result<Vec<f32>> {
-    let p = gpu.upload(pre, "pre-activations")?;
-    let ch = gpu.upload(channels, "real channels")?;
-    let s = shortcut.map(|s| gpu.upload(s, "shortcut")).transpose()?;
-    let (d, out) = encode_pooled(gpu, shape, pool, &p, pre_float, &ch, s.as_ref())?;
+/// On the device, host in and out.
+pub fn run(gpu: &Gpu, shape: &EpilogueShape, x: &Inputs) -> Result<Vec<f32>> {
+    let p = gpu.upload(x.pre, "pre-activations")?;
+    let k = gpu.upload(&constants(x.channels, x.projection), "real constants")?;
+    let s = x.shortcut.map(|s| gpu.upload(s, "shortcut")).transpose()?;
+    let (d, out) = encode(gpu, shape, x.pool, &p, x.pre_float, &k, s.as_ref())?;
     gpu.run(&[d])?;
     gpu.read(&out)
 }
@@ -445,11 +487,33 @@ mod tests {
                 kernel: 2,
                 stride: 2,
             }),
+            project: None,
         };
-        let z = reference(&shape, &[3.0], &[ch], Some(&[1.0, 2.0, 3.0, 4.0])).unwrap();
-        assert_eq!(z, vec![ch.apply(3.0, Some((10.0, 0.25)))]);
+        let z = reference(&shape, &[3.0], &[ch], Some(&[1.0, 2.0, 3.0, 4.0]), None).unwrap();
+        assert_eq!(z, vec![ch.apply(3.0, Some(mul(10.0, 0.25)))]);
         assert_eq!(z, vec![(0.5f32 + 2.5 - 0.25) + 2.0]);
-        assert!(reference(&shape, &[3.0], &[ch], None).is_err());
+        assert!(reference(&shape, &[3.0], &[ch], None, None).is_err());
+        // Through a projection from 2 channels (1×1 window): pixel 0 adds 1·0.5 + 2·(−1) + 0.125.
+        let shape = EpilogueShape {
+            shortcut: Some(Window {
+                in_h: 1,
+                in_w: 2,
+                kernel: 1,
+                stride: 1,
+            }),
+            w: 2,
+            project: Some(2),
+            ..shape
+        };
+        let proj = ProjectionRef {
+            weight: &[0.5, -1.0],
+            bias: &[0.125],
+        };
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let z = reference(&shape, &[3.0, 3.0], &[ch], Some(&x), Some(proj)).unwrap();
+        assert_eq!(z[0], ch.apply(3.0, Some(0.5 - 2.0 + 0.125)));
+        assert_eq!(z[1], ch.apply(3.0, Some(1.5 - 4.0 + 0.125)));
+        assert!(reference(&shape, &[3.0, 3.0], &[ch], Some(&x), None).is_err());
     }
 
     /// The worked example of docs/FORMAT.md (real layers), computed there with numpy.
@@ -464,9 +528,9 @@ mod tests {
         };
         assert_eq!(hi(0.0123).to_bits(), 0x3c49_8000);
         assert_eq!(mul(37.0, 0.0123), 0.4551);
-        assert_eq!(ch.apply(37.0, Some((2.0, 0.25))), 0.555_099_96);
+        assert_eq!(ch.apply(37.0, Some(mul(2.0, 0.25))), 0.555_099_96);
         assert_eq!(mul(-61.0, 0.0123) + -0.25, -1.000_299_9);
         assert_eq!(mul(-0.600_299_95, 0.25), -0.150_074_99);
-        assert_eq!(ch.apply(-61.0, Some((2.0, 0.25))), -0.200_074_99);
+        assert_eq!(ch.apply(-61.0, Some(mul(2.0, 0.25))), -0.200_074_99);
     }
 }

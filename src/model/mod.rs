@@ -50,14 +50,16 @@
 //! 1. input signs: `a = s(x − convs.i.rsign)` (RSign, binary blocks after the first); block 0 and
 //!    the float twin use `x` as it is;
 //! 2. steps 1–5 above on `a` give `y` (pre-BN) and the batch-norm output;
-//! 3. with a shortcut, add `x` (average-pooled with the block's window when it pools):
-//!    `u = bn(y) + avgpool(x)`;
+//! 3. with a shortcut, add `x` (average-pooled with the block's window when it pools; through
+//!    `convs.i.project`, a float 1×1 conv and batch norm, when the block changes the channel
+//!    count): `u = bn(y) + project(avgpool(x))`;
 //! 4. `x = rprelu(u) = prelu(u − shift_in, slope) + shift_out` per channel (binary), `max(u, 0)`
 //!    (float twin).
 //!
 //! The first dense block reads `s(x − dense.0.rsign)` (binary) or `x` (float), flattened as above.
 //! Extra parameters: `convs.{i}.rsign [in]`, `convs.{i}.rprelu.{shift_in,slope,shift_out} [out]`,
-//! `dense.0.rsign [channels of the last conv]`. The exporter folds batch norm and α into each
+//! `dense.0.rsign [channels of the last conv]`, `convs.{i}.project.weight [out, in, 1, 1]` and
+//! `convs.{i}.project.bn.*`. The exporter folds batch norm and α into each
 //! layer's `scale`/`bias` and the next RSign into its thresholds (docs/FORMAT.md, real layers).
 //!
 //! In training mode batch norm uses the batch's statistics and updates the running ones, and
@@ -74,7 +76,9 @@ use serde::{Deserialize, Serialize};
 use crate::arch::Arch;
 
 pub use binary::{sign, sign_ste};
-pub use net::{BlockTrace, Classifier, ConvBlock, DenseBlock, Model, Rprelu, Trace, binarize};
+pub use net::{
+    BlockTrace, Classifier, ConvBlock, DenseBlock, Model, Projection, Rprelu, Trace, binarize,
+};
 
 /// Binary network or float twin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

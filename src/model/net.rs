@@ -34,6 +34,18 @@ pub struct ConvBlock {
     pub rprelu: Option<Rprelu>,
     /// Bi-Real: add the block's input (average-pooled with the block's window when it pools).
     pub shortcut: bool,
+    /// Bi-Real shortcut of a block that changes the channel count: a real-valued 1×1 conv and
+    /// batch norm after the average pool (the downsampling path).
+    pub project: Option<Projection>,
+}
+
+/// The real-valued 1×1 conv (no bias) + batch norm of a downsampling shortcut.
+#[derive(Module, Debug)]
+pub struct Projection {
+    /// `[out, in, 1, 1]` float weights (never binarized).
+    pub weight: Param<Tensor<4>>,
+    /// Batch norm over the outputs.
+    pub bn: BatchNorm,
 }
 
 /// ReActNet's RPReLU: `prelu(x − shift_in, slope) + shift_out`, every vector per channel.
@@ -146,6 +158,10 @@ impl Model {
                     device,
                 );
                 let rsign = (binary && bireal && i > 0).then(|| filled(cin, 0.0));
+                let project = (bireal && c.shortcut && cin != c.out).then(|| Projection {
+                    weight: glorot(&mut rng, [c.out, cin, 1, 1], cin, c.out, device),
+                    bn: bn(c.out),
+                });
                 cin = c.out;
                 let (pool_kernel, pool_stride) = c.pool.map_or((0, 0), |p| (p.kernel, p.stride));
                 ConvBlock {
@@ -162,6 +178,7 @@ impl Model {
                         shift_out: filled(c.out, 0.0),
                     }),
                     shortcut: bireal && c.shortcut,
+                    project,
                 }
             })
             .collect();
@@ -372,14 +389,18 @@ impl ConvBlock {
         };
         let (pre, mut post) = self.forward(a, binary, weight_scale);
         if self.shortcut {
-            post = post
-                + match self.pool() {
-                    Some(p) => avg_pool2d(
-                        x,
-                        AvgPoolOptions::new([p.kernel; 2]).with_stride([p.stride; 2]),
-                    ),
-                    None => x,
-                };
+            let mut s = match self.pool() {
+                Some(p) => avg_pool2d(
+                    x,
+                    AvgPoolOptions::new([p.kernel; 2]).with_stride([p.stride; 2]),
+                ),
+                None => x,
+            };
+            if let Some(pr) = &self.project {
+                let one = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+                s = pr.bn.forward(conv2d(s, pr.weight.val(), None, one));
+            }
+            post = post + s;
         }
         let act = match &self.rprelu {
             Some(r) => r.forward(post.clone()),
