@@ -10,10 +10,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bnn_transfer::arch::Blocks;
-use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::export::{self, ExportSource};
 use bnn_transfer::extractor::{
     Extractor, ExtractorFile, Features, Output, Shortcut, VERSION_REAL, reference,
@@ -41,23 +39,6 @@ fn train_once(data: &Path) -> PathBuf {
     out
 }
 
-fn val_images(data: &Path, size: usize) -> (Vec<f32>, usize) {
-    let set = Arc::new(ImageFolder::open(data, "val").unwrap());
-    let cfg = LoaderConfig {
-        batch_size: 64,
-        shuffle_seed: None,
-        ..LoaderConfig::default()
-    };
-    let mut images = Vec::new();
-    let mut n = 0;
-    for b in Loader::new(set, Preprocess::eval(size), cfg) {
-        let b = b.unwrap();
-        n += b.len();
-        images.extend(b.images);
-    }
-    (images, n)
-}
-
 #[test]
 fn a_bireal_network_exports_exactly_at_every_cut() {
     let data = common::fixture_set();
@@ -71,7 +52,7 @@ fn a_bireal_network_exports_exactly_at_every_cut() {
     let moved: f32 = (slope - 0.25).abs().sum().into_scalar();
     assert!(moved > 0.0, "RPReLU slopes did not train");
 
-    let (images, n) = val_images(&data, config.arch.input);
+    let (images, n) = common::val_images(&data, config.arch.input);
     let burn = export::burn_layers(&model, &images, n, config.arch.input, &device);
     let gpu = common::gpu();
     let mut earlier_ties = 0u64;

@@ -7,9 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::export::{self, Agreement, ExportSource};
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Features, Output, reference};
 use bnn_transfer::model::Precision;
@@ -39,30 +37,13 @@ fn train_once(data: &Path) -> PathBuf {
     out
 }
 
-fn val_images(data: &Path, size: usize) -> (Vec<f32>, usize) {
-    let set = Arc::new(ImageFolder::open(data, "val").unwrap());
-    let cfg = LoaderConfig {
-        batch_size: 64,
-        shuffle_seed: None,
-        ..LoaderConfig::default()
-    };
-    let mut images = Vec::new();
-    let mut n = 0;
-    for b in Loader::new(set, Preprocess::eval(size), cfg) {
-        let b = b.unwrap();
-        n += b.len();
-        images.extend(b.images);
-    }
-    (images, n)
-}
-
 #[test]
 fn wgsl_extractor_matches_burn_and_the_reference_at_every_cut() {
     let data = common::fixture_set();
     let dir = trained(&data);
     let device = Device::flex();
     let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();
-    let (images, n) = val_images(&data, config.arch.input);
+    let (images, n) = common::val_images(&data, config.arch.input);
     let burn = export::burn_layers(&model, &images, n, config.arch.input, &device);
     let gpu = common::gpu();
     let mut earlier_ties = 0u64;

@@ -9,10 +9,8 @@ mod common;
 use common::{bnn, s};
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bnn_transfer::arch::{Arch, ConvBlock, Pool};
-use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::export::{self, ExportSource};
 use bnn_transfer::extractor::{
     Extractor, ExtractorFile, FeatureCache, Features, LayerKind, Output, reference,
@@ -77,29 +75,13 @@ fn trained(data: &Path) -> PathBuf {
     .clone()
 }
 
-fn val_images(data: &Path, size: usize) -> (Vec<f32>, usize) {
-    let set = Arc::new(ImageFolder::open(data, "val").unwrap());
-    let cfg = LoaderConfig {
-        batch_size: 64,
-        shuffle_seed: None,
-        ..LoaderConfig::default()
-    };
-    let (mut images, mut n) = (Vec::new(), 0);
-    for b in Loader::new(set, Preprocess::eval(size), cfg) {
-        let b = b.unwrap();
-        n += b.len();
-        images.extend(b.images);
-    }
-    (images, n)
-}
-
 /// Every cut of the trained padded model, serialised and read back, with the validation images.
 fn files(data: &Path) -> (Vec<ExtractorFile>, Vec<f32>, usize) {
     let dir = trained(data);
     let device = Device::flex();
     let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();
     assert!(model.weight_scale && config.weight_scale);
-    let (images, n) = val_images(data, config.arch.input);
+    let (images, n) = common::val_images(data, config.arch.input);
     let mut out = Vec::new();
     let mut earlier_ties = 0u64;
     for cut in export::layer_names(&config.arch) {
@@ -362,7 +344,7 @@ fn export_refuses_to_write_what_does_not_verify() {
     };
     let mut file = export::build(&model, &config, None, src.clone()).unwrap();
     file.layers[1].weights[0] ^= 1;
-    let (images, n) = val_images(&data, config.arch.input);
+    let (images, n) = common::val_images(&data, config.arch.input);
     let v = export::verify(&model, &file, &images, n, &device, None).unwrap();
     let why = v.check().unwrap_err();
     assert!(why.contains("mismatches"), "{why}");

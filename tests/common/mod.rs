@@ -122,3 +122,23 @@ pub fn bnn(args: &[&str]) -> std::process::Output {
 pub fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// The validation split of the image set at `data`, preprocessed for a `size`-pixel network
+/// (evaluation crop, in order): NHWC f32 images and their count.
+pub fn val_images(data: &std::path::Path, size: usize) -> (Vec<f32>, usize) {
+    use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+    let set = std::sync::Arc::new(ImageFolder::open(data, "val").unwrap());
+    let cfg = LoaderConfig {
+        batch_size: 64,
+        shuffle_seed: None,
+        ..LoaderConfig::default()
+    };
+    let mut images = Vec::new();
+    let mut n = 0;
+    for b in Loader::new(set, Preprocess::eval(size), cfg) {
+        let b = b.unwrap();
+        n += b.len();
+        images.extend(b.images);
+    }
+    (images, n)
+}
