@@ -620,12 +620,17 @@ mod tests {
         // RSign on conv2-5 inputs (64 + 3·128) and fc1's (128), RPReLU 3 × (64 + 4·128).
         assert_eq!(b.bireal_params(), 64 + 3 * 128 + 128 + 3 * (64 + 4 * 128));
         assert_eq!(b.params(), Arch::small(200).params() + b.bireal_params());
-        let bad = Arch::small(200).bireal(&[1]);
+        // The first block sees the image: no shortcut there.
+        let bad = Arch::small(200).bireal(&[0]);
         assert!(
-            bad.check().unwrap_err().contains("conv2"),
+            bad.check().unwrap_err().contains("conv1"),
             "{:?}",
             bad.check()
         );
+        // conv2 changes the channel count (64 → 128): its shortcut has a 1×1 projection.
+        let full = Arch::by_name("small-bireal-full", 200).unwrap();
+        assert_eq!(full.name, "small-bireal-full");
+        assert_eq!(full.bireal_params(), b.bireal_params() + 64 * 128 + 2 * 128);
         let mut plain = Arch::small(200);
         plain.convs[2].shortcut = true;
         assert!(plain.check().unwrap_err().contains("bi_real"));
