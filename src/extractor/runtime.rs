@@ -6,8 +6,8 @@
 //! Per layer: the conv with its threshold fused (the first layer: a direct kernel on the signs as
 //! ±1.0 weights), then max-pooling on the packed signs (AND/OR per channel,
 //! exact: docs/FORMAT.md, Pooling). The pre-activations only exist for `Output::Preact`, and in
-//! real layers (Bi-Real blocks): conv → max-pool of the values → `real_epilogue.wgsl` (its real
-//! output is kept for the next layer's shortcut) → `threshold.wgsl` to packed signs.
+//! real layers (Bi-Real blocks): the conv's values → `real_epilogue.wgsl` (max-pool, epilogue; its
+//! real output is kept for the next layer's shortcut) → `threshold.wgsl` to packed signs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
