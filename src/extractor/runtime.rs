@@ -476,25 +476,26 @@ impl Extractor {
         let gpu = &self.gpu;
         let s = &l.spec;
         let mut dispatches = Vec::new();
-        let (values, kind) = match (s.kind, &g.first_weights) {
-            (LayerKind::FirstConv, Some(w)) => {
-                let (d, sums) = first_conv::encode(gpu, &conv_shape(l, batch), image, w)?;
-                dispatches.push(d);
-                (Storage::reinterpret(sums), PoolValues::F32)
-            }
-            (LayerKind::XnorConv, None) => {
-                let shape = conv_shape(l, batch);
-                let (d, dots) = xnor_conv::encode(gpu, &shape, input()?, &g.weights, None)?;
-                dispatches.push(d);
-                (dots, PoolValues::I32)
-            }
-            (LayerKind::XnorDense, None) => {
+        let (values, kind) = match s.kind {
+            LayerKind::XnorDense => {
                 let (d, dots) =
                     xnor_dense::encode(gpu, &dense_shape(l, batch), input()?, &g.weights, None)?;
                 dispatches.push(d);
                 (dots, PoolValues::I32)
             }
-            _ => return Err(mismatch(l)),
+            kind => {
+                let (d, values) = self.record_values(l, g, batch, image, input)?;
+                dispatches.push(d);
+                let float = kind == LayerKind::FirstConv;
+                (
+                    values,
+                    if float {
+                        PoolValues::F32
+                    } else {
+                        PoolValues::I32
+                    },
+                )
+            }
         };
         let values = match pool_shape(l, batch) {
             Some(p) => {
