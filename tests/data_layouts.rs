@@ -774,3 +774,99 @@ fn broken_mit67_sets() {
         &["split 'train'", "is empty"],
     );
 }
+
+/// A compressed miMATRIX element holding `len` zero bytes as a uint8 array called `name`
+/// (compressed once: a test repeats the bytes).
+fn big_compressed_var(name: &str, len: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    let flags: Vec<u8> = [MX_DOUBLE_CLASS, 0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    body.extend(element(MI_UINT32, &flags, false));
+    let dims: Vec<u8> = [1i32, len as i32]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    body.extend(element(MI_INT32, &dims, false));
+    body.extend(element(MI_INT8, name.as_bytes(), true));
+    body.extend(element(2 /* miUINT8 */, &vec![0u8; len], false));
+    let matrix = element(MI_MATRIX, &body, false);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut z, &matrix).unwrap();
+    let z = z.finish().unwrap();
+    let mut out = MI_COMPRESSED.to_le_bytes().to_vec();
+    out.extend((z.len() as u32).to_le_bytes());
+    out.extend(z);
+    out
+}
+
+/// Issue 25: the .mat reader was bounded per element only. 120 compressed 60 MiB elements before
+/// a valid `labels` inflated (and kept, as f64) some 7 GB and aborted. Now the arrays the layout
+/// does not read are skipped after their header, the inflated bytes of a file are capped in all,
+/// and so are the values kept.
+#[test]
+fn a_mat_file_of_many_large_elements_neither_exhausts_memory_nor_takes_long() {
+    use bnn_transfer::data::{flowers102_split, mat};
+    let start = std::time::Instant::now();
+    let header = mat_file(&[], false);
+    let labels = mat_file(&[("labels", floats(&FL_LABELS), Storage::U8)], true);
+    let setid = mat_file(
+        &[
+            ("trnid", floats(&FL_TRN), Storage::U16),
+            ("valid", floats(&FL_VAL), Storage::Double),
+            ("tstid", floats(&FL_TST), Storage::U16),
+        ],
+        true,
+    );
+    let junk = big_compressed_var("junk", 60 << 20);
+    let with_junk = |before: &[u8], count: usize, after: &[u8]| {
+        let mut f = header.clone();
+        for _ in 0..count {
+            f.extend(before);
+        }
+        f.extend(&after[header.len()..]);
+        f
+    };
+    // 120 arrays the layout does not read, then the real one: read, quickly.
+    let hostile = with_junk(&junk, 120, &labels);
+    let images = flowers102_split(&hostile, "imagelabels.mat", &setid, "setid.mat", "train")
+        .expect("the junk is skipped");
+    assert_eq!(images.len(), FL_TRN.len());
+    let (kept, skipped) = mat::parse_only(&hostile, &["labels"]).unwrap();
+    assert_eq!((kept.len(), skipped.len()), (1, 120));
+
+    // Arrays that are read until the cap: a clear error, not an abort. Each 60 MiB element is
+    // a `labels` too large to keep...
+    let big_labels = big_compressed_var("labels", 60 << 20);
+    let err = flowers102_split(
+        &with_junk(&big_labels, 120, &labels),
+        "imagelabels.mat",
+        &setid,
+        "setid.mat",
+        "train",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("imagelabels.mat") && err.contains("values"),
+        "{err}"
+    );
+    // ...and arrays whose header does not fit the first inflated kilobytes (a 5000-byte name)
+    // are inflated whole to be looked at: the file's cap on inflated bytes ends that.
+    let long_name = big_compressed_var(&"j".repeat(5000), 60 << 20);
+    let err = flowers102_split(
+        &with_junk(&long_name, 120, &labels),
+        "imagelabels.mat",
+        &setid,
+        "setid.mat",
+        "train",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("imagelabels.mat") && err.contains("256 MiB in all"),
+        "{err}"
+    );
+    assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
+}

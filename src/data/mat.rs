@@ -4,8 +4,11 @@
 //! struct, char, sparse, ...) are skipped.
 //!
 //! Written for untrusted bytes: every size is checked against the bytes present before anything
-//! is allocated, a compressed element may expand to at most [`MAX_INFLATED`] bytes, and nothing
-//! panics. (It replaces the `matfile` crate, whose parser overflowed `i32` on large dimensions,
+//! is allocated, a compressed element may expand to at most [`MAX_INFLATED`] bytes and all of a
+//! file's together to at most [`MAX_INFLATED_TOTAL`], the arrays a caller does not ask for
+//! ([`parse_only`]) are skipped after their header (a compressed one is inflated only that far)
+//! instead of being converted and kept, the arrays kept hold at most [`MAX_VALUES`] values in all,
+//! and nothing panics. (It replaces the `matfile` crate, whose parser overflowed `i32` on large dimensions,
 //! a panic in debug builds found by the `flowers_mat` fuzz target, and inflated without bound.)
 
 use std::io::Read;
@@ -13,6 +16,18 @@ use std::io::Read;
 /// The largest size a compressed element may expand to (Flowers-102's files hold 8,189 labels:
 /// tens of KB).
 pub const MAX_INFLATED: u64 = 64 << 20;
+
+/// The most bytes all the compressed elements of one file may expand to together (a file of many
+/// large elements otherwise reaches gigabytes one bounded element at a time). The headers of the
+/// skipped arrays count too.
+pub const MAX_INFLATED_TOTAL: u64 = 256 << 20;
+
+/// The most values the arrays kept from one file may hold together (each becomes an f64: 8 bytes).
+pub const MAX_VALUES: usize = 16 << 20;
+
+/// Inflated bytes read to find a compressed array's class and name (the tag, the flags, the
+/// dimensions and the name of any array MATLAB writes fit many times over).
+const HEADER_PREFIX: u64 = 4096;
 
 /// One numeric array of a .mat file.
 #[derive(Clone, Debug, PartialEq)]
@@ -142,8 +157,18 @@ fn numbers(e: &Element, order: Order) -> Result<Vec<f64>, String> {
     })
 }
 
-/// The array of an `miMATRIX` element's data, `None` when it is not numeric.
-fn matrix(data: &[u8], order: Order) -> Result<Option<MatArray>, String> {
+/// What [`matrix_header`] reads before the values: the class, dimensions and name, and the rest of
+/// the element's data.
+struct Header<'a> {
+    class: u8,
+    dims: Vec<usize>,
+    name: String,
+    rest: &'a [u8],
+}
+
+/// The header of an `miMATRIX` element's data (flags, dimensions, name); `None` for an empty
+/// array.
+fn matrix_header(data: &[u8], order: Order) -> Result<Option<Header<'_>>, String> {
     if data.is_empty() {
         return Ok(None); // an empty array
     }
@@ -166,24 +191,104 @@ fn matrix(data: &[u8], order: Order) -> Result<Option<MatArray>, String> {
         return Err("the array name is not int8 text".into());
     }
     let name = String::from_utf8_lossy(name.data).into_owned();
-    if !NUMERIC_CLASSES.contains(&class) {
-        return Ok(None);
+    Ok(Some(Header {
+        class,
+        dims,
+        name,
+        rest,
+    }))
+}
+
+/// Which arrays a parse keeps, and what it has kept so far.
+struct Keep<'w> {
+    /// `None`: every numeric array.
+    wanted: Option<&'w [&'w str]>,
+    arrays: Vec<MatArray>,
+    /// Names of the numeric arrays skipped (not asked for, or a second array of a kept name).
+    skipped: Vec<String>,
+    values: usize,
+}
+
+impl Keep<'_> {
+    /// Whether a numeric array called `name` is to be read.
+    fn wants(&self, name: &str) -> bool {
+        self.wanted.is_none_or(|w| w.contains(&name))
+            && (self.wanted.is_none() || !self.arrays.iter().any(|a| a.name == name))
     }
-    let (real, _) = element(rest, order)?;
-    let values = numbers(&real, order)?;
-    let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    if count != Some(values.len()) {
-        return Err(format!(
-            "array '{name}' has dimensions {dims:?} but {} values",
-            values.len()
-        ));
+
+    /// Reads and keeps the array of an `miMATRIX` element's data if it is numeric and wanted.
+    fn matrix(&mut self, data: &[u8], order: Order) -> Result<(), String> {
+        let Some(Header {
+            class,
+            dims,
+            name,
+            rest,
+        }) = matrix_header(data, order)?
+        else {
+            return Ok(());
+        };
+        if !NUMERIC_CLASSES.contains(&class) {
+            return Ok(());
+        }
+        if !self.wants(&name) {
+            self.skipped.push(name);
+            return Ok(());
+        }
+        let (real, _) = element(rest, order)?;
+        let width = match real.ty {
+            MI_INT8 | MI_UINT8 => 1,
+            MI_INT16 | MI_UINT16 => 2,
+            MI_INT32 | MI_UINT32 | MI_SINGLE => 4,
+            _ => 8,
+        };
+        if self.values + real.data.len() / width > MAX_VALUES {
+            return Err(format!(
+                "array '{name}' holds {} values: more than {} in all",
+                real.data.len() / width,
+                MAX_VALUES
+            ));
+        }
+        let values = numbers(&real, order)?;
+        let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if count != Some(values.len()) {
+            return Err(format!(
+                "array '{name}' has dimensions {dims:?} but {} values",
+                values.len()
+            ));
+        }
+        self.values += values.len();
+        self.arrays.push(MatArray { name, dims, values });
+        Ok(())
     }
-    Ok(Some(MatArray { name, dims, values }))
+}
+
+/// Inflates a compressed element's `data`, at most `limit` bytes (more is an error).
+fn inflate(data: &[u8], limit: u64) -> Result<Vec<u8>, String> {
+    let mut inflated = Vec::new();
+    flate2::read::ZlibDecoder::new(data)
+        .take(limit + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|err| format!("a compressed element does not inflate: {err}"))?;
+    Ok(inflated)
 }
 
 /// The numeric arrays of a MATLAB v5 .mat file, in file order. The error says what is wrong (the
 /// caller names the file).
 pub fn parse(bytes: &[u8]) -> Result<Vec<MatArray>, String> {
+    Ok(parse_with(bytes, None)?.0)
+}
+
+/// The numeric arrays named in `wanted` (the first of each name), in file order, and the names
+/// of the other numeric arrays, which are skipped without converting (or, compressed, inflating)
+/// their values.
+pub fn parse_only(bytes: &[u8], wanted: &[&str]) -> Result<(Vec<MatArray>, Vec<String>), String> {
+    parse_with(bytes, Some(wanted))
+}
+
+fn parse_with(
+    bytes: &[u8],
+    wanted: Option<&[&str]>,
+) -> Result<(Vec<MatArray>, Vec<String>), String> {
     if bytes.len() < 128 {
         return Err(format!(
             "{} bytes, shorter than the 128-byte header",
@@ -203,32 +308,73 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<MatArray>, String> {
     if version != 0x0100 {
         return Err(format!("header version {version:#06x}, not 0x0100"));
     }
-    let mut arrays = Vec::new();
+    let mut keep = Keep {
+        wanted,
+        arrays: Vec::new(),
+        skipped: Vec::new(),
+        values: 0,
+    };
+    // Bytes inflated so far, all compressed elements together.
+    let mut total = 0u64;
     let mut rest = &bytes[128..];
     while !rest.is_empty() {
         let (e, next) = element(rest, order)?;
         rest = next;
         match e.ty {
-            MI_MATRIX => arrays.extend(matrix(e.data, order)?),
+            MI_MATRIX => keep.matrix(e.data, order)?,
             MI_COMPRESSED => {
-                let mut inflated = Vec::new();
+                let left = MAX_INFLATED_TOTAL - total;
+                // First only as far as the header: an array that is not read is skipped there.
+                let n = HEADER_PREFIX.min(left);
+                let mut prefix = Vec::new();
                 flate2::read::ZlibDecoder::new(e.data)
-                    .take(MAX_INFLATED + 1)
-                    .read_to_end(&mut inflated)
+                    .take(n)
+                    .read_to_end(&mut prefix)
                     .map_err(|err| format!("a compressed element does not inflate: {err}"))?;
-                if inflated.len() as u64 > MAX_INFLATED {
-                    return Err(format!(
-                        "a compressed element inflates past {} MiB",
-                        MAX_INFLATED >> 20
-                    ));
+                let complete = (prefix.len() as u64) < n;
+                if !complete && prefix.len() >= 8 {
+                    if order.u32(&prefix[..4]) != MI_MATRIX {
+                        total += prefix.len() as u64;
+                        continue; // holds no array
+                    }
+                    if let Ok(Some(h)) = matrix_header(&prefix[8..], order) {
+                        if !NUMERIC_CLASSES.contains(&h.class) {
+                            total += prefix.len() as u64;
+                            continue;
+                        }
+                        if !keep.wants(&h.name) {
+                            total += prefix.len() as u64;
+                            keep.skipped.push(h.name);
+                            continue;
+                        }
+                    }
                 }
+                let inflated = if complete {
+                    prefix
+                } else {
+                    let all = inflate(e.data, MAX_INFLATED.min(left))?;
+                    if all.len() as u64 > MAX_INFLATED {
+                        return Err(format!(
+                            "a compressed element inflates past {} MiB",
+                            MAX_INFLATED >> 20
+                        ));
+                    }
+                    if all.len() as u64 > left {
+                        return Err(format!(
+                            "its compressed elements inflate past {} MiB in all",
+                            MAX_INFLATED_TOTAL >> 20
+                        ));
+                    }
+                    all
+                };
+                total += inflated.len() as u64;
                 let (inner, _) = element(&inflated, order)?;
                 if inner.ty == MI_MATRIX {
-                    arrays.extend(matrix(inner.data, order)?);
+                    keep.matrix(inner.data, order)?;
                 }
             }
             _ => {} // other top-level elements hold no arrays
         }
     }
-    Ok(arrays)
+    Ok((keep.arrays, keep.skipped))
 }

@@ -29,11 +29,18 @@ fn read_required(files: &Files, rel: &str, layout: Layout) -> Result<Vec<u8>> {
 // ---------------------------------------------------------------------------------------------
 // Flowers-102
 
+/// The arrays of a .mat file that were read, and the names of the numeric ones skipped.
+type MatArrays = (Vec<mat::MatArray>, Vec<String>);
+
 /// The integer values of variable `var` of a .mat file (any numeric class; column-major order,
 /// which for the 1×N vectors of Flowers-102 is their order).
-fn mat_integers(arrays: &[mat::MatArray], file: &str, var: &str) -> Result<Vec<i64>> {
+fn mat_integers((arrays, skipped): &MatArrays, file: &str, var: &str) -> Result<Vec<i64>> {
     let Some(array) = arrays.iter().find(|a| a.name == var) else {
-        let found: Vec<&str> = arrays.iter().map(|a| a.name.as_str()).collect();
+        let found: Vec<&str> = arrays
+            .iter()
+            .map(|a| a.name.as_str())
+            .chain(skipped.iter().map(String::as_str))
+            .collect();
         return Err(Error::Dataset(format!(
             "{file} has no numeric variable '{var}' (found: {})",
             if found.is_empty() {
@@ -60,8 +67,10 @@ fn mat_integers(arrays: &[mat::MatArray], file: &str, var: &str) -> Result<Vec<i
         .collect()
 }
 
-fn parse_mat(bytes: &[u8], name: &str) -> Result<Vec<mat::MatArray>> {
-    mat::parse(bytes).map_err(|e| {
+/// The numeric variables `wanted` of a .mat file (the others are skipped unread: a file of many
+/// large variables cannot exhaust memory).
+fn parse_mat(bytes: &[u8], name: &str, wanted: &[&str]) -> Result<MatArrays> {
+    mat::parse_only(bytes, wanted).map_err(|e| {
         Error::Dataset(format!(
             "{name} is not a readable MATLAB v5 .mat file ({e}; v7.3/HDF5 files are not supported: \
              re-save with save(..., '-v7'))"
@@ -108,7 +117,11 @@ pub fn flowers102_split(
     split: &str,
 ) -> Result<Vec<(String, usize)>> {
     let classes = flowers102_classes();
-    let labels = mat_integers(&parse_mat(labels_mat, labels_name)?, labels_name, "labels")?;
+    let labels = mat_integers(
+        &parse_mat(labels_mat, labels_name, &["labels"])?,
+        labels_name,
+        "labels",
+    )?;
     for (i, &l) in labels.iter().enumerate() {
         if !(1..=classes.len() as i64).contains(&l) {
             return Err(Error::Dataset(format!(
@@ -119,7 +132,8 @@ pub fn flowers102_split(
             )));
         }
     }
-    let setid = parse_mat(setid_mat, setid_name)?;
+    let vars: Vec<&str> = FLOWERS_SPLITS.iter().map(|(_, var)| *var).collect();
+    let setid = parse_mat(setid_mat, setid_name, &vars)?;
     // Every split is checked, so that a broken file is reported whichever split is opened.
     let mut seen: HashMap<i64, &str> = HashMap::new();
     let mut out = Vec::new();
