@@ -835,6 +835,11 @@ fn verification_images(
 
 /// `bnn export`: checkpoint directory → extractor file, verified, written atomically.
 pub fn export(checkpoint: &Path, out: &Path, options: &ExportOptions) -> Result<ExportReport> {
+    // `--out RUN/config.json` (or a file of RUN/checkpoint/) would destroy the run being read.
+    let mut inputs = vec![("--checkpoint", checkpoint)];
+    inputs.extend(options.float_twin.as_deref().map(|d| ("--float-twin", d)));
+    inputs.extend(options.verify_data.as_deref().map(|d| ("--verify-data", d)));
+    crate::atomic::check_output("--out", out, &inputs)?;
     let device = Device::flex();
     let (config, model) = crate::train::checkpoint::load_model(checkpoint, &device)?;
     let run = crate::train::checkpoint::read_config(checkpoint)?;

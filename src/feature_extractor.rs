@@ -28,7 +28,9 @@ use crate::data::{ImageFolder, Preprocess, load_image};
 use crate::error::{Error, Result};
 use crate::extractor::Extractor;
 use crate::rng::Rng;
-use crate::transfer::features::{ExtractorDevice, FeatureSet, Runner, select_gpu_async, signs};
+use crate::transfer::features::{
+    ExtractorDevice, FeatureSet, Runner, loader_batch, select_gpu_async, signs,
+};
 use crate::transfer::head::{BackboneInfo, BackboneKind, HEAD_VERSION, HeadInfo};
 
 /// What to open: which extractor, cut where, on which device.
@@ -197,12 +199,14 @@ impl FeatureExtractor {
     }
 
     /// The features and labels of every image of a data set split (64 images per extractor
-    /// pass), in sample order. No cache: `bnn transfer` caches them on disk.
+    /// pass, fewer when the images are large: [`loader_batch`]), in sample order. No cache:
+    /// `bnn transfer` caches them on disk.
     pub async fn feature_set(&self, set: &ImageFolder) -> Result<FeatureSet> {
         let mut x = Vec::with_capacity(set.len() * self.dim);
         let mut rng = Rng::new(0);
         let order: Vec<usize> = (0..set.len()).collect();
-        for chunk in order.chunks(64) {
+        let (per_pass, _) = loader_batch(self.image_len(), 64, self.runner.max_batch());
+        for chunk in order.chunks(per_pass) {
             let mut images = Vec::with_capacity(chunk.len() * self.image_len());
             for &i in chunk {
                 images.extend(load_image(&set.read(i)?, &self.preprocess, &mut rng)?);

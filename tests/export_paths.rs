@@ -365,3 +365,50 @@ fn export_refuses_to_write_what_does_not_verify() {
         .to_string();
     assert!(err.contains("conv2") && err.contains("gamma"), "{err}");
 }
+
+/// Issue 25: `export` wrote the new file, then failed on its `.export.json` report and exited 1
+/// with the file in place. The two are written both or neither: a report that cannot be written
+/// fails before the export, and an old file at --out is left as it was.
+#[test]
+fn cli_export_writes_the_file_and_its_report_both_or_neither() {
+    let data = common::fixture_set();
+    let run = trained(&data);
+    let dir = tmp("sidecar");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("m.safetensors");
+    // The report's path is a (non-empty) directory: it cannot be written.
+    let report = dir.join("m.export.json");
+    std::fs::create_dir_all(report.join("x")).unwrap();
+    let export = |out: &Path| {
+        bnn(&[
+            "export",
+            "--checkpoint",
+            s(&run),
+            "--out",
+            s(out),
+            "--no-gpu-check",
+            "--verify-images",
+            "2",
+        ])
+    };
+    let o = export(&out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("m.export.json"), "{err}");
+    assert!(!out.exists(), "the file was left without its report");
+    // An old file at --out stays as it was.
+    std::fs::write(&out, b"old").unwrap();
+    assert!(!export(&out).status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), b"old");
+    // Where the report can be written, both are.
+    std::fs::remove_dir_all(&report).unwrap();
+    assert!(export(&out).status.success());
+    assert!(ExtractorFile::load(&out).is_ok() && report.is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

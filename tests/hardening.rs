@@ -95,12 +95,13 @@ fn a_file_that_does_not_take_rgb_images_is_refused_before_running() {
     }
 }
 
-#[test]
-fn a_huge_input_is_refused_by_the_cpu_path_before_it_allocates() {
+/// A plain conv-only network at `input` pixels (3×3 conv of 32 channels, stride 1): its size
+/// alone decides how much memory one image takes.
+fn conv_only(input: usize) -> ExtractorFile {
     let mut arch = Arch::mini(10);
-    arch.input = 16384;
+    arch.input = input;
     arch.convs = vec![ConvBlock {
-        out: 4096,
+        out: 32,
         kernel: 3,
         stride: 1,
         pad: 1,
@@ -108,13 +109,105 @@ fn a_huge_input_is_refused_by_the_cpu_path_before_it_allocates() {
         shortcut: false,
     }];
     arch.dense = vec![];
-    let file = reload(&random_file(&arch, 3).unwrap()).unwrap();
-    // No image buffer: the size check comes before anything reads or allocates.
+    reload(&random_file(&arch, 3).unwrap()).unwrap()
+}
+
+#[test]
+fn a_huge_input_is_refused_by_the_cpu_path_before_it_allocates() {
+    // Issue 25: docs/FORMAT.md allows input.size 16384; one such image is 3 GiB of f32 before
+    // any layer. The CPU path refuses it when it is prepared, naming the size and what to do.
+    let file = conv_only(16384);
     let threads = bnn_transfer::cpu::Threads::new(2).unwrap();
-    let cpu = bnn_transfer::cpu::CpuExtractor::new(&file, &threads).unwrap();
-    let err = cpu.run_taps(&[], 1, &[0]).unwrap_err();
-    let msg = err.to_string();
-    assert!(msg.contains("GiB") && msg.contains("--batch-size"), "{msg}");
+    let err = match bnn_transfer::cpu::CpuExtractor::new(&file, &threads) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a 16384-pixel input was prepared for the CPU path"),
+    };
+    assert!(
+        err.contains("16384") && err.contains("input.size") && err.contains("GiB"),
+        "{err}"
+    );
+    // The transfer runner refuses it the same way.
+    let err = bnn_transfer::transfer::features::Runner::cpu(file)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("input.size"), "{err}");
+}
+
+#[test]
+fn a_large_input_shrinks_the_batch_instead_of_exhausting_memory() {
+    use bnn_transfer::cpu::CpuExtractor;
+    use bnn_transfer::cpu::extractor::BATCH_BYTES;
+    use bnn_transfer::transfer::features::loader_batch;
+    // 4096 pixels: 192 MiB of f32 per image, over 1 GiB of packed signs for the default batch
+    // of 64 on top (it aborted). Prepared, nothing run: the batch is what fits.
+    let file = conv_only(4096);
+    let threads = bnn_transfer::cpu::Threads::new(2).unwrap();
+    let cpu = CpuExtractor::new(&file, &threads).unwrap();
+    let per_image = cpu.image_bytes();
+    assert!(per_image > 192 << 20, "{per_image}");
+    assert!(cpu.max_batch() >= 1 && cpu.max_batch() < 64);
+    assert!(cpu.max_batch() as u64 * per_image <= BATCH_BYTES.max(per_image));
+    let image_len = 4096 * 4096 * 3;
+    let (batch, prefetch) = loader_batch(image_len, 64, cpu.max_batch());
+    assert!(batch < 64 && batch >= 1, "{batch}");
+    // The images a loader holds at once stay near the budget (one image at the least).
+    let in_flight = (batch * (prefetch + 2) * image_len * 4) as u64;
+    assert!(
+        in_flight <= BATCH_BYTES.max(3 * image_len as u64 * 4),
+        "{in_flight}"
+    );
+    // Small inputs keep the batch asked for.
+    assert_eq!(loader_batch(64 * 64 * 3, 64, 1 << 16).0, 64);
+}
+
+#[test]
+fn a_run_split_into_smaller_runs_gives_the_same_bits() {
+    use bnn_transfer::cpu::CpuExtractor;
+    let file = reload(&random_file(&Arch::mini_bireal(10), 5).unwrap()).unwrap();
+    let threads = bnn_transfer::cpu::Threads::new(2).unwrap();
+    let whole = CpuExtractor::new(&file, &threads).unwrap();
+    let split = CpuExtractor::new(&file, &threads)
+        .unwrap()
+        .with_max_batch(2);
+    let n = 7;
+    let size = file.graph.input.size;
+    let mut rng = Rng::new(9);
+    let images: Vec<f32> = (0..n * size * size * 3)
+        .map(|_| rng.range(-2.0, 2.0))
+        .collect();
+    let taps: Vec<usize> = (0..file.layers.len()).collect();
+    assert_eq!(
+        whole.run_taps(&images, n, &taps).unwrap(),
+        split.run_taps(&images, n, &taps).unwrap()
+    );
+}
+
+#[test]
+fn cli_extract_refuses_a_huge_input_with_an_error_not_an_abort() {
+    let dir = std::env::temp_dir().join(format!("bnn-huge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("huge.safetensors");
+    conv_only(16384).save(&model).unwrap();
+    let data = common::fixture_set();
+    let out = dir.join("f.safetensors");
+    let o = common::bnn(&[
+        "extract",
+        "--model",
+        common::s(&model),
+        "--data",
+        common::s(&data),
+        "--out",
+        common::s(&out),
+        "--device",
+        "cpu",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "not an error exit: {err}");
+    assert!(err.contains("input.size") && err.contains("16384"), "{err}");
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -213,4 +306,321 @@ fn a_dense_layer_with_a_set_padding_channel_bit_is_refused() {
     };
     let err = err.to_string();
     assert!(err.contains("past the 40 channels"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 25: a hostile-input probe.
+
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bnn-hard-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn huge_finite_values_in_real_layers_are_refused_on_load_naming_the_tensor() {
+    let good = random_file(&Arch::mini_bireal(10), 4).unwrap();
+    let i = good
+        .layers
+        .iter()
+        .position(|l| l.real.is_some())
+        .expect("a real layer");
+    let name = good.layers[i].spec.name.clone();
+    assert!(reload(&good).is_ok());
+    for v in [3e38f32, -3e38, 1e31] {
+        let mut f = good.clone();
+        f.layers[i].real.as_mut().unwrap()[0].scale = v;
+        let err = match reload(&f) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a scale of {v} loaded"),
+        };
+        assert!(err.contains(&format!("'{name}.real'")), "{err}");
+        let mut f = good.clone();
+        f.layers[i].real.as_mut().unwrap()[1].shift_out = v;
+        assert!(reload(&f).is_err(), "a shift of {v} loaded");
+    }
+    // A projection's weights too, where the file has one.
+    if let Some(j) = good.layers.iter().position(|l| l.projection.is_some()) {
+        let mut f = good.clone();
+        f.layers[j].projection.as_mut().unwrap().weight[0] = 3e38;
+        let err = reload(&f).err().expect("refused").to_string();
+        assert!(err.contains("shortcut_weight"), "{err}");
+    }
+}
+
+#[test]
+fn huge_finite_values_in_a_head_are_refused_on_load_naming_the_tensor() {
+    use bnn_transfer::transfer::head::{BackboneInfo, BackboneKind, Dense, Head, HeadInfo};
+    let marker = 1234.5f32;
+    let head = Head {
+        info: HeadInfo {
+            version: bnn_transfer::transfer::head::HEAD_VERSION,
+            classes: vec!["a".into(), "b".into()],
+            backbone: BackboneInfo {
+                kind: BackboneKind::Extractor,
+                path: "m".into(),
+                fingerprint: "0".into(),
+            },
+            cut: "fc1".into(),
+            dim: 2,
+            hidden: vec![],
+            input_size: 32,
+            data: "d".into(),
+            layout: "imagefolder".into(),
+        },
+        mean: vec![0.0; 2],
+        scale: vec![1.0; 2],
+        layers: vec![Dense {
+            inputs: 2,
+            outputs: 2,
+            weight: vec![marker, 0.5, 0.25, 0.125],
+            bias: vec![0.0; 2],
+        }],
+    };
+    let bytes = head.to_bytes().unwrap();
+    let path = Path::new("head.safetensors");
+    assert!(Head::from_bytes(&bytes, path).is_ok());
+    let at = bytes
+        .windows(4)
+        .position(|w| w == marker.to_le_bytes())
+        .expect("the marker weight is in the file");
+    for v in [3e38f32, -3e38] {
+        let mut b = bytes.clone();
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let err = Head::from_bytes(&b, path)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("'layers.0.weight'"), "{err}");
+    }
+}
+
+/// `extract --out` naming its own model or data set; `export --out` inside the run it reads;
+/// `transfer --out` naming the data set: refused before anything is read or written.
+#[test]
+fn cli_outputs_that_would_destroy_an_input_are_refused() {
+    use common::{bnn, s};
+    let dir = scratch("outs");
+    let model = dir.join("m.safetensors");
+    random_file(&Arch::mini(10), 1)
+        .unwrap()
+        .save(&model)
+        .unwrap();
+    let before = std::fs::read(&model).unwrap();
+    let data = common::fixture_set();
+    let data_before = std::fs::metadata(&data).unwrap().len();
+    // The same file by another spelling: `dir/./m.safetensors`.
+    let other_spelling = dir.join(".").join("m.safetensors");
+    for out in [&model, &other_spelling] {
+        let o = bnn(&[
+            "extract",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--out",
+            s(out),
+            "--device",
+            "cpu",
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("--out") && err.contains("--model"), "{err}");
+    }
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    let o = bnn(&[
+        "extract",
+        "--data",
+        s(&data),
+        "--out",
+        s(&data),
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--data"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::metadata(&data).unwrap().len(), data_before);
+
+    // A run directory (what `bnn pretrain` writes): its config and checkpoint files.
+    let run = dir.join("run");
+    std::fs::create_dir_all(run.join("checkpoint")).unwrap();
+    std::fs::write(run.join("config.json"), b"{\"keep\": 1}").unwrap();
+    std::fs::write(run.join("checkpoint").join("model.mpk"), b"weights").unwrap();
+    for out in [
+        run.join("config.json"),
+        run.join("checkpoint").join("model.mpk"),
+        run.join("new.safetensors"),
+    ] {
+        let o = bnn(&["export", "--checkpoint", s(&run), "--out", s(&out)]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{err}");
+        assert!(
+            err.contains("--out") && err.contains("inside --checkpoint"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(run.join("config.json")).unwrap(),
+        b"{\"keep\": 1}"
+    );
+    assert_eq!(
+        std::fs::read(run.join("checkpoint").join("model.mpk")).unwrap(),
+        b"weights"
+    );
+    assert!(!run.join("new.safetensors").exists());
+
+    let o = bnn(&[
+        "transfer",
+        "--data",
+        s(&data),
+        "--out",
+        s(&data),
+        "--extractor-device",
+        "cpu",
+    ]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("--out") && err.contains("--data"),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(&data).unwrap().len(), data_before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `transfer` with an --out it cannot write fails at once, naming --out (not after extracting
+/// and training); a cache directory it cannot write is one warning, and the run goes on.
+#[test]
+fn cli_transfer_checks_its_output_first_and_runs_without_a_writable_cache() {
+    use common::{bnn, s};
+    let dir = scratch("unwritable");
+    let data = common::fixture_set();
+    // A path under a regular file cannot be written, even by root (who ignores permissions).
+    let blocker = dir.join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let cache = dir.join("cache");
+    let o = bnn(&[
+        "transfer",
+        "--data",
+        s(&data),
+        "--out",
+        s(&blocker.join("out")),
+        "--cache-dir",
+        s(&cache),
+        "--epochs",
+        "1",
+        "--extractor-device",
+        "cpu",
+    ]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--out") && err.contains("cannot write"),
+        "{err}"
+    );
+    // Nothing was extracted: the cache is empty.
+    assert!(std::fs::read_dir(&cache).map_or(true, |mut d| d.next().is_none()));
+
+    let out = dir.join("out");
+    let o = bnn(&[
+        "transfer",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--cache-dir",
+        s(&blocker.join("cache")),
+        "--epochs",
+        "1",
+        "--extractor-device",
+        "cpu",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("cannot be written").count(), 1, "{err}");
+    assert!(out.join("report.json").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cli_transfer_refuses_to_select_on_the_test_split() {
+    use common::{bnn, s};
+    let dir = scratch("valtest");
+    let data = common::fixture_set();
+    for (flag, split) in [
+        ("--val-split", "test"),
+        ("--train-split", "test"),
+        ("--val-split", "train"),
+    ] {
+        let out = dir.join(format!("out{flag}{split}"));
+        let o = bnn(&[
+            "transfer",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            flag,
+            split,
+            "--extractor-device",
+            "cpu",
+        ]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{flag} {split}: {err}");
+        assert!(err.contains(&format!("{flag} {split}")), "{err}");
+        assert!(!out.exists());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tar entry whose path leaves the archive (`../x.png`) is skipped, as before, but said once.
+#[test]
+fn cli_says_once_that_tar_entries_leaving_the_archive_are_skipped() {
+    use common::{bnn, s};
+    let dir = scratch("dotdot");
+    let src = common::fixture_set();
+    let tar_path = dir.join("dotdot.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    // The fixture's tree (beside its tar), then two entries that leave the archive.
+    builder
+        .append_dir_all(".", src.parent().unwrap().join("shapes"))
+        .unwrap();
+    for name in ["../evil.png", "train/../../evil2.png"] {
+        let mut h = tar::Header::new_ustar();
+        let field = &mut h.as_old_mut().name;
+        field[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_size(3);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        builder.append(&h, &b"bad"[..]).unwrap();
+    }
+    builder.finish().unwrap();
+    drop(builder);
+    let out = dir.join("f.safetensors");
+    let o = bnn(&[
+        "extract",
+        "--data",
+        s(&tar_path),
+        "--split",
+        "test",
+        "--out",
+        s(&out),
+        "--device",
+        "cpu",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("'..'").count(), 1, "{err}");
+    assert!(
+        err.contains("2 entries") && err.contains("../evil.png"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -32,12 +32,75 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // The report beside the file (`<out>.export.json`): the file and its report are written both
+    // or neither. Checked first where that is cheap, and an old file at --out is kept aside until
+    // the report is in place, so a failed report puts it back.
+    let report = args.out.with_extension("export.json");
+    if report.is_dir() || report == args.out {
+        anyhow::bail!(
+            "--out {}: its report {} cannot be written there (a directory, or the file itself); \
+             choose another --out",
+            args.out.display(),
+            report.display()
+        );
+    }
+    let mut inputs = vec![("--checkpoint", args.checkpoint.as_path())];
+    inputs.extend(args.float_twin.as_deref().map(|d| ("--float-twin", d)));
+    inputs.extend(args.verify_data.as_deref().map(|d| ("--verify-data", d)));
+    bnn_transfer::atomic::check_output("--out", &args.out, &inputs)?;
+    let previous = keep_aside(&args.out)?;
+    let result = export_and_report(&args, &report);
+    if let Some(p) = previous {
+        if result.is_ok() {
+            let _ = std::fs::remove_file(&p);
+        } else {
+            let _ = std::fs::rename(&p, &args.out);
+        }
+    }
+    result
+}
+
+/// A hard link (or a copy) of the file at `out`, if there is one, beside it: what `out` is put
+/// back to when the export or its report fails after the new file is written.
+fn keep_aside(out: &std::path::Path) -> anyhow::Result<Option<PathBuf>> {
+    if !out.is_file() {
+        return Ok(None);
+    }
+    let aside = bnn_transfer::atomic::temp_path(out);
+    if std::fs::hard_link(out, &aside).is_err() {
+        std::fs::copy(out, &aside)
+            .with_context(|| format!("keeping a copy of {} aside", out.display()))?;
+    }
+    Ok(Some(aside))
+}
+
+fn export_and_report(args: &Args, report: &std::path::Path) -> anyhow::Result<()> {
+    let written = std::cell::Cell::new(false);
+    let result = (|| -> anyhow::Result<()> {
+        let r = export_file(args)?;
+        written.set(true);
+        bnn_transfer::atomic::write_atomic(report, serde_json::to_string_pretty(&r)?.as_bytes())
+            .with_context(|| {
+                format!(
+                    "writing {} (so {} was not kept)",
+                    report.display(),
+                    args.out.display()
+                )
+            })
+    })();
+    if result.is_err() && written.get() {
+        let _ = std::fs::remove_file(&args.out);
+    }
+    result
+}
+
+fn export_file(args: &Args) -> anyhow::Result<bnn_transfer::export::ExportReport> {
     let options = bnn_transfer::export::ExportOptions {
-        cut: args.cut,
+        cut: args.cut.clone(),
         verify_images: args.verify_images,
-        verify_data: args.verify_data,
+        verify_data: args.verify_data.clone(),
         use_gpu: !args.no_gpu_check,
-        float_twin: args.float_twin,
+        float_twin: args.float_twin.clone(),
     };
     let r = bnn_transfer::export::export(&args.checkpoint, &args.out, &options)
         .with_context(|| format!("exporting {}", args.checkpoint.display()))?;
@@ -68,8 +131,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.path, p.bits, p.mismatches
         );
     }
-    let report = args.out.with_extension("export.json");
-    bnn_transfer::atomic::write_atomic(&report, serde_json::to_string_pretty(&r)?.as_bytes())
-        .with_context(|| format!("writing {}", report.display()))?;
-    Ok(())
+    Ok(r)
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig};
 use bnn_transfer::extractor::cache::CacheInfo;
 use bnn_transfer::extractor::{Extractor, FeatureCache, Features, Output, reference};
-use bnn_transfer::transfer::features::{ExtractorDevice, select_gpu};
+use bnn_transfer::transfer::features::{ExtractorDevice, loader_batch, select_gpu};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,6 +42,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // `--out` naming the model or the data set (a one-character slip) would overwrite it.
+    let mut inputs = vec![("--data", args.data.as_path())];
+    inputs.extend(args.model.as_deref().map(|m| ("--model", m)));
+    bnn_transfer::atomic::check_output("--out", &args.out, &inputs)?;
     let backbone = bnn_transfer::assets::load_backbone(args.model.as_deref())?;
     let pre = backbone.preprocess()?;
     let file = backbone.file;
@@ -80,8 +84,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("opening {} ({})", args.data.display(), args.split))?,
     );
     let classes = set.classes.clone();
+    // Large inputs shrink the batch (the images a loader holds, the CPU path's buffers) instead
+    // of exhausting memory.
+    let device_max = match (&ex, &cpu) {
+        (Some(ex), _) => ex.max_batch(),
+        (None, Some(c)) => c.max_batch(),
+        (None, None) => unreachable!("one of the two is prepared"),
+    };
+    let (batch_size, prefetch) = loader_batch(pre.image_len(), args.batch_size.max(1), device_max);
+    if batch_size < args.batch_size {
+        eprintln!(
+            "batches of {batch_size} images (not {}): {}×{} inputs take that much memory",
+            args.batch_size, pre.size, pre.size
+        );
+    }
     let cfg = LoaderConfig {
-        batch_size: args.batch_size.max(1),
+        batch_size,
+        prefetch,
         shuffle_seed: None,
         ..LoaderConfig::default()
     };

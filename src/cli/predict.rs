@@ -126,7 +126,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let paths = collect(&args.images)?;
     // Images go through the extractor and the head in batches: one dispatch chain (or one
     // CPU pass) per batch instead of one per image.
-    for chunk in paths.chunks(args.batch_size.max(1)) {
+    let (per_batch, _) =
+        features::loader_batch(pre.image_len(), args.batch_size.max(1), runner.max_batch());
+    for chunk in paths.chunks(per_batch) {
         let mut images = vec![0f32; chunk.len() * pre.image_len()];
         for (path, out) in chunk.iter().zip(images.chunks_exact_mut(pre.image_len())) {
             let bytes =

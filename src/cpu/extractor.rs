@@ -21,10 +21,15 @@ use crate::extractor::reference::conv_shape;
 use crate::extractor::{ExtractorFile, LayerData, LayerKind, Thresholds};
 use crate::kernels::{FloatThreshold, Threshold};
 
-/// Most bytes one buffer of the CPU path may hold (the batch's images, or a layer's packed output
-/// before pooling): a file with a huge input is refused with an error instead of an allocation
-/// that aborts.
-pub const MAX_BUFFER_BYTES: u64 = 4 << 30;
+/// Most bytes one image may need on the CPU path: the image and the buffers live at once while a
+/// layer runs ([`CpuExtractor::image_bytes`]). A file whose input needs more is refused when it
+/// is prepared, before anything is read or allocated.
+pub const MAX_IMAGE_BYTES: u64 = 2 << 30;
+
+/// The bytes a batch's buffers aim at: a run of more images than fit is split into runs of
+/// [`CpuExtractor::max_batch`] images, as the WGSL runner splits a batch by the device's
+/// storage-binding limit.
+pub const BATCH_BYTES: u64 = 1 << 30;
 
 enum Op {
     First(FirstLayer, Vec<FloatThreshold>),
@@ -95,8 +100,44 @@ pub struct CpuExtractor {
     channels: usize,
     isa: Isa,
     threads: Threads,
+    /// Bytes one image needs while the deepest layer's buffers are live (see `image_bytes`).
+    image_bytes: u64,
+    /// Images per run: as many as fit [`BATCH_BYTES`], at least 1.
+    max_batch: usize,
     /// Two activation buffers and the pre-pool map, reused by every run.
     buffers: Mutex<[Vec<u32>; 3]>,
+}
+
+/// Bytes one image needs on the CPU path while each layer runs, the largest: the image itself
+/// (held for the whole run), the layer's input (packed signs, and a real layer's f32 shortcut
+/// input), and what the layer writes (the packed map before pooling and the pooled output, or a
+/// real layer's f32/i32 conv values, their pooled copy, its f32 output and signs).
+fn image_bytes(file: &ExtractorFile) -> u64 {
+    let i = &file.graph.input;
+    let image = (i.size as u64) * (i.size as u64) * (i.channels as u64) * 4;
+    let mut input = 0u64;
+    let mut peak = 0u64;
+    for l in &file.layers {
+        let s = &l.spec;
+        let (ch, cw) = s.conv_out();
+        let conv_px = (ch as u64) * (cw as u64);
+        let out_px = (s.out_shape[0] as u64) * (s.out_shape[1] as u64);
+        let c = s.out_channels() as u64;
+        let wpo = words(s.out_channels()) as u64;
+        let (work, output) = if l.real.is_some() {
+            // Conv values, a pooled copy per task (counted once), the output z and its signs.
+            let z = out_px * c * 4;
+            (
+                conv_px * c * 4 * 2 + z + out_px * wpo * 4,
+                z + out_px * wpo * 4,
+            )
+        } else {
+            (conv_px * wpo * 4 + out_px * wpo * 4, out_px * wpo * 4)
+        };
+        peak = peak.max(input.saturating_add(work));
+        input = output;
+    }
+    image.saturating_add(peak)
 }
 
 /// `[1 if the channel's threshold is `pre ≥ t`]` packed like the layer's output.
@@ -123,6 +164,19 @@ impl CpuExtractor {
             .map(prepare)
             .collect::<Result<Vec<_>>>()?;
         let i = &file.graph.input;
+        let image_bytes = image_bytes(file);
+        if image_bytes > MAX_IMAGE_BYTES {
+            return Err(Error::Limits(format!(
+                "one {}×{} image (input.size {}) needs {:.1} GiB on the CPU path, more than its \
+                 {} GiB per image: use a model with a smaller input (input.size), or run the \
+                 extractor on a GPU (--device gpu)",
+                i.size,
+                i.size,
+                i.size,
+                image_bytes as f64 / (1u64 << 30) as f64,
+                MAX_IMAGE_BYTES >> 30
+            )));
+        }
         Ok(CpuExtractor {
             layers,
             image_len: i.size * i.size * i.channels,
@@ -130,8 +184,30 @@ impl CpuExtractor {
             channels: i.channels,
             isa,
             threads: threads.clone(),
+            image_bytes,
+            max_batch: (BATCH_BYTES / image_bytes.max(1)).clamp(1, 1 << 16) as usize,
             buffers: Mutex::new(Default::default()),
         })
+    }
+
+    /// Images per run: a run of more is split into runs of this many, so the buffers of one stay
+    /// near [`BATCH_BYTES`]. Callers that hold a batch's images in memory (a data loader) should
+    /// not ask for many more at once either.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// The same extractor with runs split into runs of at most `max_batch` images (at least 1),
+    /// e.g. to keep a smaller memory budget than [`BATCH_BYTES`].
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// Bytes one image needs on the CPU path while the largest layer runs (its f32 values
+    /// included); at most [`MAX_IMAGE_BYTES`].
+    pub fn image_bytes(&self) -> u64 {
+        self.image_bytes
     }
 
     /// The instruction set the kernels run with.
@@ -172,23 +248,8 @@ impl CpuExtractor {
                 self.layers.len()
             )));
         }
-        let bytes = |n: usize| (batch as u64).saturating_mul(n as u64).saturating_mul(4);
-        let largest = self.layers[..=stop]
-            .iter()
-            .map(|l| (bytes(l.conv_words()), format!("layer '{}'", l.name)))
-            .chain([(bytes(self.image_len), "the input images".to_string())])
-            .max_by_key(|(b, _)| *b);
-        if let Some((b, what)) = largest.filter(|(b, _)| *b > MAX_BUFFER_BYTES) {
-            return Err(Error::Limits(format!(
-                "{what} would take {:.1} GiB for {batch} image(s) of {}×{} on the CPU path (at most \
-                 {} GiB per buffer): use a smaller batch (--batch-size) or a model with a smaller \
-                 input",
-                b as f64 / (1u64 << 30) as f64,
-                self.size,
-                self.size,
-                MAX_BUFFER_BYTES >> 30
-            )));
-        }
+        // Every buffer is bounded by `image_bytes` per image (checked in `with_isa`) and a run's
+        // batch by `max_batch`: nothing here can be huge.
         if batch == 0 || images.len() != batch * self.image_len {
             return Err(Error::Shape(format!(
                 "{} input values for {batch} images of {}×{}×{}",
@@ -210,6 +271,18 @@ impl CpuExtractor {
     ) -> Result<Vec<Vec<u32>>> {
         let stop = taps.iter().copied().max().unwrap_or(0);
         self.check(images, batch, stop)?;
+        if batch > self.max_batch {
+            // Runs of `max_batch` images, their outputs concatenated (each image's are its own).
+            let mut outs: Vec<Vec<u32>> = vec![Vec::new(); taps.len()];
+            for (k, chunk) in images.chunks(self.max_batch * self.image_len).enumerate() {
+                let n = chunk.len() / self.image_len;
+                let p = profile.as_deref_mut().filter(|_| k == 0);
+                for (o, part) in outs.iter_mut().zip(self.run(chunk, n, taps, p)?) {
+                    o.extend(part);
+                }
+            }
+            return Ok(outs);
+        }
         let mut fresh: [Vec<u32>; 3] = Default::default();
         let mut guard = self.buffers.try_lock().ok();
         let [act, next, map] = match guard.as_deref_mut() {

@@ -407,6 +407,24 @@ fn components(path: &[u8]) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// Says on stderr, once per archive and process (an archive is walked once per view), that
+/// `count` entries of the tar at `path` were skipped because their path leaves the archive.
+fn warn_escaping(path: &Path, count: usize, first: &str) {
+    static WARNED: std::sync::Mutex<BTreeSet<PathBuf>> = std::sync::Mutex::new(BTreeSet::new());
+    let first_time = WARNED
+        .lock()
+        .map(|mut w| w.insert(path.to_path_buf()))
+        .unwrap_or(true);
+    if first_time {
+        eprintln!(
+            "warning: {}: {count} entr{} with '..' in the path (first: '{first}') skipped: they \
+             would leave the archive",
+            path.display(),
+            if count == 1 { "y" } else { "ies" }
+        );
+    }
+}
+
 /// Calls `f(components, is_dir, (offset, len))` for every file and folder entry of the tar at
 /// `path` whose path stays inside the archive and has no hidden component; returns the opened
 /// file (for [`read_span`]). Links, devices and pax/GNU metadata entries are skipped.
@@ -423,6 +441,8 @@ fn walk_tar(path: &Path, mut f: impl FnMut(&[String], bool, (u64, u64))) -> Resu
         let reader = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut archive = tar::Archive::new(reader);
         let mut last_good: Option<String> = None;
+        // Entries whose path leaves the archive (`..`): skipped, and said once per archive.
+        let (mut escaping, mut escaped): (Option<String>, usize) = (None, 0);
         // End of the last entry's data, padded to whole blocks: where the next header starts.
         let mut next_header = 0u64;
         let damaged =
@@ -465,18 +485,23 @@ fn walk_tar(path: &Path, mut f: impl FnMut(&[String], bool, (u64, u64))) -> Resu
                 ));
             }
             next_header = end.div_ceil(BLOCK as u64) * BLOCK as u64;
-            last_good = Some(name);
+            last_good = Some(name.clone());
             let (is_file, is_dir) = (kind.is_file(), kind.is_dir());
             if !is_file && !is_dir {
                 continue;
             }
             let Some(parts) = components(&entry.path_bytes()) else {
+                escaping.get_or_insert(name);
+                escaped += 1;
                 continue;
             };
             if parts.is_empty() || parts.iter().any(|c| is_hidden(c)) {
                 continue;
             }
             f(&parts, is_dir, (start, entry.size()));
+        }
+        if let Some(first) = escaping {
+            warn_escaping(path, escaped, &first);
         }
         // The iterator stops at a zero block or at the end of the file; only the first is the
         // end of a whole archive.

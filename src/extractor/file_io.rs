@@ -186,9 +186,7 @@ impl ExtractorFile {
                     let rname = format!("{}.real", s.name);
                     let v: Vec<f32> =
                         bytemuck::pod_collect_to_vec(tensor(&rname, Dtype::F32, &[c, 5])?);
-                    if v.iter().any(|v| !v.is_finite()) {
-                        return Err(bad(path, format!("'{rname}' holds NaN or infinite values")));
-                    }
+                    in_range(path, &rname, &v)?;
                     Some(
                         v.chunks_exact(5)
                             .map(|r| RealChannel::from_array([r[0], r[1], r[2], r[3], r[4]]))
@@ -202,12 +200,7 @@ impl ExtractorFile {
                     let finite = |name: String, shape: &[usize]| -> Result<Vec<f32>> {
                         let v: Vec<f32> =
                             bytemuck::pod_collect_to_vec(tensor(&name, Dtype::F32, shape)?);
-                        if v.iter().any(|v| !v.is_finite()) {
-                            return Err(bad(
-                                path,
-                                format!("'{name}' holds NaN or infinite values"),
-                            ));
-                        }
+                        in_range(path, &name, &v)?;
                         Ok(v)
                     };
                     Some(Projection {
@@ -413,5 +406,26 @@ impl ExtractorFile {
             .last()
             .expect("validated: at least one layer")
             .spec
+    }
+}
+
+/// The largest magnitude the real-valued tensors of an extractor (a real layer's channel fields
+/// and projection) and of a transfer head may hold: far beyond any trained value, and far enough
+/// below `f32::MAX` that their products and sums stay finite (finite ±3e38 scales overflow to
+/// ±inf in the epilogue and make NaN features).
+pub const MAX_MAGNITUDE: f32 = 1e30;
+
+/// Refuses a real-valued tensor with a NaN, an infinity or a value of magnitude
+/// [`MAX_MAGNITUDE`] or more, naming it.
+fn in_range(path: &Path, name: &str, v: &[f32]) -> Result<()> {
+    match v.iter().find(|v| !(v.abs() < MAX_MAGNITUDE)) {
+        Some(x) => Err(bad(
+            path,
+            format!(
+                "'{name}' holds {x:e}: every value must be finite and of magnitude below \
+                 {MAX_MAGNITUDE:e} (NaN or infinite values, or values that overflow)"
+            ),
+        )),
+        None => Ok(()),
     }
 }

@@ -11,6 +11,7 @@ mod runtime;
 mod validate;
 
 pub use cache::FeatureCache;
+pub use file_io::MAX_MAGNITUDE;
 pub use format::{
     CONVENTIONS, ClassifierData, ClassifierSpec, ExtractorFile, FORMAT, FloatTwinSpec, Graph,
     InputSpec, LayerData, LayerKind, LayerSpec, Projection, RealSpec, Shortcut, Source, Thresholds,

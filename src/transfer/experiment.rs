@@ -146,8 +146,18 @@ fn parse_head(s: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// The heads to train, one per distinct (cut, hidden widths): a cut or K given twice (`--cut
+/// conv5,conv5`) is one row, not two rows writing the same folder.
 fn plans(cfg: &TransferConfig, file: &ExtractorFile) -> Result<Vec<Plan>> {
+    let mut plans = listed_plans(cfg, file)?;
+    let mut seen = std::collections::HashSet::new();
+    plans.retain(|p| seen.insert((p.cut.clone(), p.hidden.clone())));
+    Ok(plans)
+}
+
+fn listed_plans(cfg: &TransferConfig, file: &ExtractorFile) -> Result<Vec<Plan>> {
     let layers = &file.layers;
+
     if !cfg.retrain.is_empty() {
         return cfg
             .retrain
@@ -257,6 +267,40 @@ fn open(data: &Path, layout: Layout, split: &str) -> Result<Arc<ImageFolder>> {
 /// `<out>/report.json`); progress and the results table go to `say`, line by line.
 pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
     let start = Instant::now();
+    for (flag, split) in [
+        ("--train-split", &cfg.train_split),
+        ("--val-split", &cfg.val_split),
+    ] {
+        if *split == cfg.test_split {
+            return Err(Error::Config(format!(
+                "{flag} {split} is the test split: {} would be chosen on the images they are \
+                 scored on; use another split (or --val-split none)",
+                if flag == "--train-split" {
+                    "the heads"
+                } else {
+                    "the epoch kept by early stopping"
+                }
+            )));
+        }
+    }
+    if cfg.train_split == cfg.val_split {
+        return Err(Error::Config(format!(
+            "--val-split {} is the training split: early stopping would select on training \
+             images; use another split (or --val-split none)",
+            cfg.val_split
+        )));
+    }
+    // An output that is one of the inputs (or inside a run being read) would destroy it.
+    let inputs: Vec<(&str, &Path)> = [
+        ("--model", cfg.model.as_deref()),
+        ("--data", Some(cfg.data.as_path())),
+        ("--float-twin", cfg.float_twin.as_deref()),
+        ("--scratch", cfg.scratch.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| p.map(|p| (flag, p)))
+    .collect();
+    crate::atomic::check_output("--out", &cfg.out, &inputs)?;
     let backbone = crate::assets::load_backbone(cfg.model.as_deref())
         .context_with(|| "loading the extractor".into())?;
     // Refuses a file whose input is not RGB images before anything is opened.
@@ -324,6 +368,9 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
         }
         .validate(dim, train.classes.len())?;
     }
+    // Before any extraction or training: an output directory that cannot be written fails now,
+    // not after the work.
+    crate::atomic::check_writable("--out", &cfg.out)?;
     crate::atomic::remove_stale_temps(&cfg.out)?;
 
     // The extractor: wgpu if possible (or demanded), else the CPU path.
@@ -688,4 +735,33 @@ pub fn table(rows: &[Row]) -> String {
         );
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 25: `--cut conv2,conv2` trained two heads writing the same folder, two rows.
+    #[test]
+    fn a_cut_or_k_given_twice_is_one_head() {
+        let file = crate::bench::extractor::random_file(&crate::Arch::mini(10), 1).unwrap();
+        let names = file.layer_names();
+        let mut cfg = TransferConfig::new("data");
+        cfg.cut = vec![names[1].clone(), names[0].clone(), names[1].clone()];
+        let p = plans(&cfg, &file).unwrap();
+        let cuts: Vec<&str> = p.iter().map(|p| p.cut.as_str()).collect();
+        assert_eq!(cuts, [names[1].as_str(), names[0].as_str()]);
+        cfg.retrain = vec![1, 2, 1];
+        let p = plans(&cfg, &file).unwrap();
+        let ks: Vec<Option<usize>> = p.iter().map(|p| p.retrain).collect();
+        assert_eq!(ks, [Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn selecting_on_the_test_split_is_refused_before_anything_runs() {
+        let mut cfg = TransferConfig::new("/nonexistent/data");
+        cfg.val_split = "test".into();
+        let err = run(&cfg, &mut |_| {}).err().expect("refused").to_string();
+        assert!(err.contains("--val-split test"), "{err}");
+    }
 }

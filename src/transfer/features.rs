@@ -133,6 +133,16 @@ impl Runner {
         }
     }
 
+    /// Images the device runs in one go: the CPU path's [`CpuExtractor::max_batch`] (its buffers
+    /// near [`BATCH_BYTES`](crate::cpu::extractor::BATCH_BYTES)), the WGSL runner's
+    /// storage-binding limit.
+    pub fn max_batch(&self) -> usize {
+        match self {
+            Runner::Gpu(e) => e.max_batch(),
+            Runner::Cpu(c) => c.1.max_batch(),
+        }
+    }
+
     /// Packed bits at each layer index of `taps` for `batch` NHWC images.
     pub fn taps(&self, images: &[f32], batch: usize, taps: &[usize]) -> Result<Vec<Vec<u32>>> {
         match self {
@@ -140,6 +150,28 @@ impl Runner {
             Runner::Cpu(c) => c.1.run_taps(images, batch, taps),
         }
     }
+}
+
+/// The batch size and prefetch depth for a data loader that feeds an extractor of images of
+/// `image_len` f32 values: at most `requested` images and `device_max` (what the device runs in
+/// one go, [`Runner::max_batch`]), and few enough that the batches a loader holds at once
+/// (`prefetch` decoded ahead, one waiting, one in use) keep their images near
+/// [`BATCH_BYTES`](crate::cpu::extractor::BATCH_BYTES); at least one image and one batch ahead.
+/// A large input size shrinks the batch instead of exhausting memory.
+pub fn loader_batch(image_len: usize, requested: usize, device_max: usize) -> (usize, usize) {
+    let budget = crate::cpu::extractor::BATCH_BYTES;
+    let image = (image_len as u64).saturating_mul(4).max(1);
+    let prefetch = crate::data::LoaderConfig::default().prefetch.max(1);
+    let fit = |prefetch: usize| (budget / image / (prefetch as u64 + 2)) as usize;
+    let batch = requested.min(device_max).min(fit(prefetch)).max(1);
+    let prefetch = if fit(prefetch) >= 1 {
+        prefetch
+    } else {
+        ((budget / image) as usize)
+            .saturating_sub(2)
+            .clamp(1, prefetch)
+    };
+    (batch, prefetch)
 }
 
 /// A feature-cache directory.
@@ -268,8 +300,11 @@ pub fn extractor_features(
     let mut seconds = 0.0;
     if !missing.is_empty() {
         let miss_taps: Vec<usize> = missing.iter().map(|&i| taps[i]).collect();
+        let (batch_size, prefetch) =
+            loader_batch(pre.image_len(), batch_size.max(1), runner.max_batch());
         let cfg = crate::data::LoaderConfig {
-            batch_size: batch_size.max(1),
+            batch_size,
+            prefetch,
             shuffle_seed: None,
             workers,
             ..crate::data::LoaderConfig::default()
@@ -325,7 +360,18 @@ pub fn extractor_features(
                 features: Features::Bits(b),
                 labels: labels.clone(),
             };
-            cache.put(backbone.0, &entry)?;
+            // A cache that cannot be written costs the next run the extraction, not this one.
+            if let Err(e) = cache.put(backbone.0, &entry) {
+                static WARNED: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!(
+                        "warning: the feature cache {} cannot be written ({e}); the features are \
+                         not cached",
+                        cache.dir.display()
+                    );
+                }
+            }
             found[i] = Some(entry);
         }
     }

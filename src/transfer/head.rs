@@ -157,12 +157,33 @@ impl Head {
                 "the last layer does not give one logit per class",
             ));
         }
-        if self
-            .layers
-            .iter()
-            .any(|l| l.weight.iter().chain(&l.bias).any(|v| !v.is_finite()))
-        {
-            return Err(bad(path, "non-finite weights"));
+        // Finite is not enough: ±3e38 weights overflow to ±inf in the first product and give
+        // NaN logits (and `NaN%` in `bnn predict`).
+        let tensors = [
+            ("mean".to_string(), &self.mean),
+            ("scale".into(), &self.scale),
+        ]
+        .into_iter()
+        .chain(self.layers.iter().enumerate().flat_map(|(i, l)| {
+            [
+                (format!("layers.{i}.weight"), &l.weight),
+                (format!("layers.{i}.bias"), &l.bias),
+            ]
+        }));
+        for (name, values) in tensors {
+            if let Some(v) = values
+                .iter()
+                .find(|v| !(v.abs() < crate::extractor::MAX_MAGNITUDE))
+            {
+                return Err(bad(
+                    path,
+                    format!(
+                        "'{name}' holds {v:e}: every value must be finite and of magnitude below \
+                         {:e} (non-finite weights)",
+                        crate::extractor::MAX_MAGNITUDE
+                    ),
+                ));
+            }
         }
         Ok(())
     }
