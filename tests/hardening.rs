@@ -150,7 +150,7 @@ fn a_large_input_shrinks_the_batch_instead_of_exhausting_memory() {
     assert!(cpu.max_batch() as u64 * per_image <= BATCH_BYTES.max(per_image));
     let image_len = 4096 * 4096 * 3;
     let (batch, prefetch) = loader_batch(image_len, 64, cpu.max_batch());
-    assert!(batch < 64 && batch >= 1, "{batch}");
+    assert!((1..64).contains(&batch), "{batch}");
     // The images a loader holds at once stay near the budget (one image at the least).
     let in_flight = (batch * (prefetch + 2) * image_len * 4) as u64;
     assert!(
@@ -348,7 +348,7 @@ fn huge_finite_values_in_real_layers_are_refused_on_load_naming_the_tensor() {
     if let Some(j) = good.layers.iter().position(|l| l.projection.is_some()) {
         let mut f = good.clone();
         f.layers[j].projection.as_mut().unwrap().weight[0] = 3e38;
-        let err = reload(&f).err().expect("refused").to_string();
+        let err = reload(&f).expect_err("refused").to_string();
         assert!(err.contains("shortcut_weight"), "{err}");
     }
 }
@@ -392,10 +392,7 @@ fn huge_finite_values_in_a_head_are_refused_on_load_naming_the_tensor() {
     for v in [3e38f32, -3e38] {
         let mut b = bytes.clone();
         b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-        let err = Head::from_bytes(&b, path)
-            .err()
-            .expect("refused")
-            .to_string();
+        let err = Head::from_bytes(&b, path).expect_err("refused").to_string();
         assert!(err.contains("'layers.0.weight'"), "{err}");
     }
 }

@@ -418,7 +418,10 @@ pub const MAX_MAGNITUDE: f32 = 1e30;
 /// Refuses a real-valued tensor with a NaN, an infinity or a value of magnitude
 /// [`MAX_MAGNITUDE`] or more, naming it.
 fn in_range(path: &Path, name: &str, v: &[f32]) -> Result<()> {
-    match v.iter().find(|v| !(v.abs() < MAX_MAGNITUDE)) {
+    match v
+        .iter()
+        .find(|v| !v.is_finite() || v.abs() >= MAX_MAGNITUDE)
+    {
         Some(x) => Err(bad(
             path,
             format!(

@@ -173,7 +173,7 @@ impl Head {
         for (name, values) in tensors {
             if let Some(v) = values
                 .iter()
-                .find(|v| !(v.abs() < crate::extractor::MAX_MAGNITUDE))
+                .find(|v| !v.is_finite() || v.abs() >= crate::extractor::MAX_MAGNITUDE)
             {
                 return Err(bad(
                     path,
