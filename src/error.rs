@@ -57,6 +57,10 @@ pub enum Error {
     /// and says what would.
     #[error("{0}")]
     Config(String),
+
+    /// Training produced a non-finite loss; nothing of that step was applied or saved.
+    #[error("training diverged: {0}")]
+    Diverged(String),
     /// A tar archive that ends early or is corrupt: where reading stopped and the last entry read
     /// whole before it. Never skipped: every entry after the damage would be lost.
     #[error(

@@ -28,6 +28,8 @@ pub mod progress;
 pub mod reproducible;
 pub mod rng;
 #[cfg(feature = "train")]
+pub mod teacher;
+#[cfg(feature = "train")]
 pub mod train;
 pub mod transfer;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]

@@ -173,3 +173,279 @@ fn a_binary_run_distils_from_a_float_run() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Distillation from EfficientNet-Lite0 (`--teacher FILE.pth`).
+
+use bnn_transfer::data::ImageFolder;
+use bnn_transfer::teacher::efficientnet::{self, Verify};
+use bnn_transfer::teacher::targets::{self, TargetSpec};
+use bnn_transfer::train::distill::{Lite0Distill, lite0_loss};
+use indicatif::ProgressBar;
+use std::sync::Arc;
+
+fn kd(label: f32, logit: f32, feature: f32, temperature: f32) -> Lite0Distill {
+    Lite0Distill {
+        weights: PathBuf::from("lite0.pth"),
+        sha256: String::new(),
+        resolution: 64,
+        views: 2,
+        temperature,
+        label_weight: label,
+        logit_weight: logit,
+        feature_weight: feature,
+        cache_dir: PathBuf::from("unused"),
+    }
+}
+
+#[test]
+fn each_lite0_loss_term_is_what_the_docs_say() {
+    let device = Device::flex();
+    let s = [[0.5, -1.0, 2.0, 0.0], [3.0, 1.0, -2.0, 0.5]];
+    let t = [[1.0, 0.0, 1.5, -0.5], [-1.0, 2.0, 0.0, 0.0]];
+    let labels = || Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &device);
+    let feats = |v: &[[f32; 4]]| logits(v, &device);
+    let one = |cfg: &Lite0Distill, proj: Option<Tensor<2>>| {
+        values(
+            lite0_loss(
+                cfg,
+                logits(&s, &device),
+                labels(),
+                proj,
+                Some(logits(&t, &device)),
+                feats(&t),
+            )
+            .unwrap(),
+        )[0]
+    };
+    // Labels only: burn's cross-entropy.
+    let ce = CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(logits(&s, &device), labels());
+    assert!((one(&kd(1.0, 0.0, 0.0, 1.0), None) - values(ce)[0]).abs() < 1e-6);
+    // Soft logits at T = 1: the distributional loss; at T = 2, T² times it on logits / 2.
+    let want = reference(&s, &t) as f32;
+    assert!((one(&kd(0.0, 1.0, 0.0, 1.0), None) - want).abs() < 1e-5);
+    let half = |v: &[[f32; 4]; 2]| v.map(|r| r.map(|x| x / 2.0));
+    let want2 = 4.0 * reference(&half(&s), &half(&t)) as f32;
+    assert!((one(&kd(0.0, 1.0, 0.0, 2.0), None) - want2).abs() < 1e-5);
+    // Features: the mean squared difference between the projection and the (given) targets.
+    let mse: f32 = s
+        .iter()
+        .flatten()
+        .zip(t.iter().flatten())
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f32>()
+        / 8.0;
+    let got = one(&kd(0.0, 0.0, 3.0, 1.0), Some(logits(&s, &device)));
+    assert!((got - 3.0 * mse).abs() < 1e-5, "{got} vs {}", 3.0 * mse);
+    // The feature term without a projection is an error, not a silent zero.
+    let cfg = kd(0.0, 0.0, 1.0, 1.0);
+    let err = lite0_loss(&cfg, logits(&s, &device), labels(), None, None, feats(&t));
+    assert!(err.is_err());
+    // Weights are checked, naming the flag.
+    assert!(kd(0.0, 0.0, 0.0, 1.0).validate().is_err());
+    let e = kd(-1.0, 1.0, 1.0, 1.0).validate().unwrap_err().to_string();
+    assert!(e.contains("--kd-labels"), "{e}");
+}
+
+#[test]
+fn a_wrong_teacher_file_is_a_clear_error_naming_it() {
+    let dir = tmp("wrong-teacher");
+    std::fs::create_dir_all(&dir).unwrap();
+    let device = Device::flex();
+    // Missing: says where the weights come from.
+    let missing = dir.join("nothing.pth");
+    let e = efficientnet::load(&missing, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("nothing.pth") && e.contains("fetch-teacher"),
+        "{e}"
+    );
+    // Another file: the sha256 check names it and both hashes.
+    let other = dir.join("other.pth");
+    std::fs::write(&other, b"not a checkpoint").unwrap();
+    let e = efficientnet::load(&other, &device).unwrap_err().to_string();
+    assert!(
+        e.contains("other.pth") && e.contains(efficientnet::WEIGHTS_SHA256),
+        "{e}"
+    );
+    // Without the hash check, a file that is no PyTorch checkpoint is still refused by name.
+    let e = efficientnet::load_with(&other, &device, Verify::ShapesOnly)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("other.pth"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn lite0_in_burn_knows_tiny_imagenet() {
+    let (Some(weights), Some(data)) = (
+        common::real_teacher(),
+        common::real_data("tinyimagenet-64.tar"),
+    ) else {
+        return;
+    };
+    let device = Device::flex();
+    let model = efficientnet::load(&weights, &device).unwrap();
+    let wnids = efficientnet::wnids_beside(&weights).unwrap().unwrap();
+    let set = ImageFolder::open(&data, "val").unwrap();
+    let map =
+        efficientnet::class_map(&set.classes, &wnids).expect("Tiny-ImageNet classes are wnids");
+    // The first 128 val images at 160 px (58.3 % over all 10,000, per the teacher's README): a
+    // wrong layout, padding, normalisation or key mapping scores near chance (0.5 %).
+    let s = bnn_transfer::teacher::score(
+        &model,
+        Arc::new(set),
+        &map,
+        64,
+        efficientnet::RESOLUTION,
+        Some(128),
+        &device,
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
+    assert_eq!(s.images, 128);
+    assert!(s.top1 > 0.4 && s.top5 > 0.65, "{s:?}");
+}
+
+/// The fixture set with its 8 class folders renamed to the first 8 ImageNet-1k WordNet ids, so the
+/// teacher's logits map onto its classes.
+fn wnid_fixture(wnids: &[String]) -> PathBuf {
+    let dir = tmp("wnid-set");
+    let tree = dir.join("tree");
+    let per_class = common::FIXTURE_PER_SPLIT / common::FIXTURE_CLASSES;
+    let splits = [("train", per_class), ("val", per_class)];
+    bnn_transfer::data::shapes::write(&tree, &splits, 40, 11).unwrap();
+    for (split, _) in splits {
+        let mut classes: Vec<_> = std::fs::read_dir(tree.join(split))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        classes.sort();
+        for (c, w) in classes.iter().zip(wnids) {
+            std::fs::rename(c, tree.join(split).join(w)).unwrap();
+        }
+    }
+    tree
+}
+
+#[test]
+fn a_run_distils_from_lite0_and_its_targets_are_computed_once() {
+    let Some(weights) = common::real_teacher() else {
+        return;
+    };
+    let wnids = efficientnet::wnids_beside(&weights).unwrap().unwrap();
+    let data = wnid_fixture(&wnids[..common::FIXTURE_CLASSES]);
+    let cache = tmp("lite0-cache");
+    let mut cfg = config(&data, Precision::Binary, 1);
+    cfg.model.arch = bnn_transfer::Arch::by_name("mini-bireal", cfg.classes.len()).unwrap();
+    let mut d = kd(1.0, 1.0, 1.0, 2.0);
+    d.weights = weights.clone();
+    d.sha256 = efficientnet::WEIGHTS_SHA256.into();
+    d.resolution = 64;
+    d.cache_dir = cache.clone();
+    cfg.model.feature_head = d.feature_head();
+    cfg.lite0 = Some(d.clone());
+    let out = tmp("lite0-student");
+    let report = train::pretrain(cfg, &options(&out)).unwrap();
+    let last = report.last.unwrap();
+    assert!(
+        last.train_loss.is_finite() && last.val_loss.is_finite(),
+        "{last:?}"
+    );
+    // The run records the teacher (file and hash), and a resume continues the same distillation.
+    let saved = train::checkpoint::read_config(&out).unwrap();
+    assert_eq!(saved.lite0.as_ref(), Some(&d));
+    let report = train::resume(&options(&out), Some(2)).unwrap();
+    assert_eq!(report.epochs_done, 2);
+
+    // The targets were cached once: asking again reads them back without the teacher, identical.
+    let set = Arc::new(ImageFolder::open(&data, "train").unwrap());
+    let spec = TargetSpec {
+        weights: weights.clone(),
+        sha256: d.sha256.clone(),
+        class_map: efficientnet::class_map(&set.classes, &wnids),
+        input: 32,
+        resolution: 64,
+        views: 2,
+        cache_dir: cache.clone(),
+    };
+    let device = Device::flex();
+    let bar = ProgressBar::hidden();
+    let (t, _, cached) =
+        targets::load_or_compute(&spec, set.clone(), || panic!("recomputed"), &device, &bar)
+            .unwrap();
+    assert!(cached);
+    assert_eq!(
+        (t.views, t.n, t.classes),
+        (2, set.len(), common::FIXTURE_CLASSES)
+    );
+    // ... and they are the teacher's outputs: recomputing gives the same numbers.
+    let model = efficientnet::load(&weights, &device).unwrap();
+    let fresh = targets::compute(&spec, set.clone(), &model, &device, &bar).unwrap();
+    assert_eq!(fresh.logits, t.logits);
+    assert_eq!(fresh.features, t.features);
+    // The mirror view differs from the centre view (it is a real second view).
+    assert_ne!(t.logits_row(0, 0), t.logits_row(1, 0));
+    // Another resolution is another key: the closure runs.
+    let other = TargetSpec {
+        resolution: 96,
+        ..spec
+    };
+    assert_ne!(
+        targets::cache_key(&other, &set).unwrap(),
+        targets::cache_key(
+            &TargetSpec {
+                resolution: 64,
+                ..other.clone()
+            },
+            &set
+        )
+        .unwrap()
+    );
+    for d in [out, cache, data] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn an_unfinished_or_swapped_teacher_run_is_refused() {
+    let data = common::fixture_set();
+    // A teacher stopped after two steps is no teacher yet.
+    let unfinished = tmp("unfinished-teacher");
+    let mut o = options(&unfinished);
+    o.max_steps = Some(2);
+    train::pretrain(config(&data, Precision::Float, 2), &o).unwrap();
+    let mut cfg = config(&data, Precision::Binary, 1);
+    cfg.teacher = Some(unfinished.clone());
+    let out = tmp("student-of-unfinished");
+    let err = train::pretrain(cfg, &options(&out))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("stopped after 0 of its 2 epochs"), "{err}");
+
+    // A student records its teacher's fingerprint; a resume after the teacher changed is refused.
+    let (teacher, other) = (tmp("teacher-a"), tmp("teacher-b"));
+    train::pretrain(config(&data, Precision::Float, 1), &options(&teacher)).unwrap();
+    let mut c = config(&data, Precision::Float, 1);
+    c.seed = 99;
+    train::pretrain(c, &options(&other)).unwrap();
+    let mut cfg = config(&data, Precision::Binary, 1);
+    cfg.teacher = Some(teacher.clone());
+    let student = tmp("student-of-a");
+    train::pretrain(cfg, &options(&student)).unwrap();
+    let saved = train::checkpoint::read_config(&student).unwrap();
+    assert_eq!(saved.teacher_sha256.as_ref().map(String::len), Some(64));
+    let ckpt = |d: &Path| d.join("checkpoint");
+    std::fs::remove_dir_all(ckpt(&teacher)).unwrap();
+    std::fs::rename(ckpt(&other), ckpt(&teacher)).unwrap();
+    let err = train::resume(&options(&student), Some(2))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("changed since this run started"), "{err}");
+    for d in [unfinished, out, teacher, other, student] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

@@ -196,7 +196,9 @@ fn checkpoint_roundtrip_reproduces_the_eval_forward() {
         adam: Default::default(),
         seed: 0,
         teacher: None,
+        teacher_sha256: None,
         float_weight_epochs: 0,
+        lite0: None,
     };
     checkpoint::write_config(&dir, &config).unwrap();
     checkpoint::save(&dir, &model, &optimizer, &Default::default()).unwrap();

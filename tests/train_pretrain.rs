@@ -304,3 +304,54 @@ fn a_kill_after_the_last_checkpoint_loses_no_metrics_and_leaves_no_stray_files()
     assert_eq!(history(&out).len(), 2);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn a_diverged_step_is_an_error_and_a_corrupt_checkpoint_is_found_on_reading() {
+    use bnn_transfer::model::{Model, ModelConfig};
+    use burn::optim::AdamConfig;
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    // A non-finite loss stops the step before it is applied, naming the likely causes.
+    let device = Device::flex().autodiff();
+    let arch = bnn_transfer::Arch::mini(4);
+    let model = Model::new(&ModelConfig::new(arch, Precision::Binary), &device, 1);
+    let mut optimizer = AdamConfig::new().init();
+    let mut px = vec![0.5f32; 2 * 3 * 32 * 32];
+    px[7] = f32::NAN;
+    let images = Tensor::<4>::from_data(TensorData::new(px, [2, 3, 32, 32]), &device);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
+    let err = train::pretrain::train_step(model, &mut optimizer, images, labels, 1e-3)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("diverged") && err.contains("--lr"), "{err}");
+    // A learning rate no step survives is refused before anything is written.
+    let data = common::fixture_set();
+    let out = tmp("huge-lr");
+    let err = train::pretrain(
+        config(&data, 1, ScheduleKind::Constant, 3e38),
+        &options(&out),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--lr"), "{err}");
+    assert!(!out.exists());
+
+    // A checkpoint file changed in place (same size) is refused when read, by its sha256.
+    let out = tmp("flipped-byte");
+    train::pretrain(
+        config(&data, 1, ScheduleKind::Constant, 5e-3),
+        &options(&out),
+    )
+    .unwrap();
+    let model = out.join("checkpoint").join("model.bpk");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&model, &bytes).unwrap();
+    let err = train::checkpoint::load_state(&out).unwrap_err().to_string();
+    assert!(err.contains("sha256") && err.contains("model.bpk"), "{err}");
+    let err = train::resume(&options(&out), Some(2))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sha256"), "{err}");
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -14,6 +14,8 @@ mod predict;
 #[cfg(feature = "train")]
 mod pretrain;
 #[cfg(feature = "train")]
+mod teacher;
+#[cfg(feature = "train")]
 mod transfer;
 
 /// Binary neural networks as frozen, portable feature extractors (Leroux et al. 2017):
@@ -46,6 +48,9 @@ enum Command {
     Transfer(transfer::Args),
     /// Label images with a head from `bnn transfer` on top of the binary extractor.
     Predict(predict::Args),
+    /// Score the EfficientNet-Lite0 teacher (ImageNet-1k weights) on a split of ImageNet classes.
+    #[cfg(feature = "train")]
+    Teacher(teacher::Args),
     /// Time the XNOR/popcount kernels against float WGSL, burn and the CPU path on one adapter.
     Bench(bench::Args),
 }
@@ -63,6 +68,8 @@ pub fn run() -> anyhow::Result<()> {
         #[cfg(feature = "train")]
         Command::Transfer(args) => transfer::run(args),
         Command::Predict(args) => predict::run(args),
+        #[cfg(feature = "train")]
+        Command::Teacher(args) => teacher::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -49,11 +49,38 @@ pub struct Args {
     /// XNOR-Net per-channel weight scale α on the binary layers.
     #[arg(long)]
     weight_scale: bool,
-    /// Distil from a finished run over the same images and classes (typically a float network:
-    /// `--teacher runs/small-float`): its softmax outputs become the training targets instead of
-    /// the labels (ReActNet's distributional loss). Validation still scores against the labels.
-    #[arg(long, value_name = "DIR")]
+    /// Distil from a teacher. A run directory (a finished run over the same images and classes,
+    /// e.g. `runs/small-float`): its softmax outputs replace the labels (ReActNet's distributional
+    /// loss). EfficientNet-Lite0's weights file (`efficientnet-lite0-57934424.pth`, sha256
+    /// checked; scripts/fetch-teacher.sh fetches it): labels + its soft logits over the source
+    /// classes (mapped by WordNet id) + its 1280-d features through a learned projection, with
+    /// the teacher's outputs computed once and cached. Validation always scores the labels.
+    #[arg(long, value_name = "DIR|FILE.pth")]
     teacher: Option<PathBuf>,
+    /// Lite0 distillation: input side the teacher runs at (images upscaled bilinearly) [default: 160].
+    #[arg(long)]
+    teacher_resolution: Option<usize>,
+    /// Lite0 distillation: teacher views per image, 1 (centre) or 2 (and its mirror, the target of
+    /// flipped crops) [default: 1].
+    #[arg(long)]
+    teacher_views: Option<usize>,
+    /// Lite0 distillation: where the teacher's targets are cached [default: the feature cache's
+    /// directory, ~/.cache/bnn-transfer].
+    #[arg(long, value_name = "DIR")]
+    teacher_cache: Option<PathBuf>,
+    /// Lite0 distillation: temperature of the soft-logit term [default: 2].
+    #[arg(long)]
+    kd_temperature: Option<f32>,
+    /// Lite0 distillation: weight of the cross-entropy on the labels [default: 1].
+    #[arg(long)]
+    kd_labels: Option<f32>,
+    /// Lite0 distillation: weight of the soft-logit term (times T²) [default: 1].
+    #[arg(long)]
+    kd_logits: Option<f32>,
+    /// Lite0 distillation: weight of the feature regression (a mean over the teacher's 1280
+    /// standardised dimensions) [default: 8; 0 turns it off].
+    #[arg(long)]
+    kd_features: Option<f32>,
     /// Two-step training (ReActNet): the first N epochs train binary activations with real-valued
     /// weights, the remaining ones binarize the weights too (one learning-rate schedule over all).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -93,6 +120,15 @@ impl Args {
             seed: self.seed,
             weight_scale: self.weight_scale,
             teacher: self.teacher.clone(),
+            kd: train::request::KdRequest {
+                resolution: self.teacher_resolution,
+                views: self.teacher_views,
+                temperature: self.kd_temperature,
+                labels: self.kd_labels,
+                logits: self.kd_logits,
+                features: self.kd_features,
+                cache_dir: self.teacher_cache.clone(),
+            },
             float_weight_epochs: self.float_weight_epochs,
             out: self.out.clone(),
             resume: self.resume,

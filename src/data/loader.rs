@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::folder::ImageFolder;
-use super::preprocess::{Preprocess, load_image};
+use super::preprocess::{Preprocess, load_image_flip};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
@@ -44,6 +44,8 @@ pub struct Batch {
     pub labels: Vec<usize>,
     /// Index of each image in the [`ImageFolder`] (its `samples`).
     pub indices: Vec<usize>,
+    /// Whether each image was mirrored by the augmentation (always false without it).
+    pub flipped: Vec<bool>,
     /// Image side in pixels.
     pub size: usize,
 }
@@ -287,7 +289,7 @@ struct Pipeline {
     cancel: Arc<AtomicBool>,
 }
 
-type Decoded = Option<Result<Vec<f32>>>;
+type Decoded = Option<Result<(Vec<f32>, bool)>>;
 
 impl Pipeline {
     async fn run(self, tx: mpsc::Sender<Delivery>) {
@@ -330,7 +332,7 @@ impl Pipeline {
                         Ok(b) => b,
                         Err(e) => return Some(Err(e)),
                     };
-                    Some(load_image(&bytes, &pre, &mut Rng::new(seed)))
+                    Some(load_image_flip(&bytes, &pre, &mut Rng::new(seed)))
                 })
             })
             .collect()
@@ -343,6 +345,7 @@ impl Pipeline {
             images: Vec::with_capacity(chunk.len() * per_image),
             labels: Vec::with_capacity(chunk.len()),
             indices: Vec::with_capacity(chunk.len()),
+            flipped: Vec::with_capacity(chunk.len()),
             size: self.pre.size,
         };
         let mut skipped = Vec::new();
@@ -354,8 +357,9 @@ impl Pipeline {
                 Err(e) => Err(Error::Dataset(format!("decoding panicked: {e}"))),
             };
             match result {
-                Ok(values) => {
+                Ok((values, flipped)) => {
                     batch.images.extend_from_slice(&values);
+                    batch.flipped.push(flipped);
                     batch.labels.push(self.set.samples[index].label);
                     batch.indices.push(index);
                 }

@@ -72,29 +72,36 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
 /// module doc). `rng` is used only when `pre.augment` is set; it is drawn from in a fixed order
 /// (crop side, x, y, flip), so the result depends only on the bytes and the rng's state.
 pub fn load_image(bytes: &[u8], pre: &Preprocess, rng: &mut Rng) -> Result<Vec<f32>> {
-    let mut out = vec![0.0; pre.image_len()];
-    load_image_into(bytes, pre, rng, &mut out)?;
-    Ok(out)
+    Ok(load_image_flip(bytes, pre, rng)?.0)
 }
 
-/// [`load_image`] into a caller's buffer of `pre.image_len()` values.
+/// [`load_image`] into a caller's buffer of `pre.image_len()` values. Returns whether the image
+/// was flipped (only ever with `pre.augment`).
 pub fn load_image_into(
     bytes: &[u8],
     pre: &Preprocess,
     rng: &mut Rng,
     out: &mut [f32],
-) -> Result<()> {
+) -> Result<bool> {
     let img = decode_rgb(bytes)?;
     preprocess_rgb(&img, pre, rng, out)
 }
 
-/// The crop, resize, flip and normalize steps on an already decoded image.
+/// [`load_image`], and whether the image was flipped (distillation targets pick their view by it).
+pub fn load_image_flip(bytes: &[u8], pre: &Preprocess, rng: &mut Rng) -> Result<(Vec<f32>, bool)> {
+    let mut out = vec![0.0; pre.image_len()];
+    let flipped = load_image_into(bytes, pre, rng, &mut out)?;
+    Ok((out, flipped))
+}
+
+/// The crop, resize, flip and normalize steps on an already decoded image. Returns whether the
+/// image was flipped.
 pub fn preprocess_rgb(
     img: &RgbImage,
     pre: &Preprocess,
     rng: &mut Rng,
     out: &mut [f32],
-) -> Result<()> {
+) -> Result<bool> {
     let size = pre.size;
     if size == 0 || size > u32::MAX as usize {
         return Err(Error::Dataset(format!("invalid image size {size}")));
@@ -143,7 +150,7 @@ pub fn preprocess_rgb(
             }
         }
     }
-    Ok(())
+    Ok(flip)
 }
 
 /// A square region of an image.

@@ -113,6 +113,9 @@ pub struct ModelConfig {
     pub bn_epsilon: f64,
     /// Batch-norm momentum in burn's convention (`new = (1 − m)·old + m·batch`; Keras 0.9 = 0.1).
     pub bn_momentum: f64,
+    /// Width of the feature-distillation projection ([`Model::feature_head`]); 0: none.
+    #[serde(default)]
+    pub feature_head: usize,
 }
 
 impl ModelConfig {
@@ -124,6 +127,7 @@ impl ModelConfig {
             weight_scale: false,
             bn_epsilon: 1e-5,
             bn_momentum: 0.1,
+            feature_head: 0,
         }
     }
 }

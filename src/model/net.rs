@@ -89,6 +89,9 @@ pub struct Model {
     pub dense: Vec<DenseBlock>,
     /// The float classifier.
     pub classifier: Classifier,
+    /// Feature distillation's learned projection of the classifier's input onto a teacher's
+    /// features (`[teacher width, features]`); training only, never exported.
+    pub feature_head: Option<Classifier>,
     /// Binary net (sign weights and activations) or float twin (float weights, ReLU).
     pub binary: bool,
     /// Multiply each binary layer's output channel by α = mean |latent weight| of that channel
@@ -203,10 +206,16 @@ impl Model {
             weight: glorot(&mut rng, [arch.classes, fin], fin, arch.classes, device),
             bias: Param::from_tensor(Tensor::zeros([arch.classes], device)),
         };
+        let width = config.feature_head;
+        let feature_head = (width > 0).then(|| Classifier {
+            weight: glorot(&mut rng, [width, fin], fin, width, device),
+            bias: Param::from_tensor(Tensor::zeros([width], device)),
+        });
         Model {
             convs,
             dense,
             classifier,
+            feature_head,
             binary,
             weight_scale: binary && config.weight_scale,
             bireal,
@@ -219,6 +228,17 @@ impl Model {
     /// module in training mode; eval behaviour after [`Module::valid`].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.classifier.forward(self.features(images))
+    }
+
+    /// Logits and, with a [`Model::feature_head`], its projection of the classifier's input onto the
+    /// teacher's features (feature distillation), from one forward pass.
+    pub fn forward_distill(&self, images: Tensor<4>) -> (Tensor<2>, Option<Tensor<2>>) {
+        let features = self.features(images);
+        let projected = self
+            .feature_head
+            .as_ref()
+            .map(|h| h.forward(features.clone()));
+        (self.classifier.forward(features), projected)
     }
 
     /// The classifier's input `[n, features]`: the last dense block's activations (±1 in the binary
@@ -303,6 +323,7 @@ impl Model {
             convs,
             dense,
             classifier,
+            feature_head,
             binary,
             weight_scale,
             bireal,
@@ -326,6 +347,7 @@ impl Model {
             convs,
             dense,
             classifier,
+            feature_head,
             binary,
             weight_scale,
             bireal,

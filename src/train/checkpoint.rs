@@ -66,6 +66,13 @@ pub struct TrainState {
     pub model_bytes: u64,
     /// Size of `optimizer.bpk` in bytes (see `model_bytes`).
     pub optimizer_bytes: u64,
+    /// sha256 of `model.bpk`, checked when the checkpoint is read, so a corrupt file is found
+    /// then and not an epoch later (absent in checkpoints written before it was recorded).
+    #[serde(default)]
+    pub model_sha256: Option<String>,
+    /// sha256 of `optimizer.bpk` (see `model_sha256`).
+    #[serde(default)]
+    pub optimizer_sha256: Option<String>,
 }
 
 /// Sums over the trained part of an interrupted epoch.
@@ -178,6 +185,8 @@ pub fn save(
     let state = TrainState {
         model_bytes: model_bytes.len() as u64,
         optimizer_bytes: optimizer_bytes.len() as u64,
+        model_sha256: Some(sha256(&model_bytes)),
+        optimizer_sha256: Some(sha256(&optimizer_bytes)),
         ..state.clone()
     };
     write_synced(&tmp.join(MODEL_FILE), &model_bytes)?;
@@ -218,9 +227,13 @@ pub fn load_state(dir: &Path) -> Result<(PathBuf, TrainState)> {
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let state: TrainState = serde_json::from_str(&text)
         .map_err(|e| model_file_error(&path, format!("corrupt training state: {e}")))?;
-    for (file, expected) in [
-        (MODEL_FILE, state.model_bytes),
-        (OPTIMIZER_FILE, state.optimizer_bytes),
+    for (file, expected, hash) in [
+        (MODEL_FILE, state.model_bytes, &state.model_sha256),
+        (
+            OPTIMIZER_FILE,
+            state.optimizer_bytes,
+            &state.optimizer_sha256,
+        ),
     ] {
         let p = ckpt.join(file);
         let len = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
@@ -230,8 +243,36 @@ pub fn load_state(dir: &Path) -> Result<(PathBuf, TrainState)> {
                 format!("corrupt checkpoint: {len} bytes, the state says {expected}"),
             ));
         }
+        if let Some(want) = hash {
+            let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+            let got = sha256(&bytes);
+            if &got != want {
+                return Err(model_file_error(
+                    &p,
+                    format!(
+                        "corrupt checkpoint: sha256 {got}, the state says {want} (the file changed \
+                         after it was written; restore it or start the run again)"
+                    ),
+                ));
+            }
+        }
     }
     Ok((ckpt, state))
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The fingerprint of run `dir`'s latest model: the sha256 of its `model.bpk` (what a student
+/// records of its teacher, so a swapped teacher is noticed on resume).
+pub fn model_fingerprint(dir: &Path) -> Result<String> {
+    let (ckpt, _) = load_state(dir)?;
+    let p = ckpt.join(MODEL_FILE);
+    let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+    Ok(sha256(&bytes))
 }
 
 /// Applies `ckpt/model.bpk` to `model` (which must have the same architecture). Parameter ids are

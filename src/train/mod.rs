@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod device;
+pub mod distill;
 pub mod metrics;
 pub mod pretrain;
 pub mod request;
@@ -12,6 +13,7 @@ mod session;
 
 pub use checkpoint::TrainState;
 pub use device::{DeviceChoice, TrainDevice};
+pub use distill::Lite0Distill;
 pub use metrics::{CurvePoint, EpochMetrics};
 pub use pretrain::{
     AdamSettings, PretrainConfig, PretrainReport, RunOptions, new_config, pretrain, resume,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, TrainState};
 use super::device::TrainDevice;
+use super::distill::{Lite0Distill, lite0_loss};
 use super::metrics::EpochMetrics;
 use super::schedule::Schedule;
 use crate::data::{Batch, ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
@@ -77,12 +78,21 @@ pub struct PretrainConfig {
     /// trains on the labels (cross-entropy). Validation always scores against the labels.
     #[serde(default)]
     pub teacher: Option<PathBuf>,
+    /// The sha256 of the teacher run's `model.bpk` when this run started
+    /// ([`checkpoint::model_fingerprint`]): a resume refuses a teacher that changed since.
+    #[serde(default)]
+    pub teacher_sha256: Option<String>,
     /// Two-step training (ReActNet; `--float-weight-epochs`): the first this many epochs train
     /// the binary net's activations with real-valued weights (no sign, no α on them), the rest
     /// binarize the weights too, continuing from the first step's weights, optimizer state and
     /// learning-rate schedule (one schedule over all epochs, so runs stay comparable). 0: one step.
     #[serde(default)]
     pub float_weight_epochs: usize,
+    /// Distillation from EfficientNet-Lite0 (`--teacher FILE.pth`, [`Lite0Distill`]): labels, the
+    /// teacher's soft logits over the source classes and its features, weighted. Exclusive with
+    /// `teacher`.
+    #[serde(default)]
+    pub lite0: Option<Lite0Distill>,
 }
 
 impl PretrainConfig {
@@ -99,9 +109,10 @@ impl PretrainConfig {
         if self.batch_size == 0 {
             return bad("--batch-size 0: give at least 1".into());
         }
-        if !(s.lr.is_finite() && s.lr > 0.0) {
+        if !(s.lr.is_finite() && s.lr > 0.0 && s.lr <= 10.0) {
             return bad(format!(
-                "--lr {}: the learning rate must be a finite number > 0 (e.g. 1e-3)",
+                "--lr {}: the learning rate must be a number in (0, 10] (e.g. 1e-3); larger \
+                 steps only diverge",
                 s.lr
             ));
         }
@@ -123,6 +134,20 @@ impl PretrainConfig {
                  real-weight epochs than --epochs ({}), so the last epochs binarize the weights",
                 self.float_weight_epochs, self.epochs
             ));
+        }
+        if let Some(d) = &self.lite0 {
+            if self.teacher.is_some() {
+                return bad(
+                    "give one teacher: a run directory or EfficientNet-Lite0's .pth".into(),
+                );
+            }
+            d.validate()?;
+            if self.model.feature_head != d.feature_head() {
+                return bad(format!(
+                    "the model's feature projection ({}) does not match --kd-features {}",
+                    self.model.feature_head, d.feature_weight
+                ));
+            }
         }
         if let Some(dir) = &self.teacher {
             let t = checkpoint::read_config(dir).map_err(|e| {
@@ -147,12 +172,35 @@ impl PretrainConfig {
                     self.classes.len()
                 ));
             }
-            checkpoint::load_state(dir).map_err(|e| {
+            let (_, state) = checkpoint::load_state(dir).map_err(|e| {
                 Error::Config(format!(
                     "--teacher {}: no finished checkpoint to distil from ({e})",
                     dir.display()
                 ))
             })?;
+            if state.epochs_done < t.epochs {
+                return bad(format!(
+                    "--teacher {}: that run stopped after {} of its {} epochs (batch {} of the \
+                     next); finish it first (bnn pretrain --out {} --resume), so the student \
+                     learns from the finished network",
+                    dir.display(),
+                    state.epochs_done,
+                    t.epochs,
+                    state.batches_done,
+                    dir.display()
+                ));
+            }
+            if let Some(want) = &self.teacher_sha256 {
+                let got = checkpoint::model_fingerprint(dir)?;
+                if &got != want {
+                    return bad(format!(
+                        "--teacher {}: its model changed since this run started (sha256 {got}, \
+                         recorded {want}); distilling from another teacher would mix two \
+                         targets in one run. Restore that teacher, or start a new run",
+                        dir.display()
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -174,6 +222,19 @@ impl PretrainConfig {
             s.push_str(&format!(
                 "distilling from {}: its softmax outputs are the targets\n",
                 t.display()
+            ));
+        }
+        if let Some(d) = &self.lite0 {
+            s.push_str(&format!(
+                "distilling from EfficientNet-Lite0 ({}, {} px, {} view(s)): labels ×{}, soft \
+                 logits (T = {}) ×{}, features ×{}\n",
+                d.weights.display(),
+                d.resolution,
+                d.views,
+                d.label_weight,
+                d.temperature,
+                d.logit_weight,
+                d.feature_weight
             ));
         }
         if self.float_weight_epochs > 0 {
@@ -229,6 +290,19 @@ impl PretrainConfig {
         }
         if let Some(t) = &self.teacher {
             c.push_str(&format!(" --teacher {}", t.display()));
+        }
+        if let Some(d) = &self.lite0 {
+            c.push_str(&format!(
+                " --teacher {} --teacher-resolution {} --teacher-views {} --kd-temperature {} \
+                 --kd-labels {} --kd-logits {} --kd-features {}",
+                d.weights.display(),
+                d.resolution,
+                d.views,
+                d.temperature,
+                d.label_weight,
+                d.logit_weight,
+                d.feature_weight
+            ));
         }
         if self.float_weight_epochs > 0 {
             c.push_str(&format!(
@@ -383,7 +457,9 @@ pub fn new_config_layout(
         adam: AdamSettings::default(),
         seed,
         teacher: None,
+        teacher_sha256: None,
         float_weight_epochs: 0,
+        lite0: None,
     })
 }
 
@@ -408,6 +484,10 @@ pub fn pretrain(config: PretrainConfig, opts: &RunOptions) -> Result<PretrainRep
                     .into(),
         });
     }
+    let mut config = config;
+    if let Some(dir) = &config.teacher {
+        config.teacher_sha256 = Some(checkpoint::model_fingerprint(dir)?);
+    }
     checkpoint::write_config(&opts.out, &config)?;
     let device = opts.device.device.clone().autodiff();
     let model = Model::new(&config.model, &device, config.seed);
@@ -427,6 +507,7 @@ pub fn resume(opts: &RunOptions, epochs: Option<usize>) -> Result<PretrainReport
         config.validate()?;
         checkpoint::write_config(&opts.out, &config)?;
     }
+    config.validate()?;
     let (ckpt, state) = checkpoint::load_state(&opts.out)?;
     let device = opts.device.device.clone().autodiff();
     let model = Model::new(&config.model, &device, config.seed);
@@ -488,14 +569,51 @@ pub fn train_step_with(
             .init(&device)
             .forward(logits.clone(), labels),
     };
+    apply_step(model, optimizer, loss, logits, lr)
+}
+
+/// One optimizer step distilling from EfficientNet-Lite0: `targets` are the teacher's (soft
+/// logits, standardised features) for these images ([`super::distill::batch_targets`]); the loss
+/// is [`lite0_loss`].
+pub fn train_step_lite0(
+    model: Model,
+    optimizer: &mut ModuleOptimizer,
+    images: Tensor<4>,
+    labels: Tensor<1, Int>,
+    cfg: &Lite0Distill,
+    targets: (Option<Tensor<2>>, Tensor<2>),
+    lr: f64,
+) -> Result<(Model, f32, Vec<f32>)> {
+    let (logits, projected) = model.forward_distill(images);
+    let loss = lite0_loss(cfg, logits.clone(), labels, projected, targets.0, targets.1)?;
+    apply_step(model, optimizer, loss, logits, lr)
+}
+
+/// Backward, Adam, clip; the loss must be finite (a diverged step is an error, and the step is not
+/// applied, so the last checkpoint stays usable).
+fn apply_step(
+    model: Model,
+    optimizer: &mut ModuleOptimizer,
+    loss: Tensor<1>,
+    logits: Tensor<2>,
+    lr: f64,
+) -> Result<(Model, f32, Vec<f32>)> {
+    let value: f32 = loss.clone().into_scalar();
+    if !value.is_finite() {
+        return Err(Error::Diverged(format!(
+            "the training loss is {value}: the run diverged (a learning rate too high for this \
+             network, --lr {lr:e}, or a teacher whose outputs are not finite). The last saved \
+             checkpoint is untouched; resume it with a smaller --lr in a new run, or check the \
+             teacher"
+        )));
+    }
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let model = optimizer.step(lr, model, grads).clip_latent();
-    let loss: f32 = loss.into_scalar();
     let logits = logits
         .into_data()
         .try_into_vec_as::<f32>()
         .map_err(|e| Error::Shape(format!("logits to f32: {e:?}")))?;
-    Ok((model, loss, logits))
+    Ok((model, value, logits))
 }
 
 /// ReActNet's distributional loss: the cross-entropy of the student's softmax against the

@@ -5,12 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use super::checkpoint;
+use super::distill::{self, Lite0Distill};
 use super::pretrain::{PretrainConfig, new_config_layout};
 use super::schedule::{Schedule, ScheduleKind};
 use crate::arch::{ARCH_NAMES, Arch};
 use crate::data::{ImageFolder, Layout};
 use crate::error::{Error, Result, ResultExt};
 use crate::model::Precision;
+use crate::teacher::efficientnet;
 
 /// Epochs of a new run unless asked otherwise.
 pub const DEFAULT_EPOCHS: usize = 10;
@@ -49,14 +51,74 @@ pub struct PretrainRequest {
     pub seed: Option<u64>,
     /// XNOR-Net per-channel weight scale α on the binary layers.
     pub weight_scale: bool,
-    /// Distil from this finished run (same architecture and classes) instead of the labels.
+    /// Distil from this finished run (same images and classes) instead of the labels, or, when it
+    /// is a file, from EfficientNet-Lite0's weights (`.pth`).
     pub teacher: Option<PathBuf>,
+    /// EfficientNet-Lite0 distillation settings (used when `teacher` is a `.pth` file).
+    pub kd: KdRequest,
     /// Two-step training: epochs with real-valued weights first (0: one step).
     pub float_weight_epochs: usize,
     /// Output directory (`runs/<arch>-<precision>`; required on resume).
     pub out: Option<PathBuf>,
     /// Continue the run in `out`.
     pub resume: bool,
+}
+
+/// How to distil from EfficientNet-Lite0 (`--teacher FILE.pth`); `None`: the default.
+#[derive(Clone, Debug, Default)]
+pub struct KdRequest {
+    /// Side the teacher runs at ([`crate::teacher::efficientnet::RESOLUTION`]).
+    pub resolution: Option<usize>,
+    /// Teacher views per image ([`distill::DEFAULT_VIEWS`]).
+    pub views: Option<usize>,
+    /// Temperature ([`distill::DEFAULT_TEMPERATURE`]).
+    pub temperature: Option<f32>,
+    /// Label weight ([`distill::DEFAULT_LABEL_WEIGHT`]).
+    pub labels: Option<f32>,
+    /// Soft-logit weight ([`distill::DEFAULT_LOGIT_WEIGHT`]).
+    pub logits: Option<f32>,
+    /// Feature weight ([`distill::DEFAULT_FEATURE_WEIGHT`]).
+    pub features: Option<f32>,
+    /// Where the targets are cached (the feature cache's default directory).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl KdRequest {
+    fn any(&self) -> bool {
+        self.resolution.is_some()
+            || self.views.is_some()
+            || self.temperature.is_some()
+            || self.labels.is_some()
+            || self.logits.is_some()
+            || self.features.is_some()
+            || self.cache_dir.is_some()
+    }
+
+    /// The settings of a run distilling from the weights at `weights` (checked by sha256).
+    fn resolve(&self, weights: &Path) -> Result<Lite0Distill> {
+        let sha256 = efficientnet::verify_file(weights)?;
+        let d = Lite0Distill {
+            weights: weights.to_path_buf(),
+            sha256,
+            resolution: self.resolution.unwrap_or(efficientnet::RESOLUTION),
+            views: self.views.unwrap_or(distill::DEFAULT_VIEWS),
+            temperature: self.temperature.unwrap_or(distill::DEFAULT_TEMPERATURE),
+            label_weight: self.labels.unwrap_or(distill::DEFAULT_LABEL_WEIGHT),
+            logit_weight: self.logits.unwrap_or(distill::DEFAULT_LOGIT_WEIGHT),
+            feature_weight: self.features.unwrap_or(distill::DEFAULT_FEATURE_WEIGHT),
+            cache_dir: self
+                .cache_dir
+                .clone()
+                .unwrap_or_else(crate::transfer::features::Cache::default_dir),
+        };
+        d.validate()?;
+        Ok(d)
+    }
+}
+
+/// Whether `--teacher` names EfficientNet-Lite0's weights (a file) rather than a run (a directory).
+pub fn is_lite0(teacher: &Path) -> bool {
+    teacher.is_file() || teacher.extension().is_some_and(|e| e == "pth")
 }
 
 impl PretrainRequest {
@@ -109,7 +171,25 @@ impl PretrainRequest {
         )
         .context_with(|| format!("reading the data set {}", data.display()))?;
         config.model.weight_scale = self.weight_scale;
-        config.teacher = self.teacher.clone();
+        match &self.teacher {
+            Some(t) if is_lite0(t) => {
+                let d = self
+                    .kd
+                    .resolve(t)
+                    .context_with(|| format!("--teacher {}", t.display()))?;
+                config.model.feature_head = d.feature_head();
+                config.lite0 = Some(d);
+            }
+            t => {
+                if self.kd.any() {
+                    return Err(Error::Config(
+                        "--kd-* and --teacher-* options need --teacher FILE.pth (EfficientNet-Lite0)"
+                            .into(),
+                    ));
+                }
+                config.teacher = t.clone();
+            }
+        }
         config.float_weight_epochs = self.float_weight_epochs;
         let out = self
             .out
@@ -164,13 +244,20 @@ impl PretrainRequest {
             );
         }
         if let Some(t) = &self.teacher {
-            let run = config
+            let recorded = config
                 .teacher
                 .as_ref()
-                .map_or("none".into(), |r| r.display().to_string());
+                .or(config.lite0.as_ref().map(|d| &d.weights));
+            let run = recorded.map_or("none".into(), |r| r.display().to_string());
             differs(
-                config.teacher.as_ref() == Some(t),
+                recorded == Some(t),
                 format!("--teacher {} (run: {run})", t.display()),
+            );
+        }
+        if self.kd.any() {
+            differs(
+                false,
+                "--kd-*/--teacher-* options (recorded in the run)".into(),
             );
         }
         if diffs.is_empty() {

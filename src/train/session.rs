@@ -14,14 +14,18 @@ use burn::tensor::Device;
 use indicatif::ProgressBar;
 
 use super::checkpoint::{self, PartialEpoch, TrainState};
+use super::distill::{Lite0Distill, batch_targets};
 use super::metrics::{self, CurvePoint, EpochMetrics};
 use super::pretrain::{
-    PretrainConfig, PretrainReport, RunOptions, batch_tensors, evaluate, score, train_step_with,
+    PretrainConfig, PretrainReport, RunOptions, batch_tensors, evaluate, score, train_step_lite0,
+    train_step_with,
 };
 use crate::atomic::write_atomic;
 use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::teacher::efficientnet;
+use crate::teacher::targets::{TargetSpec, Targets, load_or_compute};
 
 /// Writes the files derived from the checkpoint's state: `metrics.csv` and `curves.svg`.
 fn write_derived(out: &Path, config: &PretrainConfig, state: &TrainState) -> Result<()> {
@@ -80,6 +84,8 @@ struct Session<'a> {
     session_train_s: f64,
     /// The distillation teacher (`config.teacher`), in eval mode without autodiff.
     teacher: Option<Model>,
+    /// EfficientNet-Lite0's targets for every training image (`config.lite0`).
+    lite0: Option<Targets>,
 }
 
 impl Session<'_> {
@@ -149,9 +155,16 @@ impl Session<'_> {
             let batch = batch?;
             pass.lr = config.schedule.lr_at(epoch, b, steps, config.epochs);
             let (images, labels) = batch_tensors(&batch, &self.device);
-            let teacher = self.teacher.as_ref();
-            let (m, loss, logits) =
-                train_step_with(model, optimizer, images, labels, teacher, pass.lr)?;
+            let (m, loss, logits) = match (&self.lite0, &config.lite0) {
+                (Some(targets), Some(cfg)) => {
+                    let t = batch_targets(targets, &batch, &self.device);
+                    train_step_lite0(model, optimizer, images, labels, cfg, t, pass.lr)?
+                }
+                _ => {
+                    let teacher = self.teacher.as_ref();
+                    train_step_with(model, optimizer, images, labels, teacher, pass.lr)?
+                }
+            };
             model = m;
             let (_, hits, _) = score(&logits, config.model.arch.classes, &batch.labels);
             let n = batch.len() as u64;
@@ -300,6 +313,81 @@ impl Session<'_> {
     }
 }
 
+/// EfficientNet-Lite0's targets for the training split: from the cache, or computed once (the
+/// teacher's file must still be the one the run recorded).
+fn lite0_targets(
+    config: &PretrainConfig,
+    d: &Lite0Distill,
+    set: Arc<ImageFolder>,
+    opts: &crate::train::RunOptions,
+) -> Result<Targets> {
+    let say = |m: String| {
+        if opts.progress {
+            eprintln!("{m}");
+        }
+    };
+    let class_map = if d.logit_weight > 0.0 {
+        let wnids = efficientnet::wnids_beside(&d.weights)?;
+        let map = wnids.and_then(|w| efficientnet::class_map(&config.classes, &w));
+        if map.is_none() {
+            say(format!(
+                "note: the classes of {} are not ImageNet-1k WordNet ids (or {} is missing beside \
+                 the weights): distilling the teacher's features only",
+                config.data.display(),
+                efficientnet::WNIDS_FILE
+            ));
+        }
+        map
+    } else {
+        None
+    };
+    let spec = TargetSpec {
+        weights: d.weights.clone(),
+        sha256: d.sha256.clone(),
+        class_map,
+        input: config.model.arch.input,
+        resolution: d.resolution,
+        views: d.views,
+        cache_dir: d.cache_dir.clone(),
+    };
+    let bar = if opts.progress {
+        crate::progress::bar(set.len() as u64, "teacher targets")
+    } else {
+        ProgressBar::hidden()
+    };
+    let load_teacher = || {
+        let sha = efficientnet::sha256_file(&d.weights)?;
+        if sha != d.sha256 {
+            return Err(Error::Config(format!(
+                "--teacher {}: its sha256 is {sha}, but the run started with {}; the teacher \
+                 changed under the run (restore the file, or start a new run)",
+                d.weights.display(),
+                d.sha256
+            )));
+        }
+        efficientnet::load(&d.weights, &opts.device.device)
+    };
+    let start = Instant::now();
+    let (targets, path, cached) =
+        load_or_compute(&spec, set, load_teacher, &opts.device.device, &bar)?;
+    bar.finish_and_clear();
+    say(format!(
+        "teacher targets: {} images × {} view(s), {} logits + {} features each, {} {} ({:.0} s)",
+        targets.n,
+        targets.views,
+        targets.classes,
+        efficientnet::FEATURES,
+        if cached {
+            "read from"
+        } else {
+            "computed and cached in"
+        },
+        path.display(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(targets)
+}
+
 /// The session loop: opens the splits, checks them against the run's config, then runs epochs
 /// until the run's total or a stop.
 pub(super) fn run(
@@ -336,8 +424,29 @@ pub(super) fn run(
         Some(dir) => {
             let (_, t) = checkpoint::load_model(dir, &opts.device.device)
                 .map_err(|e| Error::Config(format!("--teacher {}: {e}", dir.display())))?;
+            // Once at load: a teacher whose outputs are not finite would only show as a NaN loss.
+            let probe = burn::tensor::Tensor::<4>::zeros(
+                [1, arch.in_channels, arch.input, arch.input],
+                &opts.device.device,
+            );
+            let out: Vec<f32> = t
+                .forward(probe)
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap_or_default();
+            if out.is_empty() || out.iter().any(|v| !v.is_finite()) {
+                return Err(Error::Config(format!(
+                    "--teacher {}: its outputs are not finite numbers (a diverged or corrupt \
+                     run); choose another teacher",
+                    dir.display()
+                )));
+            }
             Some(t)
         }
+        None => None,
+    };
+    let lite0 = match &config.lite0 {
+        Some(d) => Some(lite0_targets(&config, d, train_set.clone(), opts)?),
         None => None,
     };
     let mut session = Session {
@@ -371,6 +480,7 @@ pub(super) fn run(
         session_images: 0,
         session_train_s: 0.0,
         teacher,
+        lite0,
     };
     if session.val_set.is_none() {
         session.say(format!(

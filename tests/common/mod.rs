@@ -102,6 +102,24 @@ pub fn real_data(name: &str) -> Option<std::path::PathBuf> {
     None
 }
 
+/// The EfficientNet-Lite0 teacher's weights in `../shared/teachers/efficientnet-lite0/`, with the
+/// same rule as [`real_data`]: under `REQUIRE_DATA=1` a missing file fails the test.
+pub fn real_teacher() -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/teachers/efficientnet-lite0/efficientnet-lite0-57934424.pth");
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("REQUIRE_DATA").is_ok_and(|v| v == "1") {
+        panic!("REQUIRE_DATA=1 but {} is not there", p.display());
+    }
+    eprintln!(
+        "NOT RUN: {} is not there (REQUIRE_DATA=1 makes this fail)",
+        p.display()
+    );
+    None
+}
+
 /// Runs the `bnn` binary of this build with `args`, echoing its output (shown for failing tests).
 pub fn bnn(args: &[&str]) -> std::process::Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bnn"))
