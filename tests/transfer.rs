@@ -425,3 +425,39 @@ fn cli_transfer_refuses_bad_settings_before_writing_anything() {
         assert!(!out.exists(), "{flag} {value} left {}", out.display());
     }
 }
+
+#[test]
+fn the_lite0_baseline_row_sits_beside_the_binary_rows() {
+    let (Some(data), Some(weights)) = (
+        common::real_data("flowers102-tiny.tar"),
+        common::real_teacher(),
+    ) else {
+        return;
+    };
+    let out = tmp("baseline");
+    let cfg = bnn_transfer::transfer::experiment::TransferConfig {
+        baseline: Some(weights),
+        extractor_device: bnn_transfer::ExtractorDevice::Cpu,
+        cache_dir: Some(out.join("cache")),
+        out: out.clone(),
+        workers: 1,
+        ..bnn_transfer::transfer::experiment::TransferConfig::new(data)
+    };
+    let report = bnn_transfer::transfer::experiment::run(&cfg, &mut |_| {}).unwrap();
+    let rows: Vec<&str> = report.rows.iter().map(|r| r.backbone.as_str()).collect();
+    assert_eq!(rows, ["binary", "efficientnet-lite0 (float)"]);
+    let (binary, lite0) = (&report.rows[0], &report.rows[1]);
+    // Both rows carry their per-image time and model size; the float model is the bigger one.
+    assert!(binary.ms_per_image.is_some_and(|m| m > 0.0));
+    assert!(lite0.ms_per_image.is_some_and(|m| m > 0.0));
+    assert!(lite0.model_bytes.unwrap() > 10 * binary.model_bytes.unwrap());
+    assert_eq!(lite0.features, 1280);
+    // ImageNet features separate 5 flower classes far above chance (20 %) on 50 test images.
+    assert!(lite0.test.top1 > 0.6, "{:?}", lite0.test.top1);
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(
+        csv.contains("efficientnet-lite0") && csv.contains("ms_per_image"),
+        "{csv}"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -40,6 +40,15 @@ pub struct Args {
     /// on this data set) on the test split: the lower baseline.
     #[arg(long)]
     pub scratch: Option<PathBuf>,
+    /// Also train the linear head on a float network's features, the model a user would pick
+    /// instead, and time both backbones per image (batch 1) in the same run. Only
+    /// `efficientnet-lite0` (ImageNet-1k weights at 160 px; --baseline-weights or $BNN_TEACHER,
+    /// else ../shared/teachers/efficientnet-lite0/, else teacher/ from scripts/fetch-teacher.sh).
+    #[arg(long, value_enum)]
+    pub baseline: Option<Baseline>,
+    /// The baseline's weights file (`efficientnet-lite0-57934424.pth`, sha256 checked).
+    #[arg(long, requires = "baseline")]
+    pub baseline_weights: Option<PathBuf>,
     #[arg(long, default_value = "train")]
     pub train_split: String,
     /// Validation split for early stopping (`none`: train all --epochs).
@@ -80,6 +89,14 @@ pub struct Args {
 
 pub use bnn_transfer::transfer::features::ExtractorDevice;
 
+/// `--baseline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// EfficientNet-Lite0, ImageNet-1k weights (Google; Apache-2.0).
+    #[value(name = "efficientnet-lite0")]
+    EfficientnetLite0,
+}
+
 impl From<Args> for TransferConfig {
     fn from(a: Args) -> Self {
         TransferConfig {
@@ -91,6 +108,10 @@ impl From<Args> for TransferConfig {
             retrain: a.retrain,
             float_twin: a.float_twin,
             scratch: a.scratch,
+            baseline: a.baseline.map(|_| {
+                a.baseline_weights
+                    .unwrap_or_else(bnn_transfer::teacher::efficientnet::default_weights)
+            }),
             train_split: a.train_split,
             val_split: a.val_split,
             test_split: a.test_split,

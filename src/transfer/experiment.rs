@@ -42,6 +42,9 @@ pub struct TransferConfig {
     pub float_twin: Option<PathBuf>,
     /// Also score a network trained from scratch on the target (a `bnn pretrain` run directory).
     pub scratch: Option<PathBuf>,
+    /// Also train the linear head on EfficientNet-Lite0's features (its weights file), the float
+    /// model a user would pick instead, and time both backbones per image ([`baseline`]).
+    pub baseline: Option<PathBuf>,
     /// Split the heads are trained on.
     pub train_split: String,
     /// Validation split for early stopping (`none`: train all epochs).
@@ -84,6 +87,7 @@ impl TransferConfig {
             retrain: vec![],
             float_twin: None,
             scratch: None,
+            baseline: None,
             train_split: "train".into(),
             val_split: "val".into(),
             test_split: "test".into(),
@@ -157,7 +161,6 @@ fn plans(cfg: &TransferConfig, file: &ExtractorFile) -> Result<Vec<Plan>> {
 
 fn listed_plans(cfg: &TransferConfig, file: &ExtractorFile) -> Result<Vec<Plan>> {
     let layers = &file.layers;
-
     if !cfg.retrain.is_empty() {
         return cfg
             .retrain
@@ -225,6 +228,11 @@ pub struct Row {
     pub test: Evaluation,
     /// Where the head and its metrics were written (the run directory, for the scratch net).
     pub dir: Option<PathBuf>,
+    /// Median milliseconds per image through the backbone at batch 1 on this machine (measured
+    /// with `--baseline`, for the binary and baseline rows).
+    pub ms_per_image: Option<f64>,
+    /// Bytes of the backbone's model file (with `--baseline`).
+    pub model_bytes: Option<u64>,
 }
 
 /// What a transfer experiment did and scored (`report.json`).
@@ -433,6 +441,19 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
         extraction_s.push((s.split().to_string(), secs));
         binary.push(sets);
     }
+    let binary_ms = match &cfg.baseline {
+        Some(_) => Some(super::baseline::binary_ms_per_image(
+            &runner,
+            file.graph.input.size,
+            file.layers.len(),
+        )?),
+        None => None,
+    };
+    let binary_bytes = cfg
+        .baseline
+        .as_ref()
+        .map(|_| file.to_bytes().map(|b| b.len() as u64))
+        .transpose()?;
     drop(runner);
 
     let mut twin: Option<Vec<Vec<FeatureSet>>> = None;
@@ -551,8 +572,39 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
                 val_top1,
                 test: eval,
                 dir: Some(dir),
+                ms_per_image: (*name == "binary").then_some(binary_ms).flatten(),
+                model_bytes: (*name == "binary").then_some(binary_bytes).flatten(),
             });
         }
+    }
+    if let Some(weights) = &cfg.baseline {
+        let b = super::baseline::lite0(
+            weights,
+            &splits,
+            val.is_some(),
+            file.graph.input.size,
+            &fit_cfg,
+            cfg.workers,
+            say,
+        )?;
+        head_training_s += b.head_train_s;
+        twin_extraction_s.push(("efficientnet-lite0 (all splits)".into(), b.feature_s));
+        rows.push(Row {
+            backbone: "efficientnet-lite0 (float)".into(),
+            cut: "pool".into(),
+            head: "linear".into(),
+            retrain: None,
+            features: crate::teacher::efficientnet::FEATURES,
+            epochs_run: b.epochs.0,
+            best_epoch: b.epochs.1,
+            stopped_early: b.stopped_early,
+            head_train_s: b.head_train_s,
+            val_top1: b.val_top1,
+            test: b.test,
+            dir: None,
+            ms_per_image: Some(b.ms_per_image),
+            model_bytes: Some(b.model_bytes),
+        });
     }
     if let Some(dir) = &cfg.scratch {
         rows.push(scratch_row(dir, test.clone(), cfg.workers)?);
@@ -671,6 +723,8 @@ fn scratch_row(dir: &Path, test: Arc<ImageFolder>, workers: usize) -> Result<Row
             confusions: vec![],
         },
         dir: Some(dir.to_path_buf()),
+        ms_per_image: None,
+        model_bytes: None,
     })
 }
 
@@ -687,6 +741,8 @@ struct ResultLine<'a> {
     test_top5: f64,
     epochs: usize,
     head_s: f64,
+    ms_per_image: Option<f64>,
+    model_bytes: Option<u64>,
 }
 
 fn results_csv(rows: &[Row]) -> crate::Result<String> {
@@ -703,6 +759,8 @@ fn results_csv(rows: &[Row]) -> crate::Result<String> {
             test_top5: r.test.top5,
             epochs: r.epochs_run,
             head_s: r.head_train_s,
+            ms_per_image: r.ms_per_image,
+            model_bytes: r.model_bytes,
         })
         .collect();
     crate::csv_file::to_string(&lines)
@@ -712,11 +770,12 @@ fn results_csv(rows: &[Row]) -> crate::Result<String> {
 pub fn table(rows: &[Row]) -> String {
     let mut t = String::from(
         "\n| backbone | layers retrained | cut | head | features | val top-1 | test top-1 | \
-         test top-5 | epochs (best) | head s |\n|---|---|---|---|---|---|---|---|---|---|\n",
+         test top-5 | epochs (best) | head s | ms/image | model bytes |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         t += &format!(
-            "| {} | {} | {} | {} | {} | {} | {:.1}% | {:.1}% | {} | {:.1} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.1}% | {:.1}% | {} | {:.1} | {} | {} |\n",
             r.backbone,
             r.retrain.map_or("-".into(), |k| k.to_string()),
             r.cut,
@@ -731,7 +790,9 @@ pub fn table(rows: &[Row]) -> String {
             } else {
                 "-".into()
             },
-            r.head_train_s
+            r.head_train_s,
+            r.ms_per_image.map_or("-".into(), |m| format!("{m:.2}")),
+            r.model_bytes.map_or("-".into(), |b| b.to_string()),
         );
     }
     t

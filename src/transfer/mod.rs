@@ -13,6 +13,8 @@
 //! - [`demo`] (feature `train`): `bnn demo` — a generated task, [`experiment`] on it, and the
 //!   binary extractor timed against its float counterpart.
 
+#[cfg(feature = "train")]
+pub mod baseline;
 pub mod chart;
 #[cfg(feature = "train")]
 pub mod demo;
