@@ -621,3 +621,48 @@ fn cli_says_once_that_tar_entries_leaving_the_archive_are_skipped() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 25: two `bnn transfer` runs sharing --out and --cache-dir removed each other's temp
+/// files (one of them failed in about a quarter of the pairs, `…/head.safetensors: No such file
+/// or directory`). Both must succeed, every time.
+#[test]
+fn cli_transfers_sharing_an_output_and_a_cache_both_succeed() {
+    use common::s;
+    let dir = scratch("concurrent");
+    let data = common::fixture_set();
+    for round in 0..4 {
+        let (out, cache) = (
+            dir.join(format!("out{round}")),
+            dir.join(format!("cache{round}")),
+        );
+        let run = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_bnn"))
+                .args([
+                    "transfer",
+                    "--data",
+                    s(&data),
+                    "--out",
+                    s(&out),
+                    "--cache-dir",
+                    s(&cache),
+                    "--epochs",
+                    "2",
+                    "--extractor-device",
+                    "cpu",
+                    "--workers",
+                    "1",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (run(), run());
+        for child in [a, b] {
+            let o = child.wait_with_output().unwrap();
+            assert!(o.status.success(), "round {round}: {}", stderr(&o));
+        }
+        assert!(out.join("report.json").is_file());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
