@@ -157,8 +157,15 @@ fn a_large_input_shrinks_the_batch_instead_of_exhausting_memory() {
         in_flight <= BATCH_BYTES.max(3 * image_len as u64 * 4),
         "{in_flight}"
     );
-    // Small inputs keep the batch asked for.
-    assert_eq!(loader_batch(64 * 64 * 3, 64, 1 << 16).0, 64);
+    // Small inputs keep the batch asked for, and the loader's own prefetch.
+    assert_eq!(
+        loader_batch(64 * 64 * 3, 64, 1 << 16),
+        (64, bnn_transfer::data::LoaderConfig::default().prefetch)
+    );
+    assert_eq!(
+        bnn_transfer::transfer::features::LOADER_PREFETCH,
+        bnn_transfer::data::LoaderConfig::default().prefetch
+    );
 }
 
 #[test]

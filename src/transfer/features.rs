@@ -152,6 +152,10 @@ impl Runner {
     }
 }
 
+/// Batches a data loader decodes ahead by default (`LoaderConfig::default().prefetch`, which the
+/// loader module, absent on wasm32, defines; a test keeps the two equal).
+pub const LOADER_PREFETCH: usize = 4;
+
 /// The batch size and prefetch depth for a data loader that feeds an extractor of images of
 /// `image_len` f32 values: at most `requested` images and `device_max` (what the device runs in
 /// one go, [`Runner::max_batch`]), and few enough that the batches a loader holds at once
@@ -161,7 +165,7 @@ impl Runner {
 pub fn loader_batch(image_len: usize, requested: usize, device_max: usize) -> (usize, usize) {
     let budget = crate::cpu::extractor::BATCH_BYTES;
     let image = (image_len as u64).saturating_mul(4).max(1);
-    let prefetch = crate::data::LoaderConfig::default().prefetch.max(1);
+    let prefetch = LOADER_PREFETCH;
     let fit = |prefetch: usize| (budget / image / (prefetch as u64 + 2)) as usize;
     let batch = requested.min(device_max).min(fit(prefetch)).max(1);
     let prefetch = if fit(prefetch) >= 1 {
