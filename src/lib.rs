@@ -10,6 +10,7 @@ pub mod assets;
 pub mod atomic;
 pub mod bench;
 pub mod bits;
+pub mod cache_dir;
 pub mod cpu;
 pub mod csv_file;
 pub mod data;

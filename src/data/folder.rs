@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use super::layout::{self, Layout};
 use super::source::{self, Files, Loc, Store};
 use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
 
 /// One image of a split: its path inside the set and its class index.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -262,4 +263,37 @@ fn check_same_classes(
         )));
     }
     Ok(())
+}
+
+/// Fingerprint of one split of a data set: its path, size and modification time, its class names
+/// and every sample's name and label, plus what identifies each sample's bytes: the size and
+/// modification time of its file in a directory set, its content in a tar (so an image edited in
+/// place, or a tar rewritten with the same size and time stamps, is a different set).
+pub fn data_fingerprint(set: &ImageFolder) -> Result<Fingerprint> {
+    let path = set.source();
+    let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut f = Fingerprint::default()
+        .str(&canon.to_string_lossy())
+        .str(set.split());
+    let stamp = |f: Fingerprint, p: &Path| -> Result<Fingerprint> {
+        let m = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        let nanos = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        Ok(f.u64(m.len()).u64(nanos))
+    };
+    f = stamp(f, path)?;
+    for c in &set.classes {
+        f = f.str(c);
+    }
+    for (i, s) in set.samples.iter().enumerate() {
+        f = f.str(&s.name).u64(s.label as u64);
+        f = match set.file_path(i) {
+            Some(p) => stamp(f, p)?,
+            None => f.bytes(&set.read(i)?),
+        };
+    }
+    Ok(f)
 }

@@ -33,7 +33,7 @@ pub mod preprocess;
 pub mod shapes;
 pub mod source;
 
-pub use folder::{ImageFolder, Sample};
+pub use folder::{ImageFolder, Sample, data_fingerprint};
 pub use layout::{Layout, flowers102_classes, flowers102_split};
 #[cfg(not(target_arch = "wasm32"))]
 pub use loader::{Batch, Loader, LoaderConfig};

@@ -16,7 +16,6 @@ use serde::Serialize;
 
 use crate::data::{ImageFolder, Loader, LoaderConfig};
 use crate::error::{Error, Result};
-use crate::transfer::FeatureSet;
 pub use efficientnet::{EfficientNetLite0, Lite0Output};
 
 /// Images per teacher forward pass (flex, 160 px: 29 ms per image at 64, 28 at 16 and at 4, so
@@ -41,6 +40,7 @@ pub struct TeacherScore {
 /// Scores `teacher` on (the first `limit` images of) `set`: its logits restricted to the set's
 /// classes through `class_map` (see [`efficientnet::class_map`]), images centre-cropped at
 /// `input` and upscaled to `resolution`.
+#[allow(clippy::too_many_arguments)]
 pub fn score(
     teacher: &EfficientNetLite0,
     set: Arc<ImageFolder>,
@@ -106,57 +106,6 @@ pub fn score(
         resolution,
         ms_per_image: start.elapsed().as_secs_f64() * 1e3 / n,
     })
-}
-
-/// The teacher's 1280-d pooled features of every image of `set` (set order, centre crop at
-/// `input`, upscaled to `resolution`) as a [`FeatureSet`] for heads (the float baseline of
-/// `bnn transfer --baseline efficientnet-lite0`), and the seconds it took.
-pub fn features(
-    teacher: &EfficientNetLite0,
-    set: Arc<ImageFolder>,
-    input: usize,
-    resolution: usize,
-    workers: usize,
-    device: &Device,
-) -> Result<(FeatureSet, f64)> {
-    let cfg = LoaderConfig {
-        batch_size: BATCH,
-        shuffle_seed: None,
-        drop_last: false,
-        strict: true,
-        prefetch: 2,
-        workers,
-    };
-    let bar = crate::progress::bar(
-        set.len() as u64,
-        &format!("features {} (EfficientNet-Lite0, burn)", set.split()),
-    );
-    let start = Instant::now();
-    let mut x = Vec::with_capacity(set.len() * efficientnet::FEATURES);
-    let mut labels = Vec::with_capacity(set.len());
-    for batch in Loader::new(set.clone(), efficientnet::preprocess(input), cfg) {
-        let batch = batch?;
-        let images = targets::nchw(&batch.images, batch.len(), batch.size, device);
-        let out = teacher.forward(efficientnet::upscale(images, resolution));
-        x.extend(
-            out.features
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .map_err(|e| Error::Shape(format!("teacher features to f32: {e:?}")))?,
-        );
-        labels.extend_from_slice(&batch.labels);
-        bar.inc(batch.len() as u64);
-    }
-    bar.finish_and_clear();
-    Ok((
-        FeatureSet {
-            dim: efficientnet::FEATURES,
-            x,
-            labels,
-            classes: set.classes.clone(),
-        },
-        start.elapsed().as_secs_f64(),
-    ))
 }
 
 /// Median wall milliseconds of one image through the teacher (batch 1, upscaled to `resolution`

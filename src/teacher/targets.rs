@@ -25,10 +25,9 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use super::BATCH;
 use super::efficientnet::{self, EfficientNetLite0, FEATURES};
-use crate::data::{ImageFolder, Loader, LoaderConfig};
+use crate::data::{ImageFolder, Loader, LoaderConfig, data_fingerprint};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
-use crate::transfer::features::data_fingerprint;
 
 /// Value of a targets file's `format` metadata key.
 pub const FORMAT: &str = "bnn-transfer lite0 targets v1";

@@ -24,8 +24,8 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
+use super::config::PretrainConfig;
 use super::metrics::{CurvePoint, EpochMetrics};
-use super::pretrain::PretrainConfig;
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelConfig};

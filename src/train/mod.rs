@@ -3,6 +3,7 @@
 //! knows burn and nothing of WGSL.
 
 pub mod checkpoint;
+pub mod config;
 pub mod device;
 pub mod distill;
 pub mod metrics;
@@ -10,6 +11,7 @@ pub mod pretrain;
 pub mod request;
 pub mod schedule;
 mod session;
+pub mod step;
 
 pub use checkpoint::TrainState;
 pub use device::{DeviceChoice, TrainDevice};

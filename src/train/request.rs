@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::checkpoint;
+use super::config::{PretrainConfig, new_config_layout};
 use super::distill::{self, Lite0Distill};
-use super::pretrain::{PretrainConfig, new_config_layout};
 use super::schedule::{Schedule, ScheduleKind};
 use crate::arch::{ARCH_NAMES, Arch};
 use crate::data::{ImageFolder, Layout};
@@ -109,7 +109,7 @@ impl KdRequest {
             cache_dir: self
                 .cache_dir
                 .clone()
-                .unwrap_or_else(crate::transfer::features::Cache::default_dir),
+                .unwrap_or_else(crate::cache_dir::default_cache_dir),
         };
         d.validate()?;
         Ok(d)

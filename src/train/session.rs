@@ -14,12 +14,10 @@ use burn::tensor::Device;
 use indicatif::ProgressBar;
 
 use super::checkpoint::{self, PartialEpoch, TrainState};
+use super::config::{PretrainConfig, PretrainReport, RunOptions};
 use super::distill::{Lite0Distill, batch_targets};
 use super::metrics::{self, CurvePoint, EpochMetrics};
-use super::pretrain::{
-    PretrainConfig, PretrainReport, RunOptions, batch_tensors, evaluate, score, train_step_lite0,
-    train_step_with,
-};
+use super::step::{batch_tensors, evaluate, score, train_step_lite0, train_step_with};
 use crate::atomic::write_atomic;
 use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
@@ -319,7 +317,7 @@ fn lite0_targets(
     config: &PretrainConfig,
     d: &Lite0Distill,
     set: Arc<ImageFolder>,
-    opts: &crate::train::RunOptions,
+    opts: &RunOptions,
 ) -> Result<Targets> {
     let say = |m: String| {
         if opts.progress {

@@ -14,8 +14,8 @@ use super::features::Runner;
 use super::fit::{self, FitConfig};
 use super::head::{self, BackboneInfo, BackboneKind, HeadInfo};
 use super::{FeatureSet, evaluate};
-use crate::data::ImageFolder;
-use crate::error::Result;
+use crate::data::{ImageFolder, Loader, LoaderConfig};
+use crate::error::{Error, Result};
 use crate::teacher::{self, efficientnet};
 
 /// Runs timed per backbone for the per-image medians.
@@ -35,6 +35,56 @@ pub fn binary_ms_per_image(runner: &Runner, input: usize, layers: usize) -> Resu
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+/// The teacher's 1280-d pooled features of every image of `set` (set order, centre crop at
+/// `input`, upscaled to `resolution`) as a [`FeatureSet`] for heads, and the seconds it took.
+pub fn lite0_features(
+    teacher: &teacher::EfficientNetLite0,
+    set: Arc<ImageFolder>,
+    input: usize,
+    resolution: usize,
+    workers: usize,
+    device: &Device,
+) -> Result<(FeatureSet, f64)> {
+    let cfg = LoaderConfig {
+        batch_size: teacher::BATCH,
+        shuffle_seed: None,
+        drop_last: false,
+        strict: true,
+        prefetch: 2,
+        workers,
+    };
+    let bar = crate::progress::bar(
+        set.len() as u64,
+        &format!("features {} (EfficientNet-Lite0, burn)", set.split()),
+    );
+    let start = Instant::now();
+    let mut x = Vec::with_capacity(set.len() * efficientnet::FEATURES);
+    let mut labels = Vec::with_capacity(set.len());
+    for batch in Loader::new(set.clone(), efficientnet::preprocess(input), cfg) {
+        let batch = batch?;
+        let images = teacher::targets::nchw(&batch.images, batch.len(), batch.size, device);
+        let out = teacher.forward(efficientnet::upscale(images, resolution));
+        x.extend(
+            out.features
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .map_err(|e| Error::Shape(format!("teacher features to f32: {e:?}")))?,
+        );
+        labels.extend_from_slice(&batch.labels);
+        bar.inc(batch.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok((
+        FeatureSet {
+            dim: efficientnet::FEATURES,
+            x,
+            labels,
+            classes: set.classes.clone(),
+        },
+        start.elapsed().as_secs_f64(),
+    ))
 }
 
 /// What the baseline produced: its row's pieces and the seconds its features took.
@@ -75,7 +125,7 @@ pub fn lite0(
     let mut sets: Vec<FeatureSet> = Vec::new();
     let mut feature_s = 0.0;
     for s in splits {
-        let (f, secs) = teacher::features(&model, s.clone(), input, res, workers, &device)?;
+        let (f, secs) = lite0_features(&model, s.clone(), input, res, workers, &device)?;
         say(&format!(
             "  {} EfficientNet-Lite0 features: {secs:.1} s ({:.1} images/s, burn flex)",
             s.split(),

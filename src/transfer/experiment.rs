@@ -691,7 +691,7 @@ fn scratch_row(dir: &Path, test: Arc<ImageFolder>, workers: usize) -> Result<Row
         ..LoaderConfig::default()
     };
     let stop = AtomicBool::new(false);
-    let (loss, top1, top5) = crate::train::pretrain::evaluate(
+    let (loss, top1, top5) = crate::train::step::evaluate(
         &model,
         test.clone(),
         Preprocess::eval(arch.input),

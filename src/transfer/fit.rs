@@ -434,7 +434,7 @@ pub fn checkpoint_features(
     let convs = arch.convs.len();
     for batch in loader {
         let batch = batch?;
-        let (images, _) = crate::train::pretrain::batch_tensors(&batch, &device);
+        let (images, _) = crate::train::step::batch_tensors(&batch, &device);
         let trace = model.trace(images);
         for (k, &i) in idx.iter().enumerate() {
             let act = if i < convs {
