@@ -20,6 +20,12 @@ pub const EMBEDDED_PREFIX: &str = "embedded:";
 pub static DEFAULT_MODEL: &[u8] =
     include_bytes!("../assets/bnn-small-bireal-tinyimagenet.safetensors");
 
+/// The architecture of the embedded backbone (its file's `source.arch`): what `bnn bench` times
+/// end to end by default, since it is what users run.
+pub fn default_arch() -> Result<crate::arch::Arch> {
+    Ok(load_backbone(None)?.file.graph.source.arch)
+}
+
 /// A loaded backbone and how to name it.
 #[derive(Clone, Debug)]
 pub struct Backbone {

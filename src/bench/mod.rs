@@ -142,10 +142,11 @@ impl Config {
                 plan
             },
             burn_model_max_batch: if cpu { 1 } else { usize::MAX },
+            // The embedded backbone's architecture: the end-to-end rows time what users run.
             e2e_arch: if quick {
                 Arch::mini(10)
             } else {
-                Arch::small(200)
+                crate::assets::default_arch().unwrap_or_else(|_| Arch::small(200))
             },
             alexnet: !cpu,
             cpu_rows: cpu,

@@ -22,8 +22,8 @@ pub struct Args {
     /// Batches of the end-to-end rows (default 1,64).
     #[arg(long, value_delimiter = ',')]
     e2e_batch: Option<Vec<usize>>,
-    /// Architecture of the end-to-end rows (default: small; `small-bireal` times the Bi-Real
-    /// extractor with its real layers; `bnn pretrain --arch list` lists them).
+    /// Architecture of the end-to-end rows (default: the embedded backbone's, `small-bireal`;
+    /// `small` times the plain network; `bnn pretrain --arch list` lists them).
     #[arg(long)]
     e2e_arch: Option<String>,
     /// Timed runs per case (default: 7 on a CPU adapter, 25 on a GPU).
