@@ -1,7 +1,7 @@
 //! `ImageFolder`: one split of an image data set, read from a directory or straight from an
 //! uncompressed tar archive, in any [`Layout`]: `<split>/<class>/<image>` (the layout this type is
 //! named after, whose rules follow) or an official one (Flowers-102, CUB-200-2011, MIT Indoor-67,
-//! read by [`super::layout`]). Either way a split is a class list, samples and `read(i)`.
+//! read by `data/official.rs`). Either way a split is a class list, samples and `read(i)`.
 //!
 //! Labels: class index = position of the class folder name in the byte-sorted list of the
 //! split's class folders. Every split of a set that has class folders must have the same list
@@ -16,19 +16,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::layout::{self, Layout};
+pub use super::layout::Sample;
+use super::official;
 use super::source::{self, Files, Loc, Store};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
-
-/// One image of a split: its path inside the set and its class index.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Sample {
-    /// `/`-separated path inside the set (below a wrapper folder, if any), e.g.
-    /// `train/001.pink_primrose/image_06734.jpg` or `jpg/image_06734.jpg` (Flowers-102).
-    pub name: String,
-    /// Class index into the split's classes.
-    pub label: usize,
-}
 
 /// One split of an image data set. Samples are sorted by name.
 pub struct ImageFolder {
@@ -58,7 +50,7 @@ impl ImageFolder {
         let (layout, prefix) = layout::locate(path, layout)?;
         if layout != Layout::ImageFolder {
             let files = Files::open(path, &prefix)?;
-            let set = layout::read_split(layout, &files, path, split)?;
+            let set = official::read_split(layout, &files, path, split)?;
             let (samples, locs) = set.samples.into_iter().unzip();
             return Ok(ImageFolder {
                 classes: set.classes,

@@ -20,10 +20,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::folder::Sample;
-use super::official;
-pub use super::official::flowers102_split;
-use super::source::{self, Files, Listing, Loc};
+use super::source::{self, Listing};
 use crate::error::{Error, Result};
 
 /// How a data set is laid out. `Auto` detects it from the files (see [`Layout::detect`]).
@@ -121,7 +118,7 @@ impl Layout {
         })
     }
 
-    fn fixed_splits(self) -> &'static [&'static str] {
+    pub(super) fn fixed_splits(self) -> &'static [&'static str] {
         match self {
             Layout::Flowers102 => &["train", "val", "test"],
             Layout::Cub200 | Layout::Mit67 => &["train", "test"],
@@ -233,64 +230,14 @@ pub(crate) fn locate(path: &Path, layout: Layout) -> Result<(Layout, String)> {
     }
 }
 
-/// One split of an official layout: the class list (index = label) and the samples, sorted by
-/// name, with where their bytes are.
-pub(crate) struct SplitSamples {
-    pub classes: Vec<String>,
-    pub samples: Vec<(Sample, Loc)>,
-}
-
-/// Reads split `split` of the set at `path` (for messages) in the official layout `layout`.
-pub(crate) fn read_split(
-    layout: Layout,
-    files: &Files,
-    path: &Path,
-    split: &str,
-) -> Result<SplitSamples> {
-    let splits = layout.fixed_splits();
-    if !splits.contains(&split) {
-        let no_val = if split.starts_with("val") && layout != Layout::Flowers102 {
-            format!(
-                " ({layout} has no validation split: hold out part of train, or validate on test)"
-            )
-        } else {
-            String::new()
-        };
-        return Err(Error::Dataset(format!(
-            "split '{split}' not found in {} ({layout} layout); available splits: {}{no_val}",
-            path.display(),
-            splits.join(", ")
-        )));
-    }
-    let (classes, listed) = match layout {
-        Layout::Flowers102 => official::flowers102(files, split)?,
-        Layout::Cub200 => official::cub200(files, split)?,
-        Layout::Mit67 => official::mit67(files, split)?,
-        Layout::Auto | Layout::ImageFolder => unreachable!("official layouts only"),
-    };
-    if listed.is_empty() {
-        return Err(Error::Dataset(format!(
-            "split '{split}' of {} ({layout} layout) is empty: its list names no images",
-            path.display()
-        )));
-    }
-    let mut samples = Vec::with_capacity(listed.len());
-    for Listed {
-        name,
-        label,
-        listed_in,
-    } in listed
-    {
-        let Some(loc) = files.loc(&name) else {
-            return Err(Error::Dataset(format!(
-                "{} does not exist (listed in {listed_in})",
-                files.describe(&name)
-            )));
-        };
-        samples.push((Sample { name, label }, loc));
-    }
-    samples.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    Ok(SplitSamples { classes, samples })
+/// One image of a split: its path inside the set and its class index.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Sample {
+    /// `/`-separated path inside the set (below a wrapper folder, if any), e.g.
+    /// `train/001.pink_primrose/image_06734.jpg` or `jpg/image_06734.jpg` (Flowers-102).
+    pub name: String,
+    /// Class index into the split's classes.
+    pub label: usize,
 }
 
 /// An image named by a list file: its path in the set, its label, and where it was listed.

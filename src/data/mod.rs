@@ -34,7 +34,8 @@ pub mod shapes;
 pub mod source;
 
 pub use folder::{ImageFolder, Sample, data_fingerprint};
-pub use layout::{Layout, flowers102_classes, flowers102_split};
+pub use layout::{Layout, flowers102_classes};
+pub use official::flowers102_split;
 #[cfg(not(target_arch = "wasm32"))]
 pub use loader::{Batch, Loader, LoaderConfig};
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image};

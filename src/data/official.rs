@@ -3,15 +3,17 @@
 //! `image_class_labels.txt`, `train_test_split.txt`, `classes.txt`) and MIT Indoor-67
 //! (`TrainImages.txt`, `TestImages.txt`). Each returns a split's classes and listed images; every
 //! list file is checked in full (ids, labels, duplicates), and errors name the file and line.
+//! `read_split` checks the split name and finds every listed image (what `ImageFolder` opens).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 
 use super::layout::{
     CUB_CLASSES, CUB_IMAGES, CUB_LABELS, CUB_SPLIT, FLOWERS_LABELS, FLOWERS_SETID, FLOWERS_SPLITS,
-    Layout, Listed, MIT_LISTS, flowers102_classes,
+    Layout, Listed, MIT_LISTS, Sample, flowers102_classes,
 };
 use super::mat;
-use super::source::Files;
+use super::source::{Files, Loc};
 use crate::error::{Error, Result};
 
 fn missing(files: &Files, rel: &str, layout: Layout) -> Error {
@@ -330,4 +332,64 @@ pub(super) fn mit67(files: &Files, split: &str) -> Result<(Vec<String>, Vec<List
         })
         .collect();
     Ok((classes, out))
+}
+
+/// One split of an official layout: the class list (index = label) and the samples, sorted by
+/// name, with where their bytes are.
+pub(crate) struct SplitSamples {
+    pub classes: Vec<String>,
+    pub samples: Vec<(Sample, Loc)>,
+}
+
+/// Reads split `split` of the set at `path` (for messages) in the official layout `layout`.
+pub(crate) fn read_split(
+    layout: Layout,
+    files: &Files,
+    path: &Path,
+    split: &str,
+) -> Result<SplitSamples> {
+    let splits = layout.fixed_splits();
+    if !splits.contains(&split) {
+        let no_val = if split.starts_with("val") && layout != Layout::Flowers102 {
+            format!(
+                " ({layout} has no validation split: hold out part of train, or validate on test)"
+            )
+        } else {
+            String::new()
+        };
+        return Err(Error::Dataset(format!(
+            "split '{split}' not found in {} ({layout} layout); available splits: {}{no_val}",
+            path.display(),
+            splits.join(", ")
+        )));
+    }
+    let (classes, listed) = match layout {
+        Layout::Flowers102 => flowers102(files, split)?,
+        Layout::Cub200 => cub200(files, split)?,
+        Layout::Mit67 => mit67(files, split)?,
+        Layout::Auto | Layout::ImageFolder => unreachable!("official layouts only"),
+    };
+    if listed.is_empty() {
+        return Err(Error::Dataset(format!(
+            "split '{split}' of {} ({layout} layout) is empty: its list names no images",
+            path.display()
+        )));
+    }
+    let mut samples = Vec::with_capacity(listed.len());
+    for Listed {
+        name,
+        label,
+        listed_in,
+    } in listed
+    {
+        let Some(loc) = files.loc(&name) else {
+            return Err(Error::Dataset(format!(
+                "{} does not exist (listed in {listed_in})",
+                files.describe(&name)
+            )));
+        };
+        samples.push((Sample { name, label }, loc));
+    }
+    samples.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    Ok(SplitSamples { classes, samples })
 }
