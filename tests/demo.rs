@@ -26,8 +26,11 @@ fn demo(name: &str, env: &[(&str, &str)]) -> (String, serde_json::Value) {
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["classes"], 8);
     assert_eq!(report["splits"][2][1], 32, "4 test images of 8 classes");
+    // The generated task is seeded: the head scores 25% (8 of 32) on the adapter and on the CPU
+    // path, twice chance (1/8). At least 6 of 32 leaves two images of margin and still fails a
+    // head that learned nothing.
     let top1 = report["rows"][0]["test"]["top1"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&top1));
+    assert!(top1 >= 6.0 / 32.0, "test top-1 {top1} is not above chance (0.125)");
     assert!(
         PathBuf::from(report["rows"][0]["dir"].as_str().unwrap())
             .join("head.safetensors")

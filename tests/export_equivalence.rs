@@ -128,8 +128,15 @@ fn truncated_or_corrupt_files_are_errors_not_panics() {
         let err = ExtractorFile::from_bytes(bad.as_bytes(), p).unwrap_err();
         eprintln!("{from} → {err}");
     }
+    // safetensors stores the u8 tensors (the flip flags) last, so the last byte is a flip flag
+    // and 7 is not a valid one: the parse must fail and the message must name the file.
     let mut flipped = bytes.clone();
     let last = flipped.len() - 1;
-    flipped[last] = 7; // a flip flag or a float byte: either still an error-free parse or an Err
-    let _ = ExtractorFile::from_bytes(&flipped, p);
+    flipped[last] = 7;
+    let named = Path::new("corrupt-flip.bnn");
+    let err = ExtractorFile::from_bytes(&flipped, named)
+        .expect_err("a flip flag of 7 must be refused")
+        .to_string();
+    assert!(err.contains("corrupt-flip.bnn"), "{err}");
+    assert!(err.contains("flip"), "{err}");
 }
