@@ -253,175 +253,27 @@ pub fn build(
         .iter()
         .position(|n| *n == cut)
         .ok_or_else(|| Error::Shape(format!("no layer '{cut}'; layers: {}", names.join(", "))))?;
-    let scale = model.weight_scale;
     let mut layers = Vec::new();
     let mut prev = [arch.input, arch.input, arch.in_channels];
     for (i, (block, c)) in model.convs.iter().zip(&arch.convs).enumerate() {
         if i > stop {
             break;
         }
-        let w = values(block.weight.val());
-        let cin = prev[2];
-        let k = c.kernel;
-        let per_row = cin * k * k;
-        // OIHW → OHWI rows of cin values.
-        let mut ohwi = vec![0f32; w.len()];
-        for o in 0..c.out {
-            for ci in 0..cin {
-                for ky in 0..k {
-                    for kx in 0..k {
-                        ohwi[((o * k + ky) * k + kx) * cin + ci] =
-                            w[((o * cin + ci) * k + ky) * k + kx];
-                    }
-                }
-            }
-        }
-        let a = scale.then(|| alpha(&w, per_row));
-        let b = bn(&block.bn, &names[i])?;
-        let side = |s: usize| crate::arch::out_size(s, k, c.stride, c.pad);
-        let (mut h, mut wd) = (side(prev[0]), side(prev[1]));
-        if let Some(p) = c.pool {
-            h = crate::arch::out_size(h, p.kernel, p.stride, 0);
-            wd = crate::arch::out_size(wd, p.kernel, p.stride, 0);
-        }
-        let first = i == 0;
-        let spec = LayerSpec {
-            name: names[i].clone(),
-            kind: if first {
-                LayerKind::FirstConv
-            } else {
-                LayerKind::XnorConv
-            },
-            in_shape: prev,
-            out_shape: [h, wd, c.out],
-            kernel: k,
-            stride: c.stride,
-            pad: c.pad,
-            padding: Padding::Zero,
-            pool: c.pool,
-            in_features: 0,
-            dot_offset: 0,
-            real: None,
-        };
-        let layer = match &block.rprelu {
-            Some(r) if model.bireal => {
-                let shortcut = match (block.shortcut, c.pool) {
-                    (false, _) => Shortcut::None,
-                    (true, None) => Shortcut::Identity,
-                    (true, Some(_)) => Shortcut::AvgPool,
-                };
-                let t = next_rsign(model, i);
-                let projection = match &block.project {
-                    Some(p) => Some(projection(p, &names[i])?),
-                    None => None,
-                };
-                LayerData {
-                    spec: LayerSpec {
-                        real: Some(RealSpec {
-                            shortcut,
-                            project: projection.is_some(),
-                        }),
-                        ..spec
-                    },
-                    weights: pack_rows(&ohwi, cin),
-                    thresholds: Thresholds::Float(
-                        t.into_iter()
-                            .map(|t| FloatThreshold { t, mode: 0 })
-                            .collect(),
-                    ),
-                    real: Some(real_channels(&b, a.as_deref(), r)),
-                    projection,
-                }
-            }
-            _ => LayerData {
-                spec,
-                weights: pack_rows(&ohwi, cin),
-                thresholds: if first {
-                    Thresholds::Float(float_thresholds(&b, a.as_deref()))
-                } else {
-                    Thresholds::Int(int_thresholds(&b, a.as_deref(), 0))
-                },
-                real: None,
-                projection: None,
-            },
-        };
+        let layer = conv_layer(model, i, block, c, &names[i], prev)?;
+        prev = layer.spec.out_shape;
         layers.push(layer);
-        prev = [h, wd, c.out];
     }
     let nconv = arch.convs.len();
     for (j, (block, &d)) in model.dense.iter().zip(&arch.dense).enumerate() {
         if nconv + j > stop {
             break;
         }
-        let w = values(block.weight.val());
-        let [h, wd, ch] = prev;
-        let fin = h * wd * ch;
-        let spec = LayerSpec::dense(names[nconv + j].clone(), prev, d);
-        let (in_features, offset) = (spec.in_features, spec.dot_offset);
-        // burn flattens C, H, W; the extractor reads the NHWC packed map (padded channels +1).
-        let mut rows = vec![0f32; d * in_features];
-        for o in 0..d {
-            let src = &w[o * fin..(o + 1) * fin];
-            let dst = &mut rows[o * in_features..(o + 1) * in_features];
-            if h * wd == 1 {
-                dst.copy_from_slice(src);
-                continue;
-            }
-            let cp = words(ch) * 32;
-            for y in 0..h {
-                for x in 0..wd {
-                    for c in 0..cp {
-                        dst[(y * wd + x) * cp + c] = if c < ch {
-                            src[c * h * wd + y * wd + x]
-                        } else {
-                            1.0
-                        };
-                    }
-                }
-            }
-        }
-        let a = scale.then(|| alpha(&w, fin));
-        let b = bn(&block.bn, &names[nconv + j])?;
-        layers.push(LayerData {
-            spec,
-            weights: pack_rows(&rows, in_features),
-            thresholds: Thresholds::Int(int_thresholds(&b, a.as_deref(), offset)),
-            real: None,
-            projection: None,
-        });
+        layers.push(dense_layer(model, block, d, &names[nconv + j], prev)?);
         prev = [1, 1, d];
     }
-    let classifier = (stop + 1 == names.len()).then(|| {
-        let w = values(model.classifier.weight.val());
-        let [h, wd, ch] = prev;
-        let fin = h * wd * ch;
-        let mut weight = w.clone();
-        if h * wd > 1 {
-            for o in 0..arch.classes {
-                for y in 0..h {
-                    for x in 0..wd {
-                        for c in 0..ch {
-                            weight[o * fin + (y * wd + x) * ch + c] =
-                                w[o * fin + c * h * wd + y * wd + x];
-                        }
-                    }
-                }
-            }
-        }
-        ClassifierData {
-            weight,
-            bias: values(model.classifier.bias.val()),
-        }
-    });
-    let pre = Preprocess::eval(arch.input);
+    let classifier = (stop + 1 == names.len()).then(|| classifier_data(model, arch, prev));
     let graph = Graph {
-        input: InputSpec {
-            size: arch.input,
-            channels: arch.in_channels,
-            mean: pre.mean.to_vec(),
-            std: pre.std.to_vec(),
-            layout: "NHWC f32, x = p*(1/(255*std)) - mean/std, center crop resized to size".into(),
-        },
+        input: input_spec(arch),
         layers: layers.iter().map(|l| l.spec.clone()).collect(),
         cut,
         classifier: classifier
@@ -433,7 +285,7 @@ pub fn build(
         source: Source {
             arch: arch.clone(),
             precision: config.precision.to_string(),
-            weight_scale: scale,
+            weight_scale: model.weight_scale,
             bn_epsilon: config.bn_epsilon,
             val_top1: src.val_top1,
             epochs: src.epochs,
@@ -447,6 +299,192 @@ pub fn build(
         layers,
         classifier,
     })
+}
+
+/// The extractor's input: the architecture's size and channels, and the eval preprocessing.
+fn input_spec(arch: &Arch) -> InputSpec {
+    let pre = Preprocess::eval(arch.input);
+    InputSpec {
+        size: arch.input,
+        channels: arch.in_channels,
+        mean: pre.mean.to_vec(),
+        std: pre.std.to_vec(),
+        layout: "NHWC f32, x = p*(1/(255*std)) - mean/std, center crop resized to size".into(),
+    }
+}
+
+/// Conv block `i` (named `name`, laid out as `c`) as an extractor layer reading a `prev`
+/// (h, w, channels) map: packed OHWI weights and thresholds, or a Bi-Real real epilogue.
+fn conv_layer(
+    model: &Model,
+    i: usize,
+    block: &crate::model::ConvBlock,
+    c: &crate::arch::ConvBlock,
+    name: &str,
+    prev: [usize; 3],
+) -> Result<LayerData> {
+    let w = values(block.weight.val());
+    let cin = prev[2];
+    let k = c.kernel;
+    // OIHW → OHWI rows of cin values.
+    let mut ohwi = vec![0f32; w.len()];
+    for o in 0..c.out {
+        for ci in 0..cin {
+            for ky in 0..k {
+                for kx in 0..k {
+                    ohwi[((o * k + ky) * k + kx) * cin + ci] = w[((o * cin + ci) * k + ky) * k + kx];
+                }
+            }
+        }
+    }
+    let a = model.weight_scale.then(|| alpha(&w, cin * k * k));
+    let b = bn(&block.bn, name)?;
+    let first = i == 0;
+    let spec = conv_spec(first, c, name, prev);
+    let layer = match &block.rprelu {
+        Some(r) if model.bireal => {
+            let shortcut = match (block.shortcut, c.pool) {
+                (false, _) => Shortcut::None,
+                (true, None) => Shortcut::Identity,
+                (true, Some(_)) => Shortcut::AvgPool,
+            };
+            let t = next_rsign(model, i);
+            let projection = match &block.project {
+                Some(p) => Some(projection(p, name)?),
+                None => None,
+            };
+            LayerData {
+                spec: LayerSpec {
+                    real: Some(RealSpec {
+                        shortcut,
+                        project: projection.is_some(),
+                    }),
+                    ..spec
+                },
+                weights: pack_rows(&ohwi, cin),
+                thresholds: Thresholds::Float(
+                    t.into_iter()
+                        .map(|t| FloatThreshold { t, mode: 0 })
+                        .collect(),
+                ),
+                real: Some(real_channels(&b, a.as_deref(), r)),
+                projection,
+            }
+        }
+        _ => LayerData {
+            spec,
+            weights: pack_rows(&ohwi, cin),
+            thresholds: if first {
+                Thresholds::Float(float_thresholds(&b, a.as_deref()))
+            } else {
+                Thresholds::Int(int_thresholds(&b, a.as_deref(), 0))
+            },
+            real: None,
+            projection: None,
+        },
+    };
+    Ok(layer)
+}
+
+/// The spec of a conv layer (the first: real image input) laid out as `c`, reading a `prev`
+/// (h, w, channels) map: its output shape after the stride and the pool.
+fn conv_spec(first: bool, c: &crate::arch::ConvBlock, name: &str, prev: [usize; 3]) -> LayerSpec {
+    let side = |s: usize| crate::arch::out_size(s, c.kernel, c.stride, c.pad);
+    let (mut h, mut wd) = (side(prev[0]), side(prev[1]));
+    if let Some(p) = c.pool {
+        h = crate::arch::out_size(h, p.kernel, p.stride, 0);
+        wd = crate::arch::out_size(wd, p.kernel, p.stride, 0);
+    }
+    LayerSpec {
+        name: name.to_string(),
+        kind: if first {
+            LayerKind::FirstConv
+        } else {
+            LayerKind::XnorConv
+        },
+        in_shape: prev,
+        out_shape: [h, wd, c.out],
+        kernel: c.kernel,
+        stride: c.stride,
+        pad: c.pad,
+        padding: Padding::Zero,
+        pool: c.pool,
+        in_features: 0,
+        dot_offset: 0,
+        real: None,
+    }
+}
+
+/// Hidden dense block `block` (named `name`, `d` outputs) as an extractor layer reading a
+/// `prev` (h, w, channels) map: its weights reordered to the packed NHWC map, and thresholds.
+fn dense_layer(
+    model: &Model,
+    block: &crate::model::DenseBlock,
+    d: usize,
+    name: &str,
+    prev: [usize; 3],
+) -> Result<LayerData> {
+    let w = values(block.weight.val());
+    let [h, wd, ch] = prev;
+    let fin = h * wd * ch;
+    let spec = LayerSpec::dense(name.to_string(), prev, d);
+    let (in_features, offset) = (spec.in_features, spec.dot_offset);
+    // burn flattens C, H, W; the extractor reads the NHWC packed map (padded channels +1).
+    let mut rows = vec![0f32; d * in_features];
+    for o in 0..d {
+        let src = &w[o * fin..(o + 1) * fin];
+        let dst = &mut rows[o * in_features..(o + 1) * in_features];
+        if h * wd == 1 {
+            dst.copy_from_slice(src);
+            continue;
+        }
+        let cp = words(ch) * 32;
+        for y in 0..h {
+            for x in 0..wd {
+                for c in 0..cp {
+                    dst[(y * wd + x) * cp + c] = if c < ch {
+                        src[c * h * wd + y * wd + x]
+                    } else {
+                        1.0
+                    };
+                }
+            }
+        }
+    }
+    let a = model.weight_scale.then(|| alpha(&w, fin));
+    let b = bn(&block.bn, name)?;
+    Ok(LayerData {
+        spec,
+        weights: pack_rows(&rows, in_features),
+        thresholds: Thresholds::Int(int_thresholds(&b, a.as_deref(), offset)),
+        real: None,
+        projection: None,
+    })
+}
+
+/// The float classifier reading a `prev` (h, w, channels) map, its weights reordered from
+/// burn's C, H, W flattening to NHWC.
+fn classifier_data(model: &Model, arch: &Arch, prev: [usize; 3]) -> ClassifierData {
+    let w = values(model.classifier.weight.val());
+    let [h, wd, ch] = prev;
+    let fin = h * wd * ch;
+    let mut weight = w.clone();
+    if h * wd > 1 {
+        for o in 0..arch.classes {
+            for y in 0..h {
+                for x in 0..wd {
+                    for c in 0..ch {
+                        weight[o * fin + (y * wd + x) * ch + c] =
+                            w[o * fin + c * h * wd + y * wd + x];
+                    }
+                }
+            }
+        }
+    }
+    ClassifierData {
+        weight,
+        bias: values(model.classifier.bias.val()),
+    }
 }
 
 /// The burn model's eval-mode values at every exported layer, NHWC: (pre-BN, post-BN, act).

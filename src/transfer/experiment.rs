@@ -275,6 +275,71 @@ fn open(data: &Path, layout: Layout, split: &str) -> Result<Arc<ImageFolder>> {
 /// `<out>/report.json`); progress and the results table go to `say`, line by line.
 pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
     let start = Instant::now();
+    check_settings(cfg)?;
+    let backbone = crate::assets::load_backbone(cfg.model.as_deref())
+        .context_with(|| "loading the extractor".into())?;
+    // Refuses a file whose input is not RGB images before anything is opened.
+    backbone.preprocess()?;
+    let file = backbone.file.clone();
+    let plans = plans(cfg, &file)?;
+    let mut cuts: Vec<String> = plans.iter().map(|p| p.cut.clone()).collect();
+    cuts.sort();
+    cuts.dedup();
+
+    let (layout, sets) = open_splits(cfg, say)?;
+    let fit_cfg = check_heads(cfg, &file, &plans, &sets)?;
+    let binary = binary_features(cfg, &backbone, &cuts, layout, &sets, say)?;
+    let (twin, mut twin_extraction_s) = twin_features(cfg, &cuts, &sets.all, say)?;
+
+    let ctx = Heads {
+        cfg,
+        fit: &fit_cfg,
+        cuts: &cuts,
+        classes: &sets.train.classes,
+        input_size: file.graph.input.size,
+        layout,
+        val: sets.val.as_ref().map(|_| 1),
+        test: sets.all.len() - 1,
+        device: burn::tensor::Device::flex(),
+    };
+    let (mut rows, mut head_training_s) =
+        train_heads(&ctx, &plans, &backbone, &binary, twin.as_ref(), say)?;
+    if let Some(weights) = &cfg.baseline {
+        let (row, feature_s) = baseline_row(cfg, weights, &sets, &ctx, say)?;
+        head_training_s += row.head_train_s;
+        twin_extraction_s.push(("efficientnet-lite0 (all splits)".into(), feature_s));
+        rows.push(row);
+    }
+    if let Some(dir) = &cfg.scratch {
+        rows.push(scratch_row(dir, sets.test.clone(), cfg.workers)?);
+    }
+
+    say(&table(&rows));
+    let report = Report {
+        command: cfg.command.clone(),
+        model: backbone.label.clone(),
+        data: cfg.data.clone(),
+        splits: sets
+            .all
+            .iter()
+            .map(|s| (s.split().to_string(), s.len()))
+            .collect(),
+        classes: sets.train.classes.len(),
+        extractor_device: binary.device_name,
+        fit: fit_cfg,
+        extraction_s: binary.extraction_s,
+        twin_extraction_s,
+        head_training_s,
+        total_s: start.elapsed().as_secs_f64(),
+        rows,
+    };
+    write_report(cfg, &report, sets.test.len(), say)?;
+    Ok(report)
+}
+
+/// Refuses split settings that would select on the test (or training) images, and an output
+/// that is one of the inputs.
+fn check_settings(cfg: &TransferConfig) -> Result<()> {
     for (flag, split) in [
         ("--train-split", &cfg.train_split),
         ("--val-split", &cfg.val_split),
@@ -308,17 +373,19 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
     .into_iter()
     .filter_map(|(flag, p)| p.map(|p| (flag, p)))
     .collect();
-    crate::atomic::check_output("--out", &cfg.out, &inputs)?;
-    let backbone = crate::assets::load_backbone(cfg.model.as_deref())
-        .context_with(|| "loading the extractor".into())?;
-    // Refuses a file whose input is not RGB images before anything is opened.
-    backbone.preprocess()?;
-    let file = backbone.file.clone();
-    let plans = plans(cfg, &file)?;
-    let mut cuts: Vec<String> = plans.iter().map(|p| p.cut.clone()).collect();
-    cuts.sort();
-    cuts.dedup();
+    crate::atomic::check_output("--out", &cfg.out, &inputs)
+}
 
+/// The opened splits of the target set: train, val (if any), test, and all of them in that order.
+struct Splits {
+    train: Arc<ImageFolder>,
+    val: Option<Arc<ImageFolder>>,
+    test: Arc<ImageFolder>,
+    all: Vec<Arc<ImageFolder>>,
+}
+
+/// Opens the train, val (when the set has it) and test splits and checks they share classes.
+fn open_splits(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<(Layout, Splits)> {
     let layout = cfg
         .layout
         .resolve(&cfg.data)
@@ -344,10 +411,10 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
     } else {
         Some(open(&cfg.data, layout, &cfg.val_split)?)
     };
-    let mut splits = vec![train.clone()];
-    splits.extend(val.clone());
-    splits.push(test.clone());
-    for s in &splits {
+    let mut all = vec![train.clone()];
+    all.extend(val.clone());
+    all.push(test.clone());
+    for s in &all {
         if s.classes != train.classes {
             return Err(Error::Config(format!(
                 "split '{}' of {} has other classes than '{}'",
@@ -357,31 +424,70 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
             )));
         }
     }
+    let splits = Splits {
+        train,
+        val,
+        test,
+        all,
+    };
+    Ok((layout, splits))
+}
 
-    // Every head's settings are checked before anything is extracted, allocated or written.
+/// Checks every head's settings and that `--out` is writable, before anything is extracted,
+/// allocated or written; returns the head-training settings shared by every row.
+fn check_heads(
+    cfg: &TransferConfig,
+    file: &ExtractorFile,
+    plans: &[Plan],
+    sets: &Splits,
+) -> Result<FitConfig> {
     let fit_cfg = FitConfig {
         hidden: vec![],
         epochs: cfg.epochs,
         batch_size: cfg.batch_size,
         lr: cfg.lr,
         weight_decay: cfg.weight_decay,
-        patience: if val.is_some() { cfg.patience } else { 0 },
+        patience: if sets.val.is_some() { cfg.patience } else { 0 },
         seed: cfg.seed,
     };
-    for plan in &plans {
+    for plan in plans {
         let dim = file.layers[file.layer_index(&plan.cut)?].spec.out_len();
         FitConfig {
             hidden: plan.hidden.clone(),
             ..fit_cfg.clone()
         }
-        .validate(dim, train.classes.len())?;
+        .validate(dim, sets.train.classes.len())?;
     }
     // Before any extraction or training: an output directory that cannot be written fails now,
     // not after the work.
     crate::atomic::check_writable("--out", &cfg.out)?;
     crate::atomic::remove_stale_temps(&cfg.out)?;
+    Ok(fit_cfg)
+}
 
-    // The extractor: wgpu if possible (or demanded), else the CPU path.
+/// Batch size of feature extraction (binary and float twin).
+const EXTRACT_BATCH: usize = 64;
+
+/// The binary backbone's features and what was measured while computing them.
+struct BinaryFeatures {
+    /// `features[split][cut]`, splits in [`Splits::all`] order.
+    features: Vec<Vec<FeatureSet>>,
+    /// Seconds per split (0: from the cache).
+    extraction_s: Vec<(String, f64)>,
+    /// Where the extractor ran, in words.
+    device_name: String,
+    /// With `--baseline`: milliseconds per image at batch 1, and the file's bytes.
+    ms_per_image: Option<f64>,
+    model_bytes: Option<u64>,
+}
+
+/// The extractor's runner: wgpu if possible (or demanded), else the CPU path; and where it
+/// runs, in words.
+fn runner(
+    cfg: &TransferConfig,
+    file: &ExtractorFile,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Runner, String)> {
     let (gpu, note) = features::select_gpu(cfg.extractor_device)?;
     if let Some(note) = note {
         say(&note);
@@ -393,6 +499,21 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
     let device_name = gpu
         .as_ref()
         .map_or("CPU (library's binary path)".to_string(), |g| g.describe());
+    Ok((runner, device_name))
+}
+
+/// Extracts (or reads from the cache) the binary features of every split at every cut, on
+/// wgpu if possible, else the CPU path; with `--baseline` also times the backbone.
+fn binary_features(
+    cfg: &TransferConfig,
+    backbone: &crate::assets::Backbone,
+    cuts: &[String],
+    layout: Layout,
+    sets: &Splits,
+    say: &mut dyn FnMut(&str),
+) -> Result<BinaryFeatures> {
+    let file = &backbone.file;
+    let (runner, device_name) = runner(cfg, file, say)?;
     let cache = Cache {
         dir: cfg.cache_dir.clone().unwrap_or_else(Cache::default_dir),
     };
@@ -404,26 +525,23 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
         file.layers.len(),
         cuts.join(", "),
         cfg.data.display(),
-        train.classes.len(),
-        splits
+        sets.train.classes.len(),
+        sets.all
             .iter()
             .map(|s| format!("{} {}", s.split(), s.len()))
             .collect::<Vec<_>>()
             .join(", ")
     ));
-
-    let batch = 64;
     let mut extraction_s = Vec::new();
-    // features[split][cut]
-    let mut binary: Vec<Vec<FeatureSet>> = Vec::new();
-    for s in &splits {
+    let mut features = Vec::new();
+    for s in &sets.all {
         let (sets, secs) = features::extractor_features(
             &runner,
             (&stem, fp),
             s.clone(),
-            &cuts,
+            cuts,
             &cache,
-            batch,
+            EXTRACT_BATCH,
             cfg.workers,
         )?;
         say(&format!(
@@ -439,9 +557,9 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
             }
         ));
         extraction_s.push((s.split().to_string(), secs));
-        binary.push(sets);
+        features.push(sets);
     }
-    let binary_ms = match &cfg.baseline {
+    let ms_per_image = match &cfg.baseline {
         Some(_) => Some(super::baseline::binary_ms_per_image(
             &runner,
             file.graph.input.size,
@@ -449,44 +567,84 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
         )?),
         None => None,
     };
-    let binary_bytes = cfg
+    let model_bytes = cfg
         .baseline
         .as_ref()
         .map(|_| file.to_bytes().map(|b| b.len() as u64))
         .transpose()?;
-    drop(runner);
+    Ok(BinaryFeatures {
+        features,
+        extraction_s,
+        device_name,
+        ms_per_image,
+        model_bytes,
+    })
+}
 
-    let mut twin: Option<Vec<Vec<FeatureSet>>> = None;
+/// Features of the float twin (`--float-twin`) of every split at every cut, `[split][cut]`,
+/// and the seconds per split; `None` without a twin.
+fn twin_features(
+    cfg: &TransferConfig,
+    cuts: &[String],
+    splits: &[Arc<ImageFolder>],
+    say: &mut dyn FnMut(&str),
+) -> Result<(Option<Vec<Vec<FeatureSet>>>, Vec<(String, f64)>)> {
     let mut twin_extraction_s = Vec::new();
-    if let Some(dir) = &cfg.float_twin {
-        let mut all = Vec::new();
-        for s in &splits {
-            let (sets, secs) = fit::checkpoint_features(dir, s.clone(), &cuts, batch, cfg.workers)
+    let Some(dir) = &cfg.float_twin else {
+        return Ok((None, twin_extraction_s));
+    };
+    let mut all = Vec::new();
+    for s in splits {
+        let (sets, secs) =
+            fit::checkpoint_features(dir, s.clone(), cuts, EXTRACT_BATCH, cfg.workers)
                 .context_with(|| format!("float twin features from {}", dir.display()))?;
-            say(&format!(
-                "  {} float-twin features: {secs:.1} s (burn, CPU)",
-                s.split()
-            ));
-            twin_extraction_s.push((s.split().to_string(), secs));
-            all.push(sets);
-        }
-        twin = Some(all);
+        say(&format!(
+            "  {} float-twin features: {secs:.1} s (burn, CPU)",
+            s.split()
+        ));
+        twin_extraction_s.push((s.split().to_string(), secs));
+        all.push(sets);
     }
+    Ok((Some(all), twin_extraction_s))
+}
 
-    let device = burn::tensor::Device::flex();
-    let (vi, ti) = (val.as_ref().map(|_| 1), splits.len() - 1);
+/// What every head of the experiment shares: the settings, the task, and where the val and
+/// test features are in each backbone's `[split][cut]` lists.
+struct Heads<'a> {
+    cfg: &'a TransferConfig,
+    fit: &'a FitConfig,
+    cuts: &'a [String],
+    classes: &'a [String],
+    input_size: usize,
+    layout: Layout,
+    val: Option<usize>,
+    test: usize,
+    device: burn::tensor::Device,
+}
+
+/// Trains and scores every head of `plans` on the binary features, then on the float twin's
+/// (if any); returns the rows and the seconds of head training.
+fn train_heads(
+    ctx: &Heads,
+    plans: &[Plan],
+    backbone: &crate::assets::Backbone,
+    binary: &BinaryFeatures,
+    twin: Option<&Vec<Vec<FeatureSet>>>,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Vec<Row>, f64)> {
+    let cfg = ctx.cfg;
     let mut rows = Vec::new();
     let mut head_training_s = 0.0;
     let backbones: Vec<(&str, &Vec<Vec<FeatureSet>>, BackboneInfo)> = std::iter::once((
         "binary",
-        &binary,
+        &binary.features,
         BackboneInfo {
             kind: BackboneKind::Extractor,
             path: backbone.label.clone(),
-            fingerprint: fp.hex(),
+            fingerprint: backbone.fingerprint.hex(),
         },
     ))
-    .chain(twin.as_ref().map(|t| {
+    .chain(twin.map(|t| {
         (
             "float-twin",
             t,
@@ -499,137 +657,151 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
     }))
     .collect();
     for (name, feats, info) in &backbones {
-        for plan in &plans {
-            let c = cuts
-                .iter()
-                .position(|c| *c == plan.cut)
-                .expect("cut listed");
-            let tr = &feats[0][c];
-            let hname = head_name(&plan.hidden);
-            let bar = crate::progress::bar(
-                fit_cfg.epochs as u64,
-                &format!("{name} {} {hname}", plan.cut),
-            );
-            // Classes, dim and hidden widths are filled in from the features and the settings.
-            let about = HeadInfo {
-                version: head::HEAD_VERSION,
-                classes: vec![],
-                backbone: info.clone(),
-                cut: plan.cut.clone(),
-                dim: 0,
-                hidden: vec![],
-                input_size: file.graph.input.size,
-                data: cfg.data.display().to_string(),
-                layout: layout.to_string(),
-            };
-            let settings = FitConfig {
-                hidden: plan.hidden.clone(),
-                ..fit_cfg.clone()
-            };
-            let va = vi.map(|i| &feats[i][c]);
-            let (head, fitted) = fit::train_head_with(tr, va, &settings, about, &device, &bar)?;
-            bar.finish_and_clear();
-            head_training_s += fitted.seconds;
-            let te = &feats[ti][c];
-            let logits = head.logits(&te.x)?;
-            let eval = evaluate(&logits, &te.labels, &train.classes, 10);
-            let dir = cfg.out.join(format!(
-                "{name}-{}-{}",
-                plan.cut,
-                hname.replace([':', ','], "-")
-            ));
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            crate::atomic::remove_stale_temps(&dir)?;
-            head.save(&dir.join("head.safetensors"))?;
-            crate::atomic::write_atomic(
-                &dir.join("metrics.csv"),
-                crate::csv_file::to_string(&fitted.history)?.as_bytes(),
-            )?;
-            let val_top1 = fitted
-                .history
-                .get(fitted.best_epoch - 1)
-                .and_then(|e| e.val_top1);
-            say(&format!(
-                "  {name:<10} {:<6} {hname:<14} test top-1 {:5.1}%  top-5 {:5.1}%  (val {}, {} epochs, best {}, {:.1} s)",
-                plan.cut,
-                100.0 * eval.top1,
-                100.0 * eval.top5,
-                val_top1.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v)),
-                fitted.history.len(),
-                fitted.best_epoch,
-                fitted.seconds
-            ));
-            rows.push(Row {
-                backbone: name.to_string(),
-                cut: plan.cut.clone(),
-                head: hname,
-                retrain: plan.retrain,
-                features: tr.dim,
-                epochs_run: fitted.history.len(),
-                best_epoch: fitted.best_epoch,
-                stopped_early: fitted.stopped_early,
-                head_train_s: fitted.seconds,
-                val_top1,
-                test: eval,
-                dir: Some(dir),
-                ms_per_image: (*name == "binary").then_some(binary_ms).flatten(),
-                model_bytes: (*name == "binary").then_some(binary_bytes).flatten(),
-            });
+        for plan in plans {
+            let mut row = train_head(ctx, name, feats, info, plan, say)?;
+            head_training_s += row.head_train_s;
+            if *name == "binary" {
+                row.ms_per_image = binary.ms_per_image;
+                row.model_bytes = binary.model_bytes;
+            }
+            rows.push(row);
         }
     }
-    if let Some(weights) = &cfg.baseline {
-        let b = super::baseline::lite0(
-            weights,
-            &splits,
-            val.is_some(),
-            file.graph.input.size,
-            &fit_cfg,
-            cfg.workers,
-            say,
-        )?;
-        head_training_s += b.head_train_s;
-        twin_extraction_s.push(("efficientnet-lite0 (all splits)".into(), b.feature_s));
-        rows.push(Row {
-            backbone: "efficientnet-lite0 (float)".into(),
-            cut: "pool".into(),
-            head: "linear".into(),
-            retrain: None,
-            features: crate::teacher::efficientnet::FEATURES,
-            epochs_run: b.epochs.0,
-            best_epoch: b.epochs.1,
-            stopped_early: b.stopped_early,
-            head_train_s: b.head_train_s,
-            val_top1: b.val_top1,
-            test: b.test,
-            dir: None,
-            ms_per_image: Some(b.ms_per_image),
-            model_bytes: Some(b.model_bytes),
-        });
-    }
-    if let Some(dir) = &cfg.scratch {
-        rows.push(scratch_row(dir, test.clone(), cfg.workers)?);
-    }
+    Ok((rows, head_training_s))
+}
 
-    say(&table(&rows));
-    let report = Report {
-        command: cfg.command.clone(),
-        model: backbone.label.clone(),
-        data: cfg.data.clone(),
-        splits: splits
-            .iter()
-            .map(|s| (s.split().to_string(), s.len()))
-            .collect(),
-        classes: train.classes.len(),
-        extractor_device: device_name,
-        fit: fit_cfg,
-        extraction_s,
-        twin_extraction_s,
-        head_training_s,
-        total_s: start.elapsed().as_secs_f64(),
-        rows,
+/// Trains the head of `plan` on backbone `name`'s features, scores it on test, writes its
+/// folder (`head.safetensors`, `metrics.csv`) and returns its row (no timing or file size).
+fn train_head(
+    ctx: &Heads,
+    name: &str,
+    feats: &[Vec<FeatureSet>],
+    info: &BackboneInfo,
+    plan: &Plan,
+    say: &mut dyn FnMut(&str),
+) -> Result<Row> {
+    let cfg = ctx.cfg;
+    let c = ctx
+        .cuts
+        .iter()
+        .position(|c| *c == plan.cut)
+        .expect("cut listed");
+    let tr = &feats[0][c];
+    let hname = head_name(&plan.hidden);
+    let bar = crate::progress::bar(ctx.fit.epochs as u64, &format!("{name} {} {hname}", plan.cut));
+    // Classes, dim and hidden widths are filled in from the features and the settings.
+    let about = HeadInfo {
+        version: head::HEAD_VERSION,
+        classes: vec![],
+        backbone: info.clone(),
+        cut: plan.cut.clone(),
+        dim: 0,
+        hidden: vec![],
+        input_size: ctx.input_size,
+        data: cfg.data.display().to_string(),
+        layout: ctx.layout.to_string(),
     };
+    let settings = FitConfig {
+        hidden: plan.hidden.clone(),
+        ..ctx.fit.clone()
+    };
+    let va = ctx.val.map(|i| &feats[i][c]);
+    let (head, fitted) = fit::train_head_with(tr, va, &settings, about, &ctx.device, &bar)?;
+    bar.finish_and_clear();
+    let te = &feats[ctx.test][c];
+    let logits = head.logits(&te.x)?;
+    let eval = evaluate(&logits, &te.labels, ctx.classes, 10);
+    let dir = cfg.out.join(format!(
+        "{name}-{}-{}",
+        plan.cut,
+        hname.replace([':', ','], "-")
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    crate::atomic::remove_stale_temps(&dir)?;
+    head.save(&dir.join("head.safetensors"))?;
+    crate::atomic::write_atomic(
+        &dir.join("metrics.csv"),
+        crate::csv_file::to_string(&fitted.history)?.as_bytes(),
+    )?;
+    let val_top1 = fitted
+        .history
+        .get(fitted.best_epoch - 1)
+        .and_then(|e| e.val_top1);
+    say(&format!(
+        "  {name:<10} {:<6} {hname:<14} test top-1 {:5.1}%  top-5 {:5.1}%  (val {}, {} epochs, best {}, {:.1} s)",
+        plan.cut,
+        100.0 * eval.top1,
+        100.0 * eval.top5,
+        val_top1.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v)),
+        fitted.history.len(),
+        fitted.best_epoch,
+        fitted.seconds
+    ));
+    Ok(Row {
+        backbone: name.to_string(),
+        cut: plan.cut.clone(),
+        head: hname,
+        retrain: plan.retrain,
+        features: tr.dim,
+        epochs_run: fitted.history.len(),
+        best_epoch: fitted.best_epoch,
+        stopped_early: fitted.stopped_early,
+        head_train_s: fitted.seconds,
+        val_top1,
+        test: eval,
+        dir: Some(dir),
+        ms_per_image: None,
+        model_bytes: None,
+    })
+}
+
+/// The EfficientNet-Lite0 baseline (`--baseline`): its linear-head row and the seconds its
+/// features took.
+fn baseline_row(
+    cfg: &TransferConfig,
+    weights: &Path,
+    sets: &Splits,
+    ctx: &Heads,
+    say: &mut dyn FnMut(&str),
+) -> Result<(Row, f64)> {
+    let b = super::baseline::lite0(
+        weights,
+        &sets.all,
+        sets.val.is_some(),
+        ctx.input_size,
+        ctx.fit,
+        cfg.workers,
+        say,
+    )?;
+    let row = Row {
+        backbone: "efficientnet-lite0 (float)".into(),
+        cut: "pool".into(),
+        head: "linear".into(),
+        retrain: None,
+        features: crate::teacher::efficientnet::FEATURES,
+        epochs_run: b.epochs.0,
+        best_epoch: b.epochs.1,
+        stopped_early: b.stopped_early,
+        head_train_s: b.head_train_s,
+        val_top1: b.val_top1,
+        test: b.test,
+        dir: None,
+        ms_per_image: Some(b.ms_per_image),
+        model_bytes: Some(b.model_bytes),
+    };
+    Ok((row, b.feature_s))
+}
+
+/// Writes `report.json`, `results.csv` and `results.svg` under `--out` and says the most
+/// confused pair and the times.
+fn write_report(
+    cfg: &TransferConfig,
+    report: &Report,
+    test_images: usize,
+    say: &mut dyn FnMut(&str),
+) -> Result<()> {
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
-    let json = serde_json::to_string_pretty(&report)
+    let json = serde_json::to_string_pretty(report)
         .map_err(|e| Error::Config(format!("report.json: {e}")))?;
     crate::atomic::write_atomic(&cfg.out.join("report.json"), json.as_bytes())?;
     crate::atomic::write_atomic(
@@ -654,7 +826,7 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
         report.model,
         cfg.data.display(),
         report.classes,
-        test.len()
+        test_images
     );
     crate::atomic::write_atomic(
         &cfg.out.join("results.svg"),
@@ -675,7 +847,7 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
         report.total_s,
         cfg.out.join("report.json").display()
     ));
-    Ok(report)
+    Ok(())
 }
 
 fn scratch_row(dir: &Path, test: Arc<ImageFolder>, workers: usize) -> Result<Row> {
