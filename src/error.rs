@@ -7,6 +7,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything the library can fail with; the message says what to do where there is a fix.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// wgpu found no adapter (or none matching `WGPU_ADAPTER_NAME`).
     #[error(
