@@ -468,102 +468,162 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
         "synchronized wall time (no timestamp queries on this adapter)"
     };
     let threads = Threads::new(cfg.threads)?;
+    let timers = Timers {
+        gpu,
+        cfg,
+        threads: &threads,
+        isa,
+        burn: &burn_devices,
+    };
     let mut rows = Vec::new();
     for (i, case) in cfg.cases().iter().enumerate() {
         let data = Operands::new(&case.op, i as u64 + 1);
-        let macs = case.op.macs();
         let mut results = Vec::new();
         for kernel in cfg.kernels() {
             bar.set_message(format!("{} {kernel}", case.id));
-            let outcome: Result<(Stats, Option<Stats>, &str)> = match kernel {
-                k if k.is_wgsl() => {
-                    run_wgsl(gpu, &case.op, &data, kernel, &cfg.plan).map(|(s, w)| {
-                        (
-                            s,
-                            w,
-                            if gpu.timestamps {
-                                "gpu-timestamp"
-                            } else {
-                                "wall"
-                            },
-                        )
-                    })
-                }
-                Kernel::CpuXnor => {
-                    run_cpu(&case.op, &data, &cfg.plan, &threads, isa).map(|s| (s, None, "wall"))
-                }
-                _ => burn_devices
-                    .time(kernel, &case.op, &cfg.burn_plan)
-                    .map(|s| (s, None, "wall")),
-            };
-            results.push(match outcome {
-                Ok((stats, wall_stats, timer)) => Measurement {
-                    kernel,
-                    timer: timer.into(),
-                    macs_per_s: Some(macs as f64 / stats.median_s.max(1e-12)),
-                    stats: Some(stats),
-                    wall: wall_stats,
-                    bytes: bytes_moved(&case.op, kernel),
-                    error: None,
-                },
-                Err(e) => Measurement {
-                    kernel,
-                    timer: "-".into(),
-                    stats: None,
-                    wall: None,
-                    macs_per_s: None,
-                    bytes: bytes_moved(&case.op, kernel),
-                    error: Some(e.to_string()),
-                },
-            });
+            results.push(measure_kernel(&timers, case, &data, kernel));
             bar.inc(1);
         }
-        let mut row = ShapeRow {
-            suite: case.suite.into(),
-            id: case.id.clone(),
-            source: case.source.clone(),
-            shape: case.info(),
-            results,
-            speedup_vs_float: None,
-            speedup_fused_vs_float: None,
-            speedup_vs_f16: None,
-            speedup_vs_burn: None,
-            cpu_speedup_vs_flex: None,
-            peak_fraction: None,
-            cpu_peak_fraction: None,
-        };
-        let t = |k: Kernel| row.get(k).and_then(|m| m.median_s());
-        let w = |k: Kernel| row.get(k).and_then(|m| m.wall_s());
-        let f16 = ratio(t(Kernel::FloatF16), t(Kernel::XnorDot));
-        let speedups = (
-            ratio(t(Kernel::FloatWgsl), t(Kernel::XnorDot)),
-            ratio(t(Kernel::FloatWgsl), t(Kernel::XnorBits)),
-            ratio(w(Kernel::BurnWgpu), w(Kernel::XnorDot)),
-            ratio(t(Kernel::BurnFlex), t(Kernel::CpuXnor)),
-            ratio(
-                row.get(Kernel::XnorDot).and_then(|m| m.macs_per_s),
-                peak.binary_macs_per_s,
-            ),
-        );
-        (
-            row.speedup_vs_float,
-            row.speedup_fused_vs_float,
-            row.speedup_vs_burn,
-            row.cpu_speedup_vs_flex,
-            row.peak_fraction,
-        ) = speedups;
-        row.speedup_vs_f16 = f16;
-        row.cpu_peak_fraction = ratio(
-            row.get(Kernel::CpuXnor).and_then(|m| m.macs_per_s),
-            cpu_peak.as_ref().and_then(|p| p.binary_macs_per_s),
-        );
-        rows.push(row);
+        rows.push(shape_row(case, results, &peak, cpu_peak.as_ref()));
     }
     let (extractor, stages) = if cfg.e2e() {
         end_to_end(gpu, cfg, &threads, isa, &burn_devices, bar)?
     } else {
         Default::default()
     };
+    push_notes(&mut notes, gpu, cfg, isa);
+    Ok(Report {
+        tool: format!("bnn bench {}", env!("CARGO_PKG_VERSION")),
+        device: DeviceInfo {
+            name: gpu.info.name.clone(),
+            backend: format!("{:?}", gpu.info.backend),
+            device_type: format!("{:?}", gpu.info.device_type),
+            driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info),
+            vendor: gpu.info.vendor,
+            timestamps: gpu.timestamps,
+        },
+        timer: timer.into(),
+        suite: format!("{:?}", cfg.suite).to_lowercase(),
+        batch: cfg.batch,
+        plan: cfg.plan,
+        cpu_threads: cfg.threads,
+        peak,
+        cpu_peak,
+        cpu_isa: isa.to_string(),
+        shapes: rows,
+        extractor,
+        stages,
+        notes,
+        total_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// What timing one kernel needs: the adapter, the settings, the CPU path's threads and
+/// instruction set, and burn's devices.
+struct Timers<'a> {
+    gpu: &'a Gpu,
+    cfg: &'a Config,
+    threads: &'a Threads,
+    isa: crate::cpu::Isa,
+    burn: &'a BurnDevices,
+}
+
+/// Times `kernel` on `case` with operands `data`; a kernel that fails is a measurement with
+/// its error, not an error.
+fn measure_kernel(t: &Timers, case: &Case, data: &Operands, kernel: Kernel) -> Measurement {
+    let outcome: Result<(Stats, Option<Stats>, &str)> = match kernel {
+        k if k.is_wgsl() => run_wgsl(t.gpu, &case.op, data, kernel, &t.cfg.plan).map(|(s, w)| {
+            (
+                s,
+                w,
+                if t.gpu.timestamps {
+                    "gpu-timestamp"
+                } else {
+                    "wall"
+                },
+            )
+        }),
+        Kernel::CpuXnor => {
+            run_cpu(&case.op, data, &t.cfg.plan, t.threads, t.isa).map(|s| (s, None, "wall"))
+        }
+        _ => t
+            .burn
+            .time(kernel, &case.op, &t.cfg.burn_plan)
+            .map(|s| (s, None, "wall")),
+    };
+    match outcome {
+        Ok((stats, wall_stats, timer)) => Measurement {
+            kernel,
+            timer: timer.into(),
+            macs_per_s: Some(case.op.macs() as f64 / stats.median_s.max(1e-12)),
+            stats: Some(stats),
+            wall: wall_stats,
+            bytes: bytes_moved(&case.op, kernel),
+            error: None,
+        },
+        Err(e) => Measurement {
+            kernel,
+            timer: "-".into(),
+            stats: None,
+            wall: None,
+            macs_per_s: None,
+            bytes: bytes_moved(&case.op, kernel),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// One shape's row: its measurements and the speed-ups and peak fractions computed from them.
+fn shape_row(
+    case: &Case,
+    results: Vec<Measurement>,
+    peak: &report::Peak,
+    cpu_peak: Option<&report::Peak>,
+) -> ShapeRow {
+    let mut row = ShapeRow {
+        suite: case.suite.into(),
+        id: case.id.clone(),
+        source: case.source.clone(),
+        shape: case.info(),
+        results,
+        speedup_vs_float: None,
+        speedup_fused_vs_float: None,
+        speedup_vs_f16: None,
+        speedup_vs_burn: None,
+        cpu_speedup_vs_flex: None,
+        peak_fraction: None,
+        cpu_peak_fraction: None,
+    };
+    let t = |k: Kernel| row.get(k).and_then(|m| m.median_s());
+    let w = |k: Kernel| row.get(k).and_then(|m| m.wall_s());
+    let f16 = ratio(t(Kernel::FloatF16), t(Kernel::XnorDot));
+    let speedups = (
+        ratio(t(Kernel::FloatWgsl), t(Kernel::XnorDot)),
+        ratio(t(Kernel::FloatWgsl), t(Kernel::XnorBits)),
+        ratio(w(Kernel::BurnWgpu), w(Kernel::XnorDot)),
+        ratio(t(Kernel::BurnFlex), t(Kernel::CpuXnor)),
+        ratio(
+            row.get(Kernel::XnorDot).and_then(|m| m.macs_per_s),
+            peak.binary_macs_per_s,
+        ),
+    );
+    (
+        row.speedup_vs_float,
+        row.speedup_fused_vs_float,
+        row.speedup_vs_burn,
+        row.cpu_speedup_vs_flex,
+        row.peak_fraction,
+    ) = speedups;
+    row.speedup_vs_f16 = f16;
+    row.cpu_peak_fraction = ratio(
+        row.get(Kernel::CpuXnor).and_then(|m| m.macs_per_s),
+        cpu_peak.and_then(|p| p.binary_macs_per_s),
+    );
+    row
+}
+
+/// The notes under the table: what the columns mean and which rows were not measured.
+fn push_notes(notes: &mut Vec<String>, gpu: &Gpu, cfg: &Config, isa: crate::cpu::Isa) {
     notes.push(
         "float ms = float_conv.wgsl (convs; dense layers from batch 9) or float_dense.wgsl (dense \
          layers up to batch 8); x float = float ms / xnor ms and x fused = float ms / fused ms \
@@ -595,30 +655,6 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
             cfg.threads
         ));
     }
-    Ok(Report {
-        tool: format!("bnn bench {}", env!("CARGO_PKG_VERSION")),
-        device: DeviceInfo {
-            name: gpu.info.name.clone(),
-            backend: format!("{:?}", gpu.info.backend),
-            device_type: format!("{:?}", gpu.info.device_type),
-            driver: format!("{} {}", gpu.info.driver, gpu.info.driver_info),
-            vendor: gpu.info.vendor,
-            timestamps: gpu.timestamps,
-        },
-        timer: timer.into(),
-        suite: format!("{:?}", cfg.suite).to_lowercase(),
-        batch: cfg.batch,
-        plan: cfg.plan,
-        cpu_threads: cfg.threads,
-        peak,
-        cpu_peak,
-        cpu_isa: isa.to_string(),
-        shapes: rows,
-        extractor,
-        stages,
-        notes,
-        total_s: start.elapsed().as_secs_f64(),
-    })
 }
 
 fn end_to_end(

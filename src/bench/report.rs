@@ -221,6 +221,27 @@ impl Report {
     /// The human table: one line per shape, then the end-to-end rows and the notes.
     pub fn table(&self) -> String {
         let mut s = String::new();
+        let cpu = self
+            .shapes
+            .iter()
+            .any(|r| r.get(Kernel::CpuXnor).is_some() || r.get(Kernel::BurnFlex).is_some());
+        let f16 = self
+            .shapes
+            .iter()
+            .any(|r| r.get(Kernel::FloatF16).is_some());
+        self.write_header(&mut s, cpu, f16);
+        for r in &self.shapes {
+            write_shape_row(&mut s, r, cpu, f16);
+        }
+        self.write_not_measured(&mut s);
+        self.write_end_to_end(&mut s);
+        self.write_stages(&mut s);
+        self.write_footer(&mut s);
+        s
+    }
+
+    /// The title line (device, timer, plan) and the per-shape column headers.
+    fn write_header(&self, s: &mut String, cpu: bool, f16: bool) {
         let d = &self.device;
         let _ = writeln!(
             s,
@@ -235,14 +256,6 @@ impl Report {
             self.plan.repeats,
             self.plan.budget_s
         );
-        let cpu = self
-            .shapes
-            .iter()
-            .any(|r| r.get(Kernel::CpuXnor).is_some() || r.get(Kernel::BurnFlex).is_some());
-        let f16 = self
-            .shapes
-            .iter()
-            .any(|r| r.get(Kernel::FloatF16).is_some());
         let _ = write!(
             s,
             "{:<17} {:<25} {:>9} {:>9} {:>9}",
@@ -265,61 +278,10 @@ impl Report {
             );
         }
         let _ = writeln!(s);
-        for r in &self.shapes {
-            let t = |k: Kernel| r.get(k).and_then(|m| m.median_s());
-            let _ = write!(
-                s,
-                "{:<17} {:<25} {:>9} {:>9} {:>9}",
-                r.source,
-                r.id,
-                ms(t(Kernel::XnorDot)),
-                ms(t(Kernel::XnorBits)),
-                ms(t(Kernel::FloatWgsl)),
-            );
-            if f16 {
-                let _ = write!(s, " {:>9}", ms(t(Kernel::FloatF16)));
-            }
-            let _ = write!(
-                s,
-                " {:>9} {:>9}",
-                ms(t(Kernel::BurnWgpu)),
-                ms(r.get(Kernel::XnorDot).and_then(|m| m.wall_s()))
-            );
-            let gmacs = |k: Kernel| {
-                r.get(k)
-                    .and_then(|m| m.macs_per_s)
-                    .map_or("-".into(), |v| format!("{:.1}", v / 1e9))
-            };
-            let percent = |f: Option<f64>| f.map_or("-".into(), |f| format!("{:.1}%", f * 100.0));
-            let _ = write!(
-                s,
-                " {:>8} {:>8}",
-                ratio(r.speedup_vs_float),
-                ratio(r.speedup_fused_vs_float)
-            );
-            if f16 {
-                let _ = write!(s, " {:>8}", ratio(r.speedup_vs_f16));
-            }
-            let _ = write!(
-                s,
-                " {:>8} {:>9} {:>7}",
-                ratio(r.speedup_vs_burn),
-                gmacs(Kernel::XnorDot),
-                percent(r.peak_fraction)
-            );
-            if cpu {
-                let _ = write!(
-                    s,
-                    " {:>9} {:>9} {:>7} {:>9} {:>7}",
-                    ms(t(Kernel::CpuXnor)),
-                    ms(t(Kernel::BurnFlex)),
-                    ratio(r.cpu_speedup_vs_flex),
-                    gmacs(Kernel::CpuXnor),
-                    percent(r.cpu_peak_fraction)
-                );
-            }
-            let _ = writeln!(s);
-        }
+    }
+
+    /// The shape-row measurements that failed, one line each.
+    fn write_not_measured(&self, s: &mut String) {
         let errors: Vec<String> = self
             .shapes
             .iter()
@@ -334,6 +296,10 @@ impl Report {
         for e in errors {
             let _ = writeln!(s, "  not measured: {e}");
         }
+    }
+
+    /// The end-to-end rows (images/s, and each against its binary row), if any.
+    fn write_end_to_end(&self, s: &mut String) {
         if !self.extractor.is_empty() {
             let _ = writeln!(s, "\nend to end (images/s, {}):", self.extractor[0].timer);
             let _ = writeln!(
@@ -371,6 +337,10 @@ impl Report {
                 }
             }
         }
+    }
+
+    /// The per-stage tables of the binary extractors (GPU by dispatch, CPU by stage).
+    fn write_stages(&self, s: &mut String) {
         for of in [StageOf::Gpu, StageOf::Cpu] {
             let rows: Vec<&StageRow> = self.stages.iter().filter(|r| r.of == of).collect();
             if rows.is_empty() {
@@ -404,6 +374,10 @@ impl Report {
                 );
             }
         }
+    }
+
+    /// The peaks, the notes and the total time.
+    fn write_footer(&self, s: &mut String) {
         let peak_line = |name: &str, p: &Peak| {
             format!(
                 "{name}: {} = {}  [{}]",
@@ -428,6 +402,62 @@ impl Report {
             let _ = writeln!(s, "note: {n}");
         }
         let _ = writeln!(s, "total {:.1} s", self.total_s);
-        s
     }
+}
+
+/// One shape's line of the table: its times, speed-ups, throughput and, with `cpu`, the CPU path's.
+fn write_shape_row(s: &mut String, r: &ShapeRow, cpu: bool, f16: bool) {
+    let t = |k: Kernel| r.get(k).and_then(|m| m.median_s());
+    let _ = write!(
+        s,
+        "{:<17} {:<25} {:>9} {:>9} {:>9}",
+        r.source,
+        r.id,
+        ms(t(Kernel::XnorDot)),
+        ms(t(Kernel::XnorBits)),
+        ms(t(Kernel::FloatWgsl)),
+    );
+    if f16 {
+        let _ = write!(s, " {:>9}", ms(t(Kernel::FloatF16)));
+    }
+    let _ = write!(
+        s,
+        " {:>9} {:>9}",
+        ms(t(Kernel::BurnWgpu)),
+        ms(r.get(Kernel::XnorDot).and_then(|m| m.wall_s()))
+    );
+    let gmacs = |k: Kernel| {
+        r.get(k)
+            .and_then(|m| m.macs_per_s)
+            .map_or("-".into(), |v| format!("{:.1}", v / 1e9))
+    };
+    let percent = |f: Option<f64>| f.map_or("-".into(), |f| format!("{:.1}%", f * 100.0));
+    let _ = write!(
+        s,
+        " {:>8} {:>8}",
+        ratio(r.speedup_vs_float),
+        ratio(r.speedup_fused_vs_float)
+    );
+    if f16 {
+        let _ = write!(s, " {:>8}", ratio(r.speedup_vs_f16));
+    }
+    let _ = write!(
+        s,
+        " {:>8} {:>9} {:>7}",
+        ratio(r.speedup_vs_burn),
+        gmacs(Kernel::XnorDot),
+        percent(r.peak_fraction)
+    );
+    if cpu {
+        let _ = write!(
+            s,
+            " {:>9} {:>9} {:>7} {:>9} {:>7}",
+            ms(t(Kernel::CpuXnor)),
+            ms(t(Kernel::BurnFlex)),
+            ratio(r.cpu_speedup_vs_flex),
+            gmacs(Kernel::CpuXnor),
+            percent(r.cpu_peak_fraction)
+        );
+    }
+    let _ = writeln!(s);
 }

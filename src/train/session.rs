@@ -391,13 +391,61 @@ fn lite0_targets(
 pub(super) fn run(
     config: PretrainConfig,
     mut state: TrainState,
-    mut model: Model,
+    model: Model,
     mut optimizer: ModuleOptimizer,
     opts: &RunOptions,
 ) -> Result<PretrainReport> {
     let start = Instant::now();
     let out = &opts.out;
-    let arch = &config.model.arch;
+    let (train_set, val_set, steps) = open_splits(&config)?;
+    let teacher = match &config.teacher {
+        Some(dir) => Some(load_teacher(&config, dir, opts)?),
+        None => None,
+    };
+    let lite0 = match &config.lite0 {
+        Some(d) => Some(lite0_targets(&config, d, train_set.clone(), opts)?),
+        None => None,
+    };
+    let mut session = Session {
+        config: &config,
+        opts,
+        device: opts.device.device.clone().autodiff(),
+        train_set,
+        val_set,
+        steps,
+        curve_window: (steps / 50).max(1),
+        report: first_report(&config, &state, opts),
+        session_images: 0,
+        session_train_s: 0.0,
+        teacher,
+        lite0,
+    };
+    if session.val_set.is_none() {
+        session.say(format!(
+            "note: {} has no val split; validation metrics will be NaN",
+            config.data.display()
+        ));
+    }
+    // The checkpoint is the truth; a kill between its swap and these files left them behind it.
+    write_derived(out, &config, &state)?;
+    run_epochs(&mut session, &mut state, model, &mut optimizer)?;
+
+    let mut report = session.report;
+    report.epochs = config.epochs;
+    report.epochs_done = state.epochs_done;
+    report.last = state.history.last().cloned();
+    report.images_per_s = session.session_images as f64 / session.session_train_s.max(1e-9);
+    report.wall_s = start.elapsed().as_secs_f64();
+    let text = serde_json::to_string_pretty(&report).expect("report serializes");
+    write_atomic(&out.join(checkpoint::REPORT_FILE), text.as_bytes())?;
+    Ok(report)
+}
+
+/// Opens the train split (checking its classes against the run's) and the val split, if any;
+/// also returns the optimizer steps per epoch (at least one).
+fn open_splits(
+    config: &PretrainConfig,
+) -> Result<(Arc<ImageFolder>, Option<Arc<ImageFolder>>, usize)> {
     let open =
         |split: &str| ImageFolder::open_layout(&config.data, config.layout, split).map(Arc::new);
     let train_set = open(&config.train_split)?;
@@ -418,77 +466,68 @@ pub(super) fn run(
             config.batch_size
         )));
     }
-    let teacher = match &config.teacher {
-        Some(dir) => {
-            let (_, t) = checkpoint::load_model(dir, &opts.device.device)
-                .map_err(|e| Error::Config(format!("--teacher {}: {e}", dir.display())))?;
-            // Once at load: a teacher whose outputs are not finite would only show as a NaN loss.
-            let probe = burn::tensor::Tensor::<4>::zeros(
-                [1, arch.in_channels, arch.input, arch.input],
-                &opts.device.device,
-            );
-            let out: Vec<f32> = t
-                .forward(probe)
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .unwrap_or_default();
-            if out.is_empty() || out.iter().any(|v| !v.is_finite()) {
-                return Err(Error::Config(format!(
-                    "--teacher {}: its outputs are not finite numbers (a diverged or corrupt \
-                     run); choose another teacher",
-                    dir.display()
-                )));
-            }
-            Some(t)
-        }
-        None => None,
-    };
-    let lite0 = match &config.lite0 {
-        Some(d) => Some(lite0_targets(&config, d, train_set.clone(), opts)?),
-        None => None,
-    };
-    let mut session = Session {
-        config: &config,
-        opts,
-        device: opts.device.device.clone().autodiff(),
-        train_set,
-        val_set,
-        steps,
-        curve_window: (steps / 50).max(1),
-        report: PretrainReport {
-            out: out.clone(),
-            arch: arch.name.clone(),
-            precision: config.model.precision.to_string(),
-            params: arch.params(),
-            macs_per_image: arch.macs(),
-            packed_bytes: arch.packed_bytes(),
-            float_bytes: arch.float_bytes(),
-            backend: opts.device.backend.into(),
-            device: opts.device.name.clone(),
-            device_reason: opts.device.reason.clone(),
-            epochs: config.epochs,
-            epochs_done: state.epochs_done,
-            interrupted: false,
-            steps_this_session: 0,
-            images_per_s: 0.0,
-            wall_s: 0.0,
-            last: state.history.last().cloned(),
-            skipped_images: Vec::new(),
-        },
-        session_images: 0,
-        session_train_s: 0.0,
-        teacher,
-        lite0,
-    };
-    if session.val_set.is_none() {
-        session.say(format!(
-            "note: {} has no val split; validation metrics will be NaN",
-            config.data.display()
-        ));
-    }
-    // The checkpoint is the truth; a kill between its swap and these files left them behind it.
-    write_derived(out, &config, &state)?;
+    Ok((train_set, val_set, steps))
+}
 
+/// Loads the distillation teacher (`--teacher`) and refuses one whose outputs are not finite.
+fn load_teacher(config: &PretrainConfig, dir: &Path, opts: &RunOptions) -> Result<Model> {
+    let arch = &config.model.arch;
+    let (_, t) = checkpoint::load_model(dir, &opts.device.device)
+        .map_err(|e| Error::Config(format!("--teacher {}: {e}", dir.display())))?;
+    // Once at load: a teacher whose outputs are not finite would only show as a NaN loss.
+    let probe = burn::tensor::Tensor::<4>::zeros(
+        [1, arch.in_channels, arch.input, arch.input],
+        &opts.device.device,
+    );
+    let out: Vec<f32> = t
+        .forward(probe)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap_or_default();
+    if out.is_empty() || out.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Config(format!(
+            "--teacher {}: its outputs are not finite numbers (a diverged or corrupt \
+             run); choose another teacher",
+            dir.display()
+        )));
+    }
+    Ok(t)
+}
+
+/// The session's report before any epoch: the run's model and device, where `state` stands.
+fn first_report(config: &PretrainConfig, state: &TrainState, opts: &RunOptions) -> PretrainReport {
+    let arch = &config.model.arch;
+    PretrainReport {
+        out: opts.out.clone(),
+        arch: arch.name.clone(),
+        precision: config.model.precision.to_string(),
+        params: arch.params(),
+        macs_per_image: arch.macs(),
+        packed_bytes: arch.packed_bytes(),
+        float_bytes: arch.float_bytes(),
+        backend: opts.device.backend.into(),
+        device: opts.device.name.clone(),
+        device_reason: opts.device.reason.clone(),
+        epochs: config.epochs,
+        epochs_done: state.epochs_done,
+        interrupted: false,
+        steps_this_session: 0,
+        images_per_s: 0.0,
+        wall_s: 0.0,
+        last: state.history.last().cloned(),
+        skipped_images: Vec::new(),
+    }
+}
+
+/// Runs epochs until the run's total or a stop; a stop inside an epoch saves a partial
+/// checkpoint, one after an epoch ends the loop there.
+fn run_epochs(
+    session: &mut Session,
+    state: &mut TrainState,
+    mut model: Model,
+    optimizer: &mut ModuleOptimizer,
+) -> Result<()> {
+    let (config, opts) = (session.config, session.opts);
     while state.epochs_done < config.epochs {
         let epoch = state.epochs_done;
         let partial = state.partial.take().unwrap_or_default();
@@ -496,8 +535,7 @@ pub(super) fn run(
         let bar = session.bar(epoch);
         // Two-step training: real-valued weights first, binary ones after (and when resumed).
         model = model.with_binary_weights(config.binary_weights_at(epoch));
-        let (m, pass) =
-            session.train_pass(epoch, &mut state, model, &mut optimizer, &partial, &bar)?;
+        let (m, pass) = session.train_pass(epoch, state, model, optimizer, &partial, &bar)?;
         model = m;
         // Validation, unless stopped during training.
         let val = if pass.stopped {
@@ -509,20 +547,20 @@ pub(super) fn run(
         let Some(val) = val else {
             // Interrupted: save where we are inside the epoch.
             bar.abandon();
-            session.save_partial(&mut state, &model, &optimizer, &pass, time_s)?;
+            session.save_partial(state, &model, optimizer, &pass, time_s)?;
             session.report.interrupted = true;
             session.say(format!(
                 "stopped in epoch {} after batch {}/{}; checkpoint saved. Continue with: \
                  bnn pretrain --out {} --resume",
                 epoch + 1,
                 pass.batches_done,
-                steps,
-                out.display()
+                session.steps,
+                opts.out.display()
             ));
             break;
         };
         bar.finish_and_clear();
-        session.finish_epoch(epoch, &mut state, &model, &optimizer, &pass, val, time_s)?;
+        session.finish_epoch(epoch, state, &model, optimizer, &pass, val, time_s)?;
         if opts.stop.load(Ordering::Relaxed) {
             session.report.interrupted = state.epochs_done < config.epochs;
             if session.report.interrupted {
@@ -534,14 +572,5 @@ pub(super) fn run(
             break;
         }
     }
-
-    let mut report = session.report;
-    report.epochs = config.epochs;
-    report.epochs_done = state.epochs_done;
-    report.last = state.history.last().cloned();
-    report.images_per_s = session.session_images as f64 / session.session_train_s.max(1e-9);
-    report.wall_s = start.elapsed().as_secs_f64();
-    let text = serde_json::to_string_pretty(&report).expect("report serializes");
-    write_atomic(&out.join(checkpoint::REPORT_FILE), text.as_bytes())?;
-    Ok(report)
+    Ok(())
 }

@@ -289,7 +289,8 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
     let (layout, sets) = open_splits(cfg, say)?;
     let fit_cfg = check_heads(cfg, &file, &plans, &sets)?;
     let binary = binary_features(cfg, &backbone, &cuts, layout, &sets, say)?;
-    let (twin, mut twin_extraction_s) = twin_features(cfg, &cuts, &sets.all, say)?;
+    let mut twin_extraction_s = Vec::new();
+    let twin = twin_features(cfg, &cuts, &sets.all, &mut twin_extraction_s, say)?;
 
     let ctx = Heads {
         cfg,
@@ -465,13 +466,16 @@ fn check_heads(
     Ok(fit_cfg)
 }
 
+/// One backbone's features of every split at every cut: `[split][cut]`, splits in
+/// [`Splits::all`] order.
+type SplitFeatures = Vec<Vec<FeatureSet>>;
+
 /// Batch size of feature extraction (binary and float twin).
 const EXTRACT_BATCH: usize = 64;
 
 /// The binary backbone's features and what was measured while computing them.
 struct BinaryFeatures {
-    /// `features[split][cut]`, splits in [`Splits::all`] order.
-    features: Vec<Vec<FeatureSet>>,
+    features: SplitFeatures,
     /// Seconds per split (0: from the cache).
     extraction_s: Vec<(String, f64)>,
     /// Where the extractor ran, in words.
@@ -582,16 +586,16 @@ fn binary_features(
 }
 
 /// Features of the float twin (`--float-twin`) of every split at every cut, `[split][cut]`,
-/// and the seconds per split; `None` without a twin.
+/// adding the seconds per split to `extraction_s`; `None` without a twin.
 fn twin_features(
     cfg: &TransferConfig,
     cuts: &[String],
     splits: &[Arc<ImageFolder>],
+    extraction_s: &mut Vec<(String, f64)>,
     say: &mut dyn FnMut(&str),
-) -> Result<(Option<Vec<Vec<FeatureSet>>>, Vec<(String, f64)>)> {
-    let mut twin_extraction_s = Vec::new();
+) -> Result<Option<SplitFeatures>> {
     let Some(dir) = &cfg.float_twin else {
-        return Ok((None, twin_extraction_s));
+        return Ok(None);
     };
     let mut all = Vec::new();
     for s in splits {
@@ -602,10 +606,10 @@ fn twin_features(
             "  {} float-twin features: {secs:.1} s (burn, CPU)",
             s.split()
         ));
-        twin_extraction_s.push((s.split().to_string(), secs));
+        extraction_s.push((s.split().to_string(), secs));
         all.push(sets);
     }
-    Ok((Some(all), twin_extraction_s))
+    Ok(Some(all))
 }
 
 /// What every head of the experiment shares: the settings, the task, and where the val and
@@ -629,13 +633,13 @@ fn train_heads(
     plans: &[Plan],
     backbone: &crate::assets::Backbone,
     binary: &BinaryFeatures,
-    twin: Option<&Vec<Vec<FeatureSet>>>,
+    twin: Option<&SplitFeatures>,
     say: &mut dyn FnMut(&str),
 ) -> Result<(Vec<Row>, f64)> {
     let cfg = ctx.cfg;
     let mut rows = Vec::new();
     let mut head_training_s = 0.0;
-    let backbones: Vec<(&str, &Vec<Vec<FeatureSet>>, BackboneInfo)> = std::iter::once((
+    let backbones: Vec<(&str, &SplitFeatures, BackboneInfo)> = std::iter::once((
         "binary",
         &binary.features,
         BackboneInfo {
@@ -688,7 +692,10 @@ fn train_head(
         .expect("cut listed");
     let tr = &feats[0][c];
     let hname = head_name(&plan.hidden);
-    let bar = crate::progress::bar(ctx.fit.epochs as u64, &format!("{name} {} {hname}", plan.cut));
+    let bar = crate::progress::bar(
+        ctx.fit.epochs as u64,
+        &format!("{name} {} {hname}", plan.cut),
+    );
     // Classes, dim and hidden widths are filled in from the features and the settings.
     let about = HeadInfo {
         version: head::HEAD_VERSION,
