@@ -332,7 +332,8 @@ fn conv_layer(
         for ci in 0..cin {
             for ky in 0..k {
                 for kx in 0..k {
-                    ohwi[((o * k + ky) * k + kx) * cin + ci] = w[((o * cin + ci) * k + ky) * k + kx];
+                    ohwi[((o * k + ky) * k + kx) * cin + ci] =
+                        w[((o * cin + ci) * k + ky) * k + kx];
                 }
             }
         }

@@ -30,7 +30,10 @@ fn demo(name: &str, env: &[(&str, &str)]) -> (String, serde_json::Value) {
     // path, twice chance (1/8). At least 6 of 32 leaves two images of margin and still fails a
     // head that learned nothing.
     let top1 = report["rows"][0]["test"]["top1"].as_f64().unwrap();
-    assert!(top1 >= 6.0 / 32.0, "test top-1 {top1} is not above chance (0.125)");
+    assert!(
+        top1 >= 6.0 / 32.0,
+        "test top-1 {top1} is not above chance (0.125)"
+    );
     assert!(
         PathBuf::from(report["rows"][0]["dir"].as_str().unwrap())
             .join("head.safetensors")

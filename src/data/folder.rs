@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::layout::{self, Layout};
 pub use super::layout::Sample;
+use super::layout::{self, Layout};
 use super::official;
 use super::source::{self, Files, Loc, Store};
 use crate::error::{Error, Result};

@@ -35,8 +35,8 @@ pub mod source;
 
 pub use folder::{ImageFolder, Sample, data_fingerprint};
 pub use layout::{Layout, flowers102_classes};
-pub use official::flowers102_split;
 #[cfg(not(target_arch = "wasm32"))]
 pub use loader::{Batch, Loader, LoaderConfig};
+pub use official::flowers102_split;
 pub use preprocess::{IMAGENET_MEAN, IMAGENET_STD, Preprocess, load_image};
 pub use source::{IMAGE_EXTENSIONS, is_image_name};
