@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig};
+use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::cache::CacheInfo;
 use bnn_transfer::extractor::{Extractor, FeatureCache, Features, Output, reference};
 use bnn_transfer::transfer::features::{ExtractorDevice, loader_batch, select_gpu};
@@ -79,56 +79,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
-    let set = Arc::new(
-        ImageFolder::open_layout(&args.data, args.layout, &args.split)
-            .with_context(|| format!("opening {} ({})", args.data.display(), args.split))?,
-    );
-    let classes = set.classes.clone();
-    // Large inputs shrink the batch (the images a loader holds, the CPU path's buffers) instead
-    // of exhausting memory.
     let device_max = match (&ex, &cpu) {
         (Some(ex), _) => ex.max_batch(),
         (None, Some(c)) => c.max_batch(),
         (None, None) => unreachable!("one of the two is prepared"),
     };
-    let (batch_size, prefetch) = loader_batch(pre.image_len(), args.batch_size.max(1), device_max);
-    if batch_size < args.batch_size {
-        eprintln!(
-            "batches of {batch_size} images (not {}): {}×{} inputs take that much memory",
-            args.batch_size, pre.size, pre.size
-        );
-    }
-    let cfg = LoaderConfig {
-        batch_size,
-        prefetch,
-        shuffle_seed: None,
-        ..LoaderConfig::default()
-    };
-    let loader = Loader::new(set, pre, cfg);
-    let bar = bnn_transfer::progress::bar(loader.batches() as u64, "extract");
-    let (mut bits, mut ints, mut floats, mut labels) = (vec![], vec![], vec![], vec![]);
-    let start = Instant::now();
-    for batch in loader {
-        let batch = batch?;
-        match run(&batch.images, batch.len())? {
-            Features::Bits(v) => bits.extend(v),
-            Features::Int(v) => ints.extend(v),
-            Features::Float(v) => floats.extend(v),
-        }
-        labels.extend(batch.labels.iter().map(|&l| l as u32));
-        let rate = labels.len() as f64 / start.elapsed().as_secs_f64();
-        bar.set_message(format!("{rate:.0} images/s"));
-        bar.inc(1);
-    }
-    bar.finish();
-    let secs = start.elapsed().as_secs_f64();
-    let features = if !ints.is_empty() {
-        Features::Int(ints)
-    } else if !floats.is_empty() {
-        Features::Float(floats)
-    } else {
-        Features::Bits(bits)
-    };
+    let (loader, classes) = open_loader(&args, pre, device_max)?;
+    let (features, labels, secs) = extract_all(loader, run)?;
     let n = labels.len();
     let info = CacheInfo {
         output: args.output,
@@ -165,4 +122,67 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// Runs `run` (images, count → features) over every batch of `loader` with a progress bar: the
+/// features of all images in order, their labels, and the seconds it took.
+fn extract_all(
+    loader: Loader,
+    run: impl Fn(&[f32], usize) -> bnn_transfer::Result<Features>,
+) -> anyhow::Result<(Features, Vec<u32>, f64)> {
+    let bar = bnn_transfer::progress::bar(loader.batches() as u64, "extract");
+    let (mut bits, mut ints, mut floats, mut labels) = (vec![], vec![], vec![], vec![]);
+    let start = Instant::now();
+    for batch in loader {
+        let batch = batch?;
+        match run(&batch.images, batch.len())? {
+            Features::Bits(v) => bits.extend(v),
+            Features::Int(v) => ints.extend(v),
+            Features::Float(v) => floats.extend(v),
+        }
+        labels.extend(batch.labels.iter().map(|&l| l as u32));
+        let rate = labels.len() as f64 / start.elapsed().as_secs_f64();
+        bar.set_message(format!("{rate:.0} images/s"));
+        bar.inc(1);
+    }
+    bar.finish();
+    let secs = start.elapsed().as_secs_f64();
+    let features = if !ints.is_empty() {
+        Features::Int(ints)
+    } else if !floats.is_empty() {
+        Features::Float(floats)
+    } else {
+        Features::Bits(bits)
+    };
+    Ok((features, labels, secs))
+}
+
+/// Opens `--split` of `--data` and its loader, in batches that fit `device_max` images and
+/// memory; also returns the split's classes.
+fn open_loader(
+    args: &Args,
+    pre: Preprocess,
+    device_max: usize,
+) -> anyhow::Result<(Loader, Vec<String>)> {
+    let set = Arc::new(
+        ImageFolder::open_layout(&args.data, args.layout, &args.split)
+            .with_context(|| format!("opening {} ({})", args.data.display(), args.split))?,
+    );
+    let classes = set.classes.clone();
+    // Large inputs shrink the batch (the images a loader holds, the CPU path's buffers) instead
+    // of exhausting memory.
+    let (batch_size, prefetch) = loader_batch(pre.image_len(), args.batch_size.max(1), device_max);
+    if batch_size < args.batch_size {
+        eprintln!(
+            "batches of {batch_size} images (not {}): {}×{} inputs take that much memory",
+            args.batch_size, pre.size, pre.size
+        );
+    }
+    let cfg = LoaderConfig {
+        batch_size,
+        prefetch,
+        shuffle_seed: None,
+        ..LoaderConfig::default()
+    };
+    Ok((Loader::new(set, pre, cfg), classes))
 }

@@ -48,16 +48,41 @@ pub fn csv(history: &[EpochMetrics]) -> crate::error::Result<String> {
     crate::csv_file::to_string(history)
 }
 
+/// Width and height of the training-curve SVG.
+const W: f64 = 900.0;
+const H: f64 = 360.0;
+
 /// An SVG with two panels side by side: loss (train curve, train per epoch, val per epoch) and
 /// accuracy (train curve, val top-1, val top-5), against epochs.
 pub fn svg(title: &str, history: &[EpochMetrics], curve: &[CurvePoint]) -> String {
-    const W: f64 = 900.0;
-    const H: f64 = 360.0;
     let x_max = history
         .iter()
         .map(|m| m.epoch as f64)
         .chain(curve.iter().map(|p| p.epoch))
         .fold(1.0f64, f64::max);
+    let panels = panels(history, curve);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="16" text-anchor="middle" font-size="13">{}</text>"#,
+        W / 2.0,
+        escape(title)
+    );
+    for (i, panel) in panels.iter().enumerate() {
+        write_panel(&mut s, i, panel, x_max);
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The two panels: loss (y up to the largest finite loss) and accuracy, each with its series
+/// (label, colour, points, whether the points are drawn as dots).
+fn panels(history: &[EpochMetrics], curve: &[CurvePoint]) -> [Panel<'static>; 2] {
     let loss_max = history
         .iter()
         .flat_map(|m| [m.train_loss, m.val_loss])
@@ -73,7 +98,7 @@ pub fn svg(title: &str, history: &[EpochMetrics], curve: &[CurvePoint]) -> Strin
             .filter(|p| p.1.is_finite())
             .collect()
     };
-    let panels: [Panel; 2] = [
+    [
         (
             "loss",
             loss_max,
@@ -103,93 +128,81 @@ pub fn svg(title: &str, history: &[EpochMetrics], curve: &[CurvePoint]) -> Strin
                 ("val top-5", "#ff7f0e", epochs(|m| m.val_top5), true),
             ],
         ),
-    ];
-    let mut s = String::new();
+    ]
+}
+
+/// Panel `i` (0: left) of the SVG: frame, grid, axis labels, the series and their legend.
+fn write_panel(s: &mut String, i: usize, (name, y_max, series): &Panel, x_max: f64) {
+    let (x0, y0, pw, ph) = (55.0 + i as f64 * W / 2.0, 40.0, W / 2.0 - 85.0, H - 85.0);
+    let px = |x: f64| x0 + x / x_max * pw;
+    let py = |y: f64| y0 + ph - (y / y_max).clamp(0.0, 1.0) * ph;
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">"#
+        r##"<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
     );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    for k in 0..=4 {
+        let v = y_max * k as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x0}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.2}</text>"##,
+            x0 + pw,
+            x0 - 4.0,
+            py(v) + 4.0,
+            y = py(v)
+        );
+    }
+    for k in 0..=4 {
+        let v = x_max * k as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{v:.1}</text>"#,
+            px(v),
+            y0 + ph + 14.0
+        );
+    }
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="16" text-anchor="middle" font-size="13">{}</text>"#,
-        W / 2.0,
-        escape(title)
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">epoch</text>"#,
+        x0 + pw / 2.0,
+        y0 + ph + 30.0
     );
-    for (i, (name, y_max, series)) in panels.iter().enumerate() {
-        let (x0, y0, pw, ph) = (55.0 + i as f64 * W / 2.0, 40.0, W / 2.0 - 85.0, H - 85.0);
-        let px = |x: f64| x0 + x / x_max * pw;
-        let py = |y: f64| y0 + ph - (y / y_max).clamp(0.0, 1.0) * ph;
-        let _ = writeln!(
-            s,
-            r##"<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
-        );
-        for k in 0..=4 {
-            let v = y_max * k as f64 / 4.0;
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">{name}</text>"#,
+        x0 + pw / 2.0,
+        y0 - 6.0
+    );
+    for (j, (label, color, points, dots)) in series.iter().enumerate() {
+        if points.len() > 1 {
+            let path: Vec<String> = points
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+                .collect();
             let _ = writeln!(
                 s,
-                r##"<line x1="{x0}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.2}</text>"##,
-                x0 + pw,
-                x0 - 4.0,
-                py(v) + 4.0,
-                y = py(v)
+                r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"#,
+                path.join(" ")
             );
         }
-        for k in 0..=4 {
-            let v = x_max * k as f64 / 4.0;
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{v:.1}</text>"#,
-                px(v),
-                y0 + ph + 14.0
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">epoch</text>"#,
-            x0 + pw / 2.0,
-            y0 + ph + 30.0
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">{name}</text>"#,
-            x0 + pw / 2.0,
-            y0 - 6.0
-        );
-        for (j, (label, color, points, dots)) in series.iter().enumerate() {
-            if points.len() > 1 {
-                let path: Vec<String> = points
-                    .iter()
-                    .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
-                    .collect();
+        if *dots {
+            for &(x, y) in points {
                 let _ = writeln!(
                     s,
-                    r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"#,
-                    path.join(" ")
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
+                    px(x),
+                    py(y)
                 );
             }
-            if *dots {
-                for &(x, y) in points {
-                    let _ = writeln!(
-                        s,
-                        r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
-                        px(x),
-                        py(y)
-                    );
-                }
-            }
-            let ly = y0 + ph + 48.0;
-            let lx = x0 + j as f64 * 95.0;
-            let _ = writeln!(
-                s,
-                r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{color}"/><text x="{:.1}" y="{ly:.1}">{label}</text>"#,
-                ly - 9.0,
-                lx + 14.0
-            );
         }
+        let ly = y0 + ph + 48.0;
+        let lx = x0 + j as f64 * 95.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{color}"/><text x="{:.1}" y="{ly:.1}">{label}</text>"#,
+            ly - 9.0,
+            lx + 14.0
+        );
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 fn escape(s: &str) -> String {

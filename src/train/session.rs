@@ -19,7 +19,7 @@ use super::distill::{Lite0Distill, batch_targets};
 use super::metrics::{self, CurvePoint, EpochMetrics};
 use super::step::{batch_tensors, evaluate, score, train_step_lite0, train_step_with};
 use crate::atomic::write_atomic;
-use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+use crate::data::{Batch, ImageFolder, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::teacher::efficientnet;
@@ -134,16 +134,7 @@ impl Session<'_> {
         }
         let mut window = Window::default();
         let mut last_line = Instant::now();
-        let cfg = LoaderConfig {
-            batch_size: config.batch_size,
-            shuffle_seed: Some(config.epoch_seed(epoch)),
-            drop_last: true,
-            strict: false,
-            prefetch: 4,
-            workers: self.opts.workers,
-        };
-        let size = config.model.arch.input;
-        let mut loader = Loader::new(self.train_set.clone(), Preprocess::train(size), cfg);
+        let mut loader = self.train_loader(epoch);
         let mut t = Instant::now();
         for (b, batch) in (&mut loader).enumerate() {
             if b < skip {
@@ -152,19 +143,8 @@ impl Session<'_> {
             }
             let batch = batch?;
             pass.lr = config.schedule.lr_at(epoch, b, steps, config.epochs);
-            let (images, labels) = batch_tensors(&batch, &self.device);
-            let (m, loss, logits) = match (&self.lite0, &config.lite0) {
-                (Some(targets), Some(cfg)) => {
-                    let t = batch_targets(targets, &batch, &self.device);
-                    train_step_lite0(model, optimizer, images, labels, cfg, t, pass.lr)?
-                }
-                _ => {
-                    let teacher = self.teacher.as_ref();
-                    train_step_with(model, optimizer, images, labels, teacher, pass.lr)?
-                }
-            };
+            let (m, loss, hits) = self.train_step(model, optimizer, &batch, pass.lr)?;
             model = m;
-            let (_, hits, _) = score(&logits, config.model.arch.classes, &batch.labels);
             let n = batch.len() as u64;
             let dt = t.elapsed().as_secs_f64();
             t = Instant::now();
@@ -189,24 +169,7 @@ impl Session<'_> {
                 });
                 window = Window::default();
             }
-            bar.set_position(pass.batches_done as u64);
-            let status = format!(
-                "loss {:.3} acc {:.1}% {:.0} img/s lr {:.1e}",
-                pass.loss_sum / pass.seen as f64,
-                100.0 * pass.correct as f64 / pass.seen as f64,
-                (pass.seen as f64) / pass.train_s.max(1e-9),
-                pass.lr
-            );
-            // Without a terminal the bar is hidden: a line every 30 s keeps logs informative.
-            if self.opts.progress && bar.is_hidden() && last_line.elapsed().as_secs() >= 30 {
-                eprintln!(
-                    "epoch {} batch {}/{steps}: {status}",
-                    epoch + 1,
-                    pass.batches_done
-                );
-                last_line = Instant::now();
-            }
-            bar.set_message(status);
+            self.show_progress(bar, epoch, &pass, &mut last_line);
             let limit = self
                 .opts
                 .max_steps
@@ -218,6 +181,69 @@ impl Session<'_> {
         }
         self.report.skipped_images.extend(loader.skipped());
         Ok((model, pass))
+    }
+
+    /// The shuffled, augmented loader of epoch `epoch`'s training batches.
+    fn train_loader(&self, epoch: usize) -> Loader {
+        let config = self.config;
+        let cfg = LoaderConfig {
+            batch_size: config.batch_size,
+            shuffle_seed: Some(config.epoch_seed(epoch)),
+            drop_last: true,
+            strict: false,
+            prefetch: 4,
+            workers: self.opts.workers,
+        };
+        let size = config.model.arch.input;
+        Loader::new(self.train_set.clone(), Preprocess::train(size), cfg)
+    }
+
+    /// One optimizer step on `batch` at learning rate `lr` (distilling from Lite0's targets or
+    /// the teacher, if any): the updated model, the batch's loss and its top-1 hits.
+    fn train_step(
+        &self,
+        model: Model,
+        optimizer: &mut ModuleOptimizer,
+        batch: &Batch,
+        lr: f64,
+    ) -> Result<(Model, f32, u64)> {
+        let (images, labels) = batch_tensors(batch, &self.device);
+        let (model, loss, logits) = match (&self.lite0, &self.config.lite0) {
+            (Some(targets), Some(cfg)) => {
+                let t = batch_targets(targets, batch, &self.device);
+                train_step_lite0(model, optimizer, images, labels, cfg, t, lr)?
+            }
+            _ => {
+                let teacher = self.teacher.as_ref();
+                train_step_with(model, optimizer, images, labels, teacher, lr)?
+            }
+        };
+        let (_, hits, _) = score(&logits, self.config.model.arch.classes, &batch.labels);
+        Ok((model, loss, hits))
+    }
+
+    /// Shows the pass so far on the bar, and without a terminal (hidden bar) as a line every
+    /// 30 s (`last_line`: when the last one was written).
+    fn show_progress(&self, bar: &ProgressBar, epoch: usize, pass: &Pass, last_line: &mut Instant) {
+        bar.set_position(pass.batches_done as u64);
+        let status = format!(
+            "loss {:.3} acc {:.1}% {:.0} img/s lr {:.1e}",
+            pass.loss_sum / pass.seen as f64,
+            100.0 * pass.correct as f64 / pass.seen as f64,
+            (pass.seen as f64) / pass.train_s.max(1e-9),
+            pass.lr
+        );
+        // Without a terminal the bar is hidden: a line every 30 s keeps logs informative.
+        if self.opts.progress && bar.is_hidden() && last_line.elapsed().as_secs() >= 30 {
+            eprintln!(
+                "epoch {} batch {}/{}: {status}",
+                epoch + 1,
+                pass.batches_done,
+                self.steps
+            );
+            *last_line = Instant::now();
+        }
+        bar.set_message(status);
     }
 
     /// Validation loss, top-1 and top-5 (NaN without a val split), or `None` if a stop was

@@ -267,48 +267,10 @@ pub fn extractor_features(
     let mut seconds = 0.0;
     if !missing.is_empty() {
         let miss_taps: Vec<usize> = missing.iter().map(|&i| taps[i]).collect();
-        let (batch_size, prefetch) =
-            loader_batch(pre.image_len(), batch_size.max(1), runner.max_batch());
-        let cfg = crate::data::LoaderConfig {
-            batch_size,
-            prefetch,
-            shuffle_seed: None,
-            workers,
-            ..crate::data::LoaderConfig::default()
-        };
-        let loader = crate::data::Loader::new(set.clone(), pre.clone(), cfg);
-        let bar = crate::progress::bar(
-            set.len() as u64,
-            &format!(
-                "features {} ({})",
-                set.split(),
-                missing
-                    .iter()
-                    .map(|&i| cuts[i].as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-        );
-        let start = std::time::Instant::now();
-        let mut bits: Vec<Vec<u32>> = vec![Vec::new(); missing.len()];
-        let mut labels: Vec<u32> = Vec::with_capacity(set.len());
-        for batch in loader {
-            let batch = batch?;
-            for (b, part) in
-                bits.iter_mut()
-                    .zip(runner.taps(&batch.images, batch.len(), &miss_taps)?)
-            {
-                b.extend(part);
-            }
-            labels.extend(batch.labels.iter().map(|&l| l as u32));
-            bar.inc(batch.len() as u64);
-            bar.set_message(format!(
-                "{:.0} images/s",
-                labels.len() as f64 / start.elapsed().as_secs_f64()
-            ));
-        }
-        bar.finish_and_clear();
-        seconds = start.elapsed().as_secs_f64();
+        let names: Vec<&str> = missing.iter().map(|&i| cuts[i].as_str()).collect();
+        let (bits, labels, secs) =
+            extract_taps(runner, &set, &pre, &miss_taps, &names, batch_size, workers)?;
+        seconds = secs;
         for (&i, b) in missing.iter().zip(bits) {
             let spec = &file.layers[taps[i]].spec;
             let entry = FeatureCache {
@@ -327,39 +289,96 @@ pub fn extractor_features(
                 features: Features::Bits(b),
                 labels: labels.clone(),
             };
-            // A cache that cannot be written costs the next run the extraction, not this one.
-            if let Err(e) = cache.put(backbone.0, &entry) {
-                static WARNED: std::sync::atomic::AtomicBool =
-                    std::sync::atomic::AtomicBool::new(false);
-                if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    eprintln!(
-                        "warning: the feature cache {} cannot be written ({e}); the features are \
-                         not cached",
-                        cache.dir.display()
-                    );
-                }
-            }
+            put_or_warn(cache, backbone.0, &entry);
             found[i] = Some(entry);
         }
     }
     let sets = found
         .into_iter()
-        .map(|c| {
-            let c = c.expect("every cut found or extracted");
-            let x = match &c.features {
-                Features::Bits(b) => signs(b, c.info.shape[2]),
-                Features::Float(v) => v.clone(),
-                Features::Int(v) => v.iter().map(|&i| i as f32).collect(),
-            };
-            FeatureSet {
-                dim: c.info.dim,
-                x,
-                labels: c.labels.iter().map(|&l| l as usize).collect(),
-                classes: c.info.classes,
-            }
-        })
+        .map(|c| feature_set(c.expect("every cut found or extracted")))
         .collect();
     Ok((sets, seconds))
+}
+
+/// One pass of the extractor over `set`: the packed bits at layers `taps` (named `cuts`, for
+/// the progress bar), one list per tap, the labels, and the seconds it took.
+#[cfg(not(target_arch = "wasm32"))]
+fn extract_taps(
+    runner: &Runner,
+    set: &Arc<ImageFolder>,
+    pre: &Preprocess,
+    taps: &[usize],
+    cuts: &[&str],
+    batch_size: usize,
+    workers: usize,
+) -> Result<(Vec<Vec<u32>>, Vec<u32>, f64)> {
+    let (batch_size, prefetch) =
+        loader_batch(pre.image_len(), batch_size.max(1), runner.max_batch());
+    let cfg = crate::data::LoaderConfig {
+        batch_size,
+        prefetch,
+        shuffle_seed: None,
+        workers,
+        ..crate::data::LoaderConfig::default()
+    };
+    let loader = crate::data::Loader::new(set.clone(), pre.clone(), cfg);
+    let bar = crate::progress::bar(
+        set.len() as u64,
+        &format!("features {} ({})", set.split(), cuts.join(",")),
+    );
+    let start = std::time::Instant::now();
+    let mut bits: Vec<Vec<u32>> = vec![Vec::new(); taps.len()];
+    let mut labels: Vec<u32> = Vec::with_capacity(set.len());
+    for batch in loader {
+        let batch = batch?;
+        for (b, part) in bits
+            .iter_mut()
+            .zip(runner.taps(&batch.images, batch.len(), taps)?)
+        {
+            b.extend(part);
+        }
+        labels.extend(batch.labels.iter().map(|&l| l as u32));
+        bar.inc(batch.len() as u64);
+        bar.set_message(format!(
+            "{:.0} images/s",
+            labels.len() as f64 / start.elapsed().as_secs_f64()
+        ));
+    }
+    bar.finish_and_clear();
+    Ok((bits, labels, start.elapsed().as_secs_f64()))
+}
+
+/// Stores `entry` in the cache; a cache that cannot be written costs the next run the
+/// extraction, not this one (one warning per process).
+#[cfg(not(target_arch = "wasm32"))]
+fn put_or_warn(cache: &Cache, model: &str, entry: &FeatureCache) {
+    if let Err(e) = cache.put(model, entry) {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!(
+                "warning: the feature cache {} cannot be written ({e}); the features are \
+                 not cached",
+                cache.dir.display()
+            );
+        }
+    }
+}
+
+/// The head-training features of a cache entry: ±1 signs (from bits), floats or integers as
+/// floats, and the labels.
+#[cfg(not(target_arch = "wasm32"))]
+fn feature_set(c: FeatureCache) -> FeatureSet {
+    let x = match &c.features {
+        Features::Bits(b) => signs(b, c.info.shape[2]),
+        Features::Float(v) => v.clone(),
+        Features::Int(v) => v.iter().map(|&i| i as f32).collect(),
+    };
+    FeatureSet {
+        dim: c.info.dim,
+        x,
+        labels: c.labels.iter().map(|&l| l as usize).collect(),
+        classes: c.info.classes,
+    }
 }
 
 /// Where the frozen extractor runs.
