@@ -54,102 +54,9 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
     let mut layers = Vec::new();
     let mut prev = [arch.input, arch.input, arch.in_channels];
     for (i, c) in arch.convs.iter().enumerate() {
-        let first = i == 0;
-        let (mut h, mut w) = (
-            out_size(prev[0], c.kernel, c.stride, c.pad),
-            out_size(prev[1], c.kernel, c.stride, c.pad),
-        );
-        if let Some(p) = c.pool {
-            h = out_size(h, p.kernel, p.stride, 0);
-            w = out_size(w, p.kernel, p.stride, 0);
-        }
-        let spread = (c.kernel * c.kernel * prev[2]) as f32 / 8.0;
-        let thresholds = if first {
-            Thresholds::Float(
-                (0..c.out)
-                    .map(|_| FloatThreshold {
-                        t: rng.range(-1.0, 1.0),
-                        mode: 0,
-                    })
-                    .collect(),
-            )
-        } else {
-            Thresholds::Int(
-                (0..c.out)
-                    .map(|_| Threshold::at_least(rng.range(-spread, spread) as i32))
-                    .collect(),
-            )
-        };
-        let bireal = arch.blocks == Blocks::BiReal;
-        let (real_spec, real, thresholds, projection) = if bireal {
-            // A Bi-Real block: epilogue constants that put z around 0, thresholds near it.
-            let scale = 1.0 / spread.max(1.0);
-            let real: Vec<RealChannel> = (0..c.out)
-                .map(|_| RealChannel {
-                    scale: scale * rng.range(0.5, 2.0),
-                    bias: rng.range(-0.5, 0.5),
-                    shift_in: rng.range(-0.5, 0.5),
-                    slope: rng.range(-0.5, 0.5),
-                    shift_out: rng.range(-0.5, 0.5),
-                })
-                .collect();
-            // RPReLU keeps positive values and shrinks negative ones: z leans positive.
-            let t = (0..c.out)
-                .map(|_| FloatThreshold {
-                    t: rng.range(-0.25, 0.75),
-                    mode: 0,
-                })
-                .collect();
-            let shortcut = match (c.shortcut, c.pool) {
-                (false, _) => Shortcut::None,
-                (true, None) => Shortcut::Identity,
-                (true, Some(_)) => Shortcut::AvgPool,
-            };
-            // A shortcut that changes the channel count goes through a 1×1 projection.
-            let project = c.shortcut && prev[2] != c.out;
-            let projection = project.then(|| {
-                let limit = 1.0 / (prev[2] as f32).sqrt();
-                Projection {
-                    weight: (0..c.out * prev[2])
-                        .map(|_| rng.range(-limit, limit))
-                        .collect(),
-                    bias: (0..c.out).map(|_| rng.range(-0.25, 0.25)).collect(),
-                }
-            });
-            (
-                Some(RealSpec { shortcut, project }),
-                Some(real),
-                Thresholds::Float(t),
-                projection,
-            )
-        } else {
-            (None, None, thresholds, None)
-        };
-        layers.push(LayerData {
-            spec: LayerSpec {
-                name: format!("conv{}", i + 1),
-                kind: if first {
-                    LayerKind::FirstConv
-                } else {
-                    LayerKind::XnorConv
-                },
-                in_shape: prev,
-                out_shape: [h, w, c.out],
-                kernel: c.kernel,
-                stride: c.stride,
-                pad: c.pad,
-                padding: Padding::Zero,
-                pool: c.pool,
-                in_features: 0,
-                dot_offset: 0,
-                real: real_spec,
-            },
-            weights: random_rows(&mut rng, c.out * c.kernel * c.kernel, prev[2]),
-            thresholds,
-            real,
-            projection,
-        });
-        prev = [h, w, c.out];
+        let layer = random_conv(&mut rng, arch, i, c, prev);
+        prev = layer.spec.out_shape;
+        layers.push(layer);
     }
     for (j, &d) in arch.dense.iter().enumerate() {
         let [h, w, ch] = prev;
@@ -204,6 +111,125 @@ pub fn random_file(arch: &Arch, seed: u64) -> Result<ExtractorFile> {
         layers,
         classifier: None,
     })
+}
+
+/// Conv layer `i` (laid out as `c`) of `arch` reading a `prev` map, with random weights and
+/// thresholds (and, in a Bi-Real arch, a random real epilogue).
+fn random_conv(
+    rng: &mut Rng,
+    arch: &Arch,
+    i: usize,
+    c: &crate::arch::ConvBlock,
+    prev: [usize; 3],
+) -> LayerData {
+    let first = i == 0;
+    let (mut h, mut w) = (
+        out_size(prev[0], c.kernel, c.stride, c.pad),
+        out_size(prev[1], c.kernel, c.stride, c.pad),
+    );
+    if let Some(p) = c.pool {
+        h = out_size(h, p.kernel, p.stride, 0);
+        w = out_size(w, p.kernel, p.stride, 0);
+    }
+    let spread = (c.kernel * c.kernel * prev[2]) as f32 / 8.0;
+    let thresholds = if first {
+        Thresholds::Float(
+            (0..c.out)
+                .map(|_| FloatThreshold {
+                    t: rng.range(-1.0, 1.0),
+                    mode: 0,
+                })
+                .collect(),
+        )
+    } else {
+        Thresholds::Int(
+            (0..c.out)
+                .map(|_| Threshold::at_least(rng.range(-spread, spread) as i32))
+                .collect(),
+        )
+    };
+    let bireal = arch.blocks == Blocks::BiReal;
+    let (real_spec, real, thresholds, projection) = if bireal {
+        let (spec, real, t, projection) = random_epilogue(rng, c, prev, spread);
+        (Some(spec), Some(real), t, projection)
+    } else {
+        (None, None, thresholds, None)
+    };
+    LayerData {
+        spec: LayerSpec {
+            name: format!("conv{}", i + 1),
+            kind: if first {
+                LayerKind::FirstConv
+            } else {
+                LayerKind::XnorConv
+            },
+            in_shape: prev,
+            out_shape: [h, w, c.out],
+            kernel: c.kernel,
+            stride: c.stride,
+            pad: c.pad,
+            padding: Padding::Zero,
+            pool: c.pool,
+            in_features: 0,
+            dot_offset: 0,
+            real: real_spec,
+        },
+        weights: random_rows(rng, c.out * c.kernel * c.kernel, prev[2]),
+        thresholds,
+        real,
+        projection,
+    }
+}
+
+/// A random Bi-Real epilogue for a conv laid out as `c` reading `prev` (`spread`: its dot
+/// range / 8): constants that put z around 0, float thresholds near it, and a projection when
+/// the shortcut changes the channel count.
+fn random_epilogue(
+    rng: &mut Rng,
+    c: &crate::arch::ConvBlock,
+    prev: [usize; 3],
+    spread: f32,
+) -> (RealSpec, Vec<RealChannel>, Thresholds, Option<Projection>) {
+    // A Bi-Real block: epilogue constants that put z around 0, thresholds near it.
+    let scale = 1.0 / spread.max(1.0);
+    let real: Vec<RealChannel> = (0..c.out)
+        .map(|_| RealChannel {
+            scale: scale * rng.range(0.5, 2.0),
+            bias: rng.range(-0.5, 0.5),
+            shift_in: rng.range(-0.5, 0.5),
+            slope: rng.range(-0.5, 0.5),
+            shift_out: rng.range(-0.5, 0.5),
+        })
+        .collect();
+    // RPReLU keeps positive values and shrinks negative ones: z leans positive.
+    let t = (0..c.out)
+        .map(|_| FloatThreshold {
+            t: rng.range(-0.25, 0.75),
+            mode: 0,
+        })
+        .collect();
+    let shortcut = match (c.shortcut, c.pool) {
+        (false, _) => Shortcut::None,
+        (true, None) => Shortcut::Identity,
+        (true, Some(_)) => Shortcut::AvgPool,
+    };
+    // A shortcut that changes the channel count goes through a 1×1 projection.
+    let project = c.shortcut && prev[2] != c.out;
+    let projection = project.then(|| {
+        let limit = 1.0 / (prev[2] as f32).sqrt();
+        Projection {
+            weight: (0..c.out * prev[2])
+                .map(|_| rng.range(-limit, limit))
+                .collect(),
+            bias: (0..c.out).map(|_| rng.range(-0.25, 0.25)).collect(),
+        }
+    });
+    (
+        RealSpec { shortcut, project },
+        real,
+        Thresholds::Float(t),
+        projection,
+    )
 }
 
 /// The float op of a layer and its number of weights.

@@ -123,134 +123,25 @@ impl ExtractorFile {
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<ExtractorFile> {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| bad(path, format!("not a valid safetensors file: {e}")))?;
-        let (_, meta) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| bad(path, format!("not a valid safetensors file: {e}")))?;
-        let meta = meta
-            .metadata()
-            .clone()
-            .ok_or_else(|| bad(path, "no metadata: not an extractor file"))?;
-        let key = |k: &str| {
-            meta.get(k)
-                .ok_or_else(|| bad(path, format!("metadata key '{k}' is missing")))
-        };
-        if key("format")? != FORMAT {
-            return Err(bad(
-                path,
-                format!("format is '{}', not '{FORMAT}'", key("format")?),
-            ));
-        }
-        let version = key("version")?;
-        let version = version.parse::<u32>().ok().filter(|v| [VERSION, VERSION_REAL].contains(v))
-            .ok_or_else(|| bad(
-                path,
-                format!("format version {version}; this build reads versions {VERSION} and {VERSION_REAL}"),
-            ))?;
-        let graph: Graph = serde_json::from_str(key("graph")?)
-            .map_err(|e| bad(path, format!("graph JSON: {e}")))?;
-        graph.validate(path)?;
-        let tensor = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<&[u8]> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| bad(path, format!("tensor '{name}' is missing")))?;
-            if t.dtype() != dtype || t.shape() != shape {
-                return Err(bad(
-                    path,
-                    format!(
-                        "tensor '{name}' is {:?} {:?}; the graph needs {dtype:?} {shape:?}",
-                        t.dtype(),
-                        t.shape()
-                    ),
-                ));
-            }
-            Ok(t.data())
-        };
-        let mut layers = Vec::new();
-        for s in &graph.layers {
-            let weights: Vec<u32> = bytemuck::pod_collect_to_vec(tensor(
-                &format!("{}.weight", s.name),
-                Dtype::U32,
-                &s.weight_shape(),
-            )?);
-            let c = s.out_channels();
-            let flip = tensor(&format!("{}.flip", s.name), Dtype::U8, &[c])?;
-            if flip.iter().any(|&f| f > 1) {
-                return Err(bad(
-                    path,
-                    format!("'{}.flip' holds values other than 0 and 1", s.name),
-                ));
-            }
-            let name = format!("{}.threshold", s.name);
-            let real = match s.real {
-                None => None,
-                Some(_) => {
-                    let rname = format!("{}.real", s.name);
-                    let v: Vec<f32> =
-                        bytemuck::pod_collect_to_vec(tensor(&rname, Dtype::F32, &[c, 5])?);
-                    in_range(path, &rname, &v)?;
-                    Some(
-                        v.chunks_exact(5)
-                            .map(|r| RealChannel::from_array([r[0], r[1], r[2], r[3], r[4]]))
-                            .collect(),
-                    )
-                }
-            };
-            let projection = match s.real.filter(|r| r.project) {
-                None => None,
-                Some(_) => {
-                    let finite = |name: String, shape: &[usize]| -> Result<Vec<f32>> {
-                        let v: Vec<f32> =
-                            bytemuck::pod_collect_to_vec(tensor(&name, Dtype::F32, shape)?);
-                        in_range(path, &name, &v)?;
-                        Ok(v)
-                    };
-                    Some(Projection {
-                        weight: finite(format!("{}.shortcut_weight", s.name), &[c, s.in_shape[2]])?,
-                        bias: finite(format!("{}.shortcut_bias", s.name), &[c])?,
-                    })
-                }
-            };
-            let thresholds = if s.kind == LayerKind::FirstConv || s.real.is_some() {
-                let t: Vec<f32> = bytemuck::pod_collect_to_vec(tensor(&name, Dtype::F32, &[c])?);
-                if t.iter().any(|t| t.is_nan()) {
-                    return Err(bad(path, format!("'{name}' holds NaN")));
-                }
-                // ±inf (written by older exports for constant channels) becomes ±f32::MAX: the
-                // same outcome for every finite pre-activation, and WGSL may assume no infinities.
-                Thresholds::Float(
-                    t.iter()
-                        .zip(flip)
-                        .map(|(&t, &m)| FloatThreshold {
-                            t: t.clamp(f32::MIN, f32::MAX),
-                            mode: m as u32,
-                        })
-                        .collect(),
-                )
-            } else {
-                let t: Vec<i32> = bytemuck::pod_collect_to_vec(tensor(&name, Dtype::I32, &[c])?);
-                Thresholds::Int(
-                    t.iter()
-                        .zip(flip)
-                        .map(|(&t, &m)| Threshold { t, mode: m as u32 })
-                        .collect(),
-                )
-            };
-            layers.push(LayerData {
-                spec: s.clone(),
-                weights,
-                thresholds,
-                real,
-                projection,
-            });
-        }
+        let (graph, version) = read_graph(bytes, path)?;
+        let layers = graph
+            .layers
+            .iter()
+            .map(|s| read_layer(&st, path, s))
+            .collect::<Result<Vec<_>>>()?;
         let classifier = match &graph.classifier {
             None => None,
             Some(c) => Some(ClassifierData {
                 weight: bytemuck::pod_collect_to_vec(tensor(
+                    &st,
+                    path,
                     "classifier.weight",
                     Dtype::F32,
                     &[c.classes, c.in_features],
                 )?),
                 bias: bytemuck::pod_collect_to_vec(tensor(
+                    &st,
+                    path,
                     "classifier.bias",
                     Dtype::F32,
                     &[c.classes],
@@ -414,6 +305,142 @@ impl ExtractorFile {
 /// below `f32::MAX` that their products and sums stay finite (finite ±3e38 scales overflow to
 /// ±inf in the epilogue and make NaN features).
 pub const MAX_MAGNITUDE: f32 = 1e30;
+
+/// The file's metadata checked (format, version) and its graph, validated; and the version.
+fn read_graph(bytes: &[u8], path: &Path) -> Result<(Graph, u32)> {
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(path, format!("not a valid safetensors file: {e}")))?;
+    let meta = meta
+        .metadata()
+        .clone()
+        .ok_or_else(|| bad(path, "no metadata: not an extractor file"))?;
+    let key = |k: &str| {
+        meta.get(k)
+            .ok_or_else(|| bad(path, format!("metadata key '{k}' is missing")))
+    };
+    if key("format")? != FORMAT {
+        return Err(bad(
+            path,
+            format!("format is '{}', not '{FORMAT}'", key("format")?),
+        ));
+    }
+    let version = key("version")?;
+    let version = version.parse::<u32>().ok().filter(|v| [VERSION, VERSION_REAL].contains(v))
+        .ok_or_else(|| bad(
+            path,
+            format!("format version {version}; this build reads versions {VERSION} and {VERSION_REAL}"),
+        ))?;
+    let graph: Graph =
+        serde_json::from_str(key("graph")?).map_err(|e| bad(path, format!("graph JSON: {e}")))?;
+    graph.validate(path)?;
+    Ok((graph, version))
+}
+
+/// The bytes of tensor `name`, which must be a `dtype` tensor of shape `shape`.
+fn tensor<'a>(
+    st: &'a SafeTensors<'a>,
+    path: &Path,
+    name: &str,
+    dtype: Dtype,
+    shape: &[usize],
+) -> Result<&'a [u8]> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| bad(path, format!("tensor '{name}' is missing")))?;
+    if t.dtype() != dtype || t.shape() != shape {
+        return Err(bad(
+            path,
+            format!(
+                "tensor '{name}' is {:?} {:?}; the graph needs {dtype:?} {shape:?}",
+                t.dtype(),
+                t.shape()
+            ),
+        ));
+    }
+    Ok(t.data())
+}
+
+/// The tensors of layer `s`, checked: packed weights, flip flags (0 or 1), the real epilogue
+/// and projection when it has them, and thresholds (float or integer).
+fn read_layer(st: &SafeTensors, path: &Path, s: &LayerSpec) -> Result<LayerData> {
+    let weights: Vec<u32> = bytemuck::pod_collect_to_vec(tensor(
+        st,
+        path,
+        &format!("{}.weight", s.name),
+        Dtype::U32,
+        &s.weight_shape(),
+    )?);
+    let c = s.out_channels();
+    let flip = tensor(st, path, &format!("{}.flip", s.name), Dtype::U8, &[c])?;
+    if flip.iter().any(|&f| f > 1) {
+        return Err(bad(
+            path,
+            format!("'{}.flip' holds values other than 0 and 1", s.name),
+        ));
+    }
+    let name = format!("{}.threshold", s.name);
+    let real = match s.real {
+        None => None,
+        Some(_) => {
+            let rname = format!("{}.real", s.name);
+            let v: Vec<f32> =
+                bytemuck::pod_collect_to_vec(tensor(st, path, &rname, Dtype::F32, &[c, 5])?);
+            in_range(path, &rname, &v)?;
+            Some(
+                v.chunks_exact(5)
+                    .map(|r| RealChannel::from_array([r[0], r[1], r[2], r[3], r[4]]))
+                    .collect(),
+            )
+        }
+    };
+    let projection = match s.real.filter(|r| r.project) {
+        None => None,
+        Some(_) => {
+            let finite = |name: String, shape: &[usize]| -> Result<Vec<f32>> {
+                let v: Vec<f32> =
+                    bytemuck::pod_collect_to_vec(tensor(st, path, &name, Dtype::F32, shape)?);
+                in_range(path, &name, &v)?;
+                Ok(v)
+            };
+            Some(Projection {
+                weight: finite(format!("{}.shortcut_weight", s.name), &[c, s.in_shape[2]])?,
+                bias: finite(format!("{}.shortcut_bias", s.name), &[c])?,
+            })
+        }
+    };
+    let thresholds = if s.kind == LayerKind::FirstConv || s.real.is_some() {
+        let t: Vec<f32> = bytemuck::pod_collect_to_vec(tensor(st, path, &name, Dtype::F32, &[c])?);
+        if t.iter().any(|t| t.is_nan()) {
+            return Err(bad(path, format!("'{name}' holds NaN")));
+        }
+        // ±inf (written by older exports for constant channels) becomes ±f32::MAX: the
+        // same outcome for every finite pre-activation, and WGSL may assume no infinities.
+        Thresholds::Float(
+            t.iter()
+                .zip(flip)
+                .map(|(&t, &m)| FloatThreshold {
+                    t: t.clamp(f32::MIN, f32::MAX),
+                    mode: m as u32,
+                })
+                .collect(),
+        )
+    } else {
+        let t: Vec<i32> = bytemuck::pod_collect_to_vec(tensor(st, path, &name, Dtype::I32, &[c])?);
+        Thresholds::Int(
+            t.iter()
+                .zip(flip)
+                .map(|(&t, &m)| Threshold { t, mode: m as u32 })
+                .collect(),
+        )
+    };
+    Ok(LayerData {
+        spec: s.clone(),
+        weights,
+        thresholds,
+        real,
+        projection,
+    })
+}
 
 /// Refuses a real-valued tensor with a NaN, an infinity or a value of magnitude
 /// [`MAX_MAGNITUDE`] or more, naming it.

@@ -383,48 +383,7 @@ impl Extractor {
                 bits.push(None);
                 break;
             }
-            // The layer's output signs before pooling.
-            let signs: Storage<u32> = match (s.kind, &g.thresholds, &g.first_weights) {
-                (LayerKind::FirstConv, GpuThresholds::Float(t), Some(w)) => {
-                    let (d, out) =
-                        first_conv::encode_bits(gpu, &conv_shape(l, batch), &image, w, t)?;
-                    dispatches.push(d);
-                    out
-                }
-                (LayerKind::XnorConv, GpuThresholds::Int(t), None) => {
-                    let shape = conv_shape(l, batch);
-                    let (d, out) = xnor_conv::encode(gpu, &shape, input()?, &g.weights, Some(t))?;
-                    dispatches.push(d);
-                    out
-                }
-                (LayerKind::XnorDense, GpuThresholds::Int(t), None) => {
-                    let (d, out) = xnor_dense::encode(
-                        gpu,
-                        &dense_shape(l, batch),
-                        input()?,
-                        &g.weights,
-                        Some(t),
-                    )?;
-                    dispatches.push(d);
-                    out
-                }
-                _ => return Err(mismatch(l)),
-            };
-            // Pooling on the signs: AND/OR per channel gives the signs of the pooled
-            // pre-activations (docs/FORMAT.md, Pooling), at 1/32 of the bytes.
-            let out = match (pool_shape(l, batch), &g.and_mask) {
-                (Some(p), Some(mask)) => {
-                    let words = PoolShape {
-                        channels: words(s.out_channels()),
-                        ..p
-                    };
-                    let (d, pooled) = pool::encode_bits(gpu, &words, &signs, mask)?;
-                    dispatches.push(d);
-                    keep.push(signs);
-                    pooled
-                }
-                _ => signs,
-            };
+            let out = self.record_signs(l, g, batch, &image, input, &mut dispatches, &mut keep)?;
             bits.push(Some(out));
         }
         owners.resize(dispatches.len(), n - 1);
@@ -439,6 +398,59 @@ impl Extractor {
             readback: HashMap::new(),
             _keep: keep,
         })
+    }
+
+    /// A binary layer's output bits: the signs of its thresholded values, then AND/OR pooled
+    /// when it pools. Adds its dispatches to `dispatches` and the pre-pool signs to `keep`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_signs<'a>(
+        &self,
+        l: &LayerData,
+        g: &GpuLayer,
+        batch: usize,
+        image: &Storage<f32>,
+        input: impl Fn() -> Result<&'a Storage<u32>>,
+        dispatches: &mut Vec<Dispatch>,
+        keep: &mut Vec<Storage<u32>>,
+    ) -> Result<Storage<u32>> {
+        let (gpu, s) = (&self.gpu, &l.spec);
+        // The layer's output signs before pooling.
+        let signs: Storage<u32> = match (s.kind, &g.thresholds, &g.first_weights) {
+            (LayerKind::FirstConv, GpuThresholds::Float(t), Some(w)) => {
+                let (d, out) = first_conv::encode_bits(gpu, &conv_shape(l, batch), image, w, t)?;
+                dispatches.push(d);
+                out
+            }
+            (LayerKind::XnorConv, GpuThresholds::Int(t), None) => {
+                let shape = conv_shape(l, batch);
+                let (d, out) = xnor_conv::encode(gpu, &shape, input()?, &g.weights, Some(t))?;
+                dispatches.push(d);
+                out
+            }
+            (LayerKind::XnorDense, GpuThresholds::Int(t), None) => {
+                let (d, out) =
+                    xnor_dense::encode(gpu, &dense_shape(l, batch), input()?, &g.weights, Some(t))?;
+                dispatches.push(d);
+                out
+            }
+            _ => return Err(mismatch(l)),
+        };
+        // Pooling on the signs: AND/OR per channel gives the signs of the pooled
+        // pre-activations (docs/FORMAT.md, Pooling), at 1/32 of the bytes.
+        let out = match (pool_shape(l, batch), &g.and_mask) {
+            (Some(p), Some(mask)) => {
+                let words = PoolShape {
+                    channels: words(s.out_channels()),
+                    ..p
+                };
+                let (d, pooled) = pool::encode_bits(gpu, &words, &signs, mask)?;
+                dispatches.push(d);
+                keep.push(signs);
+                pooled
+            }
+            _ => signs,
+        };
+        Ok(out)
     }
 
     /// A conv layer's values before pooling (the first layer's f32 sums or the i32 dots), as raw
