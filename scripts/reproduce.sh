@@ -7,13 +7,18 @@
 #      binary extractor and the float twin, and score the scratch network, in one table;
 #   5. the same for the Bi-Real backbone (issue 14, the embedded default under assets/): the binary
 #      `small-bireal` with α distilled from the plain float twin, its own float twin, its scratch
-#      run, export and transfer; and the two-step training row.
+#      run, export and transfer; and the two-step training row;
+#   6. issue 22: the Bi-Real backbone distilled from EfficientNet-Lite0 (ImageNet-1k weights; its
+#      labels, soft logits over the 200 classes and 1280-d features) for LITE0_EPOCHS epochs, export,
+#      and transfer with the Lite0 baseline row beside it (the new embedded default).
 # Every step resumes: a finished pretraining is skipped, an interrupted one continues (--resume).
-# Usage: scripts/reproduce.sh [EPOCHS] [SCRATCH_EPOCHS]   (environment: DATA, RUNS, BNN,
-# CARGO_TARGET_DIR)
+# Usage: scripts/reproduce.sh [EPOCHS] [SCRATCH_EPOCHS] [LITE0_EPOCHS]   (environment: DATA, RUNS,
+# BNN, CARGO_TARGET_DIR, BNN_TEACHER: the Lite0 weights, default ../shared/teachers/...)
 set -euo pipefail
 EPOCHS=${1:-6}
 SCRATCH_EPOCHS=${2:-30}
+LITE0_EPOCHS=${3:-8}
+TEACHER=${BNN_TEACHER:-../shared/teachers/efficientnet-lite0/efficientnet-lite0-57934424.pth}
 DATA=${DATA:-../shared/data}
 RUNS=${RUNS:-runs}
 BNN=${BNN:-${CARGO_TARGET_DIR:-target}/release/bnn}
@@ -59,3 +64,11 @@ pretrain "$FL" small-bireal binary "$SCRATCH_EPOCHS" "$RUNS/flowers-scratch-bire
 # Ablation: the same Bi-Real network with two-step training (real-valued weights first).
 pretrain "$TI" small-bireal binary "$EPOCHS" "$RUNS/ti-bireal-binary-distil-2step" --weight-scale \
   --teacher "$RUNS/ti-small-float" --float-weight-epochs $((EPOCHS / 2))
+
+# Issue 22: distilled from EfficientNet-Lite0 (the embedded default since then).
+pretrain "$TI" small-bireal binary "$LITE0_EPOCHS" "$RUNS/ti-bireal-lite0" --weight-scale \
+  --batch-size 64 --lr 0.002 --schedule cosine --seed 0 --teacher "$TEACHER"
+"$BNN" export --checkpoint "$RUNS/ti-bireal-lite0" --out "$RUNS/bnn-small-bireal-lite0.safetensors"
+"$BNN" transfer --model "$RUNS/bnn-small-bireal-lite0.safetensors" \
+  --data "$FL" --retrain 1,2,3 --baseline efficientnet-lite0 --baseline-weights "$TEACHER" \
+  --out "$RUNS/transfer-flowers-lite0" 2>&1 | tee "$RUNS/logs/transfer-flowers-lite0.log"

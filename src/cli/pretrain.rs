@@ -68,17 +68,17 @@ pub struct Args {
     /// directory, ~/.cache/bnn-transfer].
     #[arg(long, value_name = "DIR")]
     teacher_cache: Option<PathBuf>,
-    /// Lite0 distillation: temperature of the soft-logit term [default: 2].
+    /// Lite0 distillation: temperature of the soft-logit term [default: 1].
     #[arg(long)]
     kd_temperature: Option<f32>,
-    /// Lite0 distillation: weight of the cross-entropy on the labels [default: 1].
+    /// Lite0 distillation: weight of the cross-entropy on the labels [default: 0: the teacher's soft targets alone].
     #[arg(long)]
     kd_labels: Option<f32>,
     /// Lite0 distillation: weight of the soft-logit term (times T²) [default: 1].
     #[arg(long)]
     kd_logits: Option<f32>,
     /// Lite0 distillation: weight of the feature regression (a mean over the teacher's 1280
-    /// standardised dimensions) [default: 8; 0 turns it off].
+    /// standardised dimensions) [default: 1; 0 turns it off].
     #[arg(long)]
     kd_features: Option<f32>,
     /// Two-step training (ReActNet): the first N epochs train binary activations with real-valued
