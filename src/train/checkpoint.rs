@@ -58,9 +58,11 @@ pub struct TrainState {
     pub global_step: u64,
     /// Running sums of the interrupted epoch.
     pub partial: Option<PartialEpoch>,
-    /// Metrics of every completed epoch.
+    /// Metrics of every completed epoch (floats stored exactly, see [`exact`]).
+    #[serde(with = "exact::history")]
     pub history: Vec<EpochMetrics>,
     /// The running training curve so far.
+    #[serde(with = "exact::curve")]
     pub curve: Vec<CurvePoint>,
     /// Sizes of the files of this checkpoint, to catch a mixed or truncated checkpoint.
     pub model_bytes: u64,
@@ -79,15 +81,147 @@ pub struct TrainState {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartialEpoch {
     /// Sum of per-image training loss (batch mean loss × batch size).
+    #[serde(with = "exact")]
     pub loss_sum: f64,
     /// Training images classified correctly (top-1).
     pub correct: u64,
     /// Training images seen.
     pub seen: u64,
     /// Seconds spent in training steps.
+    #[serde(with = "exact")]
     pub train_time_s: f64,
     /// Wall time of the epoch so far, seconds.
+    #[serde(with = "exact")]
     pub time_s: f64,
+}
+
+/// The floats of `state.json`, written as strings of their shortest exact decimal form (`"0.1"`,
+/// `"NaN"`) so that they read back bit for bit: serde_json (without its `float_roundtrip`
+/// feature, which would rebuild burn) parses JSON numbers to within an ulp, and writes NaN (the
+/// val metrics of a set without a val split) as `null`, which does not read back as a float at
+/// all. A resumed run rewrites `metrics.csv` from this state, so any lost bit showed there as a
+/// changed last digit. JSON numbers and `null` (files written before) still read.
+mod exact {
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+
+    use super::{CurvePoint, EpochMetrics};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        // `{}` is Rust's shortest representation that parses back to the same bits.
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        struct Float;
+        impl Visitor<'_> for Float {
+            type Value = f64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a float, as a string or a number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+                v.parse()
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+                Ok(v)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+                Ok(v as f64)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
+                Ok(f64::NAN)
+            }
+        }
+        d.deserialize_any(Float)
+    }
+
+    /// An [`f64`] field stored exactly.
+    #[derive(Serialize, Deserialize)]
+    struct F(#[serde(with = "super::exact")] f64);
+
+    /// [`EpochMetrics`] with exact floats.
+    #[derive(Serialize, Deserialize)]
+    struct Epoch {
+        epoch: usize,
+        lr: F,
+        train_loss: F,
+        train_acc: F,
+        val_loss: F,
+        val_top1: F,
+        val_top5: F,
+        time_s: F,
+        images_per_s: F,
+    }
+
+    /// [`CurvePoint`] with exact floats.
+    #[derive(Serialize, Deserialize)]
+    struct Point {
+        epoch: F,
+        loss: F,
+        acc: F,
+    }
+
+    pub mod history {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(h: &[EpochMetrics], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(h.iter().map(|m| Epoch {
+                epoch: m.epoch,
+                lr: F(m.lr),
+                train_loss: F(m.train_loss),
+                train_acc: F(m.train_acc),
+                val_loss: F(m.val_loss),
+                val_top1: F(m.val_top1),
+                val_top5: F(m.val_top5),
+                time_s: F(m.time_s),
+                images_per_s: F(m.images_per_s),
+            }))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EpochMetrics>, D::Error> {
+            Ok(Vec::<Epoch>::deserialize(d)?
+                .into_iter()
+                .map(|e| EpochMetrics {
+                    epoch: e.epoch,
+                    lr: e.lr.0,
+                    train_loss: e.train_loss.0,
+                    train_acc: e.train_acc.0,
+                    val_loss: e.val_loss.0,
+                    val_top1: e.val_top1.0,
+                    val_top5: e.val_top5.0,
+                    time_s: e.time_s.0,
+                    images_per_s: e.images_per_s.0,
+                })
+                .collect())
+        }
+    }
+
+    pub mod curve {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(c: &[CurvePoint], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(c.iter().map(|p| Point {
+                epoch: F(p.epoch),
+                loss: F(p.loss),
+                acc: F(p.acc),
+            }))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<CurvePoint>, D::Error> {
+            Ok(Vec::<Point>::deserialize(d)?
+                .into_iter()
+                .map(|p| CurvePoint {
+                    epoch: p.epoch.0,
+                    loss: p.loss.0,
+                    acc: p.acc.0,
+                })
+                .collect())
+        }
+    }
 }
 
 fn model_file_error(path: &Path, message: impl Into<String>) -> Error {
