@@ -160,6 +160,43 @@ fn cache_is_reused_and_replaced_when_the_data_changes() {
     assert_eq!(rebuilt, first);
 }
 
+#[test]
+fn a_cache_whose_class_list_was_edited_is_replaced() {
+    let data = common::fixture_set();
+    let (_, path) = model(&data);
+    let file = ExtractorFile::load(&path).unwrap();
+    let dir = tmp("cache-classes");
+    let cache = Cache {
+        dir: dir.join("cache"),
+    };
+    let runner = Runner::cpu(file).unwrap();
+    let fp = features::file_fingerprint(&path).unwrap();
+    let cuts = vec!["fc1".to_string()];
+    let set = Arc::new(ImageFolder::open(&data, "test").unwrap());
+    let (first, secs) =
+        features::extractor_features(&runner, ("m", fp), set.clone(), &cuts, &cache, 16, 1)
+            .unwrap();
+    assert!(secs > 0.0);
+    // Same key, same features, other class names (a hand-edited or foreign file).
+    let files: Vec<_> = std::fs::read_dir(&cache.dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let mut c = bnn_transfer::extractor::FeatureCache::load(&files[0].path()).unwrap();
+    c.info.classes.reverse();
+    c.info.classes[0] = "not-a-class-of-the-set".into();
+    c.save(&files[0].path()).unwrap();
+    let (again, secs) =
+        features::extractor_features(&runner, ("m", fp), set.clone(), &cuts, &cache, 16, 1)
+            .unwrap();
+    assert!(secs > 0.0, "a cache with other classes must not be used");
+    assert_eq!(again, first);
+    assert_eq!(again[0].classes, set.classes);
+    // The rewritten file is valid again: the next run reads it.
+    let (_, secs) =
+        features::extractor_features(&runner, ("m", fp), set, &cuts, &cache, 16, 1).unwrap();
+    assert_eq!(secs, 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Two Gaussian blobs per class in 12 dimensions: separable, so a head must learn them.
 fn blobs(rng: &mut Rng, n: usize, classes: usize) -> FeatureSet {
     let dim = 12;

@@ -181,15 +181,36 @@ impl Cache {
         ))
     }
 
-    /// The cached features, if a valid file with this key exists. A corrupt file is reported on
-    /// stderr and treated as missing (it is rebuilt).
-    pub fn get(&self, backbone: &str, cut: &str, split: &str, key: &str) -> Option<FeatureCache> {
+    /// The cached features, if a valid file with this key exists and lists the data set's
+    /// `classes` (the labels index them: a file whose class list differs, edited or written for
+    /// another set, would name every prediction wrong). A corrupt or mismatched file is reported
+    /// on stderr and treated as missing (it is rebuilt).
+    pub fn get(
+        &self,
+        backbone: &str,
+        cut: &str,
+        split: &str,
+        key: &str,
+        classes: &[String],
+    ) -> Option<FeatureCache> {
         let path = self.path(backbone, cut, split, key);
         if !path.exists() {
             return None;
         }
         match FeatureCache::load(&path) {
             Ok(c) if c.info.key != key => None,
+            Ok(c) if c.info.classes != classes => {
+                eprintln!(
+                    "ignoring the feature cache {}: it lists {} classes ({}), the data set {} \
+                     ({}); rebuilding it",
+                    path.display(),
+                    c.info.classes.len(),
+                    preview(&c.info.classes),
+                    classes.len(),
+                    preview(classes)
+                );
+                None
+            }
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("ignoring a broken feature cache ({e}); rebuilding it");
@@ -221,6 +242,20 @@ impl Cache {
         }
         Ok((path, stale))
     }
+}
+
+/// The first few names of a class list, for messages.
+fn preview(classes: &[String]) -> String {
+    let mut s = classes
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if classes.len() > 3 {
+        s.push_str(", …");
+    }
+    s
 }
 
 /// ±1 features `[n][h·w·c]` (NHWC) from packed bits of a layer with `channels` channels.
@@ -261,7 +296,7 @@ pub fn extractor_features(
     };
     let mut found: Vec<Option<FeatureCache>> = cuts
         .iter()
-        .map(|c| cache.get(backbone.0, c, set.split(), &key(c)))
+        .map(|c| cache.get(backbone.0, c, set.split(), &key(c), &set.classes))
         .collect();
     let missing: Vec<usize> = (0..cuts.len()).filter(|&i| found[i].is_none()).collect();
     let mut seconds = 0.0;
