@@ -498,3 +498,84 @@ fn the_lite0_baseline_row_sits_beside_the_binary_rows() {
     );
     let _ = std::fs::remove_dir_all(out);
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// `--scratch` must be a run trained on the target's classes and `--float-twin` a network reading
+/// images of the extractor's input size: a mismatch is refused before anything is extracted,
+/// naming the flag, the run and what differs.
+#[test]
+fn cli_transfer_refuses_a_scratch_run_or_float_twin_that_does_not_fit() {
+    let data = common::fixture_set();
+    let (run, path) = model(&data);
+    let dir = tmp("runs-fit");
+    // A scratch run of other classes: the run's config lists another class first.
+    let other = dir.join("other-classes");
+    copy_dir(&run, &other);
+    let config = other.join("config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    let first = v["classes"][0].as_str().unwrap().to_string();
+    v["classes"][0] = "tulip".into();
+    std::fs::write(&config, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    // The mini run reads 32 px images; the embedded extractor 64 px ones.
+    let size =
+        ExtractorFile::from_bytes(bnn_transfer::assets::DEFAULT_MODEL, Path::new("embedded"))
+            .unwrap()
+            .graph
+            .input
+            .size;
+    assert_ne!(size, 32);
+    for (flag, value, model, says) in [
+        (
+            "--scratch",
+            &other,
+            Some(&path),
+            vec!["tulip", first.as_str()],
+        ),
+        ("--float-twin", &run, None, vec!["32", "input"]),
+    ] {
+        let out = dir.join(format!("out{flag}"));
+        let cache = dir.join(format!("cache{flag}"));
+        let mut args = vec![
+            "transfer",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--cache-dir",
+            s(&cache),
+            "--extractor-device",
+            "cpu",
+            "--cut",
+            "conv1",
+            flag,
+            s(value),
+        ];
+        if let Some(m) = model {
+            args.extend(["--model", s(m)]);
+        }
+        let o = bnn(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{flag}: {stderr}");
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+        assert!(stderr.contains(s(value)), "{flag}: {stderr}");
+        for w in says {
+            assert!(stderr.contains(w), "{flag}: no {w} in {stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out.exists(), "{flag} left {}", out.display());
+        assert!(!cache.exists(), "{flag}: features were extracted");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -287,6 +287,7 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
     cuts.dedup();
 
     let (layout, sets) = open_splits(cfg, say)?;
+    check_runs(cfg, &file, &sets.train)?;
     let fit_cfg = check_heads(cfg, &file, &plans, &sets)?;
     let binary = binary_features(cfg, &backbone, &cuts, layout, &sets, say)?;
     let mut twin_extraction_s = Vec::new();
@@ -432,6 +433,54 @@ fn open_splits(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<(Layou
         all,
     };
     Ok((layout, splits))
+}
+
+/// Refuses a `--scratch` run not trained on the target's classes (its scores would be of
+/// another task, or its labels would mean other classes) and a `--float-twin` that reads images
+/// of another size than the extractor (its rows would not compare the same inputs), before
+/// anything is extracted: the error names the flag, the run and what differs.
+fn check_runs(cfg: &TransferConfig, file: &ExtractorFile, train: &ImageFolder) -> Result<()> {
+    let read = |flag: &str, dir: &Path| {
+        crate::train::checkpoint::read_config(dir)
+            .context_with(|| format!("{flag} {}", dir.display()))
+    };
+    if let Some(dir) = &cfg.scratch {
+        let run = read("--scratch", dir)?;
+        if run.classes != train.classes {
+            let first = run
+                .classes
+                .iter()
+                .zip(&train.classes)
+                .position(|(a, b)| a != b)
+                .unwrap_or(run.classes.len().min(train.classes.len()));
+            let name = |c: &[String]| c.get(first).map_or("none".into(), |n| format!("'{n}'"));
+            return Err(Error::Config(format!(
+                "--scratch {}: the run was trained on other classes than split '{}' of {}: \
+                 {} classes against {}, class {first} is {} there and {} here; give a run \
+                 trained on this data set",
+                dir.display(),
+                train.split(),
+                cfg.data.display(),
+                run.classes.len(),
+                train.classes.len(),
+                name(&run.classes),
+                name(&train.classes),
+            )));
+        }
+    }
+    if let Some(dir) = &cfg.float_twin {
+        let run = read("--float-twin", dir)?;
+        let (twin, ours) = (run.model.arch.input, file.graph.input.size);
+        if twin != ours {
+            return Err(Error::Config(format!(
+                "--float-twin {}: the run reads {twin} px images, the extractor's input is \
+                 {ours} px; give the float twin of this extractor (same architecture and input \
+                 size)",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks every head's settings and that `--out` is writable, before anything is extracted,
