@@ -441,6 +441,8 @@ fn cli_transfer_refuses_bad_settings_before_writing_anything() {
         ("--lr", "NaN", "--lr NaN"),
         ("--lr", "inf", "--lr inf"),
         ("--head", "mlp:100000000", "over the limit"),
+        // 18.9 M parameters for 48 training images: far beyond what they can fit.
+        ("--head", "mlp:4096,4096", "training images"),
     ] {
         let out = dir.join(format!("out-{flag}-{value}"));
         let args = [
@@ -578,4 +580,38 @@ fn cli_transfer_refuses_a_scratch_run_or_float_twin_that_does_not_fit() {
         assert!(!cache.exists(), "{flag}: features were extracted");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A head far bigger than the training set can fit is refused, naming the flag and its size;
+/// the project's usual heads are not.
+#[test]
+fn a_head_far_beyond_the_training_set_is_refused() {
+    let mlp = |hidden: Vec<usize>| FitConfig {
+        hidden,
+        ..FitConfig::default()
+    };
+    // Flowers-102 (1,020 training images): --retrain 1, 2, 3 of `small` / `small-bireal`.
+    for hidden in [vec![], vec![512], vec![512, 512]] {
+        mlp(hidden)
+            .validate_for_data(1152, 102, 1020, "--retrain 3")
+            .unwrap();
+    }
+    // The usual heads on a 48-image test set.
+    mlp(vec![512, 512])
+        .validate_for_data(1152, 8, 48, "--head mlp:512,512")
+        .unwrap();
+    // 168 M parameters (671 MB) for 5 images.
+    let err = mlp(vec![8192, 4096])
+        .validate_for_data(16384, 5, 5, "--retrain 7")
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "--retrain 7",
+        "mlp:8192,4096",
+        "5 training images",
+        "671 MB",
+        "--retrain K",
+    ] {
+        assert!(err.contains(want), "no {want} in {err}");
+    }
 }

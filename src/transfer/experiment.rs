@@ -506,7 +506,16 @@ fn check_heads(
             hidden: plan.hidden.clone(),
             ..fit_cfg.clone()
         }
-        .validate(dim, sets.train.classes.len())?;
+        .validate_for_data(
+            dim,
+            sets.train.classes.len(),
+            sets.train.len(),
+            // The head of --retrain K is set by K, not by --head: name the flag to change.
+            &match plan.retrain {
+                Some(k) => format!("--retrain {k}"),
+                None => format!("--head {}", cfg.head),
+            },
+        )?;
     }
     // Before any extraction or training: an output directory that cannot be written fails now,
     // not after the work.

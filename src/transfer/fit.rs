@@ -56,10 +56,29 @@ impl Default for FitConfig {
 /// and gradients): far above any useful head, far below an allocation that aborts the process.
 pub const MAX_HEAD_PARAMS: u64 = 1 << 28;
 
+/// Parameters per training image beyond which a head is refused (when it is also over
+/// [`HEAD_PARAMS_FLOOR`]): such a head memorises its images whatever it sees, and costs hundreds
+/// of MB. Flowers-102's 1,020 training images allow 102 M; its usual heads (`--retrain 1,2,3` of
+/// the small extractors: 1,152 → 512 → 512 → 102, 0.9 M) are far below.
+pub const MAX_HEAD_PARAMS_PER_IMAGE: u64 = 100_000;
+
+/// Heads up to this many parameters (40 MB of f32) are never refused for the size of the training
+/// set, so a few-image test set still trains the usual heads.
+pub const HEAD_PARAMS_FLOOR: u64 = 10_000_000;
+
 impl FitConfig {
     /// Checks every setting before anything is allocated: the errors name the flag (`--epochs`,
     /// `--lr`, `--head`, …) and what would work.
     pub fn validate(&self, features: usize, classes: usize) -> Result<()> {
+        self.validate_as(
+            features,
+            classes,
+            &format!("--head {}", head_name(&self.hidden)),
+        )
+    }
+
+    /// [`FitConfig::validate`], the head's size named as `flag`.
+    fn validate_as(&self, features: usize, classes: usize, flag: &str) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.epochs == 0 {
             return bad("--epochs 0: a head needs at least 1 epoch".into());
@@ -82,23 +101,56 @@ impl FitConfig {
         if let Some(h) = self.hidden.iter().find(|&&h| h == 0) {
             return bad(format!("--head: a hidden width of {h} is not a layer"));
         }
+        let params = self.params(features, classes);
+        if params > MAX_HEAD_PARAMS {
+            return bad(format!(
+                "{flag}: {params} parameters on {features} features and {classes} classes, \
+                 over the limit of {MAX_HEAD_PARAMS}; choose narrower hidden layers",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Weights and biases of the head on `features` inputs and `classes` outputs (`u64::MAX` on
+    /// overflow).
+    pub fn params(&self, features: usize, classes: usize) -> u64 {
         let dims: Vec<u64> = std::iter::once(features)
             .chain(self.hidden.iter().copied())
             .chain([classes])
             .map(|d| d as u64)
             .collect();
-        let params = dims
-            .windows(2)
+        dims.windows(2)
             .try_fold(0u64, |acc, w| {
                 w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(acc)
             })
-            .unwrap_or(u64::MAX);
-        if params > MAX_HEAD_PARAMS {
-            return bad(format!(
-                "--head {}: {params} parameters on {features} features and {classes} classes, \
-                 over the limit of {MAX_HEAD_PARAMS}; choose narrower hidden layers",
-                head_name(&self.hidden)
-            ));
+            .unwrap_or(u64::MAX)
+    }
+
+    /// [`FitConfig::validate`], then refuses a head far bigger than `images` training images can
+    /// fit: over [`MAX_HEAD_PARAMS_PER_IMAGE`] per image and over [`HEAD_PARAMS_FLOOR`]. `flag`
+    /// names the setting that chose the head (`--head mlp:4096` or `--retrain 7`).
+    pub fn validate_for_data(
+        &self,
+        features: usize,
+        classes: usize,
+        images: usize,
+        flag: &str,
+    ) -> Result<()> {
+        self.validate_as(features, classes, flag)?;
+        let params = self.params(features, classes);
+        let bound = (images as u64)
+            .saturating_mul(MAX_HEAD_PARAMS_PER_IMAGE)
+            .max(HEAD_PARAMS_FLOOR);
+        if params > bound {
+            return Err(Error::Config(format!(
+                "{flag}: the head {} on {features} features would have {params} parameters \
+                 ({:.0} MB of f32) for {images} training images, over the {bound} that many \
+                 images allow ({MAX_HEAD_PARAMS_PER_IMAGE} per image, at least \
+                 {HEAD_PARAMS_FLOOR}); it would only memorise them. Choose a smaller head: a \
+                 smaller --retrain K, narrower --head widths, or a later --cut",
+                head_name(&self.hidden),
+                params as f64 * 4.0 / 1e6,
+            )));
         }
         Ok(())
     }
