@@ -22,6 +22,19 @@ pub use efficientnet::{EfficientNetLite0, Lite0Output};
 /// the batch size is not what limits it here).
 pub const BATCH: usize = 64;
 
+/// How the teacher reads a split: in set order, every image (an unreadable one is an error, so
+/// no row of the targets is left out), [`BATCH`] at a time, on `workers` decoding threads (0: all).
+pub fn loader_config(workers: usize) -> LoaderConfig {
+    LoaderConfig {
+        batch_size: BATCH,
+        shuffle_seed: None,
+        drop_last: false,
+        strict: true,
+        prefetch: 2,
+        workers,
+    }
+}
+
 /// What [`score`] measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct TeacherScore {
@@ -58,14 +71,7 @@ pub fn score(
             set.classes.len()
         )));
     }
-    let cfg = LoaderConfig {
-        batch_size: BATCH,
-        shuffle_seed: None,
-        drop_last: false,
-        strict: true,
-        prefetch: 2,
-        workers: 0,
-    };
+    let cfg = loader_config(0);
     let total = limit.map_or(set.len(), |l| l.min(set.len()));
     bar.set_length(total as u64);
     let start = Instant::now();

@@ -23,9 +23,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::ProgressBar;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-use super::BATCH;
 use super::efficientnet::{self, EfficientNetLite0, FEATURES};
-use crate::data::{ImageFolder, Loader, LoaderConfig, data_fingerprint};
+use crate::data::{ImageFolder, Loader, data_fingerprint};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 
@@ -179,14 +178,7 @@ pub fn compute(
     let classes = spec.class_map.as_ref().map_or(0, Vec::len);
     let mut logits = vec![0f32; spec.views * n * classes];
     let mut features = vec![0f32; spec.views * n * FEATURES];
-    let cfg = LoaderConfig {
-        batch_size: BATCH,
-        shuffle_seed: None,
-        drop_last: false,
-        strict: true,
-        prefetch: 2,
-        workers: 0,
-    };
+    let cfg = super::loader_config(0);
     bar.set_length(n as u64);
     bar.set_position(0);
     let mut done = 0usize;

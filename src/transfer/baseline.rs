@@ -14,7 +14,7 @@ use super::features::Runner;
 use super::fit::{self, FitConfig};
 use super::head::{self, BackboneInfo, BackboneKind, HeadInfo};
 use super::{FeatureSet, evaluate};
-use crate::data::{ImageFolder, Loader, LoaderConfig};
+use crate::data::{ImageFolder, Loader};
 use crate::error::{Error, Result};
 use crate::teacher::{self, efficientnet};
 
@@ -47,14 +47,7 @@ pub fn lite0_features(
     workers: usize,
     device: &Device,
 ) -> Result<(FeatureSet, f64)> {
-    let cfg = LoaderConfig {
-        batch_size: teacher::BATCH,
-        shuffle_seed: None,
-        drop_last: false,
-        strict: true,
-        prefetch: 2,
-        workers,
-    };
+    let cfg = teacher::loader_config(workers);
     let bar = crate::progress::bar(
         set.len() as u64,
         &format!("features {} (EfficientNet-Lite0, burn)", set.split()),

@@ -86,27 +86,20 @@ pub fn fixture_set() -> std::path::PathBuf {
 /// that are about the real files. Under `REQUIRE_DATA=1` (set by `.ci/run`, which also checks the
 /// files are there) a missing file fails the test; elsewhere the test says why it did not run.
 pub fn real_data(name: &str) -> Option<std::path::PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(name);
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var("REQUIRE_DATA").is_ok_and(|v| v == "1") {
-        panic!("REQUIRE_DATA=1 but {} is not there", p.display());
-    }
-    eprintln!(
-        "NOT RUN: {} is not there (REQUIRE_DATA=1 makes this fail)",
-        p.display()
-    );
-    None
+    shared_file(&format!("data/{name}"))
 }
 
 /// The EfficientNet-Lite0 teacher's weights in `../shared/teachers/efficientnet-lite0/`, with the
-/// same rule as [`real_data`]: under `REQUIRE_DATA=1` a missing file fails the test.
+/// same rule as [`real_data`].
 pub fn real_teacher() -> Option<std::path::PathBuf> {
+    shared_file("teachers/efficientnet-lite0/efficientnet-lite0-57934424.pth")
+}
+
+/// `../shared/<rel>` if it is there; else a failure under `REQUIRE_DATA=1`, or a printed reason.
+fn shared_file(rel: &str) -> Option<std::path::PathBuf> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/teachers/efficientnet-lite0/efficientnet-lite0-57934424.pth");
+        .join("../shared")
+        .join(rel);
     if p.is_file() {
         return Some(p);
     }
