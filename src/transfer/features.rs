@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::bits::unpack_rows;
 use crate::cpu::{CpuExtractor, Threads};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::data::ImageFolder;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::data::Preprocess;
