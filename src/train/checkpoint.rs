@@ -58,7 +58,7 @@ pub struct TrainState {
     pub global_step: u64,
     /// Running sums of the interrupted epoch.
     pub partial: Option<PartialEpoch>,
-    /// Metrics of every completed epoch (floats stored exactly, see [`exact`]).
+    /// Metrics of every completed epoch (floats stored exactly, as strings).
     #[serde(with = "exact::history")]
     pub history: Vec<EpochMetrics>,
     /// The running training curve so far.

@@ -1,7 +1,7 @@
 //! What defines a pretraining run ([`PretrainConfig`], saved as `config.json`), how to run it
 //! ([`RunOptions`]) and what it reports ([`PretrainReport`]); a new run's configuration from a data
 //! set ([`new_config`]). The settings are checked here; the checks that read other runs (a
-//! teacher) are in [`super::pretrain`].
+//! teacher) are in [`super::pretrain`](mod@super::pretrain).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,12 +67,12 @@ pub struct PretrainConfig {
     pub seed: u64,
     /// Distillation from a teacher (`--teacher`): the output directory of a finished run over the
     /// same images and classes (typically a float network; its architecture may differ). Its softmax outputs replace the
-    /// labels as training targets (ReActNet's distributional loss, [`distillation_loss`]); `None`
+    /// labels as training targets (ReActNet's distributional loss, [`super::step::distillation_loss`]); `None`
     /// trains on the labels (cross-entropy). Validation always scores against the labels.
     #[serde(default)]
     pub teacher: Option<PathBuf>,
     /// The sha256 of the teacher run's `model.bpk` when this run started
-    /// ([`checkpoint::model_fingerprint`]): a resume refuses a teacher that changed since.
+    /// ([`super::checkpoint::model_fingerprint`]): a resume refuses a teacher that changed since.
     #[serde(default)]
     pub teacher_sha256: Option<String>,
     /// Two-step training (ReActNet; `--float-weight-epochs`): the first this many epochs train

@@ -43,7 +43,7 @@ pub struct TransferConfig {
     /// Also score a network trained from scratch on the target (a `bnn pretrain` run directory).
     pub scratch: Option<PathBuf>,
     /// Also train the linear head on EfficientNet-Lite0's features (its weights file), the float
-    /// model a user would pick instead, and time both backbones per image ([`baseline`]).
+    /// model a user would pick instead, and time both backbones per image ([`super::baseline`]).
     pub baseline: Option<PathBuf>,
     /// Split the heads are trained on.
     pub train_split: String,
