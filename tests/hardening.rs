@@ -406,6 +406,8 @@ fn huge_finite_values_in_a_head_are_refused_on_load_naming_the_tensor() {
 
 /// `extract --out` naming its own model or data set; `export --out` inside the run it reads;
 /// `transfer --out` naming the data set: refused before anything is read or written.
+// `bnn transfer` and `bnn export` are subcommands of the `train` feature.
+#[cfg(feature = "train")]
 #[test]
 fn cli_outputs_that_would_destroy_an_input_are_refused() {
     use common::{bnn, s};
@@ -501,6 +503,8 @@ fn cli_outputs_that_would_destroy_an_input_are_refused() {
 
 /// `transfer` with an --out it cannot write fails at once, naming --out (not after extracting
 /// and training); a cache directory it cannot write is one warning, and the run goes on.
+// `bnn transfer` and `bnn export` are subcommands of the `train` feature.
+#[cfg(feature = "train")]
 #[test]
 fn cli_transfer_checks_its_output_first_and_runs_without_a_writable_cache() {
     use common::{bnn, s};
@@ -553,6 +557,8 @@ fn cli_transfer_checks_its_output_first_and_runs_without_a_writable_cache() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// `bnn transfer` and `bnn export` are subcommands of the `train` feature.
+#[cfg(feature = "train")]
 #[test]
 fn cli_transfer_refuses_to_select_on_the_test_split() {
     use common::{bnn, s};
@@ -632,6 +638,8 @@ fn cli_says_once_that_tar_entries_leaving_the_archive_are_skipped() {
 /// Issue 25: two `bnn transfer` runs sharing --out and --cache-dir removed each other's temp
 /// files (one of them failed in about a quarter of the pairs, `…/head.safetensors: No such file
 /// or directory`). Both must succeed, every time.
+// `bnn transfer` and `bnn export` are subcommands of the `train` feature.
+#[cfg(feature = "train")]
 #[test]
 fn cli_transfers_sharing_an_output_and_a_cache_both_succeed() {
     use common::s;
