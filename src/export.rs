@@ -19,7 +19,7 @@ use crate::extractor::{
     RealSpec, Shortcut, Source, Thresholds,
 };
 use crate::kernels::real_epilogue::RealChannel;
-use crate::kernels::{FloatThreshold, Padding, Threshold};
+use crate::kernels::{FloatThreshold, Threshold};
 use crate::model::{Model, ModelConfig, Precision};
 use crate::rng::Rng;
 
@@ -341,7 +341,7 @@ fn conv_layer(
     let a = model.weight_scale.then(|| alpha(&w, cin * k * k));
     let b = bn(&block.bn, name)?;
     let first = i == 0;
-    let spec = conv_spec(first, c, name, prev);
+    let spec = LayerSpec::conv(first, c, name, prev);
     let layer = match &block.rprelu {
         Some(r) if model.bireal => {
             let shortcut = match (block.shortcut, c.pool) {
@@ -385,35 +385,6 @@ fn conv_layer(
         },
     };
     Ok(layer)
-}
-
-/// The spec of a conv layer (the first: real image input) laid out as `c`, reading a `prev`
-/// (h, w, channels) map: its output shape after the stride and the pool.
-fn conv_spec(first: bool, c: &crate::arch::ConvBlock, name: &str, prev: [usize; 3]) -> LayerSpec {
-    let side = |s: usize| crate::arch::out_size(s, c.kernel, c.stride, c.pad);
-    let (mut h, mut wd) = (side(prev[0]), side(prev[1]));
-    if let Some(p) = c.pool {
-        h = crate::arch::out_size(h, p.kernel, p.stride, 0);
-        wd = crate::arch::out_size(wd, p.kernel, p.stride, 0);
-    }
-    LayerSpec {
-        name: name.to_string(),
-        kind: if first {
-            LayerKind::FirstConv
-        } else {
-            LayerKind::XnorConv
-        },
-        in_shape: prev,
-        out_shape: [h, wd, c.out],
-        kernel: c.kernel,
-        stride: c.stride,
-        pad: c.pad,
-        padding: Padding::Zero,
-        pool: c.pool,
-        in_features: 0,
-        dot_offset: 0,
-        real: None,
-    }
 }
 
 /// Hidden dense block `block` (named `name`, `d` outputs) as an extractor layer reading a

@@ -15,7 +15,7 @@ use std::collections::hash_map::Entry;
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::arch::{Arch, Blocks, Pool, out_size};
+use crate::arch::{Arch, Blocks, Pool};
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::extractor::{
@@ -123,14 +123,6 @@ fn random_conv(
     prev: [usize; 3],
 ) -> LayerData {
     let first = i == 0;
-    let (mut h, mut w) = (
-        out_size(prev[0], c.kernel, c.stride, c.pad),
-        out_size(prev[1], c.kernel, c.stride, c.pad),
-    );
-    if let Some(p) = c.pool {
-        h = out_size(h, p.kernel, p.stride, 0);
-        w = out_size(w, p.kernel, p.stride, 0);
-    }
     let spread = (c.kernel * c.kernel * prev[2]) as f32 / 8.0;
     let thresholds = if first {
         Thresholds::Float(
@@ -157,22 +149,8 @@ fn random_conv(
     };
     LayerData {
         spec: LayerSpec {
-            name: format!("conv{}", i + 1),
-            kind: if first {
-                LayerKind::FirstConv
-            } else {
-                LayerKind::XnorConv
-            },
-            in_shape: prev,
-            out_shape: [h, w, c.out],
-            kernel: c.kernel,
-            stride: c.stride,
-            pad: c.pad,
-            padding: Padding::Zero,
-            pool: c.pool,
-            in_features: 0,
-            dot_offset: 0,
             real: real_spec,
+            ..LayerSpec::conv(first, c, &format!("conv{}", i + 1), prev)
         },
         weights: random_rows(rng, c.out * c.kernel * c.kernel, prev[2]),
         thresholds,

@@ -103,6 +103,41 @@ pub enum Shortcut {
 }
 
 impl LayerSpec {
+    /// The spec of a plain conv layer (the first: real image input) laid out as `c`, reading a
+    /// `prev` (h, w, channels) map: its output shape after the stride and the pool; no real layer
+    /// (export and the bench's random files add theirs).
+    pub fn conv(
+        first: bool,
+        c: &crate::arch::ConvBlock,
+        name: &str,
+        prev: [usize; 3],
+    ) -> LayerSpec {
+        let side = |s: usize| crate::arch::out_size(s, c.kernel, c.stride, c.pad);
+        let (mut h, mut wd) = (side(prev[0]), side(prev[1]));
+        if let Some(p) = c.pool {
+            h = crate::arch::out_size(h, p.kernel, p.stride, 0);
+            wd = crate::arch::out_size(wd, p.kernel, p.stride, 0);
+        }
+        LayerSpec {
+            name: name.to_string(),
+            kind: if first {
+                LayerKind::FirstConv
+            } else {
+                LayerKind::XnorConv
+            },
+            in_shape: prev,
+            out_shape: [h, wd, c.out],
+            kernel: c.kernel,
+            stride: c.stride,
+            pad: c.pad,
+            padding: Padding::Zero,
+            pool: c.pool,
+            in_features: 0,
+            dot_offset: 0,
+            real: None,
+        }
+    }
+
     /// The shortcut's window over the previous layer's real output, if the layer has one.
     pub fn shortcut_window(&self) -> Option<crate::kernels::real_epilogue::Window> {
         use crate::kernels::real_epilogue::Window;
