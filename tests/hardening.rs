@@ -274,7 +274,21 @@ fn the_feature_cache_key_sees_an_image_edited_in_place() {
     let a = tar_of(img.clone());
     let last = img.len() - 20;
     img[last] ^= 1;
-    assert_ne!(tar_of(img), a);
+    assert_ne!(tar_of(img.clone()), a);
+    // The same tar copied elsewhere with a new time stamp: the same set (its caches stay valid).
+    let b = tar_of(img);
+    let copy = dir.join("copy.tar");
+    std::fs::copy(dir.join("set.tar"), &copy).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    let copied = data_fingerprint(&ImageFolder::open(&copy, "train").unwrap())
+        .unwrap()
+        .hex();
+    assert_eq!(copied, b);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -257,16 +257,16 @@ fn check_same_classes(
     Ok(())
 }
 
-/// Fingerprint of one split of a data set: its path, size and modification time, its class names
-/// and every sample's name and label, plus what identifies each sample's bytes: the size and
-/// modification time of its file in a directory set, its content in a tar (so an image edited in
-/// place, or a tar rewritten with the same size and time stamps, is a different set).
+/// Fingerprint of one split of a data set: its class names and every sample's name and label,
+/// plus what identifies each sample's bytes. A directory set adds its canonical path, size and
+/// modification time, and each file's size and modification time (reading every image would cost
+/// more than the features it guards); a tar set hashes each sample's content instead and nothing
+/// about the tar file itself, so a tar copied, moved or re-mounted with new time stamps keeps its
+/// caches (the teacher's targets cost minutes), while a tar rewritten with other bytes — even with
+/// the same size and time stamps — is a different set.
 pub fn data_fingerprint(set: &ImageFolder) -> Result<Fingerprint> {
     let path = set.source();
-    let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut f = Fingerprint::default()
-        .str(&canon.to_string_lossy())
-        .str(set.split());
+    let mut f = Fingerprint::default().str(set.split());
     let stamp = |f: Fingerprint, p: &Path| -> Result<Fingerprint> {
         let m = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         let nanos = m
@@ -276,7 +276,10 @@ pub fn data_fingerprint(set: &ImageFolder) -> Result<Fingerprint> {
             .map_or(0, |d| d.as_nanos() as u64);
         Ok(f.u64(m.len()).u64(nanos))
     };
-    f = stamp(f, path)?;
+    if path.is_dir() {
+        let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        f = stamp(f.str(&canon.to_string_lossy()), path)?;
+    }
     for c in &set.classes {
         f = f.str(c);
     }

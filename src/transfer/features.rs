@@ -4,10 +4,10 @@
 //!
 //! A cache file is named `<backbone>-<cut>-<split>-<key>.safetensors` (the [`FeatureCache`]
 //! format of `bnn extract`), where `key` fingerprints everything the features depend on: the
-//! backbone's bytes, the cut, the data set ([`data_fingerprint`]: path, size, modification time,
-//! class names, every sample's name, label and size + modification time, or content in a tar), the
-//! preprocessing (size, mean, std) and the crate and format versions. A file with the right prefix
-//! and another key is stale: it is replaced.
+//! backbone's bytes, the cut, the data set ([`data_fingerprint`]: class names, every sample's name
+//! and label, and a directory's path and each file's size + modification time, or each sample's
+//! content in a tar), the preprocessing (size, mean, std) and the crate and format versions. A file
+//! with the right prefix and another key is stale: it is replaced.
 
 use std::path::{Path, PathBuf};
 #[cfg(not(target_arch = "wasm32"))]
