@@ -229,6 +229,15 @@ impl FeatureExtractor {
     /// What a head trained on this extractor's features of `set` records about it (`classes`,
     /// `dim` and `hidden` are filled in by [`train_head`](crate::transfer::fit::train_head)).
     pub fn head_info(&self, set: &ImageFolder) -> HeadInfo {
+        self.head_info_for(
+            &set.source().display().to_string(),
+            &set.layout().to_string(),
+        )
+    }
+
+    /// What a head trained on this extractor's features of the images described as `data`
+    /// (laid out as `layout`) records about it.
+    pub fn head_info_for(&self, data: &str, layout: &str) -> HeadInfo {
         HeadInfo {
             version: HEAD_VERSION,
             classes: Vec::new(),
@@ -241,8 +250,8 @@ impl FeatureExtractor {
             dim: self.dim,
             hidden: Vec::new(),
             input_size: self.preprocess.size,
-            data: set.source().display().to_string(),
-            layout: set.layout().to_string(),
+            data: data.to_string(),
+            layout: layout.to_string(),
         }
     }
 

@@ -2,7 +2,9 @@
 //! runs the same library code as native — the WGSL kernels through the browser's WebGPU, or the
 //! CPU binary path — on images the page hands over as PNG/JPEG bytes, and labels them with a
 //! head. The embedded backbone and a head trained on the generated shapes task ship with it
-//! (`assets/shapes-head.safetensors`); a user can load their own extractor and head files.
+//! (`assets/shapes-head.safetensors`); a user can load their own extractor and head files, or
+//! collect labelled images in the page and train a new head there with the library's own head
+//! trainer ([`crate::transfer::fit`], the same head as native training, bit for bit).
 //! The page is `web/index.html` (`scripts/build-web.sh` builds it; docs/WEB.md).
 
 use std::path::Path;
@@ -11,9 +13,11 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::assets::{Backbone, load_backbone};
+use crate::cpu::Threads;
 use crate::data::load_image;
 use crate::feature_extractor::FeatureExtractor;
 use crate::rng::Rng;
+use crate::transfer::examples::{Examples, PAGE_DATA, PAGE_LAYOUT};
 use crate::transfer::features::ExtractorDevice;
 use crate::transfer::head::Head;
 
@@ -45,22 +49,28 @@ struct Classified {
     ms: f64,
 }
 
-/// An extractor and a head, ready to label images in the page.
+/// An extractor and a head, ready to label images in the page, and the labelled images
+/// collected to train a new head (their features, at the extractor's cut).
 #[wasm_bindgen]
 pub struct Classifier {
     ex: FeatureExtractor,
     head: Head,
+    examples: Examples,
 }
 
 #[wasm_bindgen]
 impl Classifier {
-    /// Opens the extractor (`model`: an extractor file's bytes, empty for the embedded backbone)
-    /// with a head (`head`: a head file's bytes, empty for the shipped shapes head) on `device`:
-    /// `gpu` (WebGPU) or `cpu` (the CPU binary path, one thread). The head must have been
-    /// trained on this extractor.
+    /// Opens the extractor (`model`: an extractor file's bytes, empty for the embedded backbone,
+    /// named `model_name` in errors) with a head (`head`: a head file's bytes, empty for the
+    /// shipped shapes head, named `head_name`) on `device`: `gpu` (WebGPU), `cpu` (the CPU
+    /// binary path, one thread) or `auto` (WebGPU on a real GPU; the CPU path when there is no
+    /// adapter or the adapter is itself a CPU, e.g. SwiftShader, where the CPU path is several
+    /// times faster). The head must have been trained on this extractor.
     pub async fn create(
         model: Vec<u8>,
+        model_name: String,
         head: Vec<u8>,
+        head_name: String,
         device: String,
     ) -> Result<Classifier, JsError> {
         let head_bytes = if head.is_empty() {
@@ -68,32 +78,47 @@ impl Classifier {
         } else {
             &head[..]
         };
-        let head = Head::from_bytes(head_bytes, Path::new("head.safetensors")).map_err(js)?;
+        let head = Head::from_bytes(head_bytes, Path::new(&head_name)).map_err(js)?;
         let backbone: Backbone = if model.is_empty() {
             load_backbone(None).map_err(js)?
         } else {
-            Backbone::from_bytes(&model, "extractor.safetensors").map_err(js)?
+            Backbone::from_bytes(&model, &model_name).map_err(js)?
         };
         if backbone.fingerprint.hex() != head.info.backbone.fingerprint {
             return Err(JsError::new(&format!(
-                "the head was trained on another extractor ({}), not on {}",
-                head.info.backbone.path, backbone.label
+                "the head {head_name} was trained on another extractor ({}, fingerprint {}), not \
+                 on {} (fingerprint {}): load the extractor it was trained on, or train a new \
+                 head in the page",
+                head.info.backbone.path,
+                head.info.backbone.fingerprint,
+                backbone.label,
+                backbone.fingerprint.hex()
             )));
         }
         let device = match device.as_str() {
+            "auto" => ExtractorDevice::Auto,
             "gpu" => ExtractorDevice::Gpu,
             "cpu" => ExtractorDevice::Cpu,
-            other => return Err(JsError::new(&format!("device '{other}': gpu or cpu"))),
+            other => return Err(JsError::new(&format!("device '{other}': auto, gpu or cpu"))),
         };
         let ex = FeatureExtractor::from_backbone(backbone, Some(&head.info.cut), device)
             .await
             .map_err(js)?;
-        Ok(Classifier { ex, head })
+        Ok(Classifier {
+            ex,
+            head,
+            examples: Examples::default(),
+        })
     }
 
     /// Where the extractor runs, in words.
     pub fn device(&self) -> String {
         self.ex.device().to_string()
+    }
+
+    /// Why `auto` chose the CPU path, if it did.
+    pub fn device_note(&self) -> Option<String> {
+        self.ex.device_note().map(str::to_string)
     }
 
     /// The head's class names, in label order.
@@ -120,6 +145,44 @@ impl Classifier {
             ms: now_ms() - start,
         };
         serde_json::to_string(&out).map_err(js)
+    }
+
+    /// Adds one labelled image (PNG or JPEG bytes) for training: its features are extracted now.
+    /// Returns how many images `class` has.
+    pub async fn add_example(&mut self, class: String, image: Vec<u8>) -> Result<usize, JsError> {
+        if class.trim().is_empty() {
+            return Err(JsError::new("name the class first"));
+        }
+        let x = load_image(&image, self.ex.preprocess(), &mut Rng::new(0)).map_err(js)?;
+        let features = self.ex.features(&x).await.map_err(js)?;
+        self.examples.add(&class, features).map_err(js)
+    }
+
+    /// Forgets every collected image.
+    pub fn clear_examples(&mut self) {
+        self.examples.clear();
+    }
+
+    /// Trains a linear head on the collected images ([`Examples::train`] with `seed`), holding
+    /// out every fifth image of each class to score it, and uses it from now on. Returns JSON:
+    /// `{classes, train_images, heldout_images, heldout_top1, epochs, ms}`.
+    pub fn train(&mut self, seed: u32) -> Result<String, JsError> {
+        let threads = Threads::new(1).map_err(js)?;
+        let (head, trained) = self
+            .examples
+            .train(
+                self.ex.head_info_for(PAGE_DATA, PAGE_LAYOUT),
+                seed as u64,
+                &threads,
+            )
+            .map_err(js)?;
+        self.head = head;
+        serde_json::to_string(&trained).map_err(js)
+    }
+
+    /// The head in use as a head file (what `bnn predict --head` and the library read).
+    pub fn head_file(&self) -> Result<Vec<u8>, JsError> {
+        self.head.to_bytes().map_err(js)
     }
 
     /// The packed feature bits at the head's cut of one image (PNG or JPEG bytes): what the

@@ -237,8 +237,13 @@ fn heads_learn_save_load_and_agree() {
             patience: 5,
             ..FitConfig::default()
         };
-        let bar = indicatif::ProgressBar::hidden();
-        let fitted = fit::fit(&train, Some(&val), &cfg, &Device::flex(), &bar).unwrap();
+        let threads = bnn_transfer::cpu::Threads::new(2).unwrap();
+        let fitted = fit::fit(&train, Some(&val), &cfg, &threads, &mut |_| {}).unwrap();
+        // The thread count splits work, never sums: one thread trains the same head.
+        let one = bnn_transfer::cpu::Threads::new(1).unwrap();
+        let alone = fit::fit(&train, Some(&val), &cfg, &one, &mut |_| {}).unwrap();
+        assert_eq!(alone.layers, fitted.layers);
+        assert_eq!(alone.history, fitted.history);
         assert!(fitted.best_epoch >= 1 && fitted.best_epoch <= fitted.history.len());
         let (mean, scale) = head::standardisation(&train.x, train.dim);
         let h = Head {

@@ -20,7 +20,7 @@ fn hex(words: &[u32]) -> String {
 }
 
 async fn check(device: &str) {
-    let c = Classifier::create(vec![], vec![], device.into())
+    let c = Classifier::create(vec![], String::new(), vec![], String::new(), device.into())
         .await
         .map_err(JsValue::from)
         .unwrap();
@@ -64,7 +64,7 @@ async fn the_cpu_path_in_wasm_gives_the_native_bits() {
 #[wasm_bindgen_test]
 async fn time_per_image_is_printed() {
     for device in ["gpu", "cpu"] {
-        let c = Classifier::create(vec![], vec![], device.into())
+        let c = Classifier::create(vec![], String::new(), vec![], String::new(), device.into())
             .await
             .map_err(JsValue::from)
             .unwrap();
@@ -93,7 +93,9 @@ async fn time_per_image_is_printed() {
 async fn an_extractor_and_a_head_given_as_bytes_are_used() {
     let c = Classifier::create(
         bnn_transfer::assets::DEFAULT_MODEL.to_vec(),
+        "mine.safetensors".into(),
         bnn_transfer::web::SHAPES_HEAD.to_vec(),
+        "head.safetensors".into(),
         "gpu".into(),
     )
     .await
@@ -102,11 +104,23 @@ async fn an_extractor_and_a_head_given_as_bytes_are_used() {
     let png = render_png(5, 64, &mut Rng::new(5)).unwrap();
     let bits = c.feature_bits(png).await.map_err(JsValue::from).unwrap();
     assert_eq!(hex(&bits), EXPECTED.lines().nth(5).unwrap());
-    assert!(
-        Classifier::create(b"not a model".to_vec(), vec![], "gpu".into())
-            .await
-            .is_err()
-    );
+    // Not a model: the error names the user's file, not a made-up one.
+    let err = Classifier::create(
+        b"not a model".to_vec(),
+        "holiday.jpg".into(),
+        vec![],
+        String::new(),
+        "gpu".into(),
+    )
+    .await
+    .err()
+    .expect("not a model");
+    let text = message(err);
+    assert!(text.contains("holiday.jpg"), "{text}");
+}
+
+fn message(e: wasm_bindgen::JsError) -> String {
+    js_sys::Error::from(JsValue::from(e)).message().into()
 }
 
 #[wasm_bindgen_test]
@@ -118,10 +132,75 @@ async fn a_head_for_another_extractor_is_refused() {
     .unwrap();
     head.info.backbone.fingerprint = "0000000000000000".into();
     let dir_free = head_bytes(&head);
-    let err = Classifier::create(vec![], dir_free, "cpu".into()).await;
-    assert!(err.is_err());
+    let err = Classifier::create(
+        vec![],
+        String::new(),
+        dir_free,
+        "their-head.safetensors".into(),
+        "cpu".into(),
+    )
+    .await
+    .err()
+    .expect("another extractor");
+    // Names the head, both extractors and their fingerprints (not "trained on X, not on X").
+    let text = message(err);
+    assert!(
+        text.contains("their-head.safetensors") && text.contains("0000000000000000"),
+        "{text}"
+    );
 }
 
 fn head_bytes(head: &bnn_transfer::transfer::head::Head) -> Vec<u8> {
     head.to_bytes().unwrap()
+}
+
+const EXPECTED_HEAD: &str = include_str!("data/web-head.txt");
+
+/// The page's trainer on the images `tests/web_fixture.rs` trains on natively (4 classes × 10
+/// generated PNGs, seeds `100·class + i`): the same head file, bit for bit, on both devices.
+#[wasm_bindgen_test]
+async fn a_head_trained_in_the_browser_is_the_native_one() {
+    use bnn_transfer::transfer::Fingerprint;
+    for device in ["gpu", "cpu"] {
+        let mut c = Classifier::create(vec![], String::new(), vec![], String::new(), device.into())
+            .await
+            .map_err(JsValue::from)
+            .unwrap();
+        for class in 0..4usize {
+            for i in 0..10usize {
+                let png = render_png(class, 64, &mut Rng::new((100 * class + i) as u64)).unwrap();
+                let n = c
+                    .add_example(format!("c{class}"), png)
+                    .await
+                    .map_err(JsValue::from)
+                    .unwrap();
+                assert_eq!(n, i + 1);
+            }
+        }
+        let json = c.train(0).map_err(JsValue::from).unwrap();
+        console_log!("{device}: trained {json}");
+        let head = c.head_file().map_err(JsValue::from).unwrap();
+        let line = Fingerprint::default().bytes(&head).hex() + "\n";
+        assert_eq!(line, EXPECTED_HEAD, "{device}");
+        // The new head labels images from now on: its class names.
+        let png = render_png(2, 64, &mut Rng::new(7)).unwrap();
+        let labelled = c.classify(png, 1).await.map_err(JsValue::from).unwrap();
+        assert!(labelled.contains("\"c"), "{labelled}");
+    }
+}
+
+/// Training needs a named class and two classes.
+#[wasm_bindgen_test]
+async fn an_empty_class_name_and_too_few_classes_are_errors() {
+    let mut c = Classifier::create(vec![], String::new(), vec![], String::new(), "cpu".into())
+        .await
+        .map_err(JsValue::from)
+        .unwrap();
+    let png = render_png(0, 64, &mut Rng::new(0)).unwrap();
+    assert!(c.add_example("  ".into(), png.clone()).await.is_err());
+    c.add_example("only".into(), png)
+        .await
+        .map_err(JsValue::from)
+        .unwrap();
+    assert!(c.train(0).is_err());
 }

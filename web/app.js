@@ -1,55 +1,207 @@
-// The page's glue: loads the wasm module built by scripts/build-web.sh (pkg/), opens a
-// Classifier (src/web.rs) and labels the images the user picks or drops.
-import init, { Classifier } from "./pkg/bnn_transfer.js";
+// The page's glue: loads the wasm module built by scripts/build-web.sh (pkg/), opens a Classifier
+// (src/web.rs), collects labelled images and trains a head with the library's own trainer, and
+// labels the images the user picks, drops or photographs. Every call into the module goes through
+// one queue (`serial`): a wasm object cannot serve two calls at once. Text from files (names,
+// class names) is only ever set as text, never parsed as HTML.
 
 const $ = (id) => document.getElementById(id);
+const MAX_RESULTS = 50; // rows kept in "Label images" (their thumbnails are freed)
+
+let queue = Promise.resolve();
+function serial(work) {
+  const run = queue.then(work);
+  queue = run.catch(() => {});
+  return run;
+}
+
+function say(id, text, error = false) {
+  $(id).textContent = text;
+  $(id).className = error ? "error" : "status";
+}
+const message = (e) => (e && e.message) || String(e);
+
+let mod;
+try {
+  mod = await import("./pkg/bnn_transfer.js");
+  await mod.default();
+} catch (e) {
+  say("status", `The page's module did not load (${message(e)}): run scripts/build-web.sh to build web/pkg/, then reload.`, true);
+  throw e;
+}
+const { Classifier } = mod;
+
 let classifier = null;
+const counts = new Map(); // class name → images added
 
-async function bytesOf(input) {
+async function fileBytes(input, what) {
   const f = input.files[0];
-  return f ? new Uint8Array(await f.arrayBuffer()) : new Uint8Array();
+  if (!f) return [new Uint8Array(), ""];
+  const bytes = new Uint8Array(await f.arrayBuffer());
+  if (bytes.length === 0) throw new Error(`${f.name} is empty (0 bytes): choose the ${what} file itself`);
+  return [bytes, f.name];
 }
 
-async function load() {
+function describe(c, note) {
+  const names = c.classes();
+  const shown = names.slice(0, 5).join(", ") + (names.length > 5 ? `, … (${names.length} classes)` : "");
+  return `ready on ${c.device()}; classes: ${shown}` + (note ? ` — ${note}` : "");
+}
+
+// Opens the chosen files on the chosen device; on a WebGPU failure, the CPU path instead. The
+// previous classifier stays in use until the new one is ready.
+async function open() {
+  const [model, modelName] = await fileBytes($("model"), "extractor");
+  const [head, headName] = await fileBytes($("head"), "head");
   const device = $("device").value;
-  $("status").textContent = "opening the extractor…";
+  let next, note = "";
   try {
-    if (classifier) classifier.free();
-    classifier = await Classifier.create(await bytesOf($("model")), await bytesOf($("head")), device);
-    $("status").textContent = `ready on ${classifier.device()}; classes: ${classifier.classes().join(", ")}`;
+    next = await Classifier.create(model, modelName, head, headName, device);
   } catch (e) {
-    classifier = null;
-    $("status").textContent = `could not open: ${e.message ?? e}` +
-      (device === "gpu" && !navigator.gpu ? " (this browser has no WebGPU: choose CPU)" : "");
+    if (device === "cpu") throw e;
+    next = await Classifier.create(model, modelName, head, headName, "cpu");
+    $("device").value = "cpu";
+    note = `WebGPU is not usable in this browser (${message(e).split("\n")[0]}), so the CPU path runs`;
   }
+  note = note || next.device_note() || "";
+  if (classifier) classifier.free();
+  classifier = next;
+  counts.clear();
+  renderCounts();
+  $("download").hidden = true;
+  say("status", describe(classifier, note));
 }
 
-async function classify(files) {
+const load = () => serial(async () => {
+  say("status", "opening the extractor…");
+  try {
+    await open();
+  } catch (e) {
+    say("status", `could not open: ${message(e)}` +
+      (classifier ? ` (still using ${classifier.device()}, classes ${classifier.classes().slice(0, 5).join(", ")})` : ""), true);
+  }
+});
+
+function renderCounts() {
+  const list = $("counts");
+  list.replaceChildren(...[...counts].map(([name, n]) => {
+    const li = document.createElement("li");
+    li.textContent = `${name}: ${n} image${n === 1 ? "" : "s"}`;
+    return li;
+  }));
+}
+
+async function pngOfFrame() {
+  const video = $("video");
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  const blob = await new Promise((ok) => canvas.toBlob(ok, "image/png"));
+  return new File([blob], `camera-${Date.now()}.png`, { type: "image/png" });
+}
+
+function addExamples(files) {
+  const name = $("class-name").value.trim();
+  if (!name) {
+    say("train-status", "Type a class name first, then add its images.", true);
+    return Promise.resolve();
+  }
+  return Promise.all([...files].map((f) => serial(async () => {
+    if (!classifier) return;
+    try {
+      const n = await classifier.add_example(name, new Uint8Array(await f.arrayBuffer()));
+      counts.set(name, n);
+      renderCounts();
+      say("train-status", `added ${f.name} to ${name}`);
+    } catch (e) {
+      say("train-status", `${f.name}: ${message(e)}`, true);
+    }
+  })));
+}
+
+const train = () => serial(async () => {
   if (!classifier) return;
-  for (const f of files) {
-    const bytes = new Uint8Array(await f.arrayBuffer());
+  say("train-status", "training…");
+  await new Promise((ok) => setTimeout(ok, 0)); // let the line show
+  try {
+    const r = JSON.parse(classifier.train(0));
+    const heldout = r.heldout_top1 === null
+      ? "no held-out images (add 5 or more per class to score it)"
+      : `held-out top-1 ${(100 * r.heldout_top1).toFixed(1)}% on ${r.heldout_images} images`;
+    say("train-status", `trained on ${r.train_images} images of ${r.classes} classes in ` +
+      `${r.ms.toFixed(0)} ms (${r.epochs} epochs); ${heldout}. New images are labelled with it.`);
+    const link = $("download");
+    if (link.href) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([classifier.head_file()], { type: "application/octet-stream" }));
+    link.hidden = false;
+    say("status", describe(classifier));
+  } catch (e) {
+    say("train-status", `could not train: ${message(e)}`, true);
+  }
+});
+
+function classify(files) {
+  return Promise.all([...files].map((f) => serial(async () => {
+    if (!classifier) return;
     const row = document.createElement("div");
     row.className = "row";
     const img = document.createElement("img");
     img.src = URL.createObjectURL(f);
+    img.alt = "";
     const text = document.createElement("span");
     row.append(img, text);
     $("results").prepend(row);
-    try {
-      const r = JSON.parse(await classifier.classify(bytes, 3));
-      text.innerHTML = `<b>${f.name}</b>: ` + r.labels
-        .map((l) => `${l.class} ${(100 * l.probability).toFixed(1)}%`).join(", ") +
-        ` <span class="mono">(${r.ms.toFixed(1)} ms)</span>`;
-    } catch (e) {
-      text.textContent = `${f.name}: ${e.message ?? e}`;
+    while ($("results").children.length > MAX_RESULTS) {
+      const old = $("results").lastElementChild;
+      URL.revokeObjectURL(old.querySelector("img").src);
+      old.remove();
     }
-  }
+    try {
+      const r = JSON.parse(await classifier.classify(new Uint8Array(await f.arrayBuffer()), 3));
+      text.textContent = `${f.name}: ` + r.labels
+        .map((l) => `${l.class} ${(100 * l.probability).toFixed(1)}%`).join(", ") +
+        ` (${r.ms.toFixed(1)} ms)`;
+    } catch (e) {
+      text.textContent = `${f.name}: ${message(e)}`;
+    }
+  })));
 }
 
-await init();
-if (!navigator.gpu) $("device").value = "cpu";
+let stream = null;
+async function cameraStart() {
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+    $("video").srcObject = stream;
+    await $("video").play();
+    $("camera").hidden = false;
+  } catch (e) {
+    say("train-status", `no camera: ${message(e)}`, true);
+  }
+}
+function cameraStop() {
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  stream = null;
+  $("camera").hidden = true;
+}
+
 $("load").onclick = load;
-$("images").onchange = (e) => classify(e.target.files);
+$("device").onchange = load;
+$("class-images").onchange = (e) => addExamples([...e.target.files]).then(() => { e.target.value = ""; });
+$("train").onclick = train;
+$("clear").onclick = () => serial(async () => {
+  if (classifier) classifier.clear_examples();
+  counts.clear();
+  renderCounts();
+  say("train-status", "");
+});
+$("images").onchange = (e) => classify([...e.target.files]).then(() => { e.target.value = ""; });
+if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+  $("camera-start").hidden = false;
+  $("camera-start").onclick = cameraStart;
+  $("camera-stop").onclick = cameraStop;
+  $("snap-class").onclick = async () => addExamples([await pngOfFrame()]);
+  $("snap-label").onclick = async () => classify([await pngOfFrame()]);
+}
 const drop = $("drop");
 drop.ondragover = (e) => { e.preventDefault(); drop.classList.add("over"); };
 drop.ondragleave = () => drop.classList.remove("over");

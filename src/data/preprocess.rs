@@ -63,8 +63,21 @@ impl Preprocess {
 
 /// Decodes JPEG or PNG bytes (format detected from the content) into 8-bit RGB.
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| Error::Dataset(format!("cannot decode image ({} bytes): {e}", bytes.len())))?;
+    use image::ImageDecoder;
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::Dataset(format!("cannot decode image ({} bytes): {e}", bytes.len()))
+    };
+    let mut decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(&e))?
+        .into_decoder()
+        .map_err(|e| bad(&e))?;
+    // A phone photo is stored sideways with an EXIF orientation; turn it upright first.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(|e| bad(&e))?;
+    img.apply_orientation(orientation);
     Ok(img.into_rgb8())
 }
 
@@ -187,6 +200,46 @@ pub fn random_crop(w: u32, h: u32, rng: &mut Rng) -> Crop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A JPEG of a `w`×`h` image whose left half is white, with an EXIF orientation tag.
+    fn jpeg_with_orientation(w: u32, h: u32, orientation: u16) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, _| {
+            if x < w / 2 {
+                image::Rgb([255, 255, 255])
+            } else {
+                image::Rgb([0, 0, 0])
+            }
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .encode_image(&img)
+            .unwrap();
+        // APP1 "Exif": a little-endian TIFF header and one IFD entry, 0x0112 SHORT = orientation.
+        let mut tiff = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+        tiff.extend_from_slice(&orientation.to_le_bytes());
+        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let len = (app1.len() + 2) as u16;
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_turns_a_phone_photo_upright() {
+        let plain = decode_rgb(&jpeg_with_orientation(32, 16, 1)).unwrap();
+        assert_eq!(plain.dimensions(), (32, 16));
+        // 6: stored rotated 90° counter-clockwise; shown turned 90° clockwise: 16 wide, 32 high,
+        // the white half (the stored left) now on top.
+        let turned = decode_rgb(&jpeg_with_orientation(32, 16, 6)).unwrap();
+        assert_eq!(turned.dimensions(), (16, 32));
+        assert!(turned.get_pixel(8, 4)[0] > 200, "top is white");
+        assert!(turned.get_pixel(8, 28)[0] < 50, "bottom is black");
+    }
 
     #[test]
     fn center_crop_geometry() {

@@ -150,7 +150,11 @@ pub fn lite0(
     let bar = crate::progress::bar(settings.epochs as u64, "efficientnet-lite0 linear");
     let (tr, te) = (&sets[0], &sets[sets.len() - 1]);
     let va = val.then(|| &sets[1]);
-    let (head, fitted) = fit::train_head_with(tr, va, &settings, about, &device, &bar)?;
+    let threads = crate::cpu::Threads::all()?;
+    let (head, fitted) = fit::train_head_with(tr, va, &settings, about, &threads, &mut |e| {
+        bar.inc(1);
+        bar.set_message(e.summary());
+    })?;
     bar.finish_and_clear();
     let logits = head.logits(&te.x)?;
     let test = evaluate(&logits, &te.labels, &tr.classes, 10);

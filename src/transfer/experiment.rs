@@ -302,7 +302,7 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
         layout,
         val: sets.val.as_ref().map(|_| 1),
         test: sets.all.len() - 1,
-        device: burn::tensor::Device::flex(),
+        threads: crate::cpu::Threads::all()?,
     };
     let (mut rows, mut head_training_s) =
         train_heads(&ctx, &plans, &backbone, &binary, twin.as_ref(), say)?;
@@ -658,7 +658,7 @@ fn twin_features(
     let mut all = Vec::new();
     for s in splits {
         let (sets, secs) =
-            fit::checkpoint_features(dir, s.clone(), cuts, EXTRACT_BATCH, cfg.workers)
+            super::twin::checkpoint_features(dir, s.clone(), cuts, EXTRACT_BATCH, cfg.workers)
                 .context_with(|| format!("float twin features from {}", dir.display()))?;
         say(&format!(
             "  {} float-twin features: {secs:.1} s (burn, CPU)",
@@ -681,7 +681,7 @@ struct Heads<'a> {
     layout: Layout,
     val: Option<usize>,
     test: usize,
-    device: burn::tensor::Device,
+    threads: crate::cpu::Threads,
 }
 
 /// Trains and scores every head of `plans` on the binary features, then on the float twin's
@@ -771,7 +771,10 @@ fn train_head(
         ..ctx.fit.clone()
     };
     let va = ctx.val.map(|i| &feats[i][c]);
-    let (head, fitted) = fit::train_head_with(tr, va, &settings, about, &ctx.device, &bar)?;
+    let (head, fitted) = fit::train_head_with(tr, va, &settings, about, &ctx.threads, &mut |e| {
+        bar.inc(1);
+        bar.set_message(e.summary());
+    })?;
     bar.finish_and_clear();
     let te = &feats[ctx.test][c];
     let logits = head.logits(&te.x)?;

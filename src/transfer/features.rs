@@ -449,10 +449,15 @@ pub async fn select_gpu_async(device: ExtractorDevice) -> Result<(Option<Gpu>, O
                     if device == ExtractorDevice::Auto
                         && g.info.device_type == wgpu::DeviceType::Cpu =>
                 {
+                    let name = if g.info.name.is_empty() {
+                        "(unnamed)"
+                    } else {
+                        &g.info.name
+                    };
                     let note = format!(
-                        "the adapter {} is a CPU: running the extractor on the CPU binary path, which \
-                     is faster there (device `adapter` runs the kernels on it anyway)",
-                        g.info.name
+                        "the adapter {name} is a CPU: running the extractor on the CPU binary \
+                         path, which is faster there (device `adapter` runs the kernels on it \
+                         anyway)"
                     );
                     (None, Some(note))
                 }

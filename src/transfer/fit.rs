@@ -1,21 +1,15 @@
-//! Training a head on cached features with burn (Adam with decoupled weight decay, mini-batches,
-//! early stopping on the validation split), and the float twin's features from a burn
-//! checkpoint. This is the only part of transfer learning that needs burn.
+//! Training a head on features (AdamW with decoupled weight decay, mini-batches, early stopping
+//! on the validation split) with the plain-Rust arithmetic of [`super::mlp`]: the same code, and
+//! the same head bit for bit, natively (`bnn transfer`, threads over independent outputs) and in
+//! the web page (one thread).
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Instant;
-
-use burn::module::{Module, Param};
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::eval::score;
 use super::features::FeatureSet;
 use super::head::{self, Dense, Head, HeadInfo};
-use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
+use super::mlp::Mlp;
+use crate::cpu::Threads;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
@@ -181,6 +175,16 @@ pub struct FitEpoch {
     pub val_top1: Option<f64>,
 }
 
+impl FitEpoch {
+    /// One line for a progress bar: the validation top-1, or the training loss without one.
+    pub fn summary(&self) -> String {
+        match self.val_top1 {
+            Some(t) => format!("val top-1 {:.1}%", 100.0 * t),
+            None => format!("train loss {:.3}", self.train_loss),
+        }
+    }
+}
+
 /// A trained head's layers and how training went.
 #[derive(Clone, Debug)]
 pub struct Fitted {
@@ -196,91 +200,13 @@ pub struct Fitted {
     pub seconds: f64,
 }
 
-#[derive(Module, Debug)]
-struct Layer {
-    weight: Param<Tensor<2>>,
-    bias: Param<Tensor<1>>,
-}
-
-#[derive(Module, Debug)]
-struct HeadNet {
-    layers: Vec<Layer>,
-}
-
-impl HeadNet {
-    fn new(dims: &[usize], device: &Device, rng: &mut Rng) -> HeadNet {
-        let layers = dims
-            .windows(2)
-            .map(|w| {
-                let (i, o) = (w[0], w[1]);
-                // He-uniform for ReLU layers, Glorot-like for the logits: both U(−l, l).
-                let limit = (6.0 / i as f64).sqrt() as f32 * 0.5;
-                let values: Vec<f32> = (0..i * o).map(|_| rng.range(-limit, limit)).collect();
-                Layer {
-                    weight: Param::from_data(TensorData::new(values, [o, i]), device),
-                    bias: Param::from_data(TensorData::new(vec![0f32; o], [o]), device),
-                }
-            })
-            .collect();
-        HeadNet { layers }
-    }
-
-    fn forward(&self, mut x: Tensor<2>) -> Tensor<2> {
-        let n = self.layers.len();
-        for (i, l) in self.layers.iter().enumerate() {
-            let [o] = l.bias.dims();
-            x = x.matmul(l.weight.val().transpose()) + l.bias.val().reshape([1, o]);
-            if i + 1 < n {
-                x = burn::tensor::activation::relu(x);
-            }
-        }
-        x
-    }
-
-    fn to_dense(&self) -> Result<Vec<Dense>> {
-        self.layers
-            .iter()
-            .map(|l| {
-                let [outputs, inputs] = l.weight.dims();
-                Ok(Dense {
-                    inputs,
-                    outputs,
-                    weight: values(l.weight.val())?,
-                    bias: values(l.bias.val())?,
-                })
-            })
-            .collect()
-    }
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .map_err(|e| Error::Shape(format!("head tensor to f32: {e:?}")))
-}
-
-fn rows(set: &FeatureSet, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+fn rows(set: &FeatureSet, idx: &[usize]) -> (Vec<f32>, Vec<usize>) {
     let d = set.dim;
     let mut x = Vec::with_capacity(idx.len() * d);
     for &i in idx {
         x.extend_from_slice(&set.x[i * d..(i + 1) * d]);
     }
-    let y: Vec<i64> = idx.iter().map(|&i| set.labels[i] as i64).collect();
-    (
-        Tensor::<2>::from_data(TensorData::new(x, [idx.len(), d]), device),
-        Tensor::<1, Int>::from_data(TensorData::new(y, [idx.len()]), device),
-    )
-}
-
-/// Logits `[n][classes]` of a whole feature set, in batches.
-fn predict(net: &HeadNet, set: &FeatureSet, device: &Device) -> Result<Vec<f32>> {
-    let all: Vec<usize> = (0..set.len()).collect();
-    let mut out = Vec::new();
-    for chunk in all.chunks(1024) {
-        let (x, _) = rows(set, chunk, device);
-        out.extend(values(net.forward(x))?);
-    }
-    Ok(out)
+    (x, idx.iter().map(|&i| set.labels[i]).collect())
 }
 
 /// Every label of `set` names one of `classes` classes, and every row has `dim` features (a
@@ -304,27 +230,27 @@ fn check_set(set: &FeatureSet, what: &str, dim: usize, classes: usize) -> Result
 }
 
 /// Trains a head on raw features: standardisation from `train` (stored in the head, applied to
-/// `val` and at prediction), then [`fit`] on burn's flex backend, no progress bar. `info` says
-/// what the head belongs to; its `classes`, `dim` and `hidden` are set from `train` and `cfg`.
-/// Returns the head and how training went.
+/// `val` and at prediction), then [`fit`] on all cores. `info` says what the head belongs to; its
+/// `classes`, `dim` and `hidden` are set from `train` and `cfg`. Returns the head and how
+/// training went.
 pub fn train_head(
     train: &FeatureSet,
     val: Option<&FeatureSet>,
     cfg: &FitConfig,
     info: HeadInfo,
 ) -> Result<(Head, Fitted)> {
-    let bar = indicatif::ProgressBar::hidden();
-    train_head_with(train, val, cfg, info, &Device::flex(), &bar)
+    train_head_with(train, val, cfg, info, &Threads::all()?, &mut |_| {})
 }
 
-/// [`train_head`] on `device`, advancing `bar` once per epoch.
+/// [`train_head`] on `threads` (the head does not depend on how many), calling `on_epoch` after
+/// every epoch.
 pub fn train_head_with(
     train: &FeatureSet,
     val: Option<&FeatureSet>,
     cfg: &FitConfig,
     info: HeadInfo,
-    device: &Device,
-    bar: &indicatif::ProgressBar,
+    threads: &Threads,
+    on_epoch: &mut dyn FnMut(&FitEpoch),
 ) -> Result<(Head, Fitted)> {
     let (mean, scale) = head::standardisation(&train.x, train.dim);
     let standardised = |s: &FeatureSet| {
@@ -333,7 +259,7 @@ pub fn train_head_with(
         s
     };
     let (tr, va) = (standardised(train), val.map(standardised));
-    let fitted = fit(&tr, va.as_ref(), cfg, device, bar)?;
+    let fitted = fit(&tr, va.as_ref(), cfg, threads, on_epoch)?;
     let head = Head {
         info: HeadInfo {
             classes: train.classes.clone(),
@@ -348,14 +274,16 @@ pub fn train_head_with(
     Ok((head, fitted))
 }
 
-/// Trains a head on `train` (standardised features) with early stopping on `val`. `device` is a
-/// plain (non-autodiff) burn device; flex is the right one for heads of this size.
+/// Trains a head on `train` (standardised features) with early stopping on `val`: per epoch one
+/// shuffle of the rows (`Rng::shuffle`, seeded by `cfg.seed` after the initial weights), then
+/// one AdamW step per `batch_size` rows in that order; the kept layers are those of the epoch
+/// with the best validation top-1 (the first of equals), or the last epoch without `val`.
 pub fn fit(
     train: &FeatureSet,
     val: Option<&FeatureSet>,
     cfg: &FitConfig,
-    device: &Device,
-    bar: &indicatif::ProgressBar,
+    threads: &Threads,
+    on_epoch: &mut dyn FnMut(&FitEpoch),
 ) -> Result<Fitted> {
     if train.is_empty() {
         return Err(Error::Dataset("no training features".into()));
@@ -366,62 +294,47 @@ pub fn fit(
     if let Some(v) = val {
         check_set(v, "val", train.dim, classes)?;
     }
-    let start = Instant::now();
+    let start = web_time::Instant::now();
     let mut rng = Rng::new(cfg.seed);
     let dims: Vec<usize> = std::iter::once(train.dim)
         .chain(cfg.hidden.iter().copied())
         .chain([classes])
         .collect();
-    let ad = device.clone().autodiff();
-    let mut net = HeadNet::new(&dims, &ad, &mut rng);
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay)
-        .init();
-    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let mut net = Mlp::new(&dims, &mut rng);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut history = Vec::new();
     let mut best: Option<(f64, usize, Vec<Dense>)> = None;
     let mut stopped_early = false;
-    bar.set_length(cfg.epochs as u64);
     for epoch in 1..=cfg.epochs {
         rng.shuffle(&mut order);
         let (mut loss_sum, mut hits) = (0.0f64, 0u64);
         for chunk in order.chunks(cfg.batch_size.max(1)) {
-            let (x, y) = rows(train, chunk, &ad);
-            let logits = net.forward(x);
-            let loss = loss_fn.forward(logits.clone(), y);
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(cfg.lr, net, grads);
-            let l: f32 = loss.into_scalar();
-            loss_sum += l as f64 * chunk.len() as f64;
-            let labels: Vec<usize> = chunk.iter().map(|&i| train.labels[i]).collect();
-            hits += score(&values(logits)?, classes, &labels).1;
+            let (x, labels) = rows(train, chunk);
+            let (logits, loss) = net.step(&x, &labels, cfg.lr as f32, cfg.weight_decay, threads);
+            loss_sum += loss;
+            hits += score(&logits, classes, &labels).1;
         }
         let n = train.len() as f64;
-        let eval = net.valid();
         let (val_loss, val_top1) = match val {
             Some(v) if !v.is_empty() => {
-                let (l, t1, _) = score(&predict(&eval, v, device)?, classes, &v.labels);
+                let (l, t1, _) = score(&net.logits(&v.x, threads), classes, &v.labels);
                 (Some(l / v.len() as f64), Some(t1 as f64 / v.len() as f64))
             }
             _ => (None, None),
         };
-        history.push(FitEpoch {
+        let record = FitEpoch {
             epoch,
             train_loss: loss_sum / n,
             train_top1: hits as f64 / n,
             val_loss,
             val_top1,
-        });
-        bar.inc(1);
-        bar.set_message(match val_top1 {
-            Some(t) => format!("val top-1 {:.1}%", 100.0 * t),
-            None => format!("train loss {:.3}", loss_sum / n),
-        });
+        };
+        on_epoch(&record);
+        history.push(record);
         match val_top1 {
             Some(t) => {
                 if best.as_ref().is_none_or(|b| t > b.0) {
-                    best = Some((t, epoch, eval.to_dense()?));
+                    best = Some((t, epoch, net.to_dense()));
                 } else if cfg.patience > 0
                     && epoch - best.as_ref().map_or(0, |b| b.1) >= cfg.patience
                 {
@@ -429,7 +342,7 @@ pub fn fit(
                     break;
                 }
             }
-            None => best = Some((0.0, epoch, eval.to_dense()?)),
+            None => best = Some((0.0, epoch, net.to_dense())),
         }
     }
     let (_, best_epoch, layers) =
@@ -441,79 +354,4 @@ pub fn fit(
         stopped_early,
         seconds: start.elapsed().as_secs_f64(),
     })
-}
-
-/// Features of one split from a `bnn pretrain` checkpoint (the float twin, or a binary net run
-/// by burn) at the layers named `cuts` (`conv1`…, `fc1`…): the activations after batch norm and
-/// ReLU (or sign), flattened per image in burn's C, H, W order. Runs on burn's flex backend.
-pub fn checkpoint_features(
-    dir: &Path,
-    set: Arc<ImageFolder>,
-    cuts: &[String],
-    batch_size: usize,
-    workers: usize,
-) -> Result<(Vec<FeatureSet>, f64)> {
-    let device = Device::flex();
-    let (arch, _, model) = crate::train::checkpoint::load(dir, &device)?;
-    let names = crate::export::layer_names(&arch);
-    let idx: Vec<usize> = cuts
-        .iter()
-        .map(|c| {
-            names.iter().position(|n| n == c).ok_or_else(|| {
-                Error::Shape(format!(
-                    "no layer '{c}' in {}; its layers: {}",
-                    dir.display(),
-                    names.join(", ")
-                ))
-            })
-        })
-        .collect::<Result<_>>()?;
-    let cfg = LoaderConfig {
-        batch_size: batch_size.max(1),
-        shuffle_seed: None,
-        workers,
-        ..LoaderConfig::default()
-    };
-    let loader = Loader::new(set.clone(), Preprocess::eval(arch.input), cfg);
-    let bar = crate::progress::bar(
-        set.len() as u64,
-        &format!("features {} (burn, {})", set.split(), cuts.join(",")),
-    );
-    let start = Instant::now();
-    let mut xs: Vec<Vec<f32>> = vec![Vec::new(); cuts.len()];
-    let mut dims = vec![0usize; cuts.len()];
-    let mut labels = Vec::with_capacity(set.len());
-    let convs = arch.convs.len();
-    for batch in loader {
-        let batch = batch?;
-        let (images, _) = crate::train::step::batch_tensors(&batch, &device);
-        let trace = model.trace(images);
-        for (k, &i) in idx.iter().enumerate() {
-            let act = if i < convs {
-                trace.convs[i].act.clone()
-            } else {
-                trace.dense[i - convs].act.clone()
-            };
-            let [n, c, h, w] = act.dims();
-            dims[k] = c * h * w;
-            debug_assert_eq!(n, batch.len());
-            xs[k].extend(values(act)?);
-        }
-        labels.extend_from_slice(&batch.labels);
-        bar.inc(batch.len() as u64);
-    }
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    Ok((
-        xs.into_iter()
-            .zip(dims)
-            .map(|(x, dim)| FeatureSet {
-                dim,
-                x,
-                labels: labels.clone(),
-                classes: set.classes.clone(),
-            })
-            .collect(),
-        seconds,
-    ))
 }

@@ -6,8 +6,10 @@
 //! - [`head`]: the head file and its plain-Rust forward pass (what `bnn predict` runs).
 //! - [`chart`]: the results as an SVG bar chart.
 //! - [`eval`]: top-1/top-5, per-class accuracy, confusions, softmax top-k.
-//! - [`fit`] (burn, feature `train`): head training with early stopping, and the float twin's
-//!   features from a burn checkpoint.
+//! - [`examples`]: labelled images collected one by one (the web page) and their head.
+//! - [`mlp`], [`fit`]: head training with early stopping, in plain Rust (the same head natively
+//!   and in the web page).
+//! - [`twin`] (burn, feature `train`): the float twin's features from a burn checkpoint.
 //! - [`experiment`] (feature `train`): the whole experiment behind `bnn transfer` and
 //!   `bnn demo`, configured by a [`TransferConfig`](experiment::TransferConfig).
 //! - [`demo`] (feature `train`): `bnn demo` — a generated task, [`experiment`] on it, and the
@@ -22,10 +24,13 @@ pub mod demo;
 pub mod experiment;
 /// Scoring lives below both pretraining and transfer ([`crate::eval`]); re-exported here.
 pub use crate::eval;
+pub mod examples;
 pub mod features;
-#[cfg(feature = "train")]
 pub mod fit;
 pub mod head;
+pub mod mlp;
+#[cfg(feature = "train")]
+pub mod twin;
 
 pub use eval::{Evaluation, evaluate, top_k};
 pub use features::{Cache, FeatureSet, Fingerprint, Runner};
