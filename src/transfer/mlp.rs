@@ -36,6 +36,55 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+/// [`dot`] of each of `R` rows with one `w`, sharing the loads of `w` (the same sums, in the same
+/// order, as `R` calls of [`dot`]).
+fn dots<const R: usize>(rows: [&[f32]; R], w: &[f32]) -> [f32; R] {
+    let mut lanes = [[0f32; 8]; R];
+    let cw = w.chunks_exact(8);
+    let tail = cw.remainder();
+    for (c, wc) in cw.enumerate() {
+        let wc: &[f32; 8] = wc.try_into().expect("8");
+        for (lane, row) in lanes.iter_mut().zip(&rows) {
+            let xc: &[f32; 8] = row[c * 8..c * 8 + 8].try_into().expect("8");
+            for k in 0..8 {
+                lane[k] += xc[k] * wc[k];
+            }
+        }
+    }
+    let base = w.len() - tail.len();
+    std::array::from_fn(|r| {
+        let l = &lanes[r];
+        let mut sum = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+        for (x, y) in rows[r][base..].iter().zip(tail) {
+            sum += x * y;
+        }
+        sum
+    })
+}
+
+/// Rows per task of the blocked loops: one weight row is loaded once for this many batch rows.
+const BLOCK: usize = 4;
+
+/// `out[r][o] = dot(x[r], w[o])` for the `rows` rows of `x` (`[rows][inputs]`) in a block.
+fn dot_block(x: &[f32], inputs: usize, w: &[f32], out: &mut [f32], outputs: usize) {
+    let rows = x.len() / inputs;
+    let row = |r: usize| &x[r * inputs..(r + 1) * inputs];
+    for o in 0..outputs {
+        let wo = &w[o * inputs..(o + 1) * inputs];
+        let mut store = |sums: &[f32]| {
+            for (r, v) in sums.iter().enumerate() {
+                out[r * outputs + o] = *v;
+            }
+        };
+        match rows {
+            4 => store(&dots([row(0), row(1), row(2), row(3)], wo)),
+            3 => store(&dots([row(0), row(1), row(2)], wo)),
+            2 => store(&dots([row(0), row(1)], wo)),
+            _ => store(&dots([row(0)], wo)),
+        }
+    }
+}
+
 /// `y[i] += a·x[i]` for every `i`.
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
@@ -150,12 +199,16 @@ impl Mlp {
             let input = acts.last().expect("input");
             let n = input.len() / l.inputs;
             let mut out = vec![0f32; n * l.outputs];
-            threads.for_chunks(&mut out, l.outputs, |row, y| {
-                let xr = &input[row * l.inputs..(row + 1) * l.inputs];
-                for (o, y) in y.iter_mut().enumerate() {
-                    let w = &l.weight.value[o * l.inputs..(o + 1) * l.inputs];
-                    let v = dot(xr, w) + l.bias.value[o];
-                    *y = if li < last { v.max(0.0) } else { v };
+            threads.for_chunks(&mut out, BLOCK * l.outputs, |block, y| {
+                let first = block * BLOCK;
+                let rows = y.len() / l.outputs;
+                let xb = &input[first * l.inputs..(first + rows) * l.inputs];
+                dot_block(xb, l.inputs, &l.weight.value, y, l.outputs);
+                for row in y.chunks_exact_mut(l.outputs) {
+                    for (v, b) in row.iter_mut().zip(&l.bias.value) {
+                        let z = *v + b;
+                        *v = if li < last { z.max(0.0) } else { z };
+                    }
                 }
             });
             acts.push(out);
@@ -189,10 +242,14 @@ impl Mlp {
             let (inputs, outputs) = (l.inputs, l.outputs);
             // Weight gradients: per output row, a sum over the batch in order.
             let g = &grad;
-            threads.for_chunks(&mut l.weight.grad, inputs, |o, dw| {
+            threads.for_chunks(&mut l.weight.grad, BLOCK * inputs, |block, dw| {
                 dw.fill(0.0);
+                let first = block * BLOCK;
                 for r in 0..n {
-                    axpy(dw, g[r * outputs + o], &input[r * inputs..(r + 1) * inputs]);
+                    let xr = &input[r * inputs..(r + 1) * inputs];
+                    for (k, dwo) in dw.chunks_exact_mut(inputs).enumerate() {
+                        axpy(dwo, g[r * outputs + first + k], xr);
+                    }
                 }
             });
             for (o, db) in l.bias.grad.iter_mut().enumerate() {
@@ -205,11 +262,17 @@ impl Mlp {
                 // Input gradients: per row, a sum over the outputs in order, through the ReLU.
                 let w = &l.weight.value;
                 let mut dx = vec![0f32; n * inputs];
-                threads.for_chunks(&mut dx, inputs, |r, dx| {
+                threads.for_chunks(&mut dx, BLOCK * inputs, |block, dx| {
+                    let first = block * BLOCK;
                     for o in 0..outputs {
-                        axpy(dx, g[r * outputs + o], &w[o * inputs..(o + 1) * inputs]);
+                        let wo = &w[o * inputs..(o + 1) * inputs];
+                        for (k, dxr) in dx.chunks_exact_mut(inputs).enumerate() {
+                            axpy(dxr, g[(first + k) * outputs + o], wo);
+                        }
                     }
-                    for (d, &a) in dx.iter_mut().zip(&input[r * inputs..(r + 1) * inputs]) {
+                    let rows = dx.len() / inputs;
+                    let acts = &input[first * inputs..(first + rows) * inputs];
+                    for (d, &a) in dx.iter_mut().zip(acts) {
                         if a <= 0.0 {
                             *d = 0.0;
                         }
@@ -305,6 +368,21 @@ mod tests {
                     (numeric - analytic).abs() < 2e-3,
                     "layer {li} weight {i}: {numeric} vs {analytic}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_dots_are_single_dots() {
+        let mut rng = Rng::new(4);
+        let x: Vec<f32> = (0..3 * 21).map(|_| rng.range(-1.0, 1.0)).collect();
+        let w: Vec<f32> = (0..5 * 21).map(|_| rng.range(-1.0, 1.0)).collect();
+        let mut out = vec![0f32; 3 * 5];
+        dot_block(&x, 21, &w, &mut out, 5);
+        for r in 0..3 {
+            for o in 0..5 {
+                let want = dot(&x[r * 21..(r + 1) * 21], &w[o * 21..(o + 1) * 21]);
+                assert_eq!(out[r * 5 + o].to_bits(), want.to_bits());
             }
         }
     }
