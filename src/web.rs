@@ -1,8 +1,8 @@
 //! The frozen extractor and a head in a web page (feature `web`, wasm32 only): [`Classifier`]
 //! runs the same library code as native — the WGSL kernels through the browser's WebGPU, or the
 //! CPU binary path — on images the page hands over as PNG/JPEG bytes, and labels them with a
-//! head. The embedded backbone and a head trained on the generated shapes task ship with it
-//! (`assets/shapes-head.safetensors`); a user can load their own extractor and head files, or
+//! head. The embedded backbone and a Flowers-102 head ship with it
+//! (`assets/flowers102-head.safetensors`); a user can load their own extractor and head files, or
 //! collect labelled images in the page and train a new head there with the library's own head
 //! trainer ([`crate::transfer::fit`], the same head as native training, bit for bit).
 //! The page is `web/index.html` (`scripts/build-web.sh` builds it; docs/WEB.md).
@@ -22,8 +22,13 @@ use crate::transfer::features::ExtractorDevice;
 use crate::transfer::head::Head;
 
 /// A linear head trained on the embedded backbone's features of the generated shapes task
-/// (`bnn demo`), so the page works with nothing loaded.
+/// (`bnn demo`), for the browser tests.
 pub const SHAPES_HEAD: &[u8] = include_bytes!("../assets/shapes-head.safetensors");
+
+/// The page's default head: linear, on the embedded backbone's `fc2` features, for Oxford
+/// Flowers-102 (26.0 % test top-1; assets/README.md), so the page labels real photos with nothing
+/// loaded.
+pub const FLOWERS_HEAD: &[u8] = include_bytes!("../assets/flowers102-head.safetensors");
 
 fn js(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -62,7 +67,7 @@ pub struct Classifier {
 impl Classifier {
     /// Opens the extractor (`model`: an extractor file's bytes, empty for the embedded backbone,
     /// named `model_name` in errors) with a head (`head`: a head file's bytes, empty for the
-    /// shipped shapes head, named `head_name`) on `device`: `gpu` (WebGPU), `cpu` (the CPU
+    /// shipped Flowers-102 head, named `head_name`) on `device`: `gpu` (WebGPU), `cpu` (the CPU
     /// binary path, one thread) or `auto` (WebGPU on a real GPU; the CPU path when there is no
     /// adapter or the adapter is itself a CPU, e.g. SwiftShader, where the CPU path is several
     /// times faster). The head must have been trained on this extractor.
@@ -74,7 +79,7 @@ impl Classifier {
         device: String,
     ) -> Result<Classifier, JsError> {
         let head_bytes = if head.is_empty() {
-            SHAPES_HEAD
+            FLOWERS_HEAD
         } else {
             &head[..]
         };

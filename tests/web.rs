@@ -2,7 +2,7 @@
 //! `wasm-bindgen-test-runner`; `scripts/test-web.sh`): the page's [`Classifier`] on the
 //! browser's WebGPU and on the CPU binary path compiled to wasm must give, for the eight
 //! generated PNGs, exactly the bits the native paths give (`tests/data/web-bits.txt`, checked
-//! natively by `tests/web_fixture.rs`), and label images with the shipped shapes head.
+//! natively by `tests/web_fixture.rs`), and label images with the shipped Flowers-102 head.
 #![cfg(target_arch = "wasm32")]
 
 use bnn_transfer::data::shapes::render_png;

@@ -125,3 +125,28 @@ fn a_head_trained_on_collected_images_is_the_one_the_browser_trains() {
          trainer changed on purpose"
     );
 }
+
+/// The heads the page ships were trained on the embedded backbone (the page refuses them
+/// otherwise): remake them when the backbone changes (assets/README.md).
+#[test]
+fn the_shipped_heads_belong_to_the_embedded_backbone() {
+    let backbone = bnn_transfer::assets::load_backbone(None).unwrap();
+    for (name, bytes) in [
+        (
+            "flowers102-head",
+            &include_bytes!("../assets/flowers102-head.safetensors")[..],
+        ),
+        (
+            "shapes-head",
+            &include_bytes!("../assets/shapes-head.safetensors")[..],
+        ),
+    ] {
+        let head =
+            bnn_transfer::transfer::Head::from_bytes(bytes, std::path::Path::new(name)).unwrap();
+        assert_eq!(
+            head.info.backbone.fingerprint,
+            backbone.fingerprint.hex(),
+            "assets/{name}.safetensors"
+        );
+    }
+}
