@@ -64,6 +64,16 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
         return "application/wasm" if str(path).endswith(".wasm") else super().guess_type(path)
 
 
+def big_png(path, side):
+    """A side×side RGB PNG of horizontal bands (cheap to make, slow to decode)."""
+    rows = [b"\0" + bytes((y % 256, 90, 160)) * side for y in range(side)]
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(b"".join(rows), 1)) + chunk(b"IEND", b""))
+    return path
+
+
 def markup_head(tmp):
     """The shipped shapes head with its first class renamed to markup that would run script."""
     raw = open(os.path.join(ROOT, "assets", "shapes-head.safetensors"), "rb").read()
@@ -150,6 +160,19 @@ def main():
         widths = js("return [document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px window"
         print(f"phone width: the page fits ({widths[0]} <= {widths[1]} px)")
+
+        # A 4000×4000 PNG is decoded in the worker: the page's main thread keeps running (the
+        # longest gap between 10 ms timer ticks while it is labelled).
+        big = big_png(os.path.join(tmp, "big.png"), 4000)
+        js("window.gaps = []; let last = performance.now(); window.ticker = setInterval(() => {"
+           " const now = performance.now(); window.gaps.push(now - last); last = now; }, 10)")
+        pick("#images", [big])
+        wait(lambda: js("return [...document.querySelectorAll('#results .row > span')].map(e => e.textContent)"),
+             lambda r: len(r) == 1 and "ms)" in r[0])
+        gap = js("clearInterval(window.ticker); return Math.max(...window.gaps)")
+        print(f"4000×4000 PNG labelled; the main thread's longest pause meanwhile: {gap:.0f} ms")
+        assert gap < 250, f"the page froze for {gap:.0f} ms while decoding a large image"
+        js("document.getElementById('results').replaceChildren()")
 
         # 2. Markup in a head file is text; bad files fail and keep the model.
         pick("#head", [markup_head(tmp)])

@@ -1,7 +1,8 @@
-// The page's glue: loads the wasm module built by scripts/build-web.sh (pkg/), opens a Classifier
-// (src/web.rs), collects labelled images and trains a head with the library's own trainer, and
-// labels the images the user picks, drops or photographs. Every call into the module goes through
-// one queue (`serial`): a wasm object cannot serve two calls at once. Text from files (names,
+// The page's glue: the wasm module (built by scripts/build-web.sh into pkg/) runs in a worker
+// (worker.js) that holds one Classifier (src/web.rs), so decoding and extraction never block the
+// page. This file collects labelled images and asks the worker to train a head with the library's
+// own trainer, and labels the images the user picks, drops or photographs. Every request goes
+// through one queue (`serial`), so the page's state changes in order. Text from files (names,
 // class names) is only ever set as text, never parsed as HTML.
 
 const $ = (id) => document.getElementById(id);
@@ -20,17 +21,27 @@ function say(id, text, error = false) {
 }
 const message = (e) => (e && e.message) || String(e);
 
-let mod;
-try {
-  mod = await import("./pkg/bnn_transfer.js");
-  await mod.default();
-} catch (e) {
-  say("status", `The page's module did not load (${message(e)}): run scripts/build-web.sh to build web/pkg/, then reload.`, true);
-  throw e;
+const worker = new Worker("worker.js", { type: "module" });
+const pending = new Map();
+let nextId = 0;
+worker.onmessage = ({ data: { id, value, error } }) => {
+  const { ok, fail } = pending.get(id);
+  pending.delete(id);
+  if (error === undefined) ok(value); else fail(new Error(error));
+};
+worker.onerror = (e) => {
+  say("status", `The page's module did not load (${e.message || "worker error"}): run scripts/build-web.sh to build web/pkg/, then reload.`, true);
+};
+// One request to the worker: `op` of worker.js with `args`.
+function call(op, ...args) {
+  return new Promise((ok, fail) => {
+    const id = nextId++;
+    pending.set(id, { ok, fail });
+    worker.postMessage({ id, op, args });
+  });
 }
-const { Classifier } = mod;
 
-let classifier = null;
+let classifier = null; // {device, note, classes} of the open model, as the worker reports it
 const counts = new Map(); // class name → images added
 
 async function fileBytes(input, what) {
@@ -41,10 +52,10 @@ async function fileBytes(input, what) {
   return [bytes, f.name];
 }
 
+const classList = (names) =>
+  names.slice(0, 5).join(", ") + (names.length > 5 ? `, … (${names.length} classes)` : "");
 function describe(c, note) {
-  const names = c.classes();
-  const shown = names.slice(0, 5).join(", ") + (names.length > 5 ? `, … (${names.length} classes)` : "");
-  return `ready on ${c.device()}; classes: ${shown}` + (note ? ` — ${note}` : "");
+  return `ready on ${c.device}; classes: ${classList(c.classes)}` + (note ? ` — ${note}` : "");
 }
 
 // Opens the chosen files on the chosen device; on a WebGPU failure, the CPU path instead. The
@@ -55,15 +66,14 @@ async function open() {
   const device = $("device").value;
   let next, note = "";
   try {
-    next = await Classifier.create(model, modelName, head, headName, device);
+    next = await call("create", model, modelName, head, headName, device);
   } catch (e) {
     if (device === "cpu") throw e;
-    next = await Classifier.create(model, modelName, head, headName, "cpu");
+    next = await call("create", model, modelName, head, headName, "cpu");
     $("device").value = "cpu";
     note = `WebGPU is not usable in this browser (${message(e).split("\n")[0]}), so the CPU path runs`;
   }
-  note = note || next.device_note() || "";
-  if (classifier) classifier.free();
+  note = note || next.note;
   classifier = next;
   counts.clear();
   renderCounts();
@@ -77,7 +87,7 @@ const load = () => serial(async () => {
     await open();
   } catch (e) {
     say("status", `could not open: ${message(e)}` +
-      (classifier ? ` (still using ${classifier.device()}, classes ${classifier.classes().slice(0, 5).join(", ")})` : ""), true);
+      (classifier ? ` (still using ${classifier.device}, classes ${classList(classifier.classes)})` : ""), true);
   }
 });
 
@@ -109,7 +119,7 @@ function addExamples(files) {
   return Promise.all([...files].map((f) => serial(async () => {
     if (!classifier) return;
     try {
-      const n = await classifier.add_example(name, new Uint8Array(await f.arrayBuffer()));
+      const n = await call("add_example", name, new Uint8Array(await f.arrayBuffer()));
       counts.set(name, n);
       renderCounts();
       say("train-status", `added ${f.name} to ${name}`);
@@ -124,7 +134,8 @@ const train = () => serial(async () => {
   say("train-status", "training…");
   await new Promise((ok) => setTimeout(ok, 0)); // let the line show
   try {
-    const r = JSON.parse(classifier.train(0));
+    const trained = await call("train", 0);
+    const r = JSON.parse(trained.report);
     const heldout = r.heldout_top1 === null
       ? "no held-out images (add 5 or more per class to score it)"
       : `held-out top-1 ${(100 * r.heldout_top1).toFixed(1)}% on ${r.heldout_images} images`;
@@ -132,8 +143,9 @@ const train = () => serial(async () => {
       `${r.ms.toFixed(0)} ms (${r.epochs} epochs); ${heldout}. New images are labelled with it.`);
     const link = $("download");
     if (link.href) URL.revokeObjectURL(link.href);
-    link.href = URL.createObjectURL(new Blob([classifier.head_file()], { type: "application/octet-stream" }));
+    link.href = URL.createObjectURL(new Blob([trained.head], { type: "application/octet-stream" }));
     link.hidden = false;
+    classifier = trained;
     say("status", describe(classifier));
   } catch (e) {
     say("train-status", `could not train: ${message(e)}`, true);
@@ -157,7 +169,7 @@ function classify(files) {
       old.remove();
     }
     try {
-      const r = JSON.parse(await classifier.classify(new Uint8Array(await f.arrayBuffer()), 3));
+      const r = JSON.parse(await call("classify", new Uint8Array(await f.arrayBuffer()), 3));
       text.textContent = `${f.name}: ` + r.labels
         .map((l) => `${l.class} ${(100 * l.probability).toFixed(1)}%`).join(", ") +
         ` (${r.ms.toFixed(1)} ms)`;
@@ -189,7 +201,7 @@ $("device").onchange = load;
 $("class-images").onchange = (e) => addExamples([...e.target.files]).then(() => { e.target.value = ""; });
 $("train").onclick = train;
 $("clear").onclick = () => serial(async () => {
-  if (classifier) classifier.clear_examples();
+  if (classifier) await call("clear_examples");
   counts.clear();
   renderCounts();
   say("train-status", "");
