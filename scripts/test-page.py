@@ -192,15 +192,33 @@ def main():
             print(f"bad head file {name}: {status[:110]}…")
         js("document.getElementById('head').value = ''")
         click("#load")
-        wait(lambda: text("status"), lambda t: t.startswith("ready"))
+        status = wait(lambda: text("status"), lambda t: t.startswith("ready"))
 
-        # 3. Train on C classes through the page's controls.
+        # Load pressed while images are being labelled: both finish, in order, without errors.
+        assert "(102 classes)" in status, status
+        js("document.getElementById('results').replaceChildren()")
+        pick("#images", [p for _, p in fresh[:8]])
+        click("#load")
+        rows = wait(lambda: js("return [...document.querySelectorAll('#results .row > span')].map(e => e.textContent)"),
+                    lambda r: len(r) == 8 and all("ms)" in x for x in r) and text("status").startswith("ready"))
+        print("Load while labelling: 8 images labelled, model reloaded, no error")
+        js("document.getElementById('results').replaceChildren()")
+
+        # 3. Train on C classes through the page's controls (the last class dropped on the section).
         start = time.time()
         name = element("#class-name")
-        for cls, paths in train.items():
+        for k, (cls, paths) in enumerate(train.items()):
             call("POST", f"{s}/element/{name}/clear", {})
             call("POST", f"{s}/element/{name}/value", {"text": cls})
-            pick("#class-images", paths)
+            if k < CLASSES - 1:
+                pick("#class-images", paths)
+            else:
+                files = [base64.b64encode(open(p, "rb").read()).decode() for p in paths]
+                js("const dt = new DataTransfer(); for (const [i, b] of arguments[0].entries()) {"
+                   " dt.items.add(new File([Uint8Array.from(atob(b), c => c.charCodeAt(0))], `drop${i}.png`,"
+                   " {type: 'image/png'})); }"
+                   " document.getElementById('classes').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}))",
+                   files)
             wait(lambda: js("return document.getElementById('counts').textContent"),
                  lambda t: f"{cls}: {PER_CLASS} images" in t)
         click("#train")

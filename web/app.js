@@ -214,8 +214,10 @@ if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
   $("snap-class").onclick = async () => addExamples([await pngOfFrame()]);
   $("snap-label").onclick = async () => classify([await pngOfFrame()]);
 }
-const drop = $("drop");
-drop.ondragover = (e) => { e.preventDefault(); drop.classList.add("over"); };
-drop.ondragleave = () => drop.classList.remove("over");
-drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove("over"); classify(e.dataTransfer.files); };
+// Images dropped on "Your classes" join the named class; dropped on "Label images", get labels.
+for (const [zone, use] of [[$("drop"), classify], [$("classes"), addExamples]]) {
+  zone.ondragover = (e) => { e.preventDefault(); zone.classList.add("over"); };
+  zone.ondragleave = () => zone.classList.remove("over");
+  zone.ondrop = (e) => { e.preventDefault(); zone.classList.remove("over"); use([...e.dataTransfer.files]); };
+}
 await load();
