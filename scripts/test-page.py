@@ -194,6 +194,18 @@ def main():
         click("#load")
         status = wait(lambda: text("status"), lambda t: t.startswith("ready"))
 
+        # The camera (Chromium's fake device): a frame joins a class, and live labels run.
+        click("#camera-start")
+        wait(lambda: js("return document.getElementById('camera').hidden"), lambda h: h is False, 30)
+        call("POST", f"{s}/element/{element('#class-name')}/value", {"text": "camera"})
+        click("#snap-class")
+        wait(lambda: js("return document.getElementById('counts').textContent"), lambda t: "camera: 1 image" in t, 30)
+        click("#live")
+        live = wait(lambda: text("live-label"), lambda t: "ms)" in t, 30)
+        click("#camera-stop")
+        click("#clear")
+        print(f"camera: a frame added to a class; live label: {live}")
+
         # Load pressed while images are being labelled: both finish, in order, without errors.
         assert "(102 classes)" in status, status
         js("document.getElementById('results').replaceChildren()")

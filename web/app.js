@@ -191,9 +191,33 @@ async function cameraStart() {
   }
 }
 function cameraStop() {
+  liveStop();
   if (stream) stream.getTracks().forEach((t) => t.stop());
   stream = null;
   $("camera").hidden = true;
+}
+
+// Live labels: the current frame labelled again as soon as the last one is done.
+let live = false;
+async function liveLoop() {
+  while (live && stream) {
+    const frame = await pngOfFrame();
+    const bytes = new Uint8Array(await frame.arrayBuffer());
+    try {
+      const r = JSON.parse(await serial(() => call("classify", bytes, 3)));
+      if (live) {
+        say("live-label", r.labels.map((l) => `${l.class} ${(100 * l.probability).toFixed(1)}%`).join(", ") +
+          ` (${r.ms.toFixed(1)} ms)`);
+      }
+    } catch (e) {
+      say("live-label", message(e), true);
+      liveStop();
+    }
+  }
+}
+function liveStop() {
+  live = false;
+  $("live").textContent = "Live labels";
 }
 
 $("load").onclick = load;
@@ -213,6 +237,12 @@ if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
   $("camera-stop").onclick = cameraStop;
   $("snap-class").onclick = async () => addExamples([await pngOfFrame()]);
   $("snap-label").onclick = async () => classify([await pngOfFrame()]);
+  $("live").onclick = () => {
+    if (live) return liveStop();
+    live = true;
+    $("live").textContent = "Stop live labels";
+    liveLoop();
+  };
 }
 // Images dropped on "Your classes" join the named class; dropped on "Label images", get labels.
 for (const [zone, use] of [[$("drop"), classify], [$("classes"), addExamples]]) {
