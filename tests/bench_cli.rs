@@ -79,6 +79,24 @@ fn quick_suite_writes_a_consistent_report() {
     assert!(binary["images_per_s"].as_f64().unwrap() > 0.0);
     let twin = e2e.iter().find(|r| r["runs"] == "float_twin_wgsl").unwrap();
     assert!(twin["images_per_s"].as_f64().unwrap() > 0.0);
+    // EfficientNet-Lite0 beside the CPU binary path (a CPU adapter has CPU rows): timed when its
+    // weights are there, else a row that says where to get them.
+    if let Some(lite0) = e2e.iter().find(|r| r["runs"] == "efficientnet_lite0_flex") {
+        assert_eq!(lite0["versus"], "cpu_binary_extractor");
+        if common::real_teacher().is_some() {
+            assert!(lite0["error"].is_null(), "{lite0}");
+            assert!(lite0["binary_speedup"].as_f64().unwrap() > 1.0, "{lite0}");
+        } else {
+            let why = lite0["error"].as_str().unwrap();
+            assert!(why.contains("fetch-teacher"), "{why}");
+        }
+    } else {
+        assert_ne!(
+            gpu.info.device_type,
+            wgpu::DeviceType::Cpu,
+            "a CPU adapter has the Lite0 row"
+        );
+    }
     assert!(
         stdout.contains("timer"),
         "the table names its timer:\n{stdout}"

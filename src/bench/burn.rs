@@ -118,3 +118,27 @@ pub fn time_float_model(device: &Device, arch: &Arch, batch: usize, plan: &Plan)
         Ok(t.elapsed())
     })
 }
+
+/// Images/s of EfficientNet-Lite0 ([`crate::teacher`], its weights from
+/// [`default_weights`](crate::teacher::efficientnet::default_weights)) on `device`: `arch`'s
+/// input images uploaded, upscaled bilinearly to 160 px inside the timed region, the forward pass
+/// to its features (and logits), read back. An error (the row says "not measured") without the
+/// weights file.
+pub fn time_lite0(device: &Device, arch: &Arch, batch: usize, plan: &Plan) -> Result<Stats> {
+    use crate::teacher::efficientnet::{self, RESOLUTION};
+    let model = efficientnet::load(&efficientnet::default_weights(), device)?;
+    let mut rng = Rng::new(13);
+    let n = batch * 3 * arch.input * arch.input;
+    let data = TensorData::new(random(&mut rng, n), [batch, 3, arch.input, arch.input]);
+    measure(plan, || -> Result<Duration> {
+        let t = Instant::now();
+        let x = Tensor::<4>::from_data(data.clone(), device);
+        let out = model.forward(efficientnet::upscale(x, RESOLUTION));
+        let _ = out
+            .features
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(burn_err)?;
+        Ok(t.elapsed())
+    })
+}

@@ -71,6 +71,9 @@ pub enum Run {
     BurnFloatModelWgpu,
     /// burn's float model of the same arch on its flex CPU backend.
     BurnFloatModelFlex,
+    /// EfficientNet-Lite0 (ImageNet weights, the float network a user would pick instead) on
+    /// flex: the same 64-px images upscaled to 160 px, to its 1280-d features.
+    EfficientnetLite0Flex,
 }
 
 impl Run {
@@ -82,6 +85,7 @@ impl Run {
             Run::CpuBinaryExtractor => "cpu_binary_extractor",
             Run::BurnFloatModelWgpu => "burn_float_model_wgpu",
             Run::BurnFloatModelFlex => "burn_float_model_flex",
+            Run::EfficientnetLite0Flex => "efficientnet_lite0_flex",
         }
     }
 
@@ -89,14 +93,17 @@ impl Run {
     pub fn versus(self) -> Option<Run> {
         match self {
             Run::BinaryExtractor | Run::CpuBinaryExtractor => None,
-            Run::BurnFloatModelFlex => Some(Run::CpuBinaryExtractor),
+            Run::BurnFloatModelFlex | Run::EfficientnetLite0Flex => Some(Run::CpuBinaryExtractor),
             Run::FloatTwinWgsl | Run::BurnFloatModelWgpu => Some(Run::BinaryExtractor),
         }
     }
 
     /// Whether burn runs it (its own, slower timing plan).
     pub fn is_burn(self) -> bool {
-        matches!(self, Run::BurnFloatModelWgpu | Run::BurnFloatModelFlex)
+        matches!(
+            self,
+            Run::BurnFloatModelWgpu | Run::BurnFloatModelFlex | Run::EfficientnetLite0Flex
+        )
     }
 }
 

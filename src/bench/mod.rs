@@ -239,6 +239,7 @@ impl Config {
             r.push(Run::BurnFloatModelWgpu);
             if self.cpu_rows {
                 r.push(Run::BurnFloatModelFlex);
+                r.push(Run::EfficientnetLite0Flex);
             }
         }
         r
@@ -436,7 +437,11 @@ impl BurnDevices {
                 context: run.to_string(),
                 message: "device not available".into(),
             })?;
-            burn::time_float_model(device, arch, batch, plan)
+            if run == Run::EfficientnetLite0Flex {
+                burn::time_lite0(device, arch, batch, plan)
+            } else {
+                burn::time_float_model(device, arch, batch, plan)
+            }
         }
         #[cfg(not(feature = "train"))]
         Err(Error::Shape(
@@ -650,8 +655,10 @@ fn push_notes(notes: &mut Vec<String>, gpu: &Gpu, cfg: &Config, isa: crate::cpu:
              dots out); flex ms = burn's flex conv2d / matmul; x flex = flex ms / cpu ms, both \
              wall time; cpu_binary_extractor = the whole extractor on that path (conv → \
              threshold → pack fused, pooling on packed signs), burn_float_model_flex = burn's \
-             float model of the same arch (conv, max-pool, batch norm, ReLU) on flex; both \
-             start from the same NHWC f32 images, preprocessing excluded",
+             float model of the same arch (conv, max-pool, batch norm, ReLU) on flex; \
+             efficientnet_lite0_flex = EfficientNet-Lite0 with its ImageNet weights on flex, the \
+             images upscaled to 160 px inside the timed region (the float network a user would \
+             pick instead); all start from the same f32 images, preprocessing excluded",
             cfg.threads
         ));
     }
