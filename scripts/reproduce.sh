@@ -10,14 +10,17 @@
 #      run, export and transfer; and the two-step training row;
 #   6. issue 22: the Bi-Real backbone distilled from EfficientNet-Lite0 (ImageNet-1k weights; its
 #      labels, soft logits over the 200 classes and 1280-d features) for LITE0_EPOCHS epochs, export,
-#      and transfer with the Lite0 baseline row beside it (the new embedded default).
+#      and transfer with the Lite0 baseline row beside it (not adopted as the default);
+#   7. issue 22: `wide-bireal` (conv2-5 at 256, fc 1024) distilled from Lite0 with labels for
+#      WIDE_EPOCHS epochs, export, transfer with the Lite0 row; and its float twin, the same way.
 # Every step resumes: a finished pretraining is skipped, an interrupted one continues (--resume).
-# Usage: scripts/reproduce.sh [EPOCHS] [SCRATCH_EPOCHS] [LITE0_EPOCHS]   (environment: DATA, RUNS,
+# Usage: scripts/reproduce.sh [EPOCHS] [SCRATCH_EPOCHS] [LITE0_EPOCHS] [WIDE_EPOCHS]   (environment: DATA, RUNS,
 # BNN, CARGO_TARGET_DIR, BNN_TEACHER: the Lite0 weights, default ../shared/teachers/...)
 set -euo pipefail
 EPOCHS=${1:-6}
 SCRATCH_EPOCHS=${2:-30}
 LITE0_EPOCHS=${3:-8}
+WIDE_EPOCHS=${4:-12}
 TEACHER=${BNN_TEACHER:-../shared/teachers/efficientnet-lite0/efficientnet-lite0-57934424.pth}
 DATA=${DATA:-../shared/data}
 RUNS=${RUNS:-runs}
@@ -65,10 +68,20 @@ pretrain "$FL" small-bireal binary "$SCRATCH_EPOCHS" "$RUNS/flowers-scratch-bire
 pretrain "$TI" small-bireal binary "$EPOCHS" "$RUNS/ti-bireal-binary-distil-2step" --weight-scale \
   --teacher "$RUNS/ti-small-float" --float-weight-epochs $((EPOCHS / 2))
 
-# Issue 22: distilled from EfficientNet-Lite0 (the embedded default since then).
+# Issue 22: distilled from EfficientNet-Lite0 (compared with the default; not adopted).
 pretrain "$TI" small-bireal binary "$LITE0_EPOCHS" "$RUNS/ti-bireal-lite0" --weight-scale \
   --batch-size 64 --lr 0.002 --schedule cosine --seed 0 --teacher "$TEACHER"
 "$BNN" export --checkpoint "$RUNS/ti-bireal-lite0" --out "$RUNS/bnn-small-bireal-lite0.safetensors"
 "$BNN" transfer --model "$RUNS/bnn-small-bireal-lite0.safetensors" \
   --data "$FL" --retrain 1,2,3 --baseline efficientnet-lite0 --baseline-weights "$TEACHER" \
   --out "$RUNS/transfer-flowers-lite0" 2>&1 | tee "$RUNS/logs/transfer-flowers-lite0.log"
+# Issue 22: a student twice as wide (conv2-5 at 256, fc 1024), Lite0 with labels, 12 epochs;
+# and its float twin trained the same way.
+pretrain "$TI" wide-bireal binary "$WIDE_EPOCHS" "$RUNS/ti-wide-lite0" --weight-scale \
+  --batch-size 64 --lr 0.002 --schedule cosine --seed 0 --teacher "$TEACHER" --kd-labels 1
+"$BNN" export --checkpoint "$RUNS/ti-wide-lite0" --out "$RUNS/bnn-wide-bireal-lite0.safetensors"
+"$BNN" transfer --model "$RUNS/bnn-wide-bireal-lite0.safetensors" \
+  --data "$FL" --retrain 1,2,3 --baseline efficientnet-lite0 --baseline-weights "$TEACHER" \
+  --out "$RUNS/transfer-flowers-wide" 2>&1 | tee "$RUNS/logs/transfer-flowers-wide.log"
+pretrain "$TI" wide-bireal float "$WIDE_EPOCHS" "$RUNS/ti-wide-lite0-float" \
+  --batch-size 64 --lr 0.002 --schedule cosine --seed 0 --teacher "$TEACHER" --kd-labels 1
