@@ -9,7 +9,7 @@ WebDriver HTTP API (no Python packages needed), driving only the page's own cont
 3. builds C classes of generated images (colours and textures) through the class-name box and the
    file picker, trains, and reads the held-out top-1 the page shows;
 4. labels fresh images in the page, downloads the trained head through the page's link, and runs
-   `bnn predict` (target/release/bnn, or $BNN) on the same images with that head: the labels must
+   `bnn predict` ($BNN, else $CARGO_TARGET_DIR/release/bnn, else target/release/bnn) on the same images with that head: the labels must
    be the same.
 
 Prints one line `page-train: C classes, N images, held-out top-1 X%, native agrees: yes|no`
@@ -19,7 +19,7 @@ import threading, time, urllib.request, zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 WEB = os.path.join(ROOT, "web")
-BNN = os.environ.get("BNN", os.path.join(ROOT, "target", "release", "bnn"))
+BNN = os.environ.get("BNN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "bnn"))
 CLASSES, PER_CLASS, FRESH = 8, 20, 2  # per class: images to train on (every 5th held out), fresh ones to label
 
 
