@@ -91,9 +91,9 @@ fn quick_suite_writes_a_consistent_report() {
             assert!(why.contains("fetch-teacher"), "{why}");
         }
     } else {
-        assert_ne!(
-            gpu.info.device_type,
-            wgpu::DeviceType::Cpu,
+        // burn's rows (Lite0 among them) exist only with the `train` feature.
+        assert!(
+            !cfg!(feature = "train") || gpu.info.device_type != wgpu::DeviceType::Cpu,
             "a CPU adapter has the Lite0 row"
         );
     }
