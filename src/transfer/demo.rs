@@ -1,8 +1,8 @@
 //! `bnn demo` as a library function ([`run`], configured by [`DemoConfig`]): the whole slice on
 //! a fresh machine with nothing downloaded. The embedded binary backbone, a procedurally generated
 //! task (or a given data set), features through the XNOR kernels on the GPU (the CPU path when
-//! there is no adapter), a head trained in burn, the test accuracy, and the binary extractor timed
-//! against its float counterpart. Progress lines go to the caller's `say`.
+//! there is no adapter), a float head trained on them, the test accuracy, and the binary extractor
+//! timed against its float counterpart. Progress lines go to the caller's `say`.
 
 use std::path::PathBuf;
 use std::time::Instant;
