@@ -1,9 +1,9 @@
 //! The paper's workflow on a new task, as a library function ([`run`], configured by
 //! [`TransferConfig`]; `bnn transfer` and `bnn demo` map their flags onto it): features from the
 //! frozen binary extractor (cached), a float head (plain Rust, `fit`) per cut point, test
-//! top-1/top-5, per-class accuracy and confusions; optionally the float twin's features with the same heads
-//! and a network trained from scratch on the target, in one table. Writes one folder per row
-//! (`head.safetensors`, `metrics.csv`), `report.json`, `results.csv` and `results.svg` under
+//! top-1/top-5, per-class accuracy and confusions; optionally the float twin's features with the
+//! same heads and a network trained from scratch on the target, in one table. Writes one folder
+//! per row (`head.safetensors`, `metrics.csv`), `report.json`, `results.csv` and `results.svg` under
 //! `out`; progress lines go to the caller's `say`.
 
 use std::path::{Path, PathBuf};
