@@ -189,6 +189,7 @@ def main():
             click("#load")
             status = wait(lambda: text("status"), lambda t: t.startswith("could not"))
             assert name in status and "still using" in status, status
+            assert name != "holiday.png" or "not a head file" in status, status
             print(f"bad head file {name}: {status[:110]}…")
         js("document.getElementById('head').value = ''")
         click("#load")

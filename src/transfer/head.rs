@@ -128,6 +128,17 @@ fn bad(path: &Path, m: impl Into<String>) -> Error {
     }
 }
 
+/// The error for bytes that are not a safetensors file at all (a photo picked as the head).
+fn not_a_head(path: &Path, e: impl std::fmt::Display) -> Error {
+    bad(
+        path,
+        format!(
+            "not a head file (not a valid safetensors file: {e}); heads come from `bnn transfer` \
+             or the web page's Download head"
+        ),
+    )
+}
+
 impl Head {
     /// Checks that the layers chain from `dim` features to one logit per class.
     pub fn validate(&self, path: &Path) -> Result<()> {
@@ -298,8 +309,8 @@ impl Head {
 
     /// Parses and validates head file bytes; `path` only names the file in errors.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Head> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(path, e.to_string()))?;
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(path, e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| not_a_head(path, e))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| not_a_head(path, e))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some(HEAD_FORMAT) {
             return Err(bad(path, "not a head file (from `bnn transfer`)"));
