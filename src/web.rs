@@ -82,17 +82,9 @@ impl Classifier {
         } else {
             Backbone::from_bytes(&model, &model_name).map_err(js)?
         };
-        if backbone.fingerprint.hex() != head.info.backbone.fingerprint {
-            return Err(JsError::new(&format!(
-                "the head {head_name} was trained on another extractor ({}, fingerprint {}), not \
-                 on {} (fingerprint {}): load the extractor it was trained on, or train a new \
-                 head in the page",
-                head.info.backbone.path,
-                head.info.backbone.fingerprint,
-                backbone.label,
-                backbone.fingerprint.hex()
-            )));
-        }
+        head.info
+            .check_backbone(&backbone, &head_name)
+            .map_err(js)?;
         let device = match device.as_str() {
             "auto" => ExtractorDevice::Auto,
             "gpu" => ExtractorDevice::Gpu,

@@ -48,15 +48,23 @@ fn native_paths_give_the_bits_the_browser_is_checked_against() {
             assert_eq!(&hex(&ex.run_taps(&x, &[last]).unwrap()[0]), line);
         }
     }
-    let text = lines.join("\n") + "\n";
+    bless_or_check("web-bits.txt", &(lines.join("\n") + "\n"), EXPECTED);
+}
+
+/// `text` must equal `expected`, the content of `tests/data/{file}`; with `BLESS=1` the file is
+/// rewritten instead (only when the backbone or the head trainer changed on purpose).
+fn bless_or_check(file: &str, text: &str, expected: &str) {
     if std::env::var("BLESS").is_ok_and(|v| v == "1") {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/web-bits.txt");
-        std::fs::write(path, &text).unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(file);
+        std::fs::write(path, text).unwrap();
         return;
     }
     assert_eq!(
-        text, EXPECTED,
-        "tests/data/web-bits.txt is stale: rerun with BLESS=1 if the backbone changed on purpose"
+        text, expected,
+        "tests/data/{file} is stale: rerun with BLESS=1 if the backbone or the head trainer \
+         changed on purpose"
     );
 }
 
@@ -114,16 +122,7 @@ fn a_head_trained_on_collected_images_is_the_one_the_browser_trains() {
         .bytes(&head.to_bytes().unwrap())
         .hex()
         + "\n";
-    if std::env::var("BLESS").is_ok_and(|v| v == "1") {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/web-head.txt");
-        std::fs::write(path, &line).unwrap();
-        return;
-    }
-    assert_eq!(
-        line, EXPECTED_HEAD,
-        "tests/data/web-head.txt is stale: rerun with BLESS=1 if the backbone or the head \
-         trainer changed on purpose"
-    );
+    bless_or_check("web-head.txt", &line, EXPECTED_HEAD);
 }
 
 /// The heads the page ships were trained on the embedded backbone (the page refuses them

@@ -92,15 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(&info.backbone.path));
     let backbone = bnn_transfer::assets::load_backbone(Some(&model))
         .with_context(|| format!("the extractor {} (give it with --model)", model.display()))?;
-    if backbone.fingerprint.hex() != info.backbone.fingerprint {
-        bail!(
-            "{} is not the extractor {} was trained on (fingerprint {} vs {})",
-            backbone.label,
-            args.head.display(),
-            backbone.fingerprint.hex(),
-            info.backbone.fingerprint
-        );
-    }
+    info.check_backbone(&backbone, &args.head.display().to_string())?;
     let file = backbone.file.truncated(&info.cut)?;
     let channels = file.cut().out_channels();
     let gpu = if args.cpu {

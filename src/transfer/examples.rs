@@ -94,11 +94,6 @@ impl Examples {
         self.items.clear();
     }
 
-    /// Class names, label order.
-    pub fn classes(&self) -> &[String] {
-        &self.classes
-    }
-
     /// The images as training and held-out feature sets ([`held_out`]), each in the order added.
     pub fn split(&self) -> (FeatureSet, FeatureSet) {
         let dim = self.items.first().map_or(0, |e| e.1.len());

@@ -64,6 +64,24 @@ pub struct HeadInfo {
     pub layout: String,
 }
 
+impl HeadInfo {
+    /// Refuses `backbone` unless it is the extractor this head was trained on (the same
+    /// fingerprint); `head` names the head file in the message.
+    pub fn check_backbone(&self, backbone: &crate::assets::Backbone, head: &str) -> Result<()> {
+        if backbone.fingerprint.hex() == self.backbone.fingerprint {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "{} is not the extractor {head} was trained on ({}): fingerprint {} vs {}; load that \
+             extractor, or train a new head on this one",
+            backbone.label,
+            self.backbone.path,
+            backbone.fingerprint.hex(),
+            self.backbone.fingerprint
+        )))
+    }
+}
+
 /// One fully connected layer, `y = W·x + b`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dense {
@@ -363,5 +381,44 @@ impl Head {
         };
         head.validate(path)?;
         Ok(head)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_accepts_only_the_extractor_it_was_trained_on() {
+        let backbone = crate::assets::load_backbone(None).unwrap();
+        let mut info = HeadInfo {
+            version: HEAD_VERSION,
+            classes: vec!["a".into(), "b".into()],
+            backbone: BackboneInfo {
+                kind: BackboneKind::Extractor,
+                path: "other.safetensors".into(),
+                fingerprint: backbone.fingerprint.hex(),
+            },
+            cut: "fc2".into(),
+            dim: 512,
+            hidden: vec![],
+            input_size: 64,
+            data: String::new(),
+            layout: String::new(),
+        };
+        assert!(info.check_backbone(&backbone, "h.safetensors").is_ok());
+        info.backbone.fingerprint = "0000000000000000".into();
+        let msg = info
+            .check_backbone(&backbone, "h.safetensors")
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "h.safetensors",
+            "other.safetensors",
+            "0000000000000000",
+            &backbone.fingerprint.hex(),
+        ] {
+            assert!(msg.contains(part), "{msg}");
+        }
     }
 }

@@ -145,7 +145,7 @@ struct Layer {
 #[derive(Clone, Debug)]
 pub struct Mlp {
     layers: Vec<Layer>,
-    step: u64,
+    /// `β1^t` and `β2^t` after `t` steps, as running products (`powi` may differ by platform).
     c1: f64,
     c2: f64,
 }
@@ -172,7 +172,6 @@ impl Mlp {
             .collect();
         Mlp {
             layers,
-            step: 0,
             c1: 1.0,
             c2: 1.0,
         }
@@ -281,7 +280,6 @@ impl Mlp {
                 grad = dx;
             }
         }
-        self.step += 1;
         self.c1 *= BETA1 as f64;
         self.c2 *= BETA2 as f64;
         let (c1, c2) = ((1.0 - self.c1) as f32, (1.0 - self.c2) as f32);
