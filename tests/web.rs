@@ -2,7 +2,7 @@
 //! `wasm-bindgen-test-runner`; `scripts/test-web.sh`): the page's [`Classifier`] on the
 //! browser's WebGPU and on the CPU binary path compiled to wasm must give, for the eight
 //! generated PNGs, exactly the bits the native paths give (`tests/data/web-bits.txt`, checked
-//! natively by `tests/web_fixture.rs`), and label images with the shipped Flowers-102 head.
+//! natively by `tests/extractor/web_fixture.rs`), and label images with the shipped Flowers-102 head.
 #![cfg(target_arch = "wasm32")]
 
 use bnn_transfer::data::shapes::render_png;
@@ -156,7 +156,7 @@ fn head_bytes(head: &bnn_transfer::transfer::head::Head) -> Vec<u8> {
 
 const EXPECTED_HEAD: &str = include_str!("data/web-head.txt");
 
-/// The page's trainer on the images `tests/web_fixture.rs` trains on natively (4 classes × 10
+/// The page's trainer on the images `tests/extractor/web_fixture.rs` trains on natively (4 classes × 10
 /// generated PNGs, seeds `100·class + i`): the same head file, bit for bit, on both devices.
 #[wasm_bindgen_test]
 async fn a_head_trained_in_the_browser_is_the_native_one() {

@@ -5,7 +5,7 @@
 //! because a threshold is monotone, `max` then threshold equals threshold then AND of the −1 bits
 //! (channels with `pre ≥ t`) or OR (channels with `pre ≤ t`), exactly. Bit-exact with
 //! [`extractor::reference::run`](crate::extractor::reference::run) and the WGSL runner
-//! (tests/cpu_extractor.rs); `bnn bench` times it as the `cpu_binary_extractor` row.
+//! (tests/extractor/cpu_extractor.rs); `bnn bench` times it as the `cpu_binary_extractor` row.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

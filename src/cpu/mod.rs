@@ -8,8 +8,8 @@
 //! binary conv / dense layer), `first` (the real-valued first layer), [`parallel`] (pool and task
 //! split), [`extractor`] (the whole network, conv → threshold → pack → pool fused per layer).
 //!
-//! Bit-exact with the kernels' `reference_*` functions for every level (tests/bench_cpu.rs,
-//! tests/cpu_extractor.rs). `bnn bench` reports it as `cpu_xnor` and `cpu_binary_extractor`.
+//! Bit-exact with the kernels' `reference_*` functions for every level (tests/extractor/bench_cpu.rs,
+//! tests/extractor/cpu_extractor.rs). `bnn bench` reports it as `cpu_xnor` and `cpu_binary_extractor`.
 
 mod conv;
 pub mod extractor;

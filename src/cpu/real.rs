@@ -2,7 +2,7 @@
 //! the per-pixel loops over channels vectorize, and one image per task: max-pool of the conv's
 //! values, folded batch norm, shortcut, RPReLU, then the signs. The same operations, in the same
 //! order, as [`real_epilogue::reference`](crate::kernels::real_epilogue::reference) (bit-identical:
-//! tests/real_layers.rs).
+//! tests/kernels/real_layers.rs).
 
 use super::conv::pack;
 use super::parallel::Threads;

@@ -1,7 +1,7 @@
 //! Labelled examples collected one image at a time (the web page's "your classes"), and the head
 //! trained on them: every fifth image of each class held out to score it, the rest trained on
 //! with [`fit`](super::fit) — the same code, and so the same head bit for bit, in the browser and
-//! natively (`tests/web.rs`, `tests/web_fixture.rs`).
+//! natively (`tests/web.rs`, `tests/extractor/web_fixture.rs`).
 
 use serde::Serialize;
 

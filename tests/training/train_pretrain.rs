@@ -4,7 +4,7 @@
 //! uninterrupted run does.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@
 //! the flag.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

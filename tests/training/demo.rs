@@ -4,7 +4,7 @@
 
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

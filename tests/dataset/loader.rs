@@ -1,6 +1,6 @@
 //! The prefetching `Loader`: coverage, order, reproducibility, skipping and shutdown.
 
-mod data_fixtures;
+use crate::data_fixtures;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@
 //!   runner, at every tap, and the real output of the cut (`Output::Preact`);
 //! * files: a real graph is version 2 and round-trips; broken real graphs are refused by name.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

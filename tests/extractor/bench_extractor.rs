@@ -3,7 +3,7 @@
 //! CPU reference bit for bit, and the float twin matches a plain chain of `float_conv::reference`
 //! (`float_dense::reference` for dense layers on the small-batch kernel) and `pool::reference_f32`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

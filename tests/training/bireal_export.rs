@@ -7,7 +7,7 @@
 //! and a file claiming version 1 is refused.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

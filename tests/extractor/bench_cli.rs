@@ -2,7 +2,7 @@
 //! shape of the quick suite with a positive time for every kernel that ran, the ratios follow
 //! from the times, and the chart is an SVG. Skips (with the reason) when no adapter exists.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! that changes after it was indexed (the loader stops, it does not skip). Without these checks
 //! the tar crate reads a file that ends early as a complete archive and drops every later entry.
 
-mod data_fixtures;
+use crate::data_fixtures;
 
 use std::path::Path;
 use std::sync::Arc;

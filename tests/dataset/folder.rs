@@ -1,6 +1,6 @@
 //! `ImageFolder` over directories and tars: layout rules, labels, and error messages.
 
-mod data_fixtures;
+use crate::data_fixtures;
 
 use std::path::Path;
 

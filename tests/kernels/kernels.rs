@@ -4,7 +4,7 @@
 //! under the adapter's limits and under downlevel (phone-class) limits; plus a few-case property
 //! test over random shapes, and the split-into-several-dispatches path.
 
-mod common;
+use crate::common;
 
 use bnn_transfer::bits::{pack_rows, unpack_rows, words};
 use bnn_transfer::gpu::{Gpu, LimitsProfile};

@@ -1,6 +1,6 @@
 //! Decoding and preprocessing: exact values on synthetic images, crops, augmentation.
 
-mod data_fixtures;
+use crate::data_fixtures;
 
 use bnn_transfer::data::preprocess::{Crop, preprocess_rgb, random_crop};
 use bnn_transfer::data::{Preprocess, load_image};

@@ -2,9 +2,9 @@
 //! (directory, tar, and under a wrapper folder), the .mat files (plain and miCOMPRESSED, written
 //! here by hand and read by `data::mat`), and the error for each kind of broken set.
 
-mod common;
+use crate::common;
 
-mod data_fixtures;
+use crate::data_fixtures;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! each kept as a regression test: loading returns a typed error naming the file, never a panic
 //! or an abort. Built by hand from valid files so that each case says what it breaks.
 
-mod data_fixtures;
+use crate::data_fixtures;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -199,7 +199,7 @@ fn an_extractor_whose_classifier_holds_nan_is_an_error() {
     }
 }
 
-/// Found by `tests/model_file_mutations.rs`: a conv layer's `pad` near `u64::MAX` overflowed
+/// Found by `tests/hardening/model_file_mutations.rs`: a conv layer's `pad` near `u64::MAX` overflowed
 /// `in + 2·pad` in the graph validation (a panic in debug builds, a wrapped sum and a wrong
 /// accept/refuse in release).
 #[test]

@@ -1,7 +1,7 @@
 //! The real smoke-test set `../shared/data/flowers102-tiny.tar` (required under REQUIRE_DATA=1,
 //! as CI sets; elsewhere not run when absent).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;

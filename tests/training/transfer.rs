@@ -4,7 +4,7 @@
 
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use common::{bnn, s};
 

@@ -3,7 +3,7 @@
 //! the CPU binary path and the WGSL extractor — must give +1 (bit clear) and −1 (bit set) for them
 //! at every pixel of every image, and survive a save/load round trip.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! are evicted and recorded again) each equal the scalar reference, and threads sharing one
 //! extractor get their own images' features.
 
-mod common;
+use crate::common;
 
 use bnn_transfer::arch::Arch;
 use bnn_transfer::bench::extractor::random_file;

@@ -2,7 +2,7 @@
 //! the file's own input normalisation is honoured, bad inputs are refused before anything runs or
 //! allocates, the same content gives the same bytes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! clean errors.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

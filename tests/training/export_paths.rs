@@ -4,7 +4,7 @@
 //! downlevel limits; and `bnn pretrain` → `bnn export` → `bnn extract` through the binary.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use common::{bnn, s};
 

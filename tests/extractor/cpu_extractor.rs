@@ -8,7 +8,7 @@
 //!   on packed signs takes both the AND (`pre ≥ t`) and the OR (`pre ≤ t`) branch, at every tap;
 //! * one extractor shared by several threads at once.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

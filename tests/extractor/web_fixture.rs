@@ -5,14 +5,14 @@
 //! checks the browser's WebGPU and CPU paths against the same file, so the browser and native
 //! agree bit for bit. `BLESS=1` rewrites the file (only when the backbone changes).
 
-mod common;
+use crate::common;
 
 use bnn_transfer::data::shapes::render_png;
 use bnn_transfer::extractor::{Features, Output, reference};
 use bnn_transfer::rng::Rng;
 use bnn_transfer::{ExtractorDevice, ExtractorOptions, FeatureExtractor};
 
-const EXPECTED: &str = include_str!("data/web-bits.txt");
+const EXPECTED: &str = include_str!("../data/web-bits.txt");
 
 fn hex(words: &[u32]) -> String {
     words.iter().map(|w| format!("{w:08x}")).collect()
@@ -74,14 +74,14 @@ pub const CLASSES: usize = 4;
 /// Images per class (8 trained on, 2 held out).
 pub const PER_CLASS: usize = 10;
 
-const EXPECTED_HEAD: &str = include_str!("data/web-head.txt");
+const EXPECTED_HEAD: &str = include_str!("../data/web-head.txt");
 
 #[test]
 fn a_head_trained_on_collected_images_is_the_one_the_browser_trains() {
     use bnn_transfer::transfer::Fingerprint;
     use bnn_transfer::transfer::examples::{Examples, PAGE_DATA, PAGE_LAYOUT};
     let shapes = bnn_transfer::transfer::Head::from_bytes(
-        include_bytes!("../assets/shapes-head.safetensors"),
+        include_bytes!("../../assets/shapes-head.safetensors"),
         std::path::Path::new("shapes-head.safetensors"),
     )
     .unwrap();
@@ -133,11 +133,11 @@ fn the_shipped_heads_belong_to_the_embedded_backbone() {
     for (name, bytes) in [
         (
             "flowers102-head",
-            &include_bytes!("../assets/flowers102-head.safetensors")[..],
+            &include_bytes!("../../assets/flowers102-head.safetensors")[..],
         ),
         (
             "shapes-head",
-            &include_bytes!("../assets/shapes-head.safetensors")[..],
+            &include_bytes!("../../assets/shapes-head.safetensors")[..],
         ),
     ] {
         let head =

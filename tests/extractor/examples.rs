@@ -2,7 +2,7 @@
 //! features of a few images, a head trained on a folder's `train` split and scored on `test`,
 //! then that head labelling images — only the public API, end to end.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

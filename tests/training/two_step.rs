@@ -5,7 +5,7 @@
 //! flag.
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
