@@ -20,7 +20,6 @@ pub mod timing;
 
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::arch::Arch;
@@ -30,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::extractor::{Extractor, Output};
 use crate::gpu::{Dispatch, Gpu};
 use crate::kernels::{Threshold, float_conv, float_conv_f16, float_dense, xnor_conv, xnor_dense};
+use crate::progress::{Observer, Task};
 use crate::rng::Rng;
 pub use kind::{Kernel, Run};
 use report::{DeviceInfo, EndToEndRow, Measurement, Report, ShapeRow, StageOf, StageRow};
@@ -457,8 +457,10 @@ fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
     }
 }
 
-/// Runs the suite on `gpu`, advancing `bar` once per step ([`Config::steps`]).
-pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
+/// Runs the suite on `gpu`, reporting one step per measurement ([`Config::steps`]) to
+/// `observer`.
+pub fn run(gpu: &Gpu, cfg: &Config, observer: &dyn Observer) -> Result<Report> {
+    let task = Task::start(observer, "bench", cfg.steps());
     let start = Instant::now();
     let (burn_devices, burn_note) = BurnDevices::open(cfg);
     let mut notes: Vec<String> = burn_note.into_iter().collect();
@@ -485,14 +487,14 @@ pub fn run(gpu: &Gpu, cfg: &Config, bar: &ProgressBar) -> Result<Report> {
         let data = Operands::new(&case.op, i as u64 + 1);
         let mut results = Vec::new();
         for kernel in cfg.kernels() {
-            bar.set_message(format!("{} {kernel}", case.id));
+            task.set(task.done(), &format!("{} {kernel}", case.id));
             results.push(measure_kernel(&timers, case, &data, kernel));
-            bar.inc(1);
+            task.advance(1);
         }
         rows.push(shape_row(case, results, &peak, cpu_peak.as_ref()));
     }
     let (extractor, stages) = if cfg.e2e() {
-        end_to_end(gpu, cfg, &threads, isa, &burn_devices, bar)?
+        end_to_end(gpu, cfg, &threads, isa, &burn_devices, &task)?
     } else {
         Default::default()
     };
@@ -670,7 +672,7 @@ fn end_to_end(
     threads: &Threads,
     isa: crate::cpu::Isa,
     burn_devices: &BurnDevices,
-    bar: &ProgressBar,
+    task: &Task,
 ) -> Result<(Vec<EndToEndRow>, Vec<StageRow>)> {
     let arch = &cfg.e2e_arch;
     let file = extractor::random_file(arch, 3)?;
@@ -688,7 +690,7 @@ fn end_to_end(
         let images: Vec<f32> = (0..n).map(|_| rng.range(-2.0, 2.0)).collect();
         let mut binary_s: Vec<(Run, f64)> = Vec::new();
         for run in cfg.e2e_runs() {
-            bar.set_message(format!("{} batch {batch} {run}", arch.name));
+            task.set(task.done(), &format!("{} batch {batch} {run}", arch.name));
             let plan = match (run.is_burn(), bi) {
                 (true, _) => &cfg.burn_plan,
                 (false, 0) => &cfg.plan,
@@ -756,7 +758,7 @@ fn end_to_end(
                         .collect())
                 })?);
             }
-            bar.inc(1);
+            task.advance(1);
         }
     }
     Ok((out, stages))

@@ -7,6 +7,8 @@ use anyhow::Context;
 use bnn_transfer::bench::{self, Config, Suite, chart};
 use bnn_transfer::gpu::Gpu;
 
+use super::observe::{Notes, Terminal};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Which shapes: layers (daBNN + our networks), gemm, extractor (end to end), all, or quick
@@ -103,9 +105,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     cfg.peak.sms = args.peak_sms;
     cfg.peak.clock_mhz = args.peak_clock_mhz;
     eprintln!("device: {}", gpu.describe());
-    let bar = bnn_transfer::progress::bar(cfg.steps(), "bench");
-    let report = bench::run(&gpu, &cfg, &bar).context("running the benchmark")?;
-    bar.finish_and_clear();
+    let observer = Terminal::new(Notes::Stderr);
+    let report = bench::run(&gpu, &cfg, &observer).context("running the benchmark")?;
     print!("{}", report.table());
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use bnn_transfer::transfer::demo::{self, DemoConfig};
 
+use super::observe::{Notes, Terminal};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A data set of any supported layout with train and test splits (val optional)
@@ -37,6 +39,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         images_per_class: args.images_per_class,
         cpu: args.cpu,
     };
-    demo::run(&cfg, &mut |line| println!("{line}"))?;
+    demo::run(&cfg, &Terminal::new(Notes::Stdout))?;
     Ok(())
 }

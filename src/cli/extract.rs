@@ -10,7 +10,10 @@ use anyhow::Context;
 use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::cache::CacheInfo;
 use bnn_transfer::extractor::{Extractor, FeatureCache, Features, Output, reference};
+use bnn_transfer::progress::{Observer, Task};
 use bnn_transfer::transfer::features::{ExtractorDevice, loader_batch, select_gpu};
+
+use super::observe::{Notes, Terminal};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -84,8 +87,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(c)) => c.max_batch(),
         (None, None) => unreachable!("one of the two is prepared"),
     };
-    let (loader, classes) = open_loader(&args, pre, device_max)?;
-    let (features, labels, secs) = extract_all(loader, run)?;
+    let observer = Terminal::new(Notes::Stderr);
+    let (loader, classes) = open_loader(&args, pre, device_max, &observer)?;
+    let (features, labels, secs) = extract_all(loader, run, &observer)?;
     let n = labels.len();
     let info = CacheInfo {
         output: args.output,
@@ -129,8 +133,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn extract_all(
     loader: Loader,
     run: impl Fn(&[f32], usize) -> bnn_transfer::Result<Features>,
+    observer: &dyn Observer,
 ) -> anyhow::Result<(Features, Vec<u32>, f64)> {
-    let bar = bnn_transfer::progress::bar(loader.batches() as u64, "extract");
+    let task = Task::start(observer, "extract", loader.batches() as u64);
     let (mut bits, mut ints, mut floats, mut labels) = (vec![], vec![], vec![], vec![]);
     let start = Instant::now();
     for batch in loader {
@@ -142,10 +147,9 @@ fn extract_all(
         }
         labels.extend(batch.labels.iter().map(|&l| l as u32));
         let rate = labels.len() as f64 / start.elapsed().as_secs_f64();
-        bar.set_message(format!("{rate:.0} images/s"));
-        bar.inc(1);
+        task.set(task.done() + 1, &format!("{rate:.0} images/s"));
     }
-    bar.finish();
+    drop(task);
     let secs = start.elapsed().as_secs_f64();
     let features = if !ints.is_empty() {
         Features::Int(ints)
@@ -159,24 +163,28 @@ fn extract_all(
 
 /// Opens `--split` of `--data` and its loader, in batches that fit `device_max` images and
 /// memory; also returns the split's classes.
-fn open_loader(
+fn open_loader<'o>(
     args: &Args,
     pre: Preprocess,
     device_max: usize,
-) -> anyhow::Result<(Loader, Vec<String>)> {
+    observer: &'o dyn Observer,
+) -> anyhow::Result<(Loader<'o>, Vec<String>)> {
     let set = Arc::new(
         ImageFolder::open_layout(&args.data, args.layout, &args.split)
             .with_context(|| format!("opening {} ({})", args.data.display(), args.split))?,
     );
+    if let Some(w) = set.warning() {
+        observer.warn(w);
+    }
     let classes = set.classes.clone();
     // Large inputs shrink the batch (the images a loader holds, the CPU path's buffers) instead
     // of exhausting memory.
     let (batch_size, prefetch) = loader_batch(pre.image_len(), args.batch_size.max(1), device_max);
     if batch_size < args.batch_size {
-        eprintln!(
+        observer.note(&format!(
             "batches of {batch_size} images (not {}): {}×{} inputs take that much memory",
             args.batch_size, pre.size, pre.size
-        );
+        ));
     }
     let cfg = LoaderConfig {
         batch_size,
@@ -184,5 +192,5 @@ fn open_loader(
         shuffle_seed: None,
         ..LoaderConfig::default()
     };
-    Ok((Loader::new(set, pre, cfg), classes))
+    Ok((Loader::new(set, pre, cfg).report_to(observer), classes))
 }

@@ -10,6 +10,7 @@ mod devices;
 #[cfg(feature = "train")]
 mod export;
 mod extract;
+mod observe;
 mod predict;
 #[cfg(feature = "train")]
 mod pretrain;

@@ -9,6 +9,8 @@ use bnn_transfer::data::Layout;
 use bnn_transfer::model::Precision;
 use bnn_transfer::train::{self, DeviceChoice, PretrainRequest, RunOptions, ScheduleKind};
 
+use super::observe::{Notes, Terminal};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Data set: a directory or an uncompressed tar in one of the --layout layouts, with a
@@ -170,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop,
         max_steps: args.max_steps,
         workers: args.workers,
-        progress: true,
+        observer: Arc::new(Terminal::new(Notes::Stderr)),
     };
     let report = if args.resume {
         train::resume(&opts, args.epochs)?

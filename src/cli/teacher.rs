@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bnn_transfer::data::{ImageFolder, Layout};
+use bnn_transfer::progress::Observer;
 use bnn_transfer::teacher::{self, efficientnet};
 use burn::tensor::Device;
+
+use super::observe::{Notes, Terminal};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -61,7 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.data.display()
         );
     };
-    let bar = bnn_transfer::progress::bar(0, "teacher");
+    let observer = Terminal::new(Notes::Stderr);
+    if let Some(w) = set.warning() {
+        observer.warn(w);
+    }
     let s = teacher::score(
         &model,
         Arc::new(set),
@@ -70,9 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.resolution,
         args.limit,
         &device,
-        &bar,
+        &observer,
     )?;
-    bar.finish_and_clear();
     println!(
         "EfficientNet-Lite0 on {} ({}, {} images, {} px): top-1 {:.2}%  top-5 {:.2}%  \
          {:.2} ms/image (flex, batch 64, decoding included)",

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use bnn_transfer::data::Layout;
 use bnn_transfer::transfer::experiment::{self, Report, TransferConfig};
 
+use super::observe::{Notes, Terminal};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The binary extractor file (from `bnn export`) [default: the embedded backbone, the small
@@ -136,5 +138,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Runs the experiment, printing its progress lines and table.
 pub fn transfer(cfg: &TransferConfig) -> anyhow::Result<Report> {
-    Ok(experiment::run(cfg, &mut |line| println!("{line}"))?)
+    Ok(experiment::run(cfg, &Terminal::new(Notes::Stdout))?)
 }

@@ -33,9 +33,16 @@ pub struct ImageFolder {
     layout: Layout,
     store: Store,
     locs: Vec<Loc>,
+    warning: Option<String>,
 }
 
 impl ImageFolder {
+    /// What was skipped while opening the set that the user should hear of (tar entries whose
+    /// path leaves the archive), for the caller to report.
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+
     /// Opens split `split` of the set at `path` in the ImageFolder layout: the shortcut for
     /// [`open_layout`](Self::open_layout) with [`Layout::ImageFolder`].
     pub fn open(path: &Path, split: &str) -> Result<ImageFolder> {
@@ -52,6 +59,7 @@ impl ImageFolder {
             let files = Files::open(path, &prefix)?;
             let set = official::read_split(layout, &files, path, split)?;
             let (samples, locs) = set.samples.into_iter().unzip();
+            let warning = files.warning();
             return Ok(ImageFolder {
                 classes: set.classes,
                 samples,
@@ -60,9 +68,10 @@ impl ImageFolder {
                 layout,
                 store: files.into_store(),
                 locs,
+                warning,
             });
         }
-        let (store, tree) = source::scan(path, &prefix, Some(split))?;
+        let (store, tree, warning) = source::scan(path, &prefix, Some(split))?;
         let Some(classes) = tree.splits.get(split) else {
             return Err(Error::Dataset(if tree.splits.is_empty() {
                 format!(
@@ -130,6 +139,7 @@ impl ImageFolder {
             layout,
             store,
             locs,
+            warning,
         })
     }
 

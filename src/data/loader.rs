@@ -9,7 +9,8 @@
 //! - Augmentation randomness comes from `(seed, sample index)` only (seed = `shuffle_seed`, or 0
 //!   without one), so it too is independent of timing. For new augmentations every epoch, give
 //!   every epoch's loader its own seed (e.g. `seed + epoch`).
-//! - An unreadable or corrupt image is reported on stderr with its name, counted in
+//! - An unreadable or corrupt image is reported as a warning with its name to the observer
+//!   given to [`Loader::report_to`] (none by default), counted in
 //!   [`Loader::skipped`], and left out of its batch: that batch is simply shorter (batch k still
 //!   holds only chunk k, also with `drop_last`). A chunk whose images all fail yields no batch.
 //!   With `strict`, the first such image is an error naming it, and the pass ends there. A tar
@@ -33,6 +34,7 @@ use tokio::task::JoinHandle;
 use super::folder::ImageFolder;
 use super::preprocess::{Preprocess, load_image_flip};
 use crate::error::{Error, Result};
+use crate::progress::{Observer, Silent};
 use crate::rng::Rng;
 
 /// A batch of preprocessed images.
@@ -112,7 +114,8 @@ struct Delivery {
 }
 
 /// Iterator over the batches of one pass; see the module doc.
-pub struct Loader {
+pub struct Loader<'o> {
+    observer: &'o dyn Observer,
     rx: Option<mpsc::Receiver<Delivery>>,
     runtime: Option<Runtime>,
     cancel: Arc<AtomicBool>,
@@ -123,9 +126,9 @@ pub struct Loader {
     done: bool,
 }
 
-impl Loader {
+impl<'o> Loader<'o> {
     /// Starts decoding right away (the first batches are ready sooner).
-    pub fn new(set: Arc<ImageFolder>, pre: Preprocess, cfg: LoaderConfig) -> Loader {
+    pub fn new(set: Arc<ImageFolder>, pre: Preprocess, cfg: LoaderConfig) -> Self {
         let n = set.len();
         let batches = match cfg.batch_size {
             0 => 0,
@@ -133,6 +136,7 @@ impl Loader {
             bs => n.div_ceil(bs),
         };
         let mut loader = Loader {
+            observer: &Silent,
             rx: None,
             runtime: None,
             cancel: Arc::new(AtomicBool::new(false)),
@@ -195,6 +199,12 @@ impl Loader {
         loader
     }
 
+    /// Reports each skipped image as a warning to `observer`.
+    pub fn report_to(mut self, observer: &'o dyn Observer) -> Self {
+        self.observer = observer;
+        self
+    }
+
     /// Names of the unreadable images skipped so far (in delivery order).
     pub fn skipped(&self) -> Vec<String> {
         self.skipped.clone()
@@ -207,7 +217,7 @@ impl Loader {
     }
 }
 
-impl Iterator for Loader {
+impl Iterator for Loader<'_> {
     type Item = Result<Batch>;
 
     fn next(&mut self) -> Option<Result<Batch>> {
@@ -225,10 +235,10 @@ impl Iterator for Loader {
                 return None;
             };
             for (name, reason) in delivery.skipped {
-                eprintln!(
-                    "warning: skipping unreadable image {name} in {}: {reason}",
+                self.observer.warn(&format!(
+                    "skipping unreadable image {name} in {}: {reason}",
                     self.source.display()
-                );
+                ));
                 self.skipped.push(name);
             }
             match delivery.batch {
@@ -243,7 +253,7 @@ impl Iterator for Loader {
     }
 }
 
-impl Drop for Loader {
+impl Drop for Loader<'_> {
     fn drop(&mut self) {
         self.cancel.store(true, Ordering::Relaxed);
         drop(self.rx.take());

@@ -74,18 +74,23 @@ fn is_dir_source(path: &Path) -> Result<bool> {
 }
 
 /// Scans a directory or a tar (detected) below the wrapper folder `prefix` (`""`: none) and
-/// collects the images of `split` (none when `None`).
-pub(crate) fn scan(path: &Path, prefix: &str, split: Option<&str>) -> Result<(Store, Tree)> {
+/// collects the images of `split` (none when `None`); with the warning about skipped tar entries,
+/// if any.
+pub(crate) fn scan(
+    path: &Path,
+    prefix: &str,
+    split: Option<&str>,
+) -> Result<(Store, Tree, Option<String>)> {
     if is_dir_source(path)? {
-        Ok((Store::Dir, scan_dir(&path.join(prefix), split)?))
+        Ok((Store::Dir, scan_dir(&path.join(prefix), split)?, None))
     } else {
         let mut tree = Tree::default();
-        let file = walk_tar(path, |parts, is_dir, span| {
+        let (file, warning) = walk_tar(path, |parts, is_dir, span| {
             if let Some(parts) = strip_prefix(parts, prefix) {
                 add_to_tree(&mut tree, parts, is_dir, span, split);
             }
         })?;
-        Ok((Store::Tar(file), tree))
+        Ok((Store::Tar(file), tree, warning))
     }
 }
 
@@ -166,6 +171,8 @@ pub(crate) enum Files {
         file: File,
         /// Relative path (below `prefix`) → (offset, length) of the entry's bytes.
         index: HashMap<String, (u64, u64)>,
+        /// Entries skipped because their path leaves the archive, said as a warning.
+        warning: Option<String>,
     },
 }
 
@@ -178,7 +185,7 @@ impl Files {
             });
         }
         let mut index = HashMap::new();
-        let file = walk_tar(path, |parts, is_dir, span| {
+        let (file, warning) = walk_tar(path, |parts, is_dir, span| {
             if !is_dir && let Some(rel) = strip_prefix(parts, prefix) {
                 index.insert(rel.join("/"), span);
             }
@@ -188,7 +195,16 @@ impl Files {
             prefix: prefix.to_string(),
             file,
             index,
+            warning,
         })
+    }
+
+    /// The warning about tar entries skipped because their path leaves the archive, if any.
+    pub(crate) fn warning(&self) -> Option<String> {
+        match self {
+            Files::Dir { .. } => None,
+            Files::Tar { warning, .. } => warning.clone(),
+        }
     }
 
     /// Where the file `rel` (`/`-separated, relative to the set) is, or `None` when it is not
@@ -407,41 +423,39 @@ fn components(path: &[u8]) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// Says on stderr, once per archive and process (an archive is walked once per view), that
-/// `count` entries of the tar at `path` were skipped because their path leaves the archive.
-fn warn_escaping(path: &Path, count: usize, first: &str) {
-    static WARNED: std::sync::Mutex<BTreeSet<PathBuf>> = std::sync::Mutex::new(BTreeSet::new());
-    let first_time = WARNED
-        .lock()
-        .map(|mut w| w.insert(path.to_path_buf()))
-        .unwrap_or(true);
-    if first_time {
-        eprintln!(
-            "warning: {}: {count} entr{} with '..' in the path (first: '{first}') skipped: they \
-             would leave the archive",
-            path.display(),
-            if count == 1 { "y" } else { "ies" }
-        );
-    }
+/// The warning that `count` entries of the tar at `path` were skipped because their path
+/// leaves the archive.
+fn escaping_warning(path: &Path, count: usize, first: &str) -> String {
+    format!(
+        "{}: {count} entr{} with '..' in the path (first: '{first}') skipped: they would leave \
+         the archive",
+        path.display(),
+        if count == 1 { "y" } else { "ies" }
+    )
 }
 
 /// Calls `f(components, is_dir, (offset, len))` for every file and folder entry of the tar at
 /// `path` whose path stays inside the archive and has no hidden component; returns the opened
-/// file (for [`read_span`]). Links, devices and pax/GNU metadata entries are skipped.
+/// file (for [`read_span`]) and a warning when entries were skipped because their path leaves
+/// the archive. Links, devices and pax/GNU metadata entries are skipped.
 ///
 /// A damaged archive is an [`Error::DamagedArchive`]: a corrupt header, an entry whose data runs
 /// past the end of the file, or an end without the end-of-archive marker (the zero block every
 /// tar writer ends with), which is how a copy cut short at an entry boundary looks. The tar
 /// crate alone takes a file that ends early for a complete archive and drops every later entry.
-fn walk_tar(path: &Path, mut f: impl FnMut(&[String], bool, (u64, u64))) -> Result<File> {
+fn walk_tar(
+    path: &Path,
+    mut f: impl FnMut(&[String], bool, (u64, u64)),
+) -> Result<(File, Option<String>)> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut entries_seen = 0usize;
+    let mut warning = None;
     if sniff_tar(path, &mut file)? {
         let reader = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut archive = tar::Archive::new(reader);
         let mut last_good: Option<String> = None;
-        // Entries whose path leaves the archive (`..`): skipped, and said once per archive.
+        // Entries whose path leaves the archive (`..`): skipped, and said in one warning.
         let (mut escaping, mut escaped): (Option<String>, usize) = (None, 0);
         // End of the last entry's data, padded to whole blocks: where the next header starts.
         let mut next_header = 0u64;
@@ -500,9 +514,7 @@ fn walk_tar(path: &Path, mut f: impl FnMut(&[String], bool, (u64, u64))) -> Resu
             }
             f(&parts, is_dir, (start, entry.size()));
         }
-        if let Some(first) = escaping {
-            warn_escaping(path, escaped, &first);
-        }
+        warning = escaping.map(|first| escaping_warning(path, escaped, &first));
         // The iterator stops at a zero block or at the end of the file; only the first is the
         // end of a whole archive.
         if entries_seen > 0 && file_len < next_header.saturating_add(BLOCK as u64) {
@@ -522,7 +534,7 @@ fn walk_tar(path: &Path, mut f: impl FnMut(&[String], bool, (u64, u64))) -> Resu
             path.display()
         )));
     }
-    Ok(file)
+    Ok((file, warning))
 }
 
 /// Adds one tar entry (its components below the wrapper folder) to an ImageFolder tree.

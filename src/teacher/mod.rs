@@ -10,8 +10,8 @@ pub mod targets;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::progress::{Observer, Task};
 use burn::tensor::Device;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::data::{ImageFolder, Loader, LoaderConfig};
@@ -63,7 +63,7 @@ pub fn score(
     resolution: usize,
     limit: Option<usize>,
     device: &Device,
-    bar: &ProgressBar,
+    observer: &dyn Observer,
 ) -> Result<TeacherScore> {
     if class_map.len() != set.classes.len() {
         return Err(Error::Shape(format!(
@@ -74,10 +74,10 @@ pub fn score(
     }
     let cfg = loader_config(0);
     let total = limit.map_or(set.len(), |l| l.min(set.len()));
-    bar.set_length(total as u64);
+    let task = Task::start(observer, "teacher", total as u64);
     let start = Instant::now();
     let (mut seen, mut top1, mut top5) = (0usize, 0usize, 0usize);
-    for batch in Loader::new(set, efficientnet::preprocess(input), cfg) {
+    for batch in Loader::new(set, efficientnet::preprocess(input), cfg).report_to(observer) {
         if seen >= total {
             break;
         }
@@ -102,8 +102,10 @@ pub fn score(
             top5 += usize::from(above < 5);
         }
         seen = (seen + batch.len()).min(total);
-        bar.set_position(seen as u64);
-        bar.set_message(format!("top-1 {:.1}%", 100.0 * top1 as f64 / seen as f64));
+        task.set(
+            seen as u64,
+            &format!("top-1 {:.1}%", 100.0 * top1 as f64 / seen as f64),
+        );
     }
     let n = seen.max(1) as f64;
     Ok(TeacherScore {

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::progress::{Observer, Task};
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::ProgressBar;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use super::efficientnet::{self, EfficientNetLite0, FEATURES};
@@ -132,15 +132,15 @@ pub fn cache_key(spec: &TargetSpec, set: &ImageFolder) -> Result<String> {
     Ok(f.hex())
 }
 
-/// Loads the targets of `set` from the cache, or computes them with `teacher` on `device` (a
-/// progress bar on `bar`) and writes the cache. A cache that cannot be written costs a warning,
-/// not the run.
+/// Loads the targets of `set` from the cache, or computes them with `teacher` on `device`
+/// (reporting to `observer`) and writes the cache. A cache that cannot be written costs a
+/// warning, not the run.
 pub fn load_or_compute(
     spec: &TargetSpec,
     set: Arc<ImageFolder>,
     teacher: impl FnOnce() -> Result<EfficientNetLite0>,
     device: &Device,
-    bar: &ProgressBar,
+    observer: &dyn Observer,
 ) -> Result<(Targets, PathBuf, bool)> {
     let key = cache_key(spec, &set)?;
     let path = spec
@@ -149,19 +149,21 @@ pub fn load_or_compute(
     if let Ok(bytes) = std::fs::read(&path) {
         match read(&bytes, &key, set.len()) {
             Ok(t) => return Ok((t.with_statistics(), path, true)),
-            Err(why) => eprintln!(
-                "warning: ignoring the teacher-target cache {} ({why}); recomputing",
+            Err(why) => observer.warn(&format!(
+                "ignoring the teacher-target cache {} ({why}); recomputing",
                 path.display()
-            ),
+            )),
         }
     }
     let teacher = teacher()?;
-    let targets = compute(spec, set, &teacher, device, bar)?;
+    let targets = compute(spec, set, &teacher, device, observer)?;
     if let Err(e) = std::fs::create_dir_all(&spec.cache_dir)
         .map_err(|e| Error::io(&spec.cache_dir, e))
         .and_then(|_| write(&path, &key, spec, &targets))
     {
-        eprintln!("warning: could not cache the teacher targets ({e}); they are used all the same");
+        observer.warn(&format!(
+            "could not cache the teacher targets ({e}); they are used all the same"
+        ));
     }
     Ok((targets.with_statistics(), path, false))
 }
@@ -172,17 +174,17 @@ pub fn compute(
     set: Arc<ImageFolder>,
     teacher: &EfficientNetLite0,
     device: &Device,
-    bar: &ProgressBar,
+    observer: &dyn Observer,
 ) -> Result<Targets> {
     let n = set.len();
     let classes = spec.class_map.as_ref().map_or(0, Vec::len);
     let mut logits = vec![0f32; spec.views * n * classes];
     let mut features = vec![0f32; spec.views * n * FEATURES];
     let cfg = super::loader_config(0);
-    bar.set_length(n as u64);
-    bar.set_position(0);
+    let task = Task::start(observer, "teacher targets", n as u64);
     let mut done = 0usize;
-    for batch in Loader::new(set.clone(), efficientnet::preprocess(spec.input), cfg) {
+    let loader = Loader::new(set.clone(), efficientnet::preprocess(spec.input), cfg);
+    for batch in loader.report_to(observer) {
         let batch = batch?;
         let images = nchw(&batch.images, batch.len(), batch.size, device);
         for v in 0..spec.views {
@@ -207,7 +209,7 @@ pub fn compute(
             }
         }
         done += batch.len();
-        bar.set_position(done as u64);
+        task.set_done(done as u64);
     }
     if done != n {
         return Err(Error::Dataset(format!(

@@ -16,6 +16,7 @@ use super::schedule::Schedule;
 use crate::data::{ImageFolder, Layout};
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
+use crate::progress::{Observer, Silent};
 
 /// Adam's hyper-parameters (Kingma & Ba; ε as in Keras/Larq, which the paper's models used).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -273,12 +274,13 @@ pub struct RunOptions {
     pub max_steps: Option<u64>,
     /// Image decoding threads (0: all cores).
     pub workers: usize,
-    /// Draw progress bars and print epoch lines.
-    pub progress: bool,
+    /// Where progress, notes and warnings go.
+    pub observer: Arc<dyn Observer>,
 }
 
 impl RunOptions {
-    /// Options with the defaults: no stop requested, no step limit, all cores, progress shown.
+    /// Options with the defaults: no stop requested, no step limit, all cores, progress dropped
+    /// ([`Silent`]).
     pub fn new(out: impl Into<PathBuf>, device: TrainDevice) -> Self {
         RunOptions {
             out: out.into(),
@@ -286,7 +288,7 @@ impl RunOptions {
             stop: Arc::new(AtomicBool::new(false)),
             max_steps: None,
             workers: 0,
-            progress: true,
+            observer: Arc::new(Silent),
         }
     }
 }

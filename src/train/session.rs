@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
-use indicatif::ProgressBar;
 
 use super::checkpoint::{self, PartialEpoch, TrainState};
 use super::config::{PretrainConfig, PretrainReport, RunOptions};
@@ -22,6 +21,7 @@ use crate::atomic::write_atomic;
 use crate::data::{Batch, ImageFolder, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::progress::Task;
 use crate::teacher::efficientnet;
 use crate::teacher::targets::{TargetSpec, Targets, load_or_compute};
 
@@ -86,22 +86,14 @@ struct Session<'a> {
     lite0: Option<Targets>,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
     fn say(&self, line: String) {
-        if self.opts.progress {
-            eprintln!("{line}");
-        }
+        self.opts.observer.note(&line);
     }
 
-    fn bar(&self, epoch: usize) -> ProgressBar {
-        if self.opts.progress {
-            crate::progress::bar(
-                self.steps as u64,
-                &format!("epoch {}/{}", epoch + 1, self.config.epochs),
-            )
-        } else {
-            ProgressBar::hidden()
-        }
+    fn task(&self, epoch: usize) -> Task<'a> {
+        let name = format!("epoch {}/{}", epoch + 1, self.config.epochs);
+        Task::start(&*self.opts.observer, &name, self.steps as u64)
     }
 
     /// Trains over epoch `epoch` from batch `state.batches_done` on (the batches before it are
@@ -113,7 +105,7 @@ impl Session<'_> {
         mut model: Model,
         optimizer: &mut ModuleOptimizer,
         partial: &PartialEpoch,
-        bar: &ProgressBar,
+        task: &Task,
     ) -> Result<(Model, Pass)> {
         let (config, steps) = (self.config, self.steps);
         let skip = state.batches_done;
@@ -128,12 +120,11 @@ impl Session<'_> {
                 .lr_at(epoch, skip.min(steps), steps, config.epochs),
             stopped: false,
         };
-        bar.set_position(skip.min(steps) as u64);
+        task.set_done(skip.min(steps) as u64);
         if skip >= steps {
             return Ok((model, pass));
         }
         let mut window = Window::default();
-        let mut last_line = Instant::now();
         let mut loader = self.train_loader(epoch);
         let mut t = Instant::now();
         for (b, batch) in (&mut loader).enumerate() {
@@ -169,7 +160,7 @@ impl Session<'_> {
                 });
                 window = Window::default();
             }
-            self.show_progress(bar, epoch, &pass, &mut last_line);
+            show_progress(task, &pass);
             let limit = self
                 .opts
                 .max_steps
@@ -184,7 +175,7 @@ impl Session<'_> {
     }
 
     /// The shuffled, augmented loader of epoch `epoch`'s training batches.
-    fn train_loader(&self, epoch: usize) -> Loader {
+    fn train_loader(&self, epoch: usize) -> Loader<'a> {
         let config = self.config;
         let cfg = LoaderConfig {
             batch_size: config.batch_size,
@@ -196,6 +187,7 @@ impl Session<'_> {
         };
         let size = config.model.arch.input;
         Loader::new(self.train_set.clone(), Preprocess::train(size), cfg)
+            .report_to(&*self.opts.observer)
     }
 
     /// One optimizer step on `batch` at learning rate `lr` (distilling from Lite0's targets or
@@ -221,38 +213,27 @@ impl Session<'_> {
         let (_, hits, _) = score(&logits, self.config.model.arch.classes, &batch.labels);
         Ok((model, loss, hits))
     }
+}
 
-    /// Shows the pass so far on the bar, and without a terminal (hidden bar) as a line every
-    /// 30 s (`last_line`: when the last one was written).
-    fn show_progress(&self, bar: &ProgressBar, epoch: usize, pass: &Pass, last_line: &mut Instant) {
-        bar.set_position(pass.batches_done as u64);
-        let status = format!(
-            "loss {:.3} acc {:.1}% {:.0} img/s lr {:.1e}",
-            pass.loss_sum / pass.seen as f64,
-            100.0 * pass.correct as f64 / pass.seen as f64,
-            (pass.seen as f64) / pass.train_s.max(1e-9),
-            pass.lr
-        );
-        // Without a terminal the bar is hidden: a line every 30 s keeps logs informative.
-        if self.opts.progress && bar.is_hidden() && last_line.elapsed().as_secs() >= 30 {
-            eprintln!(
-                "epoch {} batch {}/{}: {status}",
-                epoch + 1,
-                pass.batches_done,
-                self.steps
-            );
-            *last_line = Instant::now();
-        }
-        bar.set_message(status);
-    }
+/// Shows the pass so far: the batches done and the live metrics.
+fn show_progress(task: &Task, pass: &Pass) {
+    let status = format!(
+        "loss {:.3} acc {:.1}% {:.0} img/s lr {:.1e}",
+        pass.loss_sum / pass.seen as f64,
+        100.0 * pass.correct as f64 / pass.seen as f64,
+        (pass.seen as f64) / pass.train_s.max(1e-9),
+        pass.lr
+    );
+    task.set(pass.batches_done as u64, &status);
+}
 
+impl Session<'_> {
     /// Validation loss, top-1 and top-5 (NaN without a val split), or `None` if a stop was
     /// requested during validation.
-    fn validate(&self, model: &Model, bar: &ProgressBar) -> Result<Option<(f64, f64, f64)>> {
+    fn validate(&self, model: &Model) -> Result<Option<(f64, f64, f64)>> {
         let Some(set) = &self.val_set else {
             return Ok(Some((f64::NAN, f64::NAN, f64::NAN)));
         };
-        bar.set_prefix("val");
         let cfg = LoaderConfig {
             batch_size: self.config.batch_size,
             shuffle_seed: None,
@@ -268,7 +249,7 @@ impl Session<'_> {
             cfg,
             &self.device,
             &self.opts.stop,
-            bar,
+            &*self.opts.observer,
         )
     }
 
@@ -345,11 +326,7 @@ fn lite0_targets(
     set: Arc<ImageFolder>,
     opts: &RunOptions,
 ) -> Result<Targets> {
-    let say = |m: String| {
-        if opts.progress {
-            eprintln!("{m}");
-        }
-    };
+    let say = |m: String| opts.observer.note(&m);
     let class_map = if d.logit_weight > 0.0 {
         let wnids = efficientnet::wnids_beside(&d.weights)?;
         let map = wnids.and_then(|w| efficientnet::class_map(&config.classes, &w));
@@ -374,11 +351,6 @@ fn lite0_targets(
         views: d.views,
         cache_dir: d.cache_dir.clone(),
     };
-    let bar = if opts.progress {
-        crate::progress::bar(set.len() as u64, "teacher targets")
-    } else {
-        ProgressBar::hidden()
-    };
     let load_teacher = || {
         let sha = efficientnet::sha256_file(&d.weights)?;
         if sha != d.sha256 {
@@ -392,9 +364,13 @@ fn lite0_targets(
         efficientnet::load(&d.weights, &opts.device.device)
     };
     let start = Instant::now();
-    let (targets, path, cached) =
-        load_or_compute(&spec, set, load_teacher, &opts.device.device, &bar)?;
-    bar.finish_and_clear();
+    let (targets, path, cached) = load_or_compute(
+        &spec,
+        set,
+        load_teacher,
+        &opts.device.device,
+        &*opts.observer,
+    )?;
     say(format!(
         "teacher targets: {} images × {} view(s), {} logits + {} features each, {} {} ({:.0} s)",
         targets.n,
@@ -424,6 +400,11 @@ pub(super) fn run(
     let start = Instant::now();
     let out = &opts.out;
     let (train_set, val_set, steps) = open_splits(&config)?;
+    for set in std::iter::once(&train_set).chain(&val_set) {
+        if let Some(w) = set.warning() {
+            opts.observer.warn(w);
+        }
+    }
     let teacher = match &config.teacher {
         Some(dir) => Some(load_teacher(&config, dir, opts)?),
         None => None,
@@ -558,21 +539,21 @@ fn run_epochs(
         let epoch = state.epochs_done;
         let partial = state.partial.take().unwrap_or_default();
         let epoch_start = Instant::now();
-        let bar = session.bar(epoch);
+        let task = session.task(epoch);
         // Two-step training: real-valued weights first, binary ones after (and when resumed).
         model = model.with_binary_weights(config.binary_weights_at(epoch));
-        let (m, pass) = session.train_pass(epoch, state, model, optimizer, &partial, &bar)?;
+        let (m, pass) = session.train_pass(epoch, state, model, optimizer, &partial, &task)?;
         model = m;
         // Validation, unless stopped during training.
         let val = if pass.stopped {
             None
         } else {
-            session.validate(&model, &bar)?
+            session.validate(&model)?
         };
         let time_s = partial.time_s + epoch_start.elapsed().as_secs_f64();
         let Some(val) = val else {
             // Interrupted: save where we are inside the epoch.
-            bar.abandon();
+            drop(task);
             session.save_partial(state, &model, optimizer, &pass, time_s)?;
             session.report.interrupted = true;
             session.say(format!(
@@ -585,7 +566,7 @@ fn run_epochs(
             ));
             break;
         };
-        bar.finish_and_clear();
+        drop(task);
         session.finish_epoch(epoch, state, &model, optimizer, &pass, val, time_s)?;
         if opts.stop.load(Ordering::Relaxed) {
             session.report.interrupted = state.epochs_done < config.epochs;

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::progress::{Observer, Task};
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use indicatif::ProgressBar;
 
 use super::distill::{Lite0Distill, lite0_loss};
 use crate::data::{Batch, ImageFolder, Loader, LoaderConfig, Preprocess};
@@ -136,14 +136,13 @@ pub fn evaluate(
     cfg: LoaderConfig,
     device: &Device,
     stop: &AtomicBool,
-    bar: &ProgressBar,
+    observer: &dyn Observer,
 ) -> Result<Option<(f64, f64, f64)>> {
     let eval = model.valid();
     let device = device.clone().without_autodiff();
     let classes = set.classes.len();
-    let loader = Loader::new(set, pre, cfg);
-    bar.set_length(loader.batches() as u64);
-    bar.set_position(0);
+    let loader = Loader::new(set, pre, cfg).report_to(observer);
+    let task = Task::start(observer, "val", loader.batches() as u64);
     let (mut loss, mut top1, mut top5, mut seen) = (0.0, 0u64, 0u64, 0u64);
     for batch in loader {
         if stop.load(Ordering::Relaxed) {
@@ -161,8 +160,8 @@ pub fn evaluate(
         top1 += t1;
         top5 += t5;
         seen += batch.len() as u64;
-        bar.inc(1);
-        bar.set_message(format!("top-1 {:.1}%", 100.0 * top1 as f64 / seen as f64));
+        let status = format!("top-1 {:.1}%", 100.0 * top1 as f64 / seen as f64);
+        task.set(task.done() + 1, &status);
     }
     let n = seen.max(1) as f64;
     Ok(Some((loss / n, top1 as f64 / n, top5 as f64 / n)))

@@ -16,6 +16,7 @@ use super::head::{self, BackboneInfo, BackboneKind, HeadInfo};
 use super::{FeatureSet, evaluate};
 use crate::data::{ImageFolder, Loader};
 use crate::error::{Error, Result};
+use crate::progress::{Observer, Task};
 use crate::teacher::{self, efficientnet};
 
 /// Runs timed per backbone for the per-image medians.
@@ -46,16 +47,16 @@ pub fn lite0_features(
     resolution: usize,
     workers: usize,
     device: &Device,
+    observer: &dyn Observer,
 ) -> Result<(FeatureSet, f64)> {
     let cfg = teacher::loader_config(workers);
-    let bar = crate::progress::bar(
-        set.len() as u64,
-        &format!("features {} (EfficientNet-Lite0, burn)", set.split()),
-    );
+    let name = format!("features {} (EfficientNet-Lite0, burn)", set.split());
+    let task = Task::start(observer, &name, set.len() as u64);
     let start = Instant::now();
     let mut x = Vec::with_capacity(set.len() * efficientnet::FEATURES);
     let mut labels = Vec::with_capacity(set.len());
-    for batch in Loader::new(set.clone(), efficientnet::preprocess(input), cfg) {
+    let loader = Loader::new(set.clone(), efficientnet::preprocess(input), cfg);
+    for batch in loader.report_to(observer) {
         let batch = batch?;
         let images = teacher::targets::nchw(&batch.images, batch.len(), batch.size, device);
         let out = teacher.forward(efficientnet::upscale(images, resolution));
@@ -66,9 +67,8 @@ pub fn lite0_features(
                 .map_err(|e| Error::Shape(format!("teacher features to f32: {e:?}")))?,
         );
         labels.extend_from_slice(&batch.labels);
-        bar.inc(batch.len() as u64);
+        task.advance(batch.len() as u64);
     }
-    bar.finish_and_clear();
     Ok((
         FeatureSet {
             dim: efficientnet::FEATURES,
@@ -109,7 +109,7 @@ pub fn lite0(
     input: usize,
     fit_cfg: &FitConfig,
     workers: usize,
-    say: &mut dyn FnMut(&str),
+    observer: &dyn Observer,
 ) -> Result<Lite0Baseline> {
     let device = Device::flex();
     let model = efficientnet::load(weights, &device)?;
@@ -118,8 +118,8 @@ pub fn lite0(
     let mut sets: Vec<FeatureSet> = Vec::new();
     let mut feature_s = 0.0;
     for s in splits {
-        let (f, secs) = lite0_features(&model, s.clone(), input, res, workers, &device)?;
-        say(&format!(
+        let (f, secs) = lite0_features(&model, s.clone(), input, res, workers, &device, observer)?;
+        observer.note(&format!(
             "  {} EfficientNet-Lite0 features: {secs:.1} s ({:.1} images/s, burn flex)",
             s.split(),
             s.len() as f64 / secs.max(1e-9)
@@ -147,15 +147,18 @@ pub fn lite0(
         hidden: vec![],
         ..fit_cfg.clone()
     };
-    let bar = crate::progress::bar(settings.epochs as u64, "efficientnet-lite0 linear");
+    let task = Task::start(
+        observer,
+        "efficientnet-lite0 linear",
+        settings.epochs as u64,
+    );
     let (tr, te) = (&sets[0], &sets[sets.len() - 1]);
     let va = val.then(|| &sets[1]);
     let threads = crate::cpu::Threads::all()?;
     let (head, fitted) = fit::train_head_with(tr, va, &settings, about, &threads, &mut |e| {
-        bar.inc(1);
-        bar.set_message(e.summary());
+        task.set(task.done() + 1, &e.summary());
     })?;
-    bar.finish_and_clear();
+    drop(task);
     let logits = head.logits(&te.x)?;
     let test = evaluate(&logits, &te.labels, &tr.classes, 10);
     let val_top1 = fitted

@@ -2,7 +2,7 @@
 //! a fresh machine with nothing downloaded. The embedded binary backbone, a procedurally generated
 //! task (or a given data set), features through the XNOR kernels on the GPU (the CPU path when
 //! there is no adapter), a float head trained on them, the test accuracy, and the binary extractor
-//! timed against its float counterpart. Progress lines go to the caller's `say`.
+//! timed against its float counterpart. Progress goes to the caller's observer.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,6 +15,7 @@ use crate::data::{Layout, shapes};
 use crate::error::{Error, Result, ResultExt};
 use crate::extractor::{Extractor, ExtractorFile, Output};
 use crate::gpu::Gpu;
+use crate::progress::Observer;
 
 /// What the demo runs on; [`DemoConfig::default`] is `bnn demo` with no flags.
 #[derive(Clone, Debug)]
@@ -47,11 +48,11 @@ impl Default for DemoConfig {
 }
 
 /// Runs the demo; returns the transfer report (also in `<out>/report.json`).
-pub fn run(cfg: &DemoConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
+pub fn run(cfg: &DemoConfig, observer: &dyn Observer) -> Result<Report> {
     let start = Instant::now();
     let backbone = crate::assets::load_backbone(cfg.model.as_deref())?;
     let src = &backbone.file.graph.source;
-    say(&format!(
+    observer.note(&format!(
         "backbone: {} — binary {} ({} layers up to '{}', {} px input), trained on {}{}",
         backbone.label,
         src.arch.name,
@@ -84,7 +85,7 @@ pub fn run(cfg: &DemoConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
                 .collect();
             let n = shapes::write(&dir, &splits, size, 7)
                 .context_with(|| format!("writing the generated set to {}", dir.display()))?;
-            say(&format!(
+            observer.note(&format!(
                 "task: {n} generated {size}×{size} images of {} classes ({}) in {}",
                 shapes::CLASSES.len(),
                 shapes::CLASSES
@@ -110,11 +111,11 @@ pub fn run(cfg: &DemoConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
             command: std::env::args().collect(),
             ..TransferConfig::new(data.clone())
         },
-        say,
+        observer,
     )?;
     let row = &report.rows[0];
     let chance = 1.0 / report.classes.max(1) as f64;
-    say(&format!(
+    observer.note(&format!(
         "result: a linear head on the frozen binary features scores {:.1}% test top-1 on {} \
          classes (chance {:.1}%); head: {}",
         100.0 * row.test.top1,
@@ -125,11 +126,11 @@ pub fn run(cfg: &DemoConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
             .display()
             .to_string()),
     ));
-    say(&timing(
+    observer.note(&timing(
         &backbone.file,
         cfg.cpu || report.extractor_device.starts_with("CPU"),
     )?);
-    say(&format!("done in {:.0} s", start.elapsed().as_secs_f64()));
+    observer.note(&format!("done in {:.0} s", start.elapsed().as_secs_f64()));
     Ok(report)
 }
 

@@ -4,7 +4,7 @@
 //! top-1/top-5, per-class accuracy and confusions; optionally the float twin's features with the
 //! same heads and a network trained from scratch on the target, in one table. Writes one folder
 //! per row (`head.safetensors`, `metrics.csv`), `report.json`, `results.csv` and `results.svg` under
-//! `out`; progress lines go to the caller's `say`.
+//! `out`; progress goes to the caller's observer.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::data::{ImageFolder, Layout, LoaderConfig, Preprocess};
 use crate::error::{Error, Result, ResultExt};
 use crate::extractor::{Extractor, ExtractorFile};
+use crate::progress::{Observer, Task};
 use crate::transfer::features::{self, Cache, ExtractorDevice, Runner};
 use crate::transfer::fit::{self, FitConfig};
 use crate::transfer::head::{self, BackboneInfo, BackboneKind, HeadInfo};
@@ -272,8 +273,8 @@ fn open(data: &Path, layout: Layout, split: &str) -> Result<Arc<ImageFolder>> {
 }
 
 /// Runs a whole transfer (see the module docs) and returns its report (also written to
-/// `<out>/report.json`); progress and the results table go to `say`, line by line.
-pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
+/// `<out>/report.json`); progress goes to `observer`, and the results table as one note.
+pub fn run(cfg: &TransferConfig, observer: &dyn Observer) -> Result<Report> {
     let start = Instant::now();
     check_settings(cfg)?;
     let backbone = crate::assets::load_backbone(cfg.model.as_deref())
@@ -286,12 +287,12 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
     cuts.sort();
     cuts.dedup();
 
-    let (layout, sets) = open_splits(cfg, say)?;
+    let (layout, sets) = open_splits(cfg, observer)?;
     check_runs(cfg, &file, &sets.train)?;
     let fit_cfg = check_heads(cfg, &file, &plans, &sets)?;
-    let binary = binary_features(cfg, &backbone, &cuts, layout, &sets, say)?;
+    let binary = binary_features(cfg, &backbone, &cuts, layout, &sets, observer)?;
     let mut twin_extraction_s = Vec::new();
-    let twin = twin_features(cfg, &cuts, &sets.all, &mut twin_extraction_s, say)?;
+    let twin = twin_features(cfg, &cuts, &sets.all, &mut twin_extraction_s, observer)?;
 
     let ctx = Heads {
         cfg,
@@ -305,18 +306,18 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
         threads: crate::cpu::Threads::all()?,
     };
     let (mut rows, mut head_training_s) =
-        train_heads(&ctx, &plans, &backbone, &binary, twin.as_ref(), say)?;
+        train_heads(&ctx, &plans, &backbone, &binary, twin.as_ref(), observer)?;
     if let Some(weights) = &cfg.baseline {
-        let (row, feature_s) = baseline_row(cfg, weights, &sets, &ctx, say)?;
+        let (row, feature_s) = baseline_row(cfg, weights, &sets, &ctx, observer)?;
         head_training_s += row.head_train_s;
         twin_extraction_s.push(("efficientnet-lite0 (all splits)".into(), feature_s));
         rows.push(row);
     }
     if let Some(dir) = &cfg.scratch {
-        rows.push(scratch_row(dir, sets.test.clone(), cfg.workers)?);
+        rows.push(scratch_row(dir, sets.test.clone(), cfg.workers, observer)?);
     }
 
-    say(&table(&rows));
+    observer.note(&table(&rows));
     let report = Report {
         command: cfg.command.clone(),
         model: backbone.label.clone(),
@@ -335,7 +336,7 @@ pub fn run(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<Report> {
         total_s: start.elapsed().as_secs_f64(),
         rows,
     };
-    write_report(cfg, &report, sets.test.len(), say)?;
+    write_report(cfg, &report, sets.test.len(), observer)?;
     Ok(report)
 }
 
@@ -387,7 +388,7 @@ struct Splits {
 }
 
 /// Opens the train, val (when the set has it) and test splits and checks they share classes.
-fn open_splits(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<(Layout, Splits)> {
+fn open_splits(cfg: &TransferConfig, observer: &dyn Observer) -> Result<(Layout, Splits)> {
     let layout = cfg
         .layout
         .resolve(&cfg.data)
@@ -402,7 +403,7 @@ fn open_splits(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<(Layou
     let val = if cfg.val_split == "none" {
         None
     } else if !present.contains(&cfg.val_split) {
-        say(&format!(
+        observer.note(&format!(
             "no validation split '{}' in {} (splits: {}); training every head for {} epochs",
             cfg.val_split,
             cfg.data.display(),
@@ -416,6 +417,9 @@ fn open_splits(cfg: &TransferConfig, say: &mut dyn FnMut(&str)) -> Result<(Layou
     let mut all = vec![train.clone()];
     all.extend(val.clone());
     all.push(test.clone());
+    if let Some(w) = train.warning() {
+        observer.warn(w);
+    }
     for s in &all {
         if s.classes != train.classes {
             return Err(Error::Config(format!(
@@ -548,11 +552,11 @@ struct BinaryFeatures {
 fn runner(
     cfg: &TransferConfig,
     file: &ExtractorFile,
-    say: &mut dyn FnMut(&str),
+    observer: &dyn Observer,
 ) -> Result<(Runner, String)> {
     let (gpu, note) = features::select_gpu(cfg.extractor_device)?;
     if let Some(note) = note {
-        say(&note);
+        observer.note(&note);
     }
     let runner = match &gpu {
         Some(g) => Runner::Gpu(Box::new(Extractor::new(g, file.clone())?)),
@@ -572,16 +576,16 @@ fn binary_features(
     cuts: &[String],
     layout: Layout,
     sets: &Splits,
-    say: &mut dyn FnMut(&str),
+    observer: &dyn Observer,
 ) -> Result<BinaryFeatures> {
     let file = &backbone.file;
-    let (runner, device_name) = runner(cfg, file, say)?;
+    let (runner, device_name) = runner(cfg, file, observer)?;
     let cache = Cache {
         dir: cfg.cache_dir.clone().unwrap_or_else(Cache::default_dir),
     };
     crate::atomic::remove_stale_temps(&cache.dir)?;
     let (fp, stem) = (backbone.fingerprint, backbone.name.clone());
-    say(&format!(
+    observer.note(&format!(
         "extractor {} ({} layers, cut points {}) on {device_name}; data {} ({layout}, {} classes: {})",
         backbone.label,
         file.layers.len(),
@@ -605,8 +609,9 @@ fn binary_features(
             &cache,
             EXTRACT_BATCH,
             cfg.workers,
+            observer,
         )?;
-        say(&format!(
+        observer.note(&format!(
             "  {} features: {}",
             s.split(),
             if secs > 0.0 {
@@ -650,17 +655,23 @@ fn twin_features(
     cuts: &[String],
     splits: &[Arc<ImageFolder>],
     extraction_s: &mut Vec<(String, f64)>,
-    say: &mut dyn FnMut(&str),
+    observer: &dyn Observer,
 ) -> Result<Option<SplitFeatures>> {
     let Some(dir) = &cfg.float_twin else {
         return Ok(None);
     };
     let mut all = Vec::new();
     for s in splits {
-        let (sets, secs) =
-            super::twin::checkpoint_features(dir, s.clone(), cuts, EXTRACT_BATCH, cfg.workers)
-                .context_with(|| format!("float twin features from {}", dir.display()))?;
-        say(&format!(
+        let (sets, secs) = super::twin::checkpoint_features(
+            dir,
+            s.clone(),
+            cuts,
+            EXTRACT_BATCH,
+            cfg.workers,
+            observer,
+        )
+        .context_with(|| format!("float twin features from {}", dir.display()))?;
+        observer.note(&format!(
             "  {} float-twin features: {secs:.1} s (burn, CPU)",
             s.split()
         ));
@@ -692,7 +703,7 @@ fn train_heads(
     backbone: &crate::assets::Backbone,
     binary: &BinaryFeatures,
     twin: Option<&SplitFeatures>,
-    say: &mut dyn FnMut(&str),
+    observer: &dyn Observer,
 ) -> Result<(Vec<Row>, f64)> {
     let cfg = ctx.cfg;
     let mut rows = Vec::new();
@@ -720,7 +731,7 @@ fn train_heads(
     .collect();
     for (name, feats, info) in &backbones {
         for plan in plans {
-            let mut row = train_head(ctx, name, feats, info, plan, say)?;
+            let mut row = train_head(ctx, name, feats, info, plan, observer)?;
             head_training_s += row.head_train_s;
             if *name == "binary" {
                 row.ms_per_image = binary.ms_per_image;
@@ -740,7 +751,7 @@ fn train_head(
     feats: &[Vec<FeatureSet>],
     info: &BackboneInfo,
     plan: &Plan,
-    say: &mut dyn FnMut(&str),
+    observer: &dyn Observer,
 ) -> Result<Row> {
     let cfg = ctx.cfg;
     let c = ctx
@@ -750,10 +761,8 @@ fn train_head(
         .expect("cut listed");
     let tr = &feats[0][c];
     let hname = head_name(&plan.hidden);
-    let bar = crate::progress::bar(
-        ctx.fit.epochs as u64,
-        &format!("{name} {} {hname}", plan.cut),
-    );
+    let task_name = format!("{name} {} {hname}", plan.cut);
+    let task = Task::start(observer, &task_name, ctx.fit.epochs as u64);
     // Classes, dim and hidden widths are filled in from the features and the settings.
     let about = HeadInfo {
         version: head::HEAD_VERSION,
@@ -772,10 +781,9 @@ fn train_head(
     };
     let va = ctx.val.map(|i| &feats[i][c]);
     let (head, fitted) = fit::train_head_with(tr, va, &settings, about, &ctx.threads, &mut |e| {
-        bar.inc(1);
-        bar.set_message(e.summary());
+        task.set(task.done() + 1, &e.summary());
     })?;
-    bar.finish_and_clear();
+    drop(task);
     let te = &feats[ctx.test][c];
     let logits = head.logits(&te.x)?;
     let eval = evaluate(&logits, &te.labels, ctx.classes, 10);
@@ -795,7 +803,7 @@ fn train_head(
         .history
         .get(fitted.best_epoch - 1)
         .and_then(|e| e.val_top1);
-    say(&format!(
+    observer.note(&format!(
         "  {name:<10} {:<6} {hname:<14} test top-1 {:5.1}%  top-5 {:5.1}%  (val {}, {} epochs, best {}, {:.1} s)",
         plan.cut,
         100.0 * eval.top1,
@@ -830,7 +838,7 @@ fn baseline_row(
     weights: &Path,
     sets: &Splits,
     ctx: &Heads,
-    say: &mut dyn FnMut(&str),
+    observer: &dyn Observer,
 ) -> Result<(Row, f64)> {
     let b = super::baseline::lite0(
         weights,
@@ -839,7 +847,7 @@ fn baseline_row(
         ctx.input_size,
         ctx.fit,
         cfg.workers,
-        say,
+        observer,
     )?;
     let row = Row {
         backbone: "efficientnet-lite0 (float)".into(),
@@ -866,7 +874,7 @@ fn write_report(
     cfg: &TransferConfig,
     report: &Report,
     test_images: usize,
-    say: &mut dyn FnMut(&str),
+    observer: &dyn Observer,
 ) -> Result<()> {
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
     let json = serde_json::to_string_pretty(report)
@@ -902,12 +910,12 @@ fn write_report(
     )?;
     let worst = report.rows.first().map(|r| &r.test.confusions);
     if let Some(c) = worst.and_then(|c| c.first()) {
-        say(&format!(
+        observer.note(&format!(
             "most confused ({} row): '{}' taken for '{}' {} times; per-class accuracy in report.json",
             report.rows[0].backbone, c.truth, c.predicted, c.count
         ));
     }
-    say(&format!(
+    observer.note(&format!(
         "time: extraction {:.1} s, head training {:.1} s, total {:.1} s; wrote {}",
         report.extraction_s.iter().map(|e| e.1).sum::<f64>()
             + report.twin_extraction_s.iter().map(|e| e.1).sum::<f64>(),
@@ -918,11 +926,15 @@ fn write_report(
     Ok(())
 }
 
-fn scratch_row(dir: &Path, test: Arc<ImageFolder>, workers: usize) -> Result<Row> {
+fn scratch_row(
+    dir: &Path,
+    test: Arc<ImageFolder>,
+    workers: usize,
+    observer: &dyn Observer,
+) -> Result<Row> {
     let device = burn::tensor::Device::flex();
     let (arch, precision, model) = crate::train::checkpoint::load(dir, &device)
         .context_with(|| format!("loading the scratch run {}", dir.display()))?;
-    let bar = crate::progress::bar(0, "scratch");
     let start = Instant::now();
     let cfg = LoaderConfig {
         batch_size: 64,
@@ -938,10 +950,9 @@ fn scratch_row(dir: &Path, test: Arc<ImageFolder>, workers: usize) -> Result<Row
         cfg,
         &device,
         &stop,
-        &bar,
+        observer,
     )?
     .expect("not stopped");
-    bar.finish_and_clear();
     Ok(Row {
         backbone: format!("scratch ({precision})"),
         cut: "-".into(),
@@ -1062,7 +1073,10 @@ mod tests {
     fn selecting_on_the_test_split_is_refused_before_anything_runs() {
         let mut cfg = TransferConfig::new("/nonexistent/data");
         cfg.val_split = "test".into();
-        let err = run(&cfg, &mut |_| {}).err().expect("refused").to_string();
+        let err = run(&cfg, &crate::progress::Silent)
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(err.contains("--val-split test"), "{err}");
     }
 }

@@ -26,6 +26,9 @@ use crate::extractor::{Extractor, ExtractorFile, FeatureCache};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::extractor::{Features, Output};
 use crate::gpu::Gpu;
+use crate::progress::Observer;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::progress::Task;
 
 /// Features of one split: `x` is `[n][dim]` f32 (±1 for the binary extractor).
 #[derive(Clone, Debug, PartialEq)]
@@ -185,14 +188,13 @@ impl Cache {
     /// The cached features, if a valid file with this key exists and lists the data set's
     /// `classes` (the labels index them: a file whose class list differs, edited or written for
     /// another set, would name every prediction wrong). A corrupt or mismatched file is reported
-    /// on stderr and treated as missing (it is rebuilt).
+    /// to `observer` and treated as missing (it is rebuilt).
     pub fn get(
         &self,
-        backbone: &str,
-        cut: &str,
-        split: &str,
+        (backbone, cut, split): (&str, &str, &str),
         key: &str,
         classes: &[String],
+        observer: &dyn Observer,
     ) -> Option<FeatureCache> {
         let path = self.path(backbone, cut, split, key);
         if !path.exists() {
@@ -201,7 +203,7 @@ impl Cache {
         match FeatureCache::load(&path) {
             Ok(c) if c.info.key != key => None,
             Ok(c) if c.info.classes != classes => {
-                eprintln!(
+                observer.note(&format!(
                     "ignoring the feature cache {}: it lists {} classes ({}), the data set {} \
                      ({}); rebuilding it",
                     path.display(),
@@ -209,12 +211,14 @@ impl Cache {
                     preview(&c.info.classes),
                     classes.len(),
                     preview(classes)
-                );
+                ));
                 None
             }
             Ok(c) => Some(c),
             Err(e) => {
-                eprintln!("ignoring a broken feature cache ({e}); rebuilding it");
+                observer.note(&format!(
+                    "ignoring a broken feature cache ({e}); rebuilding it"
+                ));
                 None
             }
         }
@@ -269,6 +273,7 @@ pub fn signs(bits: &[u32], channels: usize) -> Vec<f32> {
 /// and the seconds spent extracting (0 when everything came from the cache). Native only (the
 /// decoding runs on the loader's runtime).
 #[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
 pub fn extractor_features(
     runner: &Runner,
     backbone: (&str, Fingerprint),
@@ -277,6 +282,7 @@ pub fn extractor_features(
     cache: &Cache,
     batch_size: usize,
     workers: usize,
+    observer: &dyn Observer,
 ) -> Result<(Vec<FeatureSet>, f64)> {
     let file = runner.file();
     let pre = file.graph.input.preprocess(Path::new(backbone.0))?;
@@ -297,15 +303,19 @@ pub fn extractor_features(
     };
     let mut found: Vec<Option<FeatureCache>> = cuts
         .iter()
-        .map(|c| cache.get(backbone.0, c, set.split(), &key(c), &set.classes))
+        .map(|c| {
+            let name = (backbone.0, c.as_str(), set.split());
+            cache.get(name, &key(c), &set.classes, observer)
+        })
         .collect();
     let missing: Vec<usize> = (0..cuts.len()).filter(|&i| found[i].is_none()).collect();
     let mut seconds = 0.0;
     if !missing.is_empty() {
         let miss_taps: Vec<usize> = missing.iter().map(|&i| taps[i]).collect();
         let names: Vec<&str> = missing.iter().map(|&i| cuts[i].as_str()).collect();
+        let batching = (batch_size, workers);
         let (bits, labels, secs) =
-            extract_taps(runner, &set, &pre, &miss_taps, &names, batch_size, workers)?;
+            extract_taps(runner, &set, &pre, (&miss_taps, &names), batching, observer)?;
         seconds = secs;
         for (&i, b) in missing.iter().zip(bits) {
             let spec = &file.layers[taps[i]].spec;
@@ -325,7 +335,7 @@ pub fn extractor_features(
                 features: Features::Bits(b),
                 labels: labels.clone(),
             };
-            put_or_warn(cache, backbone.0, &entry);
+            put_or_warn(cache, backbone.0, &entry, observer);
             found[i] = Some(entry);
         }
     }
@@ -343,10 +353,9 @@ fn extract_taps(
     runner: &Runner,
     set: &Arc<ImageFolder>,
     pre: &Preprocess,
-    taps: &[usize],
-    cuts: &[&str],
-    batch_size: usize,
-    workers: usize,
+    (taps, cuts): (&[usize], &[&str]),
+    (batch_size, workers): (usize, usize),
+    observer: &dyn Observer,
 ) -> Result<(Vec<Vec<u32>>, Vec<u32>, f64)> {
     let (batch_size, prefetch) =
         loader_batch(pre.image_len(), batch_size.max(1), runner.max_batch());
@@ -357,11 +366,9 @@ fn extract_taps(
         workers,
         ..crate::data::LoaderConfig::default()
     };
-    let loader = crate::data::Loader::new(set.clone(), pre.clone(), cfg);
-    let bar = crate::progress::bar(
-        set.len() as u64,
-        &format!("features {} ({})", set.split(), cuts.join(",")),
-    );
+    let loader = crate::data::Loader::new(set.clone(), pre.clone(), cfg).report_to(observer);
+    let name = format!("features {} ({})", set.split(), cuts.join(","));
+    let task = Task::start(observer, &name, set.len() as u64);
     let start = std::time::Instant::now();
     let mut bits: Vec<Vec<u32>> = vec![Vec::new(); taps.len()];
     let mut labels: Vec<u32> = Vec::with_capacity(set.len());
@@ -374,29 +381,21 @@ fn extract_taps(
             b.extend(part);
         }
         labels.extend(batch.labels.iter().map(|&l| l as u32));
-        bar.inc(batch.len() as u64);
-        bar.set_message(format!(
-            "{:.0} images/s",
-            labels.len() as f64 / start.elapsed().as_secs_f64()
-        ));
+        let rate = labels.len() as f64 / start.elapsed().as_secs_f64();
+        task.set(labels.len() as u64, &format!("{rate:.0} images/s"));
     }
-    bar.finish_and_clear();
     Ok((bits, labels, start.elapsed().as_secs_f64()))
 }
 
 /// Stores `entry` in the cache; a cache that cannot be written costs the next run the
-/// extraction, not this one (one warning per process).
+/// extraction, not this one (a warning; `bnn` says each warning once).
 #[cfg(not(target_arch = "wasm32"))]
-fn put_or_warn(cache: &Cache, model: &str, entry: &FeatureCache) {
+fn put_or_warn(cache: &Cache, model: &str, entry: &FeatureCache, observer: &dyn Observer) {
     if let Err(e) = cache.put(model, entry) {
-        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            eprintln!(
-                "warning: the feature cache {} cannot be written ({e}); the features are \
-                 not cached",
-                cache.dir.display()
-            );
-        }
+        observer.warn(&format!(
+            "the feature cache {} cannot be written ({e}); the features are not cached",
+            cache.dir.display()
+        ));
     }
 }
 

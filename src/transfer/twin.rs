@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 use super::features::FeatureSet;
 use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
+use crate::progress::{Observer, Task};
 
 fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.into_data()
@@ -27,6 +28,7 @@ pub fn checkpoint_features(
     cuts: &[String],
     batch_size: usize,
     workers: usize,
+    observer: &dyn Observer,
 ) -> Result<(Vec<FeatureSet>, f64)> {
     let device = Device::flex();
     let (arch, _, model) = crate::train::checkpoint::load(dir, &device)?;
@@ -49,11 +51,9 @@ pub fn checkpoint_features(
         workers,
         ..LoaderConfig::default()
     };
-    let loader = Loader::new(set.clone(), Preprocess::eval(arch.input), cfg);
-    let bar = crate::progress::bar(
-        set.len() as u64,
-        &format!("features {} (burn, {})", set.split(), cuts.join(",")),
-    );
+    let loader = Loader::new(set.clone(), Preprocess::eval(arch.input), cfg).report_to(observer);
+    let name = format!("features {} (burn, {})", set.split(), cuts.join(","));
+    let task = Task::start(observer, &name, set.len() as u64);
     let start = Instant::now();
     let mut xs: Vec<Vec<f32>> = vec![Vec::new(); cuts.len()];
     let mut dims = vec![0usize; cuts.len()];
@@ -75,9 +75,9 @@ pub fn checkpoint_features(
             xs[k].extend(values(act)?);
         }
         labels.extend_from_slice(&batch.labels);
-        bar.inc(batch.len() as u64);
+        task.advance(batch.len() as u64);
     }
-    bar.finish_and_clear();
+    drop(task);
     let seconds = start.elapsed().as_secs_f64();
     Ok((
         xs.into_iter()

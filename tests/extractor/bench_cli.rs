@@ -117,7 +117,7 @@ fn chart_of_a_report_without_shapes_is_still_an_svg() {
     cfg.cpu_rows = false;
     cfg.e2e_batches = vec![1];
     cfg.e2e_arch = bnn_transfer::Arch::mini(10);
-    let report = bnn_transfer::bench::run(gpu, &cfg, &indicatif::ProgressBar::hidden()).unwrap();
+    let report = bnn_transfer::bench::run(gpu, &cfg, &bnn_transfer::progress::Silent).unwrap();
     assert!(report.shapes.is_empty());
     assert_eq!(report.extractor.len(), 2);
     assert!(

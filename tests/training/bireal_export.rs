@@ -33,7 +33,6 @@ fn train_once(data: &Path) -> PathBuf {
         train::new_config(data, "mini-bireal", Precision::Binary, 6, 10, schedule, 3).unwrap();
     cfg.model.weight_scale = true;
     let mut o = RunOptions::new(&out, TrainDevice::flex("test"));
-    o.progress = false;
     o.workers = 1;
     train::pretrain(cfg, &o).unwrap();
     out

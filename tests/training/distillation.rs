@@ -114,7 +114,6 @@ fn config(data: &Path, precision: Precision, epochs: usize) -> PretrainConfig {
 
 fn options(out: &Path) -> RunOptions {
     let mut o = RunOptions::new(out, TrainDevice::flex("test"));
-    o.progress = false;
     o.workers = 1;
     o
 }
@@ -178,10 +177,10 @@ fn a_binary_run_distils_from_a_float_run() {
 // Distillation from EfficientNet-Lite0 (`--teacher FILE.pth`).
 
 use bnn_transfer::data::ImageFolder;
+use bnn_transfer::progress::Silent;
 use bnn_transfer::teacher::efficientnet::{self, Verify};
 use bnn_transfer::teacher::targets::{self, TargetSpec};
 use bnn_transfer::train::distill::{Lite0Distill, lite0_loss};
-use indicatif::ProgressBar;
 use std::sync::Arc;
 
 fn kd(label: f32, logit: f32, feature: f32, temperature: f32) -> Lite0Distill {
@@ -303,7 +302,7 @@ fn lite0_in_burn_knows_tiny_imagenet() {
         efficientnet::RESOLUTION,
         Some(128),
         &device,
-        &ProgressBar::hidden(),
+        &Silent,
     )
     .unwrap();
     assert_eq!(s.images, 128);
@@ -373,10 +372,14 @@ fn a_run_distils_from_lite0_and_its_targets_are_computed_once() {
         cache_dir: cache.clone(),
     };
     let device = Device::flex();
-    let bar = ProgressBar::hidden();
-    let (t, _, cached) =
-        targets::load_or_compute(&spec, set.clone(), || panic!("recomputed"), &device, &bar)
-            .unwrap();
+    let (t, _, cached) = targets::load_or_compute(
+        &spec,
+        set.clone(),
+        || panic!("recomputed"),
+        &device,
+        &Silent,
+    )
+    .unwrap();
     assert!(cached);
     assert_eq!(
         (t.views, t.n, t.classes),
@@ -384,7 +387,7 @@ fn a_run_distils_from_lite0_and_its_targets_are_computed_once() {
     );
     // ... and they are the teacher's outputs: recomputing gives the same numbers.
     let model = efficientnet::load(&weights, &device).unwrap();
-    let fresh = targets::compute(&spec, set.clone(), &model, &device, &bar).unwrap();
+    let fresh = targets::compute(&spec, set.clone(), &model, &device, &Silent).unwrap();
     assert_eq!(fresh.logits, t.logits);
     assert_eq!(fresh.features, t.features);
     // The mirror view differs from the centre view (it is a real second view).

@@ -31,7 +31,6 @@ fn train_once(data: &Path) -> PathBuf {
     };
     let cfg = train::new_config(data, "mini", Precision::Binary, 10, 10, schedule, 3).unwrap();
     let mut o = RunOptions::new(&out, TrainDevice::flex("test"));
-    o.progress = false;
     o.workers = 1;
     train::pretrain(cfg, &o).unwrap();
     out

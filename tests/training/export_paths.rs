@@ -67,7 +67,6 @@ fn trained(data: &Path) -> PathBuf {
         cfg.model.arch = padded_arch(cfg.classes.len());
         cfg.model.weight_scale = true;
         let mut o = RunOptions::new(&out, TrainDevice::flex("test"));
-        o.progress = false;
         o.workers = 1;
         train::pretrain(cfg, &o).unwrap();
         out

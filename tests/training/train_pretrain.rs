@@ -34,7 +34,6 @@ fn config(data: &Path, epochs: usize, kind: ScheduleKind, lr: f64) -> PretrainCo
 
 fn options(out: &Path) -> RunOptions {
     let mut o = RunOptions::new(out, TrainDevice::flex("test"));
-    o.progress = false;
     o.workers = 1;
     o
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Output, reference};
 use bnn_transfer::model::Precision;
+use bnn_transfer::progress::Silent;
 use bnn_transfer::rng::Rng;
 use bnn_transfer::train::{self, RunOptions, TrainDevice};
 use bnn_transfer::transfer::features::{self, Cache, Fingerprint, Runner};
@@ -43,7 +44,6 @@ fn model(data: &Path) -> (PathBuf, PathBuf) {
         };
         let cfg = train::new_config(data, "mini", Precision::Binary, 2, 16, schedule, 3).unwrap();
         let mut o = RunOptions::new(&run, TrainDevice::flex("test"));
-        o.progress = false;
         o.workers = 1;
         train::pretrain(cfg, &o).unwrap();
         let device = Device::flex();
@@ -128,24 +128,41 @@ fn cache_is_reused_and_replaced_when_the_data_changes() {
     let fp = features::file_fingerprint(&path).unwrap();
     let cuts = vec!["fc1".to_string(), "conv2".to_string()];
     let set = Arc::new(ImageFolder::open(&data, "test").unwrap());
-    let (first, secs) =
-        features::extractor_features(&runner, ("m", fp), set.clone(), &cuts, &cache, 16, 1)
-            .unwrap();
+    let (first, secs) = features::extractor_features(
+        &runner,
+        ("m", fp),
+        set.clone(),
+        &cuts,
+        &cache,
+        16,
+        1,
+        &Silent,
+    )
+    .unwrap();
     assert!(secs > 0.0);
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].dim, 128);
     assert_eq!(first[0].len(), common::FIXTURE_PER_SPLIT);
     assert!(first[0].x.iter().all(|&v| v == 1.0 || v == -1.0));
-    let (again, secs) =
-        features::extractor_features(&runner, ("m", fp), set.clone(), &cuts, &cache, 16, 1)
-            .unwrap();
+    let (again, secs) = features::extractor_features(
+        &runner,
+        ("m", fp),
+        set.clone(),
+        &cuts,
+        &cache,
+        16,
+        1,
+        &Silent,
+    )
+    .unwrap();
     assert_eq!(secs, 0.0, "second run must come from the cache");
     assert_eq!(again, first);
     // Another backbone fingerprint (a retrained model): new files; the old ones are stale and
     // replaced.
     let other = Fingerprint::default().str("other");
     let (_, secs) =
-        features::extractor_features(&runner, ("m", other), set, &cuts, &cache, 16, 1).unwrap();
+        features::extractor_features(&runner, ("m", other), set, &cuts, &cache, 16, 1, &Silent)
+            .unwrap();
     assert!(secs > 0.0);
     let files: Vec<_> = std::fs::read_dir(&cache.dir).unwrap().flatten().collect();
     assert_eq!(files.len(), 2, "one file per cut, stale ones removed");
@@ -155,7 +172,8 @@ fn cache_is_reused_and_replaced_when_the_data_changes() {
     }
     let set = Arc::new(ImageFolder::open(&data, "test").unwrap());
     let (rebuilt, secs) =
-        features::extractor_features(&runner, ("m", other), set, &cuts, &cache, 16, 1).unwrap();
+        features::extractor_features(&runner, ("m", other), set, &cuts, &cache, 16, 1, &Silent)
+            .unwrap();
     assert!(secs > 0.0);
     assert_eq!(rebuilt, first);
 }
@@ -173,9 +191,17 @@ fn a_cache_whose_class_list_was_edited_is_replaced() {
     let fp = features::file_fingerprint(&path).unwrap();
     let cuts = vec!["fc1".to_string()];
     let set = Arc::new(ImageFolder::open(&data, "test").unwrap());
-    let (first, secs) =
-        features::extractor_features(&runner, ("m", fp), set.clone(), &cuts, &cache, 16, 1)
-            .unwrap();
+    let (first, secs) = features::extractor_features(
+        &runner,
+        ("m", fp),
+        set.clone(),
+        &cuts,
+        &cache,
+        16,
+        1,
+        &Silent,
+    )
+    .unwrap();
     assert!(secs > 0.0);
     // Same key, same features, other class names (a hand-edited or foreign file).
     let files: Vec<_> = std::fs::read_dir(&cache.dir).unwrap().flatten().collect();
@@ -184,15 +210,24 @@ fn a_cache_whose_class_list_was_edited_is_replaced() {
     c.info.classes.reverse();
     c.info.classes[0] = "not-a-class-of-the-set".into();
     c.save(&files[0].path()).unwrap();
-    let (again, secs) =
-        features::extractor_features(&runner, ("m", fp), set.clone(), &cuts, &cache, 16, 1)
-            .unwrap();
+    let (again, secs) = features::extractor_features(
+        &runner,
+        ("m", fp),
+        set.clone(),
+        &cuts,
+        &cache,
+        16,
+        1,
+        &Silent,
+    )
+    .unwrap();
     assert!(secs > 0.0, "a cache with other classes must not be used");
     assert_eq!(again, first);
     assert_eq!(again[0].classes, set.classes);
     // The rewritten file is valid again: the next run reads it.
     let (_, secs) =
-        features::extractor_features(&runner, ("m", fp), set, &cuts, &cache, 16, 1).unwrap();
+        features::extractor_features(&runner, ("m", fp), set, &cuts, &cache, 16, 1, &Silent)
+            .unwrap();
     assert_eq!(secs, 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -487,7 +522,7 @@ fn the_lite0_baseline_row_sits_beside_the_binary_rows() {
         workers: 1,
         ..bnn_transfer::transfer::experiment::TransferConfig::new(data)
     };
-    let report = bnn_transfer::transfer::experiment::run(&cfg, &mut |_| {}).unwrap();
+    let report = bnn_transfer::transfer::experiment::run(&cfg, &Silent).unwrap();
     let rows: Vec<&str> = report.rows.iter().map(|r| r.backbone.as_str()).collect();
     assert_eq!(rows, ["binary", "efficientnet-lite0 (float)"]);
     let (binary, lite0) = (&report.rows[0], &report.rows[1]);

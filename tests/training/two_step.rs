@@ -94,7 +94,6 @@ fn a_two_step_run_switches_resumes_and_exports() {
     let data = common::fixture_set();
     let out = tmp("run");
     let mut o = RunOptions::new(&out, TrainDevice::flex("test"));
-    o.progress = false;
     o.workers = 1;
     let report = train::pretrain(config(&data, 2, 1), &o).unwrap();
     assert_eq!(report.epochs_done, 2);
@@ -139,7 +138,6 @@ fn a_two_step_run_switches_resumes_and_exports() {
 
 fn o_for(dir: &Path) -> RunOptions {
     let mut o = RunOptions::new(dir, TrainDevice::flex("test"));
-    o.progress = false;
     o.workers = 1;
     o
 }
