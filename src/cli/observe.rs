@@ -13,6 +13,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 /// notes of the other commands are diagnostics on stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Notes {
+    // Only `bnn transfer` and `bnn demo` (feature `train`) write notes to stdout.
+    #[cfg_attr(not(feature = "train"), allow(dead_code))]
     Stdout,
     Stderr,
 }
