@@ -12,14 +12,10 @@
 //! - [`twin`] (burn, feature `train`): the float twin's features from a burn checkpoint.
 //! - [`experiment`] (feature `train`): the whole experiment behind `bnn transfer` and
 //!   `bnn demo`, configured by a [`TransferConfig`](experiment::TransferConfig).
-//! - [`demo`] (feature `train`): `bnn demo` — a generated task, [`experiment`] on it, and the
-//!   binary extractor timed against its float counterpart.
 
 #[cfg(feature = "train")]
 pub mod baseline;
 pub mod chart;
-#[cfg(feature = "train")]
-pub mod demo;
 #[cfg(feature = "train")]
 pub mod experiment;
 /// Scoring lives below both pretraining and transfer ([`crate::eval`]); re-exported here.
