@@ -41,9 +41,7 @@ impl Op {
     pub fn as_conv(&self) -> ConvShape {
         match *self {
             Op::Conv(s) => s,
-            Op::Gemm(d) => {
-                crate::kernels::float_conv::dense_shape(d.batch, d.in_features, d.out_features)
-            }
+            Op::Gemm(d) => ConvShape::dense(d.batch, d.in_features, d.out_features),
         }
     }
 }

@@ -26,7 +26,7 @@ pub use parallel::Threads;
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::kernels::xnor_dense::DenseShape;
-use crate::kernels::{ConvShape, Padding, Threshold};
+use crate::kernels::{ConvShape, Threshold};
 use conv::XnorLayer;
 
 /// Threads used by default: the machine's available parallelism.
@@ -161,22 +161,6 @@ impl CpuFirstConv {
     }
 }
 
-/// The dense layer as a 1×1 conv over a batch of one-pixel images.
-fn dense_conv(shape: &DenseShape) -> ConvShape {
-    ConvShape {
-        batch: shape.batch,
-        in_h: 1,
-        in_w: 1,
-        in_c: shape.in_features,
-        out_c: shape.out_features,
-        kernel_h: 1,
-        kernel_w: 1,
-        stride: 1,
-        pad: 0,
-        padding: Padding::Zero,
-    }
-}
-
 /// A binary dense layer prepared for the CPU.
 #[derive(Clone, Debug)]
 pub struct CpuDense(CpuConv);
@@ -194,11 +178,8 @@ impl CpuDense {
                 weights.len()
             )));
         }
-        Ok(CpuDense(CpuConv::with_isa(
-            &dense_conv(shape),
-            weights,
-            isa,
-        )?))
+        let conv = ConvShape::dense(shape.batch, shape.in_features, shape.out_features);
+        Ok(CpuDense(CpuConv::with_isa(&conv, weights, isa)?))
     }
     /// `[B][O]` dots, as `xnor_dense::reference_dot`.
     pub fn dot(&self, input: &[u32], threads: &Threads) -> Result<Vec<i32>> {

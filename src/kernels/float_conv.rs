@@ -294,23 +294,8 @@ pub fn run_within(
     })
 }
 
-/// The dense layer `[B][in] × [out][in]ᵀ` as a 1×1 conv.
-pub fn dense_shape(batch: usize, in_features: usize, out_features: usize) -> ConvShape {
-    ConvShape {
-        batch,
-        in_h: 1,
-        in_w: 1,
-        in_c: in_features,
-        out_c: out_features,
-        kernel_h: 1,
-        kernel_w: 1,
-        stride: 1,
-        pad: 0,
-        padding: Padding::Zero,
-    }
-}
-
-/// The float dense layer `[B][in] × [out][in]ᵀ` on the device ([`run`] on [`dense_shape`]).
+/// The float dense layer `[B][in] × [out][in]ᵀ` on the device ([`run`] on
+/// [`ConvShape::dense`]).
 pub fn run_dense(
     gpu: &Gpu,
     batch: usize,
@@ -321,7 +306,7 @@ pub fn run_dense(
 ) -> Result<Vec<f32>> {
     run(
         gpu,
-        &dense_shape(batch, in_features, out_features),
+        &ConvShape::dense(batch, in_features, out_features),
         input,
         weights,
     )

@@ -20,7 +20,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::float_conv::{self, FloatWeights};
-use super::{Shader, Tuning};
+use super::{ConvShape, Shader, Tuning};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
 
@@ -95,7 +95,7 @@ pub fn encode_on(
     input: &Storage<f32>,
     weights: &Storage<f32>,
 ) -> Result<(Dispatch, Storage<f32>)> {
-    let shape = float_conv::dense_shape(batch, in_features, out_features);
+    let shape = ConvShape::dense(batch, in_features, out_features);
     match kernel {
         DenseKernel::Tiled => float_conv::encode(gpu, &shape, input, weights),
         DenseKernel::SmallBatch => {
@@ -149,7 +149,7 @@ pub fn encode_split(
     weights: &FloatWeights,
 ) -> Result<(Vec<Dispatch>, Storage<f32>)> {
     if DenseKernel::for_shape(batch, in_features) == DenseKernel::Tiled {
-        let shape = float_conv::dense_shape(batch, in_features, out_features);
+        let shape = ConvShape::dense(batch, in_features, out_features);
         return float_conv::encode_split(gpu, &shape, input, weights);
     }
     check(batch, in_features, out_features, input)?;

@@ -99,6 +99,23 @@ impl ConvShape {
         Ok(())
     }
 
+    /// The dense layer `[B][in] × [out][in]ᵀ` as a 1×1 conv over `batch` one-pixel images: the
+    /// one place a dense layer becomes a conv (the CPU path, the binary and the float launchers).
+    pub fn dense(batch: usize, in_features: usize, out_features: usize) -> ConvShape {
+        ConvShape {
+            batch,
+            in_h: 1,
+            in_w: 1,
+            in_c: in_features,
+            out_c: out_features,
+            kernel_h: 1,
+            kernel_w: 1,
+            stride: 1,
+            pad: 0,
+            padding: Padding::Zero,
+        }
+    }
+
     pub(crate) fn params(&self) -> ConvParams {
         ConvParams {
             batch: self.batch as u32,

@@ -70,18 +70,7 @@ pub fn encode(
     if shape.batch >= TILED_BATCH {
         // [B][words] × [O][words] is the 1×1 conv of B one-pixel images: the tiled conv kernel
         // reuses each staged weight word over the batch rows held in registers.
-        let conv = super::ConvShape {
-            batch: shape.batch,
-            in_h: 1,
-            in_w: 1,
-            in_c: shape.in_features,
-            out_c: shape.out_features,
-            kernel_h: 1,
-            kernel_w: 1,
-            stride: 1,
-            pad: 0,
-            padding: super::Padding::Zero,
-        };
+        let conv = super::ConvShape::dense(shape.batch, shape.in_features, shape.out_features);
         return super::xnor_conv::encode(gpu, &conv, input, weights, thresholds);
     }
     encode_with(

@@ -78,7 +78,7 @@ fn float_twin_matches_the_reference_chain() {
         let s = &l.spec;
         let [h, wd, c] = s.in_shape;
         let shape = if s.kind == LayerKind::XnorDense {
-            float_conv::dense_shape(n, h * wd * c, s.out_channels())
+            ConvShape::dense(n, h * wd * c, s.out_channels())
         } else {
             ConvShape {
                 batch: n,

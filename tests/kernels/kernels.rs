@@ -362,7 +362,7 @@ fn xnor_dense_matches_reference() {
                 "[{limits}] {shape:?}"
             );
             let float: Vec<i32> = float_conv::reference(
-                &float_conv::dense_shape(shape.batch, inf, shape.out_features),
+                &ConvShape::dense(shape.batch, inf, shape.out_features),
                 &unpack_rows(&x, inf),
                 &unpack_rows(&w, inf),
             )
@@ -461,7 +461,7 @@ fn float_conv_and_dense_match_reference() {
                 ..s
             })
             .collect();
-        shapes.push(float_conv::dense_shape(65, 300, 130));
+        shapes.push(ConvShape::dense(65, 300, 130));
         shapes.push(ConvShape {
             batch: 1,
             in_h: 13,
@@ -751,7 +751,7 @@ fn tiled_convs_are_exact_with_every_tile() {
         rn: 4,
         kc: 16,
     };
-    let shape = float_conv::dense_shape(1, 64, 64);
+    let shape = ConvShape::dense(1, 64, 64);
     let x = gpu.upload(&[0u32; 2], "x").unwrap();
     let w = gpu.upload(&[0u32; 128], "w").unwrap();
     assert!(xnor_conv::encode_with(gpu, &shape, &bad, &x, &w, None).is_err());
@@ -996,7 +996,7 @@ fn float_weights_over_the_binding_limit_split_along_output_channels() {
         pad: 1,
         padding: Padding::Zero,
     };
-    for shape in [float_conv::dense_shape(3, 300, 130), conv] {
+    for shape in [ConvShape::dense(3, 300, 130), conv] {
         let k = shape.kernel_h * shape.kernel_w * shape.in_c;
         assert!(shape.out_c * k * 4 > 64 << 10, "the weights must not fit");
         let mut rng = Rng::new(k as u64);
@@ -1083,11 +1083,11 @@ fn gpu_downlevel_tilings_are_exact_here() {
             }
             let mut fin = side * side * cin;
             for &d in arch.dense.iter().chain([&arch.classes]) {
-                cases.push(float_conv::dense_shape(batch, fin, d));
+                cases.push(ConvShape::dense(batch, fin, d));
                 fin = d;
             }
         }
-        cases.push(float_conv::dense_shape(batch, 256, 4096));
+        cases.push(ConvShape::dense(batch, 256, 4096));
     }
     let mut rng = Rng::new(77);
     for shape in &cases {
@@ -1370,7 +1370,7 @@ fn float_dense_matches_reference_at_every_batch() {
                     }
                     DenseKernel::Tiled => {
                         assert!(batch > float_dense::MAX_BATCH || fin % 4 != 0);
-                        let shape = float_conv::dense_shape(batch, fin, fout);
+                        let shape = ConvShape::dense(batch, fin, fout);
                         assert_float_exact(&got, &shape, &x, &w, &what);
                     }
                 }

@@ -9,7 +9,7 @@ use bnn_transfer::Arch;
 use bnn_transfer::arch::out_size;
 use bnn_transfer::bench::shapes;
 use bnn_transfer::gpu::{AdapterLimits, LLVMPIPE_LOOP_BUDGET};
-use bnn_transfer::kernels::{ConvShape, ConvTile, Padding, Shader, Tuning, float_conv};
+use bnn_transfer::kernels::{ConvShape, ConvTile, Padding, Shader, Tuning};
 
 /// lavapipe's limits as `bnn devices` reports them (a CPU adapter).
 fn cpu_like() -> wgpu::Limits {
@@ -92,7 +92,7 @@ fn layer_shapes(batch: usize) -> Vec<(String, ConvShape)> {
         for (j, &d) in arch.dense.iter().chain([&arch.classes]).enumerate() {
             v.push((
                 format!("{} fc{}", arch.name, j + 1),
-                float_conv::dense_shape(batch, fin, d),
+                ConvShape::dense(batch, fin, d),
             ));
             fin = d;
         }
@@ -185,7 +185,7 @@ fn gpu_downlevel_dense_4096_fits_16_kib() {
         wgpu::DeviceType::DiscreteGpu,
         &wgpu::Limits::downlevel_defaults(),
     );
-    let shape = float_conv::dense_shape(1, 4096, 4096);
+    let shape = ConvShape::dense(1, 4096, 4096);
     let tile = Tuning::new(limits).float_conv_tile(&shape);
     let old = ConvTile {
         wg_m: 1,
