@@ -4,8 +4,7 @@
 use serde::Serialize;
 
 use crate::arch::{Arch, out_size};
-use crate::kernels::xnor_dense::DenseShape;
-use crate::kernels::{ConvShape, Padding};
+use crate::ops::{ConvShape, DenseShape, Padding};
 
 /// What a case computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::extractor::reference::conv_shape;
 use crate::extractor::{ExtractorFile, LayerData, LayerKind, Thresholds};
-use crate::kernels::{ConvShape, FloatThreshold, Threshold};
+use crate::ops::{ConvShape, FloatThreshold, Threshold};
 
 /// Most bytes one image may need on the CPU path: the image and the buffers live at once while a
 /// layer runs ([`CpuExtractor::image_bytes`]). A file whose input needs more is refused when it

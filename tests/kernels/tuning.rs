@@ -9,7 +9,8 @@ use bnn_transfer::Arch;
 use bnn_transfer::arch::out_size;
 use bnn_transfer::bench::shapes;
 use bnn_transfer::gpu::{AdapterLimits, LLVMPIPE_LOOP_BUDGET};
-use bnn_transfer::kernels::{ConvShape, ConvTile, Padding, Shader, Tuning};
+use bnn_transfer::kernels::{ConvTile, Shader, Tuning};
+use bnn_transfer::ops::{ConvShape, Padding};
 
 /// lavapipe's limits as `bnn devices` reports them (a CPU adapter).
 fn cpu_like() -> wgpu::Limits {
