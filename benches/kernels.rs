@@ -13,7 +13,8 @@ use bnn_transfer::bench::shapes::{self, Case, Op};
 use bnn_transfer::bits::pack_rows;
 use bnn_transfer::cpu::CpuConv;
 use bnn_transfer::gpu::Gpu;
-use bnn_transfer::kernels::{Threshold, float_conv, xnor_conv};
+use bnn_transfer::kernels::{float_conv, xnor_conv};
+use bnn_transfer::ops::Threshold;
 use bnn_transfer::rng::Rng;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 

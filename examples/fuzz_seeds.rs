@@ -16,7 +16,7 @@ use bnn_transfer::bench::extractor::random_file;
 use bnn_transfer::extractor::{
     ClassifierData, ClassifierSpec, ExtractorFile, FeatureCache, Features, Output, cache::CacheInfo,
 };
-use bnn_transfer::kernels::Padding;
+use bnn_transfer::ops::Padding;
 use bnn_transfer::transfer::{BackboneInfo, BackboneKind, Dense, Head, HeadInfo};
 use data_fixtures::{Entry, Storage, dir, file, mat_file, write_tar};
 

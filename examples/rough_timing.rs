@@ -7,8 +7,8 @@
 
 use bnn_transfer::gpu::Gpu;
 use bnn_transfer::kernels::float_dense::{self, DenseKernel};
-use bnn_transfer::kernels::xnor_dense::{self, DenseShape};
-use bnn_transfer::kernels::{ConvShape, Padding, float_conv, xnor_conv};
+use bnn_transfer::kernels::{float_conv, xnor_conv, xnor_dense};
+use bnn_transfer::ops::{ConvShape, DenseShape, Padding};
 use bnn_transfer::rng::Rng;
 
 fn median(f: &dyn Fn() -> anyhow::Result<std::time::Duration>) -> anyhow::Result<f64> {

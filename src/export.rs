@@ -18,9 +18,9 @@ use crate::extractor::{
     ClassifierData, ExtractorFile, Graph, InputSpec, LayerData, LayerKind, LayerSpec, Projection,
     RealSpec, Shortcut, Source, Thresholds,
 };
-use crate::kernels::real_epilogue::RealChannel;
-use crate::kernels::{FloatThreshold, Threshold};
 use crate::model::{Model, ModelConfig, Precision};
+use crate::ops::real_epilogue::RealChannel;
+use crate::ops::{FloatThreshold, Threshold};
 use crate::rng::Rng;
 
 /// |BN output| below which a sign disagreement between the burn model (f32 batch norm) and the

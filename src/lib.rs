@@ -1,7 +1,8 @@
 #![warn(missing_docs)]
 //! bnn-transfer: binary neural networks as frozen, portable feature extractors.
 //!
-//! The wgpu side (`gpu`, `kernels`, `extractor`) knows nothing of burn; the burn side (`model`,
+//! The ops and their scalar references (`ops`) are plain Rust beneath both sides. The wgpu side
+//! (`gpu`, `kernels`, `extractor`) knows nothing of burn; the burn side (`model`,
 //! `train`, behind the `train` feature) knows nothing of WGSL. See README.md, docs/FORMAT.md
 //! (the file format and bit conventions) and docs/DATA.md.
 
@@ -25,6 +26,7 @@ pub mod gpu;
 pub mod kernels;
 #[cfg(feature = "train")]
 pub mod model;
+pub mod ops;
 pub mod progress;
 pub mod reproducible;
 pub mod rng;

@@ -23,9 +23,9 @@ use crate::extractor::{
     Shortcut, Source, Thresholds,
 };
 use crate::gpu::{Dispatch, Gpu, Storage};
-use crate::kernels::pool::{self, PoolShape, PoolValues};
-use crate::kernels::real_epilogue::RealChannel;
-use crate::kernels::{ConvShape, FloatThreshold, Padding, Threshold, float_conv, float_dense};
+use crate::kernels::{float_conv, float_dense, pool};
+use crate::ops::real_epilogue::RealChannel;
+use crate::ops::{ConvShape, FloatThreshold, Padding, PoolShape, PoolValues, Threshold};
 use crate::rng::Rng;
 
 /// What the float twin row runs, printed beside its numbers.

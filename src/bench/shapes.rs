@@ -4,8 +4,7 @@
 use serde::Serialize;
 
 use crate::arch::{Arch, out_size};
-use crate::kernels::xnor_dense::DenseShape;
-use crate::kernels::{ConvShape, Padding};
+use crate::ops::{ConvShape, DenseShape, Padding};
 
 /// What a case computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,9 +40,7 @@ impl Op {
     pub fn as_conv(&self) -> ConvShape {
         match *self {
             Op::Conv(s) => s,
-            Op::Gemm(d) => {
-                crate::kernels::float_conv::dense_shape(d.batch, d.in_features, d.out_features)
-            }
+            Op::Gemm(d) => ConvShape::dense(d.batch, d.in_features, d.out_features),
         }
     }
 }

@@ -18,7 +18,7 @@ use super::Isa;
 use super::parallel::{SharedOut, Split, Threads};
 use super::popcount::{LANES, block_portable};
 use crate::error::{Error, Result};
-use crate::kernels::{ConvShape, Padding, Threshold};
+use crate::ops::{ConvShape, Padding, Threshold};
 
 /// Receives `(row, ox, first_channel, dots)` for each output pixel of a pass.
 pub type DotSink<'a> = dyn FnMut(usize, usize, usize, &[i32]) + 'a;

@@ -19,7 +19,7 @@ use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::extractor::reference::conv_shape;
 use crate::extractor::{ExtractorFile, LayerData, LayerKind, Thresholds};
-use crate::kernels::{FloatThreshold, Threshold};
+use crate::ops::{ConvShape, FloatThreshold, Threshold};
 
 /// Most bytes one image may need on the CPU path: the image and the buffers live at once while a
 /// layer runs ([`CpuExtractor::image_bytes`]). A file whose input needs more is refused when it
@@ -464,11 +464,7 @@ fn prepare(l: &LayerData) -> Result<Layer> {
             t.iter().map(|t| t.mode != 1).collect(),
         ),
         (LayerKind::XnorDense, Thresholds::Int(t)) => {
-            let shape = super::dense_conv(&crate::kernels::xnor_dense::DenseShape {
-                batch: 1,
-                in_features: s.in_features,
-                out_features: s.out_channels(),
-            });
+            let shape = ConvShape::dense(1, s.in_features, s.out_channels());
             (
                 Op::Xnor(XnorLayer::new(&shape, &l.weights)?, t.clone()),
                 Vec::new(),

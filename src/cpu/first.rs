@@ -3,7 +3,7 @@
 //! channels padded to a multiple of [`LANES`]); every output keeps its own f32 accumulator that
 //! starts at +0.0 and adds `x·w` (= ±x, exact) tap by tap in the reference's order — ky, then kx,
 //! then c — so each sum is bit-identical to
-//! [`first_conv::reference_sum`](crate::kernels::first_conv::reference_sum) and to the WGSL
+//! [`first_conv::reference_sum`](crate::ops::first_conv::reference_sum) and to the WGSL
 //! kernel (docs/FORMAT.md, first layer). Vector lanes hold different outputs, never parts of one
 //! sum, so nothing is reassociated; where the CPU has FMA, `fma(x, w, acc)` rounds exactly like
 //! `acc + x·w` because the product is exact.
@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use super::Isa;
 use crate::error::{Error, Result};
-use crate::kernels::ConvShape;
+use crate::ops::ConvShape;
 
 /// Output channels per accumulator block (one 512-bit register of f32).
 pub const LANES: usize = 16;

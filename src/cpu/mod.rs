@@ -8,8 +8,9 @@
 //! binary conv / dense layer), `first` (the real-valued first layer), [`parallel`] (pool and task
 //! split), [`extractor`] (the whole network, conv → threshold → pack → pool fused per layer).
 //!
-//! Bit-exact with the kernels' `reference_*` functions for every level (tests/extractor/bench_cpu.rs,
-//! tests/extractor/cpu_extractor.rs). `bnn bench` reports it as `cpu_xnor` and `cpu_binary_extractor`.
+//! Bit-exact with the ops' `reference_*` functions (`crate::ops`) for every level
+//! (tests/extractor/bench_cpu.rs, tests/extractor/cpu_extractor.rs). `bnn bench` reports it as
+//! `cpu_xnor` and `cpu_binary_extractor`.
 
 mod conv;
 pub mod extractor;
@@ -25,8 +26,7 @@ pub use parallel::Threads;
 
 use crate::bits::words;
 use crate::error::{Error, Result};
-use crate::kernels::xnor_dense::DenseShape;
-use crate::kernels::{ConvShape, Padding, Threshold};
+use crate::ops::{ConvShape, DenseShape, Threshold};
 use conv::XnorLayer;
 
 /// Threads used by default: the machine's available parallelism.
@@ -82,7 +82,7 @@ impl CpuConv {
         Ok(())
     }
 
-    /// Integer dot products `[N][OH][OW][O]`, as `xnor_conv::reference_dot`.
+    /// Integer dot products `[N][OH][OW][O]`, as `ops::conv::reference_dot`.
     pub fn dot(&self, input: &[u32], threads: &Threads) -> Result<Vec<i32>> {
         self.check_input(input)?;
         let s = self.shape();
@@ -93,7 +93,7 @@ impl CpuConv {
     }
 
     /// Packed signs through the fused threshold, `[N][OH][OW][ceil(O/32)]`, as
-    /// `xnor_conv::reference_bits`.
+    /// `ops::conv::reference_bits`.
     pub fn bits(
         &self,
         input: &[u32],
@@ -135,7 +135,7 @@ impl CpuFirstConv {
     }
 
     /// f32 sums `[N][OH][OW][O]` of NHWC `images`, bit-identical to
-    /// `first_conv::reference_sum`.
+    /// `ops::first_conv::reference_sum`.
     pub fn sums(&self, images: &[f32], threads: &Threads) -> Result<Vec<f32>> {
         let s = &self.shape;
         if images.len() != s.batch * s.in_h * s.in_w * s.in_c {
@@ -161,22 +161,6 @@ impl CpuFirstConv {
     }
 }
 
-/// The dense layer as a 1×1 conv over a batch of one-pixel images.
-fn dense_conv(shape: &DenseShape) -> ConvShape {
-    ConvShape {
-        batch: shape.batch,
-        in_h: 1,
-        in_w: 1,
-        in_c: shape.in_features,
-        out_c: shape.out_features,
-        kernel_h: 1,
-        kernel_w: 1,
-        stride: 1,
-        pad: 0,
-        padding: Padding::Zero,
-    }
-}
-
 /// A binary dense layer prepared for the CPU.
 #[derive(Clone, Debug)]
 pub struct CpuDense(CpuConv);
@@ -194,17 +178,14 @@ impl CpuDense {
                 weights.len()
             )));
         }
-        Ok(CpuDense(CpuConv::with_isa(
-            &dense_conv(shape),
-            weights,
-            isa,
-        )?))
+        let conv = ConvShape::dense(shape.batch, shape.in_features, shape.out_features);
+        Ok(CpuDense(CpuConv::with_isa(&conv, weights, isa)?))
     }
-    /// `[B][O]` dots, as `xnor_dense::reference_dot`.
+    /// `[B][O]` dots, as `ops::dense::reference_dot`.
     pub fn dot(&self, input: &[u32], threads: &Threads) -> Result<Vec<i32>> {
         self.0.dot(input, threads)
     }
-    /// Packed signs `[B][ceil(O/32)]`, as `xnor_dense::reference_bits`.
+    /// Packed signs `[B][ceil(O/32)]`, as `ops::dense::reference_bits`.
     pub fn bits(
         &self,
         input: &[u32],

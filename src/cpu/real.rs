@@ -1,18 +1,16 @@
 //! Real layers (Bi-Real blocks) on the CPU: the epilogue's constants as one vector per field, so
 //! the per-pixel loops over channels vectorize, and one image per task: max-pool of the conv's
 //! values, folded batch norm, shortcut, RPReLU, then the signs. The same operations, in the same
-//! order, as [`real_epilogue::reference`](crate::kernels::real_epilogue::reference) (bit-identical:
+//! order, as [`real_epilogue::reference`](crate::ops::real_epilogue::reference) (bit-identical:
 //! tests/kernels/real_layers.rs).
 
 use super::conv::pack;
 use super::parallel::Threads;
 use crate::error::{Error, Result};
 use crate::extractor::{LayerSpec, Projection};
-use crate::kernels::FloatThreshold;
-use crate::kernels::pool::PoolShape;
-use crate::kernels::real_epilogue::{
-    EpilogueShape, ProjectionRef, RealChannel, mul, shortcut_term,
-};
+use crate::ops::FloatThreshold;
+use crate::ops::pool::PoolShape;
+use crate::ops::real_epilogue::{EpilogueShape, ProjectionRef, RealChannel, mul, shortcut_term};
 
 /// A real layer's epilogue, prepared.
 pub(super) struct RealLayer {
@@ -183,8 +181,8 @@ impl RealLayer {
     }
 }
 
-/// Max-pooling of one image `[in_h][in_w][C]` as `pool::reference_f32` does it (row-major over the
-/// window, a later value replaces the maximum only if greater), a pixel's channels at a time.
+/// Max-pooling of one image `[in_h][in_w][C]` as `ops::pool::reference_f32` does it (row-major over
+/// the window, a later value replaces the maximum only if greater), a pixel's channels at a time.
 fn max_pool(p: &PoolShape, v: &[f32]) -> Vec<f32> {
     let (c, oh, ow) = (p.channels, p.out_h(), p.out_w());
     let mut out = vec![0f32; oh * ow * c];

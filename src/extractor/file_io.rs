@@ -14,8 +14,8 @@ use super::format::{
 use crate::atomic::write_atomic;
 use crate::bits::words;
 use crate::error::{Error, Result};
-use crate::kernels::real_epilogue::RealChannel;
-use crate::kernels::{FloatThreshold, Threshold};
+use crate::ops::real_epilogue::RealChannel;
+use crate::ops::{FloatThreshold, Threshold};
 
 fn view<'a>(dtype: Dtype, shape: Vec<usize>, bytes: &'a [u8]) -> Result<TensorView<'a>> {
     TensorView::new(dtype, shape, bytes).map_err(|e| Error::Shape(format!("safetensors: {e}")))

@@ -10,8 +10,8 @@ use crate::arch::{Arch, Pool, out_size};
 use crate::bits::words;
 use crate::data::Preprocess;
 use crate::error::{Error, Result};
-use crate::kernels::real_epilogue::RealChannel;
-use crate::kernels::{FloatThreshold, Padding, Threshold};
+use crate::ops::real_epilogue::RealChannel;
+use crate::ops::{FloatThreshold, Padding, Threshold};
 
 /// Value of the `format` metadata key.
 pub const FORMAT: &str = "bnn-extractor";
@@ -139,8 +139,8 @@ impl LayerSpec {
     }
 
     /// The shortcut's window over the previous layer's real output, if the layer has one.
-    pub fn shortcut_window(&self) -> Option<crate::kernels::real_epilogue::Window> {
-        use crate::kernels::real_epilogue::Window;
+    pub fn shortcut_window(&self) -> Option<crate::ops::real_epilogue::Window> {
+        use crate::ops::real_epilogue::Window;
         let [in_h, in_w, _] = self.in_shape;
         match self.real.map(|r| r.shortcut) {
             Some(Shortcut::Identity) => Some(Window {
@@ -160,8 +160,8 @@ impl LayerSpec {
     }
 
     /// The epilogue shape of a real layer over `batch` images.
-    pub fn epilogue_shape(&self, batch: usize) -> crate::kernels::real_epilogue::EpilogueShape {
-        crate::kernels::real_epilogue::EpilogueShape {
+    pub fn epilogue_shape(&self, batch: usize) -> crate::ops::real_epilogue::EpilogueShape {
+        crate::ops::real_epilogue::EpilogueShape {
             batch,
             h: self.out_shape[0],
             w: self.out_shape[1],

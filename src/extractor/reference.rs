@@ -1,11 +1,11 @@
-//! The scalar CPU extractor, built only from the kernels' `reference*` functions: the oracle of
-//! the WGSL runner and a fallback where no adapter exists.
+//! The scalar CPU extractor, built only from the ops' `reference*` functions (`crate::ops`): the
+//! oracle of the WGSL runner and a fallback where no adapter exists.
 
 use super::{ExtractorFile, Features, LayerData, LayerKind, Output, Thresholds};
 use crate::error::{Error, Result};
-use crate::kernels::pool::{self, PoolShape};
-use crate::kernels::xnor_dense::{self, DenseShape};
-use crate::kernels::{ConvShape, first_conv, real_epilogue, threshold, xnor_conv};
+use crate::ops::{
+    ConvShape, DenseShape, PoolShape, conv, dense, first_conv, pool, real_epilogue, threshold,
+};
 
 /// A layer's input.
 pub enum LayerInput<'a> {
@@ -77,7 +77,7 @@ fn raw_preact(l: &LayerData, input: LayerInput, batch: usize) -> Result<Preact> 
             if x.len() != batch * shape.input_words_per_item() {
                 return Err(shape_err(l, "input size"));
             }
-            let dots = xnor_conv::reference_dot(&shape, x, &l.weights);
+            let dots = conv::reference_dot(&shape, x, &l.weights);
             Preact::Int(match pool_shape(l, batch) {
                 Some(p) => pool::reference_i32(&p, &dots),
                 None => dots,
@@ -92,7 +92,7 @@ fn raw_preact(l: &LayerData, input: LayerInput, batch: usize) -> Result<Preact> 
             if x.len() != batch * shape.in_words() {
                 return Err(shape_err(l, "input size"));
             }
-            Preact::Int(xnor_dense::reference_dot(&shape, x, &l.weights))
+            Preact::Int(dense::reference_dot(&shape, x, &l.weights))
         }
         _ => return Err(shape_err(l, "input kind does not match the layer")),
     })

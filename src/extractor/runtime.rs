@@ -18,10 +18,9 @@ use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Storage, Timing};
 use crate::kernels::first_conv::{self, FirstWeights};
-use crate::kernels::pool::{self, PoolShape, PoolValues};
-use crate::kernels::real_epilogue;
-use crate::kernels::xnor_dense::{self, DenseShape};
-use crate::kernels::{FloatThreshold, Threshold, threshold, xnor_conv};
+use crate::kernels::{pool, real_epilogue, threshold, xnor_conv, xnor_dense};
+use crate::ops::real_epilogue::{ProjectionRef, Window};
+use crate::ops::{DenseShape, FloatThreshold, PoolShape, PoolValues, Threshold};
 
 enum GpuThresholds {
     Int(Storage<Threshold>),
@@ -105,7 +104,7 @@ impl Extractor {
             };
             let real = match &l.real {
                 Some(r) => {
-                    let projection = l.projection.as_ref().map(|p| real_epilogue::ProjectionRef {
+                    let projection = l.projection.as_ref().map(|p| ProjectionRef {
                         weight: &p.weight,
                         bias: &p.bias,
                     });
@@ -354,7 +353,7 @@ impl Extractor {
                     None
                 };
                 let (h, w) = s.conv_out();
-                let pool = s.pool.map(|p| real_epilogue::Window {
+                let pool = s.pool.map(|p| Window {
                     in_h: h,
                     in_w: w,
                     kernel: p.kernel,

@@ -7,7 +7,7 @@ use super::format::{Graph, LayerKind, LayerSpec, Shortcut, bad};
 use crate::arch::out_size;
 use crate::bits::words;
 use crate::error::Result;
-use crate::kernels::Padding;
+use crate::ops::Padding;
 
 /// The largest size of a dimension, channels and classes: no later product of them overflows.
 const MAX_DIM: usize = 1 << 20;

@@ -2,18 +2,19 @@
 //! sums, or packed signs through the float threshold fused into the same kernel.
 //! Zero padding only (the image is real-valued, so zeros are the natural pad).
 //!
-//! `shaders/first_conv.wgsl` is a direct kernel for few input channels: one invocation computes
-//! one output pixel × 32 channels in registers. Binary weights go to the device as one sign word
-//! per tap and group of 32 channels ([`FirstWeights::upload_signs`]: one load per tap, where real
-//! weights need 32), and each sum is `acc + x` or `acc + (−x)` over the taps in (ky, kx, c)
-//! order from +0.0, exactly the reference's: the sums and the fused threshold's bits are
-//! bit-identical to [`reference_sum`] (tested). (The float twin's first layer runs the tiled
-//! `float_conv`: with real weights that is the faster of the two on lavapipe.)
+//! `shaders/first_conv.wgsl` is a direct kernel for few input channels: one invocation computes one
+//! output pixel × 32 channels in registers. Binary weights go to the device as one sign word per
+//! tap and group of 32 channels ([`FirstWeights::upload_signs`]: one load per tap, where real
+//! weights need 32), and each sum is `acc + x` or `acc + (−x)` over the taps in (ky, kx, c) order
+//! from +0.0, exactly the reference's: the sums and the fused threshold's bits are bit-identical to
+//! [`reference_sum`](crate::ops::first_conv::reference_sum) (tested). (The float twin's first layer
+//! runs the tiled `float_conv`: with real weights that is the faster of the two on lavapipe.)
 
-use super::xnor_conv::ConvShape;
-use super::{FloatThreshold, Shader, WORKGROUP};
+use super::xnor_conv::ConvParams;
+use super::{Shader, WORKGROUP};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
+use crate::ops::{ConvShape, FloatThreshold};
 
 /// Output channels per invocation (one packed output word).
 const GROUP: usize = 32;
@@ -122,7 +123,7 @@ pub fn encode(
         shape.batch * shape.out_pixels_per_item() * shape.out_c,
         "first sums",
     )?;
-    let params = gpu.uniform(&shape.params());
+    let params = gpu.uniform(&ConvParams::of(shape));
     let d = launch(
         gpu,
         shape,
@@ -152,7 +153,7 @@ pub fn encode_bits(
         shape.batch * shape.out_pixels_per_item() * shape.out_c.div_ceil(32),
         "first bits",
     )?;
-    let params = gpu.uniform(&shape.params());
+    let params = gpu.uniform(&ConvParams::of(shape));
     let d = launch(
         gpu,
         shape,
@@ -234,42 +235,4 @@ pub fn run_bits(
         )));
     }
     run(gpu, shape, input, weights, Some(th))
-}
-
-/// Scalar reference, summing over ky, kx, c in order as the shader does.
-pub fn reference_sum(shape: &ConvShape, input: &[f32], weights: &[u32]) -> Vec<f32> {
-    let (oh, ow, wpp) = (shape.out_h(), shape.out_w(), shape.in_words());
-    let mut out = Vec::with_capacity(shape.batch * oh * ow * shape.out_c);
-    for n in 0..shape.batch {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                for o in 0..shape.out_c {
-                    let mut sum = 0.0f32;
-                    for ky in 0..shape.kernel_h {
-                        for kx in 0..shape.kernel_w {
-                            let iy = (oy * shape.stride + ky) as isize - shape.pad as isize;
-                            let ix = (ox * shape.stride + kx) as isize - shape.pad as isize;
-                            if iy < 0
-                                || ix < 0
-                                || iy as usize >= shape.in_h
-                                || ix as usize >= shape.in_w
-                            {
-                                continue;
-                            }
-                            let a = ((n * shape.in_h + iy as usize) * shape.in_w + ix as usize)
-                                * shape.in_c;
-                            let w = ((o * shape.kernel_h + ky) * shape.kernel_w + kx) * wpp;
-                            for c in 0..shape.in_c {
-                                let x = input[a + c];
-                                let negative = (weights[w + c / 32] >> (c % 32)) & 1 == 1;
-                                sum += if negative { -x } else { x };
-                            }
-                        }
-                    }
-                    out.push(sum);
-                }
-            }
-        }
-    }
-    out
 }

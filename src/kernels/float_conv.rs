@@ -1,7 +1,8 @@
 //! The float baseline (`shaders/float_conv.wgsl`): conv2d as a tiled implicit GEMM, and the dense
 //! layer as its 1×1 case (`float_dense` picks it for large batches). f32 NHWC input, f32 OHWI
 //! weights, zero padding. Every output is the sequential `fma` sum in increasing k from +0.0, so
-//! with ±1.0 weights it equals `first_conv::reference_sum` bit for bit.
+//! with ±1.0 weights it equals `ops::first_conv::reference_sum` bit for bit; the scalar references
+//! (both roundings of `fma`) are [`crate::ops::float_conv`].
 //!
 //! Weights larger than one storage binding (AlexNet's fc6: 9216 × 4096 f32 = 151 MB against the
 //! downlevel 128 MiB) are split along the output channels into [`FloatWeights`] parts, one dispatch
@@ -10,10 +11,11 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::tuning::{ConvTile, Tuning};
-use super::xnor_conv::{ConvParams, ConvShape, Padding};
+use super::xnor_conv::ConvParams;
 use super::{Shader, batch_chunk, over_chunks};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
+use crate::ops::{ConvShape, Padding};
 
 /// The shader's `Params`: the conv's, then where this dispatch's channels go in the output rows.
 #[repr(C)]
@@ -222,7 +224,7 @@ pub(crate) fn encode_dispatch(
         ..*shape
     };
     let params = gpu.uniform(&FloatParams {
-        conv: part.params(),
+        conv: ConvParams::of(&part),
         out_stride: shape.out_c as u32,
         out_base: base as u32,
         _pad: [0; 2],
@@ -294,23 +296,8 @@ pub fn run_within(
     })
 }
 
-/// The dense layer `[B][in] × [out][in]ᵀ` as a 1×1 conv.
-pub fn dense_shape(batch: usize, in_features: usize, out_features: usize) -> ConvShape {
-    ConvShape {
-        batch,
-        in_h: 1,
-        in_w: 1,
-        in_c: in_features,
-        out_c: out_features,
-        kernel_h: 1,
-        kernel_w: 1,
-        stride: 1,
-        pad: 0,
-        padding: Padding::Zero,
-    }
-}
-
-/// The float dense layer `[B][in] × [out][in]ᵀ` on the device ([`run`] on [`dense_shape`]).
+/// The float dense layer `[B][in] × [out][in]ᵀ` on the device ([`run`] on
+/// [`ConvShape::dense`]).
 pub fn run_dense(
     gpu: &Gpu,
     batch: usize,
@@ -321,61 +308,8 @@ pub fn run_dense(
 ) -> Result<Vec<f32>> {
     run(
         gpu,
-        &dense_shape(batch, in_features, out_features),
+        &ConvShape::dense(batch, in_features, out_features),
         input,
         weights,
     )
-}
-
-/// Scalar reference: sums in increasing k = (ky, kx, c) order, as the kernel does, rounding each
-/// product before adding it. The kernel's `fma` may be fused or not (WGSL allows both; lavapipe
-/// rounds twice, NVIDIA once): this is the twice-rounded order, [`reference_fused`] the other.
-pub fn reference(shape: &ConvShape, input: &[f32], weights: &[f32]) -> Vec<f32> {
-    reference_by(shape, input, weights, |acc, a, w| acc + a * w)
-}
-
-/// [`reference()`] with each term added in one rounding (`fma` fused).
-pub fn reference_fused(shape: &ConvShape, input: &[f32], weights: &[f32]) -> Vec<f32> {
-    reference_by(shape, input, weights, |acc, a, w| a.mul_add(w, acc))
-}
-
-fn reference_by(
-    shape: &ConvShape,
-    input: &[f32],
-    weights: &[f32],
-    add: impl Fn(f32, f32, f32) -> f32,
-) -> Vec<f32> {
-    let (oh, ow) = (shape.out_h(), shape.out_w());
-    let k = shape.kernel_h * shape.kernel_w * shape.in_c;
-    let mut out = Vec::with_capacity(shape.batch * oh * ow * shape.out_c);
-    for n in 0..shape.batch {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                for o in 0..shape.out_c {
-                    let mut sum = 0.0f32;
-                    for ky in 0..shape.kernel_h {
-                        for kx in 0..shape.kernel_w {
-                            let iy = (oy * shape.stride + ky) as isize - shape.pad as isize;
-                            let ix = (ox * shape.stride + kx) as isize - shape.pad as isize;
-                            if iy < 0
-                                || ix < 0
-                                || iy as usize >= shape.in_h
-                                || ix as usize >= shape.in_w
-                            {
-                                continue;
-                            }
-                            let a = ((n * shape.in_h + iy as usize) * shape.in_w + ix as usize)
-                                * shape.in_c;
-                            let w = o * k + (ky * shape.kernel_w + kx) * shape.in_c;
-                            for c in 0..shape.in_c {
-                                sum = add(sum, input[a + c], weights[w + c]);
-                            }
-                        }
-                    }
-                    out.push(sum);
-                }
-            }
-        }
-    }
-    out
 }

@@ -6,11 +6,12 @@
 //! summation order, f16 rounding. Weights are not split: over the binding limit they are an error
 //! (the f16 baseline is a per-layer benchmark row, not a network path).
 
+use super::Shader;
 use super::float_conv::{self, Buffers};
 use super::tuning::{ConvTile, Tuning};
-use super::{ConvShape, Shader};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, Storage};
+use crate::ops::ConvShape;
 
 /// f32 → IEEE binary16 bits, rounding to nearest even (overflow → ±inf).
 pub fn to_f16(values: &[f32]) -> Vec<u16> {

@@ -7,7 +7,8 @@
 //!
 //! The small-batch kernel reads rows as `vec4<f32>`, so it needs `in_features % 4 == 0`; other
 //! widths run on the conv kernel at every batch. Weights over the storage-binding limit are split
-//! along the output channels ([`FloatWeights`]) on both paths.
+//! along the output channels ([`FloatWeights`]) on both paths. The scalar reference, in the
+//! small-batch kernel's summation order: [`crate::ops::float_dense`].
 //!
 //! Crossover, measured on lavapipe (Mesa 22.3, 2 shared cores, `cargo run --release --example
 //! rough_timing crossover`, GPU timestamps, medians of 7): the small-batch kernel is faster than
@@ -23,6 +24,7 @@ use super::float_conv::{self, FloatWeights};
 use super::{Shader, Tuning};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
+use crate::ops::ConvShape;
 
 /// From this batch on the dense layer runs on the tiled conv kernel (`float_conv`'s 1×1 case); see
 /// the module docs for the measurement.
@@ -95,7 +97,7 @@ pub fn encode_on(
     input: &Storage<f32>,
     weights: &Storage<f32>,
 ) -> Result<(Dispatch, Storage<f32>)> {
-    let shape = float_conv::dense_shape(batch, in_features, out_features);
+    let shape = ConvShape::dense(batch, in_features, out_features);
     match kernel {
         DenseKernel::Tiled => float_conv::encode(gpu, &shape, input, weights),
         DenseKernel::SmallBatch => {
@@ -149,7 +151,7 @@ pub fn encode_split(
     weights: &FloatWeights,
 ) -> Result<(Vec<Dispatch>, Storage<f32>)> {
     if DenseKernel::for_shape(batch, in_features) == DenseKernel::Tiled {
-        let shape = float_conv::dense_shape(batch, in_features, out_features);
+        let shape = ConvShape::dense(batch, in_features, out_features);
         return float_conv::encode_split(gpu, &shape, input, weights);
     }
     check(batch, in_features, out_features, input)?;
@@ -296,72 +298,4 @@ pub fn run(
         gpu.run(&d)?;
         gpu.read(&out)
     })
-}
-
-/// Scalar reference in the small-batch kernel's order (see `shaders/float_dense.wgsl`) with
-/// workgroups of `wg` invocations ([`Tuning::float_dense_workgroup`]): per invocation a sequential
-/// sum over its vec4 steps, then the pairwise tree over the invocations. Each product is rounded
-/// before it is added (`fma` unfused, as lavapipe runs it); [`reference_fused`] is the other
-/// rounding WGSL allows.
-pub fn reference(
-    wg: u32,
-    batch: usize,
-    in_features: usize,
-    out_features: usize,
-    input: &[f32],
-    weights: &[f32],
-) -> Vec<f32> {
-    let shape = (batch, in_features, out_features);
-    reference_by(wg, shape, input, weights, |acc, a, w| acc + a * w)
-}
-
-/// [`reference()`] with each product added in one rounding (`fma` fused).
-pub fn reference_fused(
-    wg: u32,
-    batch: usize,
-    in_features: usize,
-    out_features: usize,
-    input: &[f32],
-    weights: &[f32],
-) -> Vec<f32> {
-    let shape = (batch, in_features, out_features);
-    reference_by(wg, shape, input, weights, |acc, a, w| a.mul_add(w, acc))
-}
-
-fn reference_by(
-    wg: u32,
-    (batch, in_features, out_features): (usize, usize, usize),
-    input: &[f32],
-    weights: &[f32],
-    add: impl Fn(f32, f32, f32) -> f32,
-) -> Vec<f32> {
-    let wg = wg as usize;
-    let k4 = in_features / 4;
-    let mut out = Vec::with_capacity(batch * out_features);
-    for b in 0..batch {
-        let x = &input[b * in_features..(b + 1) * in_features];
-        for o in 0..out_features {
-            let w = &weights[o * in_features..(o + 1) * in_features];
-            let mut partial: Vec<f32> = (0..wg)
-                .map(|i| {
-                    let mut s = 0.0f32;
-                    for kq in (i..k4).step_by(wg) {
-                        for c in 0..4 {
-                            s = add(s, x[4 * kq + c], w[4 * kq + c]);
-                        }
-                    }
-                    s
-                })
-                .collect();
-            let mut s = wg / 2;
-            while s > 0 {
-                for i in 0..s {
-                    partial[i] += partial[i + s];
-                }
-                s /= 2;
-            }
-            out.push(partial[0]);
-        }
-    }
-    out
 }

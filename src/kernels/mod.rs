@@ -1,5 +1,7 @@
-//! The WGSL kernels: one file in `shaders/` per concern, one Rust launcher per shader, each with a
-//! plain scalar reference of the same op (the oracle of the tests and the CPU fallback).
+//! The WGSL kernels: one file in `shaders/` per concern, one Rust launcher per shader. The ops they
+//! run (shapes, thresholds, the real epilogue's channels) and the scalar reference of each, which
+//! the launchers must match, are plain Rust in [`crate::ops`]; this layer only launches them
+//! (pipelines, tiling, buffers, splitting to the device's limits).
 //!
 //! Launchers come in two forms: `encode` builds a [`Dispatch`] over buffers already on the device,
 //! so layers chain without leaving the GPU; `run_*` takes host slices, splits the work into several
@@ -28,9 +30,7 @@ pub mod tuning;
 pub mod xnor_conv;
 pub mod xnor_dense;
 
-pub use threshold::{FloatThreshold, Threshold};
 pub use tuning::{ConvTile, Tuning};
-pub use xnor_conv::{ConvShape, Padding};
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu};

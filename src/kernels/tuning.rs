@@ -12,7 +12,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::AdapterLimits;
 
-use super::ConvShape;
+use crate::ops::ConvShape;
 
 /// The output block of a tiled GEMM-shaped kernel: a workgroup of `wg_m × wg_n` invocations, each
 /// computing `rm` rows (output pixels or batch rows) × `rn` columns (output channels), over depth

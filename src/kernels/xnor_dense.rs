@@ -2,35 +2,15 @@
 //! rows `[out][ceil(in/32)]` → i32 dots or packed signs through the fused threshold. Small
 //! batches run split-K (a workgroup per row and 32 outputs, [`split_for`] invocations per
 //! output); batches of [`TILED_BATCH`] rows or more run on the tiled conv kernel as a 1×1 conv.
+//! The shape and the scalar reference: [`crate::ops::dense`].
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Shader, Threshold};
+use super::Shader;
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, PipelineKey, Storage};
-
-/// Shape of a binary dense layer over a batch of packed rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DenseShape {
-    /// Rows (images).
-    pub batch: usize,
-    /// Input features (bits per row, before padding to words).
-    pub in_features: usize,
-    /// Outputs per row.
-    pub out_features: usize,
-}
-
-impl DenseShape {
-    /// Packed words per input row (`ceil(in_features/32)`).
-    pub fn in_words(&self) -> usize {
-        words(self.in_features)
-    }
-    /// Multiply-accumulates of the whole batch.
-    pub fn macs(&self) -> u64 {
-        (self.batch * self.in_features * self.out_features) as u64
-    }
-}
+use crate::ops::{ConvShape, DenseShape, Threshold};
 
 /// From this batch on, the dense layer runs as a 1×1 conv on the tiled XNOR conv kernel; smaller
 /// batches run the split-K kernel (a weight row is used once per row, so there is little to tile).
@@ -70,18 +50,7 @@ pub fn encode(
     if shape.batch >= TILED_BATCH {
         // [B][words] × [O][words] is the 1×1 conv of B one-pixel images: the tiled conv kernel
         // reuses each staged weight word over the batch rows held in registers.
-        let conv = super::ConvShape {
-            batch: shape.batch,
-            in_h: 1,
-            in_w: 1,
-            in_c: shape.in_features,
-            out_c: shape.out_features,
-            kernel_h: 1,
-            kernel_w: 1,
-            stride: 1,
-            pad: 0,
-            padding: super::Padding::Zero,
-        };
+        let conv = ConvShape::dense(shape.batch, shape.in_features, shape.out_features);
         return super::xnor_conv::encode(gpu, &conv, input, weights, thresholds);
     }
     encode_with(
@@ -239,29 +208,4 @@ pub fn run_bits(
         )));
     }
     run(gpu, shape, input, weights, Some(th))
-}
-
-/// Scalar reference: `[B][O]` dots.
-pub fn reference_dot(shape: &DenseShape, input: &[u32], weights: &[u32]) -> Vec<i32> {
-    let wpr = shape.in_words();
-    let mut out = Vec::with_capacity(shape.batch * shape.out_features);
-    for b in 0..shape.batch {
-        let a = &input[b * wpr..(b + 1) * wpr];
-        for o in 0..shape.out_features {
-            let w = &weights[o * wpr..(o + 1) * wpr];
-            let mismatches: u32 = a.iter().zip(w).map(|(x, y)| (x ^ y).count_ones()).sum();
-            out.push(shape.in_features as i32 - 2 * mismatches as i32);
-        }
-    }
-    out
-}
-
-/// Scalar reference of the fused path: dots, then the threshold.
-pub fn reference_bits(
-    shape: &DenseShape,
-    input: &[u32],
-    weights: &[u32],
-    th: &[Threshold],
-) -> Vec<u32> {
-    super::threshold::reference(&reference_dot(shape, input, weights), th)
 }

@@ -1,14 +1,13 @@
-//! The CPU binary path (`bnn_transfer::cpu`) against the kernels' scalar references, bit-exact:
-//! a sweep over channels straddling word boundaries (odd and even word counts, so the u64 regroup
-//! sees a zero-extended last half), kernels, strides, both padding modes and odd sizes, a property
-//! test over random shapes (out_c past the 16-channel blocks and the 4-pixel groups), the fused
-//! threshold, the dense layer, and thread counts — for every instruction set this CPU has
-//! (portable, popcnt, AVX2, AVX-512: `Isa::available`).
+//! The CPU binary path (`bnn_transfer::cpu`) against the ops' scalar references
+//! (`bnn_transfer::ops`), bit-exact: a sweep over channels straddling word boundaries (odd and even
+//! word counts, so the u64 regroup sees a zero-extended last half), kernels, strides, both padding
+//! modes and odd sizes, a property test over random shapes (out_c past the 16-channel blocks and
+//! the 4-pixel groups), the fused threshold, the dense layer, and thread counts — for every
+//! instruction set this CPU has (portable, popcnt, AVX2, AVX-512: `Isa::available`).
 
 use bnn_transfer::bits::pack_rows;
 use bnn_transfer::cpu::{CpuConv, CpuDense, Isa, Threads};
-use bnn_transfer::kernels::xnor_dense::{self, DenseShape};
-use bnn_transfer::kernels::{ConvShape, Padding, Threshold, xnor_conv};
+use bnn_transfer::ops::{self, ConvShape, DenseShape, Padding, Threshold};
 use bnn_transfer::rng::Rng;
 use proptest::prelude::*;
 
@@ -39,8 +38,8 @@ fn check(s: &ConvShape, seed: u64, threads: usize) {
     let (x, w, th) = operands(s, seed);
     let threads = Threads::new(threads).unwrap();
     let (dots, bits) = (
-        xnor_conv::reference_dot(s, &x, &w),
-        xnor_conv::reference_bits(s, &x, &w, &th),
+        ops::conv::reference_dot(s, &x, &w),
+        ops::conv::reference_bits(s, &x, &w, &th),
     );
     for isa in Isa::available() {
         let conv = CpuConv::with_isa(s, &w, isa).unwrap();
@@ -141,12 +140,12 @@ fn dense_matches_the_reference() {
             let d = CpuDense::with_isa(&shape, &w, isa).unwrap();
             assert_eq!(
                 d.dot(&x, &threads).unwrap(),
-                xnor_dense::reference_dot(&shape, &x, &w),
+                ops::dense::reference_dot(&shape, &x, &w),
                 "{isa} {shape:?}"
             );
             assert_eq!(
                 d.bits(&x, &th, &threads).unwrap(),
-                xnor_dense::reference_bits(&shape, &x, &w, &th),
+                ops::dense::reference_bits(&shape, &x, &w, &th),
                 "{isa} {shape:?}"
             );
         }

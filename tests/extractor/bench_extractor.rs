@@ -1,7 +1,8 @@
 //! The end-to-end rows' two sides are real computations: the random extractor file of
 //! `bench::extractor` is a valid file (round-trips through safetensors) whose WGSL run matches the
-//! CPU reference bit for bit, and the float twin matches a plain chain of `float_conv::reference`
-//! (`float_dense::reference` for dense layers on the small-batch kernel) and `pool::reference_f32`.
+//! CPU reference bit for bit, and the float twin matches a plain chain of
+//! `ops::float_conv::reference` (`ops::float_dense::reference` for dense layers on the small-batch
+//! kernel) and `ops::pool::reference_f32`.
 
 use crate::common;
 
@@ -10,9 +11,9 @@ use std::path::Path;
 use bnn_transfer::arch::Arch;
 use bnn_transfer::bench::extractor::{FloatTwin, random_file, random_weights};
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Features, LayerKind, Output, reference};
-use bnn_transfer::kernels::float_dense::{self, DenseKernel};
-use bnn_transfer::kernels::pool::{self, PoolShape};
-use bnn_transfer::kernels::{ConvShape, Padding, Tuning, float_conv};
+use bnn_transfer::kernels::Tuning;
+use bnn_transfer::kernels::float_dense::DenseKernel;
+use bnn_transfer::ops::{self, ConvShape, Padding, PoolShape};
 use bnn_transfer::rng::Rng;
 
 #[test]
@@ -78,7 +79,7 @@ fn float_twin_matches_the_reference_chain() {
         let s = &l.spec;
         let [h, wd, c] = s.in_shape;
         let shape = if s.kind == LayerKind::XnorDense {
-            float_conv::dense_shape(n, h * wd * c, s.out_channels())
+            ConvShape::dense(n, h * wd * c, s.out_channels())
         } else {
             ConvShape {
                 batch: n,
@@ -98,12 +99,12 @@ fn float_twin_matches_the_reference_chain() {
             && DenseKernel::for_shape(n, fin) == DenseKernel::SmallBatch
         {
             let wg = Tuning::for_gpu(gpu).float_dense_workgroup();
-            float_dense::reference(wg, n, fin, fout, &x, w)
+            ops::float_dense::reference(wg, n, fin, fout, &x, w)
         } else {
-            float_conv::reference(&shape, &x, w)
+            ops::float_conv::reference(&shape, &x, w)
         };
         if let Some(p) = s.pool {
-            x = pool::reference_f32(
+            x = ops::pool::reference_f32(
                 &PoolShape {
                     batch: n,
                     in_h: shape.out_h(),

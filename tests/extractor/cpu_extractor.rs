@@ -16,7 +16,7 @@ use bnn_transfer::arch::{Arch, ConvBlock, Pool};
 use bnn_transfer::bench::extractor::random_file;
 use bnn_transfer::cpu::{CpuExtractor, CpuFirstConv, Isa, Threads};
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Thresholds, reference};
-use bnn_transfer::kernels::{ConvShape, FloatThreshold, Padding, Threshold, first_conv};
+use bnn_transfer::ops::{self, ConvShape, FloatThreshold, Padding, Threshold};
 use bnn_transfer::rng::Rng;
 use proptest::prelude::*;
 
@@ -60,7 +60,8 @@ proptest! {
         let mut rng = Rng::new(seed);
         let x = images_with_zeros(&mut rng, batch * s.in_h * s.in_w * c);
         let w = common::random_words(&mut rng, out_c * k * k, c);
-        let want: Vec<u32> = first_conv::reference_sum(&s, &x, &w).iter().map(|v| v.to_bits()).collect();
+        let want: Vec<u32> =
+            ops::first_conv::reference_sum(&s, &x, &w).iter().map(|v| v.to_bits()).collect();
         let threads = Threads::new(threads).unwrap();
         for isa in Isa::available() {
             let got = CpuFirstConv::with_isa(&s, &w, isa).unwrap().sums(&x, &threads).unwrap();

@@ -10,7 +10,7 @@ use std::path::Path;
 use bnn_transfer::arch::Arch;
 use bnn_transfer::bench::extractor::random_file;
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Thresholds, reference};
-use bnn_transfer::kernels::{FloatThreshold, Threshold};
+use bnn_transfer::ops::{FloatThreshold, Threshold};
 use bnn_transfer::rng::Rng;
 
 const PLUS: usize = 0;

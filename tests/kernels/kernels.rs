@@ -8,11 +8,11 @@ use crate::common;
 
 use bnn_transfer::bits::{pack_rows, unpack_rows, words};
 use bnn_transfer::gpu::{Gpu, LimitsProfile};
-use bnn_transfer::kernels::pool::{PoolShape, PoolValues};
-use bnn_transfer::kernels::xnor_dense::DenseShape;
 use bnn_transfer::kernels::{
-    ConvShape, FloatThreshold, Padding, Threshold, bitpack, first_conv, float_conv, pool,
-    threshold, xnor_conv, xnor_dense,
+    bitpack, first_conv, float_conv, pool, threshold, xnor_conv, xnor_dense,
+};
+use bnn_transfer::ops::{
+    self, ConvShape, DenseShape, FloatThreshold, Padding, PoolShape, PoolValues, Threshold,
 };
 use bnn_transfer::rng::Rng;
 use common::{all_gpus, random_f32, random_words};
@@ -80,7 +80,7 @@ fn check_conv(gpu: &Gpu, shape: &ConvShape, seed: u64) {
         shape.out_c * shape.kernel_h * shape.kernel_w,
         shape.in_c,
     );
-    let want = xnor_conv::reference_dot(shape, &input, &weights);
+    let want = ops::conv::reference_dot(shape, &input, &weights);
     let got = xnor_conv::run_dot(gpu, shape, &input, &weights).unwrap();
     assert_eq!(got, want, "xnor_conv dots differ for {shape:?}");
 
@@ -88,7 +88,7 @@ fn check_conv(gpu: &Gpu, shape: &ConvShape, seed: u64) {
     if shape.padding == Padding::Zero {
         let x = unpack_rows(&input, shape.in_c);
         let w = unpack_rows(&weights, shape.in_c);
-        let float: Vec<i32> = float_conv::reference(shape, &x, &w)
+        let float: Vec<i32> = ops::float_conv::reference(shape, &x, &w)
             .iter()
             .map(|&v| v as i32)
             .collect();
@@ -100,7 +100,7 @@ fn check_conv(gpu: &Gpu, shape: &ConvShape, seed: u64) {
 
     let k = shape.kernel_h * shape.kernel_w * shape.in_c;
     let th = random_thresholds(&mut rng, shape.out_c, k);
-    let want_bits = xnor_conv::reference_bits(shape, &input, &weights, &th);
+    let want_bits = ops::conv::reference_bits(shape, &input, &weights, &th);
     let got_bits = xnor_conv::run_bits(gpu, shape, &input, &weights, &th).unwrap();
     assert_eq!(
         got_bits, want_bits,
@@ -199,7 +199,7 @@ fn threshold_matches_reference() {
             let th = random_thresholds(&mut rng, c, 20);
             assert_eq!(
                 threshold::run(gpu, &values, &th).unwrap(),
-                threshold::reference(&values, &th),
+                ops::threshold::reference(&values, &th),
                 "[{limits}] C={c}"
             );
             let fv = random_f32(&mut rng, rows * c);
@@ -211,7 +211,7 @@ fn threshold_matches_reference() {
                 .collect();
             assert_eq!(
                 threshold::run_f32(gpu, &fv, &fth).unwrap(),
-                threshold::reference_f32(&fv, &fth)
+                ops::threshold::reference_f32(&fv, &fth)
             );
         }
         // Thresholds are inclusive on both sides: a value equal to t is +1.
@@ -244,7 +244,7 @@ fn maxpool_matches_reference_on_integers_floats_and_bits() {
             let got = pool::run(gpu, &shape, PoolValues::I32, bytemuck::cast_slice(&ints)).unwrap();
             assert_eq!(
                 bytemuck::cast_slice::<u32, i32>(&got),
-                pool::reference_i32(&shape, &ints),
+                ops::pool::reference_i32(&shape, &ints),
                 "[{limits}] {shape:?}"
             );
 
@@ -253,7 +253,7 @@ fn maxpool_matches_reference_on_integers_floats_and_bits() {
                 pool::run(gpu, &shape, PoolValues::F32, bytemuck::cast_slice(&floats)).unwrap();
             assert_eq!(
                 bytemuck::cast_slice::<u32, f32>(&got),
-                pool::reference_f32(&shape, &floats)
+                ops::pool::reference_f32(&shape, &floats)
             );
 
             let bit_shape = PoolShape {
@@ -262,9 +262,9 @@ fn maxpool_matches_reference_on_integers_floats_and_bits() {
             };
             let bits = random_words(&mut rng, shape.batch * shape.in_h * shape.in_w, c);
             let got = pool::run(gpu, &bit_shape, PoolValues::Bits, &bits).unwrap();
-            assert_eq!(got, pool::reference_bits(&bit_shape, &bits));
+            assert_eq!(got, ops::pool::reference_bits(&bit_shape, &bits));
             // Pooling signs = signs of pooled ±1 values (the max of ±1 is +1 unless all are −1).
-            let pooled_values = pool::reference_f32(&shape, &unpack_rows(&bits, c));
+            let pooled_values = ops::pool::reference_f32(&shape, &unpack_rows(&bits, c));
             assert_eq!(got, pack_rows(&pooled_values, c));
         }
     }
@@ -307,10 +307,10 @@ fn pooling_signs_with_and_or_masks_equals_pooling_the_preactivations() {
                     mask[o / 32] |= 1 << (o % 32);
                 }
             }
-            let signs = threshold::reference(&dots, &th);
-            let want = threshold::reference(&pool::reference_i32(&shape, &dots), &th);
+            let signs = ops::threshold::reference(&dots, &th);
+            let want = ops::threshold::reference(&ops::pool::reference_i32(&shape, &dots), &th);
             assert_eq!(
-                pool::reference_bits_masked(&bit_shape, &signs, &mask),
+                ops::pool::reference_bits_masked(&bit_shape, &signs, &mask),
                 want,
                 "reference, {shape:?}"
             );
@@ -335,8 +335,9 @@ fn pooling_signs_with_and_or_masks_equals_pooling_the_preactivations() {
                     fmask[o / 32] |= 1 << (o % 32);
                 }
             }
-            let signs = threshold::reference_f32(&sums, &fth);
-            let want = threshold::reference_f32(&pool::reference_f32(&shape, &sums), &fth);
+            let signs = ops::threshold::reference_f32(&sums, &fth);
+            let want =
+                ops::threshold::reference_f32(&ops::pool::reference_f32(&shape, &sums), &fth);
             let got = pool::run_bits(gpu, &bit_shape, &signs, &fmask).unwrap();
             assert_eq!(got, want, "[{limits}] f32 {shape:?}");
         }
@@ -355,14 +356,14 @@ fn xnor_dense_matches_reference() {
             };
             let x = random_words(&mut rng, shape.batch, inf);
             let w = random_words(&mut rng, shape.out_features, inf);
-            let want = xnor_dense::reference_dot(&shape, &x, &w);
+            let want = ops::dense::reference_dot(&shape, &x, &w);
             assert_eq!(
                 xnor_dense::run_dot(gpu, &shape, &x, &w).unwrap(),
                 want,
                 "[{limits}] {shape:?}"
             );
-            let float: Vec<i32> = float_conv::reference(
-                &float_conv::dense_shape(shape.batch, inf, shape.out_features),
+            let float: Vec<i32> = ops::float_conv::reference(
+                &ConvShape::dense(shape.batch, inf, shape.out_features),
                 &unpack_rows(&x, inf),
                 &unpack_rows(&w, inf),
             )
@@ -373,7 +374,7 @@ fn xnor_dense_matches_reference() {
             let th = random_thresholds(&mut rng, shape.out_features, inf);
             assert_eq!(
                 xnor_dense::run_bits(gpu, &shape, &x, &w, &th).unwrap(),
-                xnor_dense::reference_bits(&shape, &x, &w, &th)
+                ops::dense::reference_bits(&shape, &x, &w, &th)
             );
         }
     }
@@ -421,7 +422,7 @@ fn first_conv_matches_reference() {
                 shape.out_c * shape.kernel_h * shape.kernel_w,
                 shape.in_c,
             );
-            let want = first_conv::reference_sum(shape, &x, &w);
+            let want = ops::first_conv::reference_sum(shape, &x, &w);
             let got = first_conv::run_sum(gpu, shape, &x, &w).unwrap();
             // fma(x, ±1, acc) rounds exactly like acc ± x, in the same (ky, kx, c) order.
             assert_eq!(
@@ -444,7 +445,7 @@ fn first_conv_matches_reference() {
             let got_bits = first_conv::run_bits(gpu, shape, &x, &w, &th).unwrap();
             assert_eq!(
                 got_bits,
-                threshold::reference_f32(&want, &th),
+                ops::threshold::reference_f32(&want, &th),
                 "[{limits}] first_bits {shape:?}"
             );
         }
@@ -461,7 +462,7 @@ fn float_conv_and_dense_match_reference() {
                 ..s
             })
             .collect();
-        shapes.push(float_conv::dense_shape(65, 300, 130));
+        shapes.push(ConvShape::dense(65, 300, 130));
         shapes.push(ConvShape {
             batch: 1,
             in_h: 13,
@@ -688,8 +689,8 @@ fn tiled_convs_are_exact_with_every_tile() {
             let x = random_words(&mut rng, batch * side * (side + 1), c);
             let w = random_words(&mut rng, o * k * k, c);
             let th = random_thresholds(&mut rng, o, k * k * c);
-            let want = xnor_conv::reference_dot(&shape, &x, &w);
-            let want_bits = xnor_conv::reference_bits(&shape, &x, &w, &th);
+            let want = ops::conv::reference_dot(&shape, &x, &w);
+            let want_bits = ops::conv::reference_bits(&shape, &x, &w, &th);
             let (xg, wg) = (gpu.upload(&x, "x").unwrap(), gpu.upload(&w, "w").unwrap());
             let tg = gpu.upload(&th, "th").unwrap();
             for tile in &tiles {
@@ -751,7 +752,7 @@ fn tiled_convs_are_exact_with_every_tile() {
         rn: 4,
         kc: 16,
     };
-    let shape = float_conv::dense_shape(1, 64, 64);
+    let shape = ConvShape::dense(1, 64, 64);
     let x = gpu.upload(&[0u32; 2], "x").unwrap();
     let w = gpu.upload(&[0u32; 128], "w").unwrap();
     assert!(xnor_conv::encode_with(gpu, &shape, &bad, &x, &w, None).is_err());
@@ -760,11 +761,11 @@ fn tiled_convs_are_exact_with_every_tile() {
 /// The float kernel's sums, bit for bit: equal to the reference in the kernel's order with `fma`
 /// rounded twice (lavapipe) or once (GPUs that fuse it; WGSL allows either), the whole output one way.
 fn assert_float_exact(got: &[f32], shape: &ConvShape, x: &[f32], w: &[f32], what: &str) {
-    let twice = float_conv::reference(shape, x, w);
+    let twice = ops::float_conv::reference(shape, x, w);
     if got == twice.as_slice() {
         return;
     }
-    let once = float_conv::reference_fused(shape, x, w);
+    let once = ops::float_conv::reference_fused(shape, x, w);
     if got == once.as_slice() {
         return;
     }
@@ -955,7 +956,7 @@ fn narrow_tiles_are_exact_or_refused_under_the_loop_budget() {
         let mut rng = Rng::new(c as u64);
         let x = random_words(&mut rng, shape.in_h * shape.in_w, c);
         let w = random_words(&mut rng, shape.out_c * k * k, c);
-        let want = xnor_conv::reference_dot(&shape, &x, &w);
+        let want = ops::conv::reference_dot(&shape, &x, &w);
         let (xg, wg) = (gpu.upload(&x, "x").unwrap(), gpu.upload(&w, "w").unwrap());
         let t = tile(1, 8, 16);
         match xnor_conv::encode_with(gpu, &shape, &t, &xg, &wg, None) {
@@ -996,7 +997,7 @@ fn float_weights_over_the_binding_limit_split_along_output_channels() {
         pad: 1,
         padding: Padding::Zero,
     };
-    for shape in [float_conv::dense_shape(3, 300, 130), conv] {
+    for shape in [ConvShape::dense(3, 300, 130), conv] {
         let k = shape.kernel_h * shape.kernel_w * shape.in_c;
         assert!(shape.out_c * k * 4 > 64 << 10, "the weights must not fit");
         let mut rng = Rng::new(k as u64);
@@ -1083,11 +1084,11 @@ fn gpu_downlevel_tilings_are_exact_here() {
             }
             let mut fin = side * side * cin;
             for &d in arch.dense.iter().chain([&arch.classes]) {
-                cases.push(float_conv::dense_shape(batch, fin, d));
+                cases.push(ConvShape::dense(batch, fin, d));
                 fin = d;
             }
         }
-        cases.push(float_conv::dense_shape(batch, 256, 4096));
+        cases.push(ConvShape::dense(batch, 256, 4096));
     }
     let mut rng = Rng::new(77);
     for shape in &cases {
@@ -1122,14 +1123,14 @@ fn gpu_downlevel_tilings_are_exact_here() {
         let got: Vec<i32> = bytemuck::cast_vec(gpu.read(&out).unwrap());
         assert_eq!(
             got,
-            xnor_conv::reference_dot(shape, &xb, &wb),
+            ops::conv::reference_dot(shape, &xb, &wb),
             "xnor {tile:?} {shape:?}"
         );
         let (d, out) = xnor_conv::encode_with(gpu, shape, &tile, &xg, &wg, Some(&tg)).unwrap();
         gpu.run(&[d]).unwrap();
         assert_eq!(
             gpu.read(&out).unwrap(),
-            xnor_conv::reference_bits(shape, &xb, &wb, &th),
+            ops::conv::reference_bits(shape, &xb, &wb, &th),
             "xnor bits {tile:?} {shape:?}"
         );
     }
@@ -1152,8 +1153,8 @@ fn xnor_dense_split_k_is_exact_for_every_split() {
         let x = random_words(&mut rng, batch, in_features);
         let w = random_words(&mut rng, out_features, in_features);
         let th = random_thresholds(&mut rng, out_features, in_features);
-        let want_dots = xnor_dense::reference_dot(&shape, &x, &w);
-        let want_bits = xnor_dense::reference_bits(&shape, &x, &w, &th);
+        let want_dots = ops::dense::reference_dot(&shape, &x, &w);
+        let want_bits = ops::dense::reference_bits(&shape, &x, &w, &th);
         let (xb, wb) = (gpu.upload(&x, "x").unwrap(), gpu.upload(&w, "w").unwrap());
         let tb = gpu.upload(&th, "t").unwrap();
         for split in [1, 2, 4, 8] {
@@ -1190,7 +1191,7 @@ fn xnor_dense_past_the_loop_budget_is_refused_not_wrong() {
         let x = random_words(&mut rng, 1, in_features);
         let w = random_words(&mut rng, 32, in_features);
         // Each threshold at its dot, "+1 iff dot <= t": a sum that lost words is larger, so -1.
-        let th: Vec<Threshold> = xnor_dense::reference_dot(&shape, &x, &w)
+        let th: Vec<Threshold> = ops::dense::reference_dot(&shape, &x, &w)
             .into_iter()
             .map(Threshold::at_most)
             .collect();
@@ -1200,7 +1201,7 @@ fn xnor_dense_past_the_loop_budget_is_refused_not_wrong() {
         match xnor_dense::run_bits(gpu, &shape, &x, &w, &th) {
             Ok(got) => {
                 assert!(!over || gpu.adapter_limits().loop_budget.is_none());
-                assert_eq!(got, xnor_dense::reference_bits(&shape, &x, &w, &th));
+                assert_eq!(got, ops::dense::reference_bits(&shape, &x, &w, &th));
             }
             Err(e) => {
                 assert!(over && gpu.adapter_limits().loop_budget.is_some(), "{e}");
@@ -1208,7 +1209,7 @@ fn xnor_dense_past_the_loop_budget_is_refused_not_wrong() {
             }
         }
         match xnor_dense::run_dot(gpu, &shape, &x, &w) {
-            Ok(got) => assert_eq!(got, xnor_dense::reference_dot(&shape, &x, &w)),
+            Ok(got) => assert_eq!(got, ops::dense::reference_dot(&shape, &x, &w)),
             Err(e) => assert!(over && e.to_string().contains("loop iterations"), "{e}"),
         }
     }
@@ -1237,7 +1238,7 @@ fn first_conv_past_the_loop_budget_is_refused_not_wrong() {
     match first_conv::run_sum(gpu, &shape, &x, &w) {
         Ok(got) => {
             assert!(gpu.adapter_limits().loop_budget.is_none());
-            let want = first_conv::reference_sum(&shape, &x, &w);
+            let want = ops::first_conv::reference_sum(&shape, &x, &w);
             assert_close(&got, &want, 2.0 * 72_000.0, "deep first_conv");
         }
         Err(e) => {
@@ -1249,8 +1250,8 @@ fn first_conv_past_the_loop_budget_is_refused_not_wrong() {
 
 /// The binary first layer on the float conv: with ±1.0 weights (unpacked from the packed bits,
 /// OHWI) every product is exact, so the kernel's sequential `fma` sum in increasing (ky, kx, c)
-/// from +0.0 rounds exactly like `first_conv::reference_sum`'s `acc ± x` (out-of-image taps add
-/// `fma(0, ±1, acc) = acc`). Bit for bit, whether or not the device fuses `fma`.
+/// from +0.0 rounds exactly like `ops::first_conv::reference_sum`'s `acc ± x` (out-of-image taps
+/// add `fma(0, ±1, acc) = acc`). Bit for bit, whether or not the device fuses `fma`.
 #[test]
 fn float_conv_with_sign_weights_is_the_first_layer_bit_for_bit() {
     // (batch, h, w, c, out_c, kernel, stride, pad)
@@ -1284,7 +1285,7 @@ fn float_conv_with_sign_weights_is_the_first_layer_bit_for_bit() {
             let signs = unpack_rows(&packed, c);
             assert_eq!(signs.len(), o * k * k * c);
             assert!(signs.iter().all(|v| v.abs() == 1.0));
-            let want = first_conv::reference_sum(&shape, &x, &packed);
+            let want = ops::first_conv::reference_sum(&shape, &x, &packed);
             let got = float_conv::run(gpu, &shape, &x, &signs).unwrap();
             assert_eq!(got.len(), want.len(), "[{limits}] {shape:?}");
             let bad: Vec<(usize, f32, f32)> = got
@@ -1315,11 +1316,10 @@ fn assert_dense_exact(
     w: &[f32],
     what: &str,
 ) {
-    use bnn_transfer::kernels::float_dense;
     let (batch, fin, fout) = shape;
-    let twice = float_dense::reference(wg, batch, fin, fout, x, w);
+    let twice = ops::float_dense::reference(wg, batch, fin, fout, x, w);
     assert_dense_close(got, &twice, x, w, fin, what);
-    let once = float_dense::reference_fused(wg, batch, fin, fout, x, w);
+    let once = ops::float_dense::reference_fused(wg, batch, fin, fout, x, w);
     assert!(
         got == twice.as_slice() || got == once.as_slice(),
         "{what}: {} of {} sums differ from the reference order",
@@ -1370,7 +1370,7 @@ fn float_dense_matches_reference_at_every_batch() {
                     }
                     DenseKernel::Tiled => {
                         assert!(batch > float_dense::MAX_BATCH || fin % 4 != 0);
-                        let shape = float_conv::dense_shape(batch, fin, fout);
+                        let shape = ConvShape::dense(batch, fin, fout);
                         assert_float_exact(&got, &shape, &x, &w, &what);
                     }
                 }
@@ -1478,8 +1478,8 @@ fn float_conv_f16_is_within_f16_rounding_of_f32() {
                 continue;
             }
             let got = float_conv_f16::run(gpu, &shape, &x, &w).unwrap();
-            let want = float_conv::reference(&shape, &x, &w);
-            let magnitudes = float_conv::reference(
+            let want = ops::float_conv::reference(&shape, &x, &w);
+            let magnitudes = ops::float_conv::reference(
                 &shape,
                 &x.iter().map(|v| v.abs()).collect::<Vec<_>>(),
                 &w.iter().map(|v| v.abs()).collect::<Vec<_>>(),

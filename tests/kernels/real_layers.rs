@@ -1,11 +1,11 @@
 //! Real layers (Bi-Real blocks: folded batch norm, shortcut, RPReLU in f32) on every path, bit for
 //! bit, without burn:
 //!
-//! * `real_epilogue.wgsl` against `real_epilogue::reference` over random shapes, i32 and f32
+//! * `real_epilogue.wgsl` against `ops::real_epilogue::reference` over random shapes, i32 and f32
 //!   pre-activations, no shortcut, identity and average-pool windows, channel counts off 32, on the
 //!   adapter's limits and on downlevel (phone-class) limits, compared with `to_bits`; and with the
-//!   max-pool fused in, against `pool::reference_*` (ties and signed zeros in the windows); with
-//!   and without a 1×1 projection on the shortcut;
+//!   max-pool fused in, against `ops::pool::reference_*` (ties and signed zeros in the windows);
+//!   with and without a 1×1 projection on the shortcut;
 //! * `mul` (four exact 12-bit products) against the f64 product: within 2 ulp;
 //! * random Bi-Real networks (shortcut blocks of every kind, 1×1 projections included, among plain
 //!   ones, dense layers after):
@@ -23,11 +23,10 @@ use bnn_transfer::cpu::{CpuExtractor, Isa, Threads};
 use bnn_transfer::extractor::{
     Extractor, ExtractorFile, Features, Output, Shortcut, Thresholds, VERSION_REAL, reference,
 };
-use bnn_transfer::kernels::FloatThreshold;
-use bnn_transfer::kernels::pool::{self, PoolShape};
-use bnn_transfer::kernels::real_epilogue::{
-    self, EpilogueShape, Inputs, ProjectionRef, RealChannel, Window, mul,
-};
+use bnn_transfer::kernels::real_epilogue::{self, Inputs};
+use bnn_transfer::ops;
+use bnn_transfer::ops::real_epilogue::{EpilogueShape, ProjectionRef, RealChannel, Window, mul};
+use bnn_transfer::ops::{FloatThreshold, PoolShape};
 use bnn_transfer::rng::Rng;
 
 fn channels(rng: &mut Rng, n: usize, scale: f32) -> Vec<RealChannel> {
@@ -104,7 +103,7 @@ fn the_epilogue_kernel_equals_the_reference_bit_for_bit() {
             weight: &weight,
             bias: &bias,
         });
-        let want = real_epilogue::reference(&shape, &pre, &ch, x, projection).unwrap();
+        let want = ops::real_epilogue::reference(&shape, &pre, &ch, x, projection).unwrap();
         let words: Vec<u32> = if float {
             floats.iter().map(|v| v.to_bits()).collect()
         } else {
@@ -123,7 +122,7 @@ fn the_epilogue_kernel_equals_the_reference_bit_for_bit() {
             assert_eq!(bits(&got), bits(&want), "case {case} {name} {shape:?}");
         }
         // The same epilogue reading the unpooled map, max-pooled in the kernel, against
-        // `pool::reference_*` then the epilogue. Extra rows/columns that the floor division
+        // `ops::pool::reference_*` then the epilogue. Extra rows/columns that the floor division
         // drops (fewer than a stride).
         let (k, st) = (2 + rng.below(2), 1 + rng.below(2));
         let pool = Window {
@@ -149,18 +148,18 @@ fn the_epilogue_kernel_equals_the_reference_bit_for_bit() {
         let (words, pooled): (Vec<u32>, Vec<f32>) = if float {
             (
                 map_f.iter().map(|v| v.to_bits()).collect(),
-                pool::reference_f32(&ps, &map_f),
+                ops::pool::reference_f32(&ps, &map_f),
             )
         } else {
             (
                 map_i.iter().map(|&v| v as u32).collect(),
-                pool::reference_i32(&ps, &map_i)
+                ops::pool::reference_i32(&ps, &map_i)
                     .iter()
                     .map(|&d| d as f32)
                     .collect(),
             )
         };
-        let want = real_epilogue::reference(&shape, &pooled, &ch, x, projection).unwrap();
+        let want = ops::real_epilogue::reference(&shape, &pooled, &ch, x, projection).unwrap();
         let inputs = Inputs {
             pre: &words,
             pool: Some(pool),

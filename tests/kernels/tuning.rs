@@ -9,7 +9,8 @@ use bnn_transfer::Arch;
 use bnn_transfer::arch::out_size;
 use bnn_transfer::bench::shapes;
 use bnn_transfer::gpu::{AdapterLimits, LLVMPIPE_LOOP_BUDGET};
-use bnn_transfer::kernels::{ConvShape, ConvTile, Padding, Shader, Tuning, float_conv};
+use bnn_transfer::kernels::{ConvTile, Shader, Tuning};
+use bnn_transfer::ops::{ConvShape, Padding};
 
 /// lavapipe's limits as `bnn devices` reports them (a CPU adapter).
 fn cpu_like() -> wgpu::Limits {
@@ -92,7 +93,7 @@ fn layer_shapes(batch: usize) -> Vec<(String, ConvShape)> {
         for (j, &d) in arch.dense.iter().chain([&arch.classes]).enumerate() {
             v.push((
                 format!("{} fc{}", arch.name, j + 1),
-                float_conv::dense_shape(batch, fin, d),
+                ConvShape::dense(batch, fin, d),
             ));
             fin = d;
         }
@@ -185,7 +186,7 @@ fn gpu_downlevel_dense_4096_fits_16_kib() {
         wgpu::DeviceType::DiscreteGpu,
         &wgpu::Limits::downlevel_defaults(),
     );
-    let shape = float_conv::dense_shape(1, 4096, 4096);
+    let shape = ConvShape::dense(1, 4096, 4096);
     let tile = Tuning::new(limits).float_conv_tile(&shape);
     let old = ConvTile {
         wg_m: 1,
