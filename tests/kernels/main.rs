@@ -4,8 +4,17 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod support;
+
+mod bitpack;
 mod constant_channels;
-mod kernels;
+mod first_conv;
+mod float_conv;
+mod limits;
+mod pool;
 mod real_layers;
 mod shaders;
+mod threshold;
 mod tuning;
+mod xnor_conv;
+mod xnor_dense;
