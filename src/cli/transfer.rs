@@ -20,14 +20,14 @@ pub struct Args {
     pub data: PathBuf,
     /// How --data is laid out (docs/DATA.md): ImageFolder, the official Flowers-102, CUB-200-2011
     /// or MIT Indoor-67 downloads; auto detects it.
-    #[arg(long, value_enum, default_value_t = Layout::Auto)]
+    #[arg(long, value_enum, default_value_t = defaults().layout)]
     pub layout: Layout,
     /// Cut points: the extractor layer(s) whose output feeds the head, comma-separated
     /// (default: the file's own cut). Each cut gets its own head and table row.
     #[arg(long, value_delimiter = ',')]
     pub cut: Vec<String>,
     /// Head: `linear`, or `mlp:H[,H…]` (hidden widths, ReLU between layers).
-    #[arg(long, default_value = "linear")]
+    #[arg(long, default_value_t = defaults().head)]
     pub head: String,
     /// Retrain the last K layers, as in the paper (comma-separated list): K = 1 is a linear head
     /// on the last layer; K > 1 cuts K−1 layers earlier and retrains those layers in float with
@@ -51,45 +51,50 @@ pub struct Args {
     /// The baseline's weights file (`efficientnet-lite0-57934424.pth`, sha256 checked).
     #[arg(long, requires = "baseline")]
     pub baseline_weights: Option<PathBuf>,
-    #[arg(long, default_value = "train")]
+    #[arg(long, default_value_t = defaults().train_split)]
     pub train_split: String,
     /// Validation split for early stopping (`none`: train all --epochs).
-    #[arg(long, default_value = "val")]
+    #[arg(long, default_value_t = defaults().val_split)]
     pub val_split: String,
-    #[arg(long, default_value = "test")]
+    #[arg(long, default_value_t = defaults().test_split)]
     pub test_split: String,
     /// Most head-training epochs.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = defaults().epochs)]
     pub epochs: usize,
     /// Stop after this many epochs without a better val top-1 (0: never).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = defaults().patience)]
     pub patience: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = defaults().lr)]
     pub lr: f64,
     /// Decoupled weight decay (AdamW).
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = defaults().weight_decay)]
     pub weight_decay: f32,
     /// Head-training batch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults().batch_size)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults().seed)]
     pub seed: u64,
     /// Where the extractor runs (auto: the XNOR kernels on a real GPU, else the CPU binary path).
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_enum, default_value_t = defaults().extractor_device)]
     pub extractor_device: ExtractorDevice,
     /// Feature cache directory [default: $XDG_CACHE_HOME/bnn-transfer or ~/.cache/bnn-transfer].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     /// Output directory: one folder per row (head.safetensors, metrics.csv), report.json,
     /// results.csv, results.svg.
-    #[arg(long, default_value = "runs/transfer")]
+    #[arg(long, default_value_os_t = defaults().out)]
     pub out: PathBuf,
     /// Image decoding threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults().workers)]
     pub workers: usize,
 }
 
 pub use bnn_transfer::transfer::features::ExtractorDevice;
+
+/// The library's defaults, written once in [`TransferConfig::new`]; the flags show and use them.
+fn defaults() -> TransferConfig {
+    TransferConfig::new("")
+}
 
 /// `--baseline`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -79,6 +79,8 @@ pub struct TransferConfig {
 impl TransferConfig {
     /// `bnn transfer`'s defaults on the data set at `data`.
     pub fn new(data: impl Into<PathBuf>) -> Self {
+        // The head-training defaults are the trainer's own.
+        let fit = FitConfig::default();
         TransferConfig {
             model: None,
             data: data.into(),
@@ -92,12 +94,12 @@ impl TransferConfig {
             train_split: "train".into(),
             val_split: "val".into(),
             test_split: "test".into(),
-            epochs: 100,
-            patience: 15,
-            lr: 1e-3,
-            weight_decay: 1e-2,
-            batch_size: 64,
-            seed: 0,
+            epochs: fit.epochs,
+            patience: fit.patience,
+            lr: fit.lr,
+            weight_decay: fit.weight_decay,
+            batch_size: fit.batch_size,
+            seed: fit.seed,
             extractor_device: ExtractorDevice::Auto,
             cache_dir: None,
             out: PathBuf::from("runs/transfer"),
