@@ -38,7 +38,8 @@ use shapes::{Case, Op};
 use timing::{Plan, Stats, measure, wall};
 
 /// `--suite`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Suite {
     /// daBNN's layer set and the binary layers of our networks.

@@ -24,9 +24,8 @@ use super::source::{self, Listing};
 use crate::error::{Error, Result};
 
 /// How a data set is laid out. `Auto` detects it from the files (see [`Layout::detect`]).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Layout {
     /// Detect from the files.

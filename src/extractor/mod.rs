@@ -22,7 +22,8 @@ pub use runtime::Extractor;
 use serde::{Deserialize, Serialize};
 
 /// What the extractor returns at the cut.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Output {
     /// Packed signs, NHWC, `ceil(C/32)` words per pixel (the bit conventions of docs/FORMAT.md).

@@ -203,12 +203,8 @@ impl PretrainConfig {
     /// The `bnn pretrain` command that trains this run into `out` (every setting spelled out, so
     /// it does not depend on defaults; export records it in the extractor file).
     pub fn command(&self, out: &std::path::Path) -> String {
-        use clap::ValueEnum;
         let s = &self.schedule;
-        let kind = s
-            .kind
-            .to_possible_value()
-            .map_or_else(|| format!("{:?}", s.kind), |v| v.get_name().to_string());
+        let kind = s.kind;
         let mut c = format!(
             "bnn pretrain --data {} --arch {} --precision {} --epochs {} --batch-size {} --lr {} \
              --schedule {kind}",

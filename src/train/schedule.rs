@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 /// `--schedule`: the shape of the learning rate over a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     /// `lr · gamma^⌊epoch / step_epochs⌋` (BNN AlexNet: lr 1e-2 halved every 10 epochs).
@@ -13,6 +14,17 @@ pub enum ScheduleKind {
     Cosine,
     /// `lr` throughout.
     Constant,
+}
+
+impl std::fmt::Display for ScheduleKind {
+    /// The `--schedule` value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ScheduleKind::Step => "step",
+            ScheduleKind::Cosine => "cosine",
+            ScheduleKind::Constant => "constant",
+        })
+    }
 }
 
 /// A learning-rate schedule and its parameters.

@@ -417,7 +417,8 @@ fn feature_set(c: FeatureCache) -> FeatureSet {
 }
 
 /// Where the frozen extractor runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ExtractorDevice {
     /// The XNOR kernels on a real GPU; the CPU binary path when the only adapter is a CPU (on
     /// lavapipe the CPU path is far faster: see `bnn bench`) or there is none.

@@ -113,6 +113,12 @@ fn shared_file(rel: &str) -> Option<std::path::PathBuf> {
     None
 }
 
+// The integration tests run the `bnn` binary, which needs the `cli` feature.
+#[cfg(not(feature = "cli"))]
+compile_error!(
+    "the integration tests run the bnn binary: with --no-default-features, add --features cli"
+);
+
 /// Runs the `bnn` binary of this build with `args`, echoing its output (shown for failing tests).
 pub fn bnn(args: &[&str]) -> std::process::Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bnn"))

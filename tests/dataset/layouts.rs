@@ -450,6 +450,7 @@ fn explicit_layouts_name_the_missing_files() {
     );
 }
 
+#[cfg(feature = "cli")]
 #[test]
 fn layout_names_on_the_command_line_and_in_json() {
     use clap::ValueEnum;
