@@ -17,7 +17,7 @@ use super::parallel::{Split, Threads};
 use super::real::{RealLayer, Values};
 use crate::bits::words;
 use crate::error::{Error, Result};
-use crate::extractor::reference::conv_shape;
+use crate::extractor::lowering::conv_shape;
 use crate::extractor::{ExtractorFile, LayerData, LayerKind, Thresholds};
 use crate::ops::{ConvShape, FloatThreshold, Threshold};
 

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::reference::{conv_shape, pool_shape};
+use super::lowering::{conv_shape, pool_shape};
 use super::{ExtractorFile, Features, LayerData, LayerKind, Output, Thresholds};
 use crate::bits::words;
 use crate::error::{Error, Result};

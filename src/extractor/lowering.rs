@@ -1,0 +1,166 @@
+//! The one lowering of an extractor graph and the trait its backends implement. [`lower`] turns a
+//! file's layers, the taps and the output asked for into [`Step`]s and decides fusion once (see
+//! [`ConvOut`] and [`Step::RealEpilogue`]); [`execute`] walks the steps over a [`Backend`]: the
+//! scalar reference (`reference.rs`), the CPU path (`cpu/extractor.rs`) and the WGSL recorder
+//! (`runtime.rs`). A new layer kind is one lowering rule here and one method per backend. Also the
+//! shapes every backend reads off a layer ([`conv_shape`], [`pool_shape`]).
+
+use super::{ExtractorFile, LayerData, LayerKind, Output};
+use crate::error::Result;
+use crate::ops::{ConvShape, PoolShape};
+
+/// What a conv-like step (first conv, XNOR conv, XNOR dense) leaves for the next step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConvOut {
+    /// The layer's packed signs after its max-pool. The fusion the fast backends run: the
+    /// threshold is fused into the conv (conv → threshold → pack per output pixel; the
+    /// pre-activation map never reaches memory), then the pool runs on the packed signs, AND for
+    /// the channels with `pre ≥ t` and OR for `pre ≤ t`: exact, a threshold being monotone
+    /// (docs/FORMAT.md, Pooling). The reference pools the values, then thresholds them.
+    Signs,
+    /// The pre-activations after the max-pool (a plain last layer under `Output::Preact`): the
+    /// first layer's f32 sums, else integer dots with a dense layer's `dot_offset` removed.
+    Preact,
+    /// The conv's values for the real epilogue that follows, which max-pools them itself (one pass
+    /// less on the GPU and the CPU; the reference pools them in the conv step).
+    Values,
+}
+
+/// One operation a backend executes, in order. Each reads what the previous step left (the image
+/// before the first layer, then packed signs or values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Real image (f32 NHWC) × binary weights → f32 sums, then as `out` says.
+    FirstConv { layer: usize, out: ConvOut },
+    /// Packed signs × packed weights → integer dots, then as `out` says.
+    XnorConv { layer: usize, out: ConvOut },
+    /// Packed features × packed weights → integer dots, then as `out` says (never `Values`).
+    XnorDense { layer: usize, out: ConvOut },
+    /// A real layer's epilogue over its conv's values: max-pool, folded batch norm, the shortcut
+    /// (the previous layer's real output, when `shortcut`), RPReLU → the real output `z`, kept for
+    /// the next layer's shortcut; then, when `signs`, the threshold of `z` to packed signs. Without
+    /// `signs`, `z` is the result (`Output::Preact` of a real last layer).
+    RealEpilogue {
+        layer: usize,
+        shortcut: bool,
+        signs: bool,
+    },
+    /// The packed signs just computed are layer `.0`'s output, asked for (a tap: read back).
+    Tap(usize),
+}
+
+/// Executes [`Step`]s: one method per step. A method reads the layer's tensors from `l` (layer
+/// `i` of the file) and whatever the backend prepared for it.
+pub(crate) trait Backend {
+    /// [`Step::FirstConv`].
+    fn first_conv(&mut self, i: usize, l: &LayerData, out: ConvOut) -> Result<()>;
+    /// [`Step::XnorConv`].
+    fn xnor_conv(&mut self, i: usize, l: &LayerData, out: ConvOut) -> Result<()>;
+    /// [`Step::XnorDense`].
+    fn xnor_dense(&mut self, i: usize, l: &LayerData, out: ConvOut) -> Result<()>;
+    /// [`Step::RealEpilogue`].
+    fn real_epilogue(&mut self, i: usize, l: &LayerData, shortcut: bool, signs: bool)
+    -> Result<()>;
+    /// [`Step::Tap`].
+    fn tap(&mut self, i: usize) -> Result<()>;
+}
+
+/// The steps computing `file`'s packed signs at each layer of `taps` (any order, duplicates
+/// allowed, all below the layer count) or, under `Output::Preact`, the last layer's
+/// pre-activations (a real layer's `z`). Layers after the last one needed are not lowered.
+pub(crate) fn lower(file: &ExtractorFile, taps: &[usize], output: Output) -> Vec<Step> {
+    lower_layers(&file.layers, taps, output == Output::Preact)
+}
+
+/// [`lower`] over a run of layers (`layers[0]` reads the image or the signs given to the
+/// backend); `preact`: the last of them stops at its pre-activations.
+pub(crate) fn lower_layers(layers: &[LayerData], taps: &[usize], preact: bool) -> Vec<Step> {
+    let last = layers.len().saturating_sub(1);
+    let stop = if preact {
+        last
+    } else {
+        taps.iter().copied().max().unwrap_or(0)
+    };
+    let mut steps = Vec::new();
+    for (i, l) in layers.iter().enumerate().take(stop + 1) {
+        let to_preact = preact && i == last;
+        let out = match (&l.real, to_preact) {
+            (Some(_), _) => ConvOut::Values,
+            (None, true) => ConvOut::Preact,
+            (None, false) => ConvOut::Signs,
+        };
+        steps.push(conv_step(i, l.spec.kind, out));
+        if l.real.is_some() {
+            steps.push(Step::RealEpilogue {
+                layer: i,
+                shortcut: l.spec.shortcut_window().is_some(),
+                signs: !to_preact,
+            });
+        }
+        if !to_preact && taps.contains(&i) {
+            steps.push(Step::Tap(i));
+        }
+    }
+    steps
+}
+
+/// The conv-like step of layer `i` of `kind`.
+pub(crate) fn conv_step(i: usize, kind: LayerKind, out: ConvOut) -> Step {
+    match kind {
+        LayerKind::FirstConv => Step::FirstConv { layer: i, out },
+        LayerKind::XnorConv => Step::XnorConv { layer: i, out },
+        LayerKind::XnorDense => Step::XnorDense { layer: i, out },
+    }
+}
+
+/// Runs `steps` (indices into `layers`) on `backend`, in order.
+pub(crate) fn execute(
+    layers: &[LayerData],
+    steps: &[Step],
+    backend: &mut impl Backend,
+) -> Result<()> {
+    for step in steps {
+        match *step {
+            Step::FirstConv { layer, out } => backend.first_conv(layer, &layers[layer], out),
+            Step::XnorConv { layer, out } => backend.xnor_conv(layer, &layers[layer], out),
+            Step::XnorDense { layer, out } => backend.xnor_dense(layer, &layers[layer], out),
+            Step::RealEpilogue {
+                layer,
+                shortcut,
+                signs,
+            } => backend.real_epilogue(layer, &layers[layer], shortcut, signs),
+            Step::Tap(layer) => backend.tap(layer),
+        }?;
+    }
+    Ok(())
+}
+
+/// A conv layer's shape over `batch` images (a dense layer's is not this: `ConvShape::dense`).
+pub(crate) fn conv_shape(l: &LayerData, batch: usize) -> ConvShape {
+    let s = &l.spec;
+    ConvShape {
+        batch,
+        in_h: s.in_shape[0],
+        in_w: s.in_shape[1],
+        in_c: s.in_shape[2],
+        out_c: s.out_channels(),
+        kernel_h: s.kernel,
+        kernel_w: s.kernel,
+        stride: s.stride,
+        pad: s.pad,
+        padding: s.padding,
+    }
+}
+
+/// A pooled layer's max-pool over its conv's output, `batch` images.
+pub(crate) fn pool_shape(l: &LayerData, batch: usize) -> Option<PoolShape> {
+    let (h, w) = l.spec.conv_out();
+    l.spec.pool.map(|p| PoolShape {
+        batch,
+        in_h: h,
+        in_w: w,
+        channels: l.spec.out_channels(),
+        kernel: p.kernel,
+        stride: p.stride,
+    })
+}
