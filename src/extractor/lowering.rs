@@ -49,51 +49,72 @@ pub(crate) enum Step {
     Tap(usize),
 }
 
-/// Executes [`Step`]s: one method per step. A method reads the layer's tensors from `l` (layer
-/// `i` of the file) and whatever the backend prepared for it.
+/// Executes [`Step`]s: one method per step. `i` is the layer's index in the file; a backend reads
+/// the layer's tensors there or from what it prepared for the layer.
 pub(crate) trait Backend {
     /// [`Step::FirstConv`].
-    fn first_conv(&mut self, i: usize, l: &LayerData, out: ConvOut) -> Result<()>;
+    fn first_conv(&mut self, i: usize, out: ConvOut) -> Result<()>;
     /// [`Step::XnorConv`].
-    fn xnor_conv(&mut self, i: usize, l: &LayerData, out: ConvOut) -> Result<()>;
+    fn xnor_conv(&mut self, i: usize, out: ConvOut) -> Result<()>;
     /// [`Step::XnorDense`].
-    fn xnor_dense(&mut self, i: usize, l: &LayerData, out: ConvOut) -> Result<()>;
+    fn xnor_dense(&mut self, i: usize, out: ConvOut) -> Result<()>;
     /// [`Step::RealEpilogue`].
-    fn real_epilogue(&mut self, i: usize, l: &LayerData, shortcut: bool, signs: bool)
-    -> Result<()>;
+    fn real_epilogue(&mut self, i: usize, shortcut: bool, signs: bool) -> Result<()>;
     /// [`Step::Tap`].
     fn tap(&mut self, i: usize) -> Result<()>;
+}
+
+/// What the lowering reads of a layer: a backend that does not keep the file keeps these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Node {
+    kind: LayerKind,
+    /// The layer has a real epilogue.
+    real: bool,
+    /// Its epilogue adds a shortcut.
+    shortcut: bool,
+}
+
+impl Node {
+    /// The lowering's view of `l`.
+    pub(crate) fn of(l: &LayerData) -> Node {
+        Node {
+            kind: l.spec.kind,
+            real: l.real.is_some(),
+            shortcut: l.spec.shortcut_window().is_some(),
+        }
+    }
 }
 
 /// The steps computing `file`'s packed signs at each layer of `taps` (any order, duplicates
 /// allowed, all below the layer count) or, under `Output::Preact`, the last layer's
 /// pre-activations (a real layer's `z`). Layers after the last one needed are not lowered.
 pub(crate) fn lower(file: &ExtractorFile, taps: &[usize], output: Output) -> Vec<Step> {
-    lower_layers(&file.layers, taps, output == Output::Preact)
+    let nodes: Vec<Node> = file.layers.iter().map(Node::of).collect();
+    lower_nodes(&nodes, taps, output == Output::Preact)
 }
 
-/// [`lower`] over a run of layers (`layers[0]` reads the image or the signs given to the
+/// [`lower`] over a run of layers (`nodes[0]` reads the image or the signs given to the
 /// backend); `preact`: the last of them stops at its pre-activations.
-pub(crate) fn lower_layers(layers: &[LayerData], taps: &[usize], preact: bool) -> Vec<Step> {
-    let last = layers.len().saturating_sub(1);
+pub(crate) fn lower_nodes(nodes: &[Node], taps: &[usize], preact: bool) -> Vec<Step> {
+    let last = nodes.len().saturating_sub(1);
     let stop = if preact {
         last
     } else {
         taps.iter().copied().max().unwrap_or(0)
     };
     let mut steps = Vec::new();
-    for (i, l) in layers.iter().enumerate().take(stop + 1) {
+    for (i, n) in nodes.iter().enumerate().take(stop + 1) {
         let to_preact = preact && i == last;
-        let out = match (&l.real, to_preact) {
-            (Some(_), _) => ConvOut::Values,
-            (None, true) => ConvOut::Preact,
-            (None, false) => ConvOut::Signs,
+        let out = match (n.real, to_preact) {
+            (true, _) => ConvOut::Values,
+            (false, true) => ConvOut::Preact,
+            (false, false) => ConvOut::Signs,
         };
-        steps.push(conv_step(i, l.spec.kind, out));
-        if l.real.is_some() {
+        steps.push(conv_step(i, n.kind, out));
+        if n.real {
             steps.push(Step::RealEpilogue {
                 layer: i,
-                shortcut: l.spec.shortcut_window().is_some(),
+                shortcut: n.shortcut,
                 signs: !to_preact,
             });
         }
@@ -113,22 +134,18 @@ pub(crate) fn conv_step(i: usize, kind: LayerKind, out: ConvOut) -> Step {
     }
 }
 
-/// Runs `steps` (indices into `layers`) on `backend`, in order.
-pub(crate) fn execute(
-    layers: &[LayerData],
-    steps: &[Step],
-    backend: &mut impl Backend,
-) -> Result<()> {
+/// Runs `steps` on `backend`, in order.
+pub(crate) fn execute(steps: &[Step], backend: &mut impl Backend) -> Result<()> {
     for step in steps {
         match *step {
-            Step::FirstConv { layer, out } => backend.first_conv(layer, &layers[layer], out),
-            Step::XnorConv { layer, out } => backend.xnor_conv(layer, &layers[layer], out),
-            Step::XnorDense { layer, out } => backend.xnor_dense(layer, &layers[layer], out),
+            Step::FirstConv { layer, out } => backend.first_conv(layer, out),
+            Step::XnorConv { layer, out } => backend.xnor_conv(layer, out),
+            Step::XnorDense { layer, out } => backend.xnor_dense(layer, out),
             Step::RealEpilogue {
                 layer,
                 shortcut,
                 signs,
-            } => backend.real_epilogue(layer, &layers[layer], shortcut, signs),
+            } => backend.real_epilogue(layer, shortcut, signs),
             Step::Tap(layer) => backend.tap(layer),
         }?;
     }

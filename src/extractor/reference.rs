@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::lowering::{self, Backend, ConvOut, conv_shape, pool_shape};
+use super::lowering::{self, Backend, ConvOut, Node, conv_shape, pool_shape};
 use super::{ExtractorFile, Features, LayerData, Output, Thresholds};
 use crate::error::{Error, Result};
 use crate::ops::{DenseShape, conv, dense, first_conv, pool, real_epilogue, threshold};
@@ -32,6 +32,7 @@ fn shape_err(l: &LayerData, what: &str) -> Error {
 
 /// What the scalar backend holds between steps.
 struct Reference<'a> {
+    layers: &'a [LayerData],
     batch: usize,
     /// The next conv's input: the image, then packed signs.
     input: Cow<'a, [u32]>,
@@ -45,12 +46,13 @@ struct Reference<'a> {
 }
 
 impl<'a> Reference<'a> {
-    fn new(input: LayerInput<'a>, batch: usize) -> Self {
+    fn new(layers: &'a [LayerData], input: LayerInput<'a>, batch: usize) -> Self {
         let (image, bits) = match input {
             LayerInput::Image(x) => (Some(x), Cow::Borrowed(&[][..])),
             LayerInput::Bits(b) => (None, Cow::Borrowed(b)),
         };
         Reference {
+            layers,
             batch,
             input: bits,
             image,
@@ -58,6 +60,10 @@ impl<'a> Reference<'a> {
             real: None,
             taps: Vec::new(),
         }
+    }
+
+    fn layer(&self, i: usize) -> &'a LayerData {
+        &self.layers[i]
     }
 
     /// Packed signs of binary input, an error where the layer reads the image.
@@ -98,8 +104,8 @@ impl<'a> Reference<'a> {
 }
 
 impl Backend for Reference<'_> {
-    fn first_conv(&mut self, _: usize, l: &LayerData, out: ConvOut) -> Result<()> {
-        let batch = self.batch;
+    fn first_conv(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        let (l, batch) = (self.layer(i), self.batch);
         let x = self
             .image
             .ok_or_else(|| shape_err(l, "input kind does not match the layer"))?;
@@ -115,8 +121,8 @@ impl Backend for Reference<'_> {
         self.emit(l, Preact::Float(pre), out)
     }
 
-    fn xnor_conv(&mut self, _: usize, l: &LayerData, out: ConvOut) -> Result<()> {
-        let batch = self.batch;
+    fn xnor_conv(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        let (l, batch) = (self.layer(i), self.batch);
         let x = self.bits(l)?;
         let shape = conv_shape(l, batch);
         if x.len() != batch * shape.input_words_per_item() {
@@ -130,7 +136,8 @@ impl Backend for Reference<'_> {
         self.emit(l, Preact::Int(pre), out)
     }
 
-    fn xnor_dense(&mut self, _: usize, l: &LayerData, out: ConvOut) -> Result<()> {
+    fn xnor_dense(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        let l = self.layer(i);
         let x = self.bits(l)?;
         let shape = DenseShape {
             batch: self.batch,
@@ -144,7 +151,8 @@ impl Backend for Reference<'_> {
         self.emit(l, Preact::Int(dots), out)
     }
 
-    fn real_epilogue(&mut self, _: usize, l: &LayerData, _: bool, signs: bool) -> Result<()> {
+    fn real_epilogue(&mut self, i: usize, _: bool, signs: bool) -> Result<()> {
+        let l = self.layer(i);
         let (Some(channels), Some(pre)) = (&l.real, self.values.take()) else {
             return Err(shape_err(l, "no values for the real epilogue"));
         };
@@ -171,9 +179,11 @@ impl Backend for Reference<'_> {
 /// One layer's pre-activations with the dense `dot_offset` removed (the values burn computes);
 /// a real layer's are its conv's, before the epilogue.
 pub fn layer_preact(l: &LayerData, input: LayerInput, batch: usize) -> Result<Preact> {
-    let mut r = Reference::new(input, batch);
-    let step = lowering::conv_step(0, l.spec.kind, ConvOut::Preact);
-    lowering::execute(std::slice::from_ref(l), &[step], &mut r)?;
+    let mut r = Reference::new(std::slice::from_ref(l), input, batch);
+    lowering::execute(
+        &[lowering::conv_step(0, l.spec.kind, ConvOut::Preact)],
+        &mut r,
+    )?;
     Ok(r.values.expect("a preact step leaves values"))
 }
 
@@ -193,10 +203,9 @@ pub fn layer_output(
     shortcut: Option<&[f32]>,
     batch: usize,
 ) -> Result<LayerOutput> {
-    let mut r = Reference::new(input, batch);
+    let mut r = Reference::new(std::slice::from_ref(l), input, batch);
     r.real = shortcut.map(Cow::Borrowed);
-    let layers = std::slice::from_ref(l);
-    lowering::execute(layers, &lowering::lower_layers(layers, &[], false), &mut r)?;
+    lowering::execute(&lowering::lower_nodes(&[Node::of(l)], &[], false), &mut r)?;
     let real = match l.real {
         Some(_) => r.real.map(Cow::into_owned),
         None => None,
@@ -240,9 +249,9 @@ pub fn layer_bits(l: &LayerData, input: LayerInput, batch: usize) -> Result<Vec<
 /// layer is its real output `z`.
 pub fn run(file: &ExtractorFile, images: &[f32], batch: usize, output: Output) -> Result<Features> {
     let last = file.layers.len().saturating_sub(1);
-    let mut r = Reference::new(LayerInput::Image(images), batch);
+    let mut r = Reference::new(&file.layers, LayerInput::Image(images), batch);
     let steps = lowering::lower(file, &[last], output);
-    lowering::execute(&file.layers, &steps, &mut r)?;
+    lowering::execute(&steps, &mut r)?;
     if output == Output::Preact {
         return Ok(match r.values {
             Some(Preact::Int(v)) => Features::Int(v),
@@ -271,9 +280,9 @@ pub fn run_taps(
             file.layers.len()
         )));
     }
-    let mut r = Reference::new(LayerInput::Image(images), batch);
+    let mut r = Reference::new(&file.layers, LayerInput::Image(images), batch);
     let steps = lowering::lower(file, taps, Output::Bits);
-    lowering::execute(&file.layers, &steps, &mut r)?;
+    lowering::execute(&steps, &mut r)?;
     Ok(taps
         .iter()
         .map(|t| {
