@@ -19,7 +19,8 @@ pub(crate) enum ConvOut {
     /// (docs/FORMAT.md, Pooling). The reference pools the values, then thresholds them.
     Signs,
     /// The pre-activations after the max-pool (a plain last layer under `Output::Preact`): the
-    /// first layer's f32 sums, else integer dots with a dense layer's `dot_offset` removed.
+    /// first layer's f32 sums, else integer dots (a dense layer's `dot_offset` is removed before
+    /// they are returned). The CPU path has no such step: it computes packed signs only.
     Preact,
     /// The conv's values for the real epilogue that follows, which max-pools them itself (one pass
     /// less on the GPU and the CPU; the reference pools them in the conv step).
