@@ -1,5 +1,5 @@
 //! The scalar CPU extractor, built only from the ops' `reference*` functions (`crate::ops`): the
-//! oracle of the WGSL runner and a fallback where no adapter exists. It is a [`Backend`] of the
+//! oracle of the WGSL runner and a fallback where no adapter exists. It is a `Backend` of the
 //! one lowering (`lowering.rs`): each step runs its op's scalar reference.
 
 use std::borrow::Cow;
