@@ -182,3 +182,84 @@ pub(crate) fn pool_shape(l: &LayerData, batch: usize) -> Option<PoolShape> {
         stride: p.stride,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(kind: LayerKind, real: bool, shortcut: bool) -> Node {
+        Node {
+            kind,
+            real,
+            shortcut,
+        }
+    }
+
+    #[test]
+    fn plain_layers_fuse_the_threshold_and_stop_at_the_last_tap() {
+        let nodes = [
+            node(LayerKind::FirstConv, false, false),
+            node(LayerKind::XnorConv, false, false),
+            node(LayerKind::XnorDense, false, false),
+        ];
+        assert_eq!(
+            lower_nodes(&nodes, &[1, 1], false),
+            [
+                Step::FirstConv {
+                    layer: 0,
+                    out: ConvOut::Signs
+                },
+                Step::XnorConv {
+                    layer: 1,
+                    out: ConvOut::Signs
+                },
+                Step::Tap(1),
+            ]
+        );
+        assert_eq!(
+            lower_nodes(&nodes, &[0], true)[2..],
+            [
+                Step::XnorConv {
+                    layer: 1,
+                    out: ConvOut::Signs
+                },
+                Step::XnorDense {
+                    layer: 2,
+                    out: ConvOut::Preact
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn real_layers_hand_their_values_to_the_epilogue() {
+        let nodes = [
+            node(LayerKind::FirstConv, true, false),
+            node(LayerKind::XnorConv, true, true),
+        ];
+        assert_eq!(
+            lower_nodes(&nodes, &[0, 1], true),
+            [
+                Step::FirstConv {
+                    layer: 0,
+                    out: ConvOut::Values
+                },
+                Step::RealEpilogue {
+                    layer: 0,
+                    shortcut: false,
+                    signs: true
+                },
+                Step::Tap(0),
+                Step::XnorConv {
+                    layer: 1,
+                    out: ConvOut::Values
+                },
+                Step::RealEpilogue {
+                    layer: 1,
+                    shortcut: true,
+                    signs: false
+                },
+            ]
+        );
+    }
+}
