@@ -1,6 +1,7 @@
 //! The whole frozen extractor on the CPU, prepared once per file: [`CpuExtractor`]. Each layer's
 //! weights are regrouped when it is built; a run reuses its buffers and a persistent thread pool
-//! ([`Threads`]). Per layer, conv → threshold → pack is fused per output pixel (the integer or
+//! ([`Threads`]); a run executes the lowering's steps (`extractor/lowering.rs`) as `CpuRun`, this
+//! path's `Backend`. Per layer, conv → threshold → pack is fused per output pixel (the integer or
 //! float pre-activation map never reaches memory) and max-pooling runs on the packed signs:
 //! because a threshold is monotone, `max` then threshold equals threshold then AND of the −1 bits
 //! (channels with `pre ≥ t`) or OR (channels with `pre ≤ t`), exactly. Bit-exact with
@@ -17,7 +18,7 @@ use super::parallel::{Split, Threads};
 use super::real::{RealLayer, Values};
 use crate::bits::words;
 use crate::error::{Error, Result};
-use crate::extractor::reference::conv_shape;
+use crate::extractor::lowering::{self, Backend, ConvOut, Node, conv_shape};
 use crate::extractor::{ExtractorFile, LayerData, LayerKind, Thresholds};
 use crate::ops::{ConvShape, FloatThreshold, Threshold};
 
@@ -95,6 +96,8 @@ pub struct StageTime {
 /// ```
 pub struct CpuExtractor {
     layers: Vec<Layer>,
+    /// What the lowering reads of each layer.
+    nodes: Vec<Node>,
     image_len: usize,
     size: usize,
     channels: usize,
@@ -179,6 +182,7 @@ impl CpuExtractor {
         }
         Ok(CpuExtractor {
             layers,
+            nodes: file.layers.iter().map(Node::of).collect(),
             image_len: i.size * i.size * i.channels,
             size: i.size,
             channels: i.channels,
@@ -285,61 +289,24 @@ impl CpuExtractor {
         }
         let mut fresh: [Vec<u32>; 3] = Default::default();
         let mut guard = self.buffers.try_lock().ok();
-        let [act, next, map] = match guard.as_deref_mut() {
+        let buffers = match guard.as_deref_mut() {
             Some(b) => b,
             None => &mut fresh,
         };
-        let mut outs: Vec<Vec<u32>> = vec![Vec::new(); taps.len()];
-        let mut real: Option<Vec<f32>> = None;
-        for (i, layer) in self.layers.iter().enumerate().take(stop + 1) {
-            // The clock is read only when profiling (wasm32 in a browser has no `Instant`).
-            let t = profile.is_some().then(Instant::now);
-            if let Some(r) = &layer.real {
-                let (bits, z) = self.real_layer(layer, r, images, act, batch, real.as_deref())?;
-                if let (Some(p), Some(t)) = (profile.as_deref_mut(), t) {
-                    p.push(StageTime {
-                        stage: format!("{} conv+real epilogue", layer.name),
-                        time: t.elapsed(),
-                    });
-                }
-                *act = bits;
-                real = Some(z);
-                for (o, _) in outs.iter_mut().zip(taps).filter(|(_, t)| **t == i) {
-                    o.clone_from(act);
-                }
-                continue;
-            }
-            real = None;
-            let target = if layer.pool.is_some() {
-                &mut *map
-            } else {
-                &mut *next
-            };
-            target.resize(batch * layer.conv_words(), 0);
-            self.conv(layer, images, act, batch, target);
-            if let (Some(p), Some(t)) = (profile.as_deref_mut(), t) {
-                p.push(StageTime {
-                    stage: format!("{} conv+threshold", layer.name),
-                    time: t.elapsed(),
-                });
-            }
-            if let Some(pool) = &layer.pool {
-                let t = profile.is_some().then(Instant::now);
-                next.resize(batch * pool.out_h * pool.out_w * layer.wpo, 0);
-                self.pool(layer, pool, map, next);
-                if let (Some(p), Some(t)) = (profile.as_deref_mut(), t) {
-                    p.push(StageTime {
-                        stage: format!("{} max-pool (packed)", layer.name),
-                        time: t.elapsed(),
-                    });
-                }
-            }
-            std::mem::swap(act, next);
-            for (o, _) in outs.iter_mut().zip(taps).filter(|(_, t)| **t == i) {
-                o.clone_from(act);
-            }
-        }
-        Ok(outs)
+        let mut run = CpuRun {
+            ex: self,
+            images,
+            batch,
+            buffers,
+            values: None,
+            real: None,
+            taps,
+            outs: vec![Vec::new(); taps.len()],
+            profile,
+            started: None,
+        };
+        lowering::execute(&lowering::lower_nodes(&self.nodes, taps, false), &mut run)?;
+        Ok(run.outs)
     }
 
     /// Conv (or dense) + threshold + pack of one layer into `out` (`[batch][conv_words]`).
@@ -365,17 +332,9 @@ impl CpuExtractor {
         }
     }
 
-    /// A real layer: the conv's values (the first layer's f32 sums or the i32 dots), then
-    /// [`RealLayer::run`] (pool, epilogue with the previous real output as shortcut, signs).
-    fn real_layer(
-        &self,
-        layer: &Layer,
-        real: &RealLayer,
-        images: &[f32],
-        input: &[u32],
-        batch: usize,
-        shortcut: Option<&[f32]>,
-    ) -> Result<(Vec<u32>, Vec<f32>)> {
+    /// A conv's values before pooling: the first layer's f32 sums or the i32 dots, the input of
+    /// [`RealLayer::run`].
+    fn values(&self, layer: &Layer, images: &[f32], input: &[u32], batch: usize) -> OwnedValues {
         let rows = batch * layer.conv_h;
         let (ow, oc) = (layer.conv_w, layer.channels);
         match &layer.op {
@@ -391,12 +350,12 @@ impl CpuExtractor {
                         chunk[at..at + oc].copy_from_slice(&s[..oc]);
                     });
                 });
-                real.run(&self.threads, Values::Float(&sums), batch, shortcut)
+                OwnedValues::Float(sums)
             }
             Op::Xnor(conv, _) => {
                 let mut dots = vec![0i32; rows * ow * oc];
                 conv.dots_into(self.isa, &self.threads, input, batch, &mut dots);
-                real.run(&self.threads, Values::Int(&dots), batch, shortcut)
+                OwnedValues::Int(dots)
             }
         }
     }
@@ -426,6 +385,138 @@ impl CpuExtractor {
                 }
             }
         });
+    }
+}
+
+/// A conv's values before pooling, held between the conv step and the real epilogue.
+enum OwnedValues {
+    Float(Vec<f32>),
+    Int(Vec<i32>),
+}
+
+/// One run of the CPU path as a [`Backend`] of the lowering: the current packed signs in
+/// `buffers[0]`, a real layer's pending values and the previous real output.
+struct CpuRun<'a> {
+    ex: &'a CpuExtractor,
+    images: &'a [f32],
+    batch: usize,
+    /// The activations, the next layer's, and the packed map before pooling.
+    buffers: &'a mut [Vec<u32>; 3],
+    values: Option<OwnedValues>,
+    real: Option<Vec<f32>>,
+    taps: &'a [usize],
+    outs: Vec<Vec<u32>>,
+    profile: Option<&'a mut Vec<StageTime>>,
+    /// When the current layer's first step began (profiling only).
+    started: Option<Instant>,
+}
+
+impl CpuRun<'_> {
+    /// The clock is read only when profiling (wasm32 in a browser has no `Instant`).
+    fn now(&self) -> Option<Instant> {
+        self.profile.is_some().then(Instant::now)
+    }
+
+    fn stage(&mut self, layer: &Layer, what: &str, since: Option<Instant>) {
+        if let (Some(p), Some(t)) = (self.profile.as_deref_mut(), since) {
+            p.push(StageTime {
+                stage: format!("{} {what}", layer.name),
+                time: t.elapsed(),
+            });
+        }
+    }
+
+    /// A conv step: fused conv + threshold + pack, then max-pool on the packed signs
+    /// ([`ConvOut::Signs`]), or the values a real epilogue reads ([`ConvOut::Values`]).
+    fn conv(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        let ex = self.ex;
+        let layer = &ex.layers[i];
+        let t = self.now();
+        let [act, next, map] = &mut *self.buffers;
+        match out {
+            ConvOut::Values => {
+                self.values = Some(ex.values(layer, self.images, act, self.batch));
+                self.started = t;
+                return Ok(());
+            }
+            ConvOut::Preact => {
+                return Err(Error::Shape(format!(
+                    "layer '{}': the CPU path computes packed signs only",
+                    layer.name
+                )));
+            }
+            ConvOut::Signs => {}
+        }
+        self.real = None;
+        let target = if layer.pool.is_some() {
+            &mut *map
+        } else {
+            &mut *next
+        };
+        target.resize(self.batch * layer.conv_words(), 0);
+        ex.conv(layer, self.images, act, self.batch, target);
+        if let Some(pool) = &layer.pool {
+            self.stage(layer, "conv+threshold", t);
+            let t = self.now();
+            let [act, next, map] = &mut *self.buffers;
+            next.resize(self.batch * pool.out_h * pool.out_w * layer.wpo, 0);
+            ex.pool(layer, pool, map, next);
+            std::mem::swap(act, next);
+            self.stage(layer, "max-pool (packed)", t);
+        } else {
+            std::mem::swap(act, next);
+            self.stage(layer, "conv+threshold", t);
+        }
+        Ok(())
+    }
+}
+
+impl Backend for CpuRun<'_> {
+    fn first_conv(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        self.conv(i, out)
+    }
+
+    fn xnor_conv(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        self.conv(i, out)
+    }
+
+    fn xnor_dense(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        self.conv(i, out)
+    }
+
+    /// [`RealLayer::run`]: pool, epilogue with the previous real output as shortcut, signs.
+    fn real_epilogue(&mut self, i: usize, _: bool, signs: bool) -> Result<()> {
+        let ex = self.ex;
+        let layer = &ex.layers[i];
+        let (Some(r), Some(values), true) = (&layer.real, self.values.take(), signs) else {
+            return Err(Error::Shape(format!(
+                "layer '{}': the CPU path runs a real epilogue after its conv, to packed signs",
+                layer.name
+            )));
+        };
+        let values = match &values {
+            OwnedValues::Float(v) => Values::Float(v),
+            OwnedValues::Int(v) => Values::Int(v),
+        };
+        let (bits, z) = r.run(&ex.threads, values, self.batch, self.real.as_deref())?;
+        self.buffers[0] = bits;
+        self.real = Some(z);
+        let t = self.started.take();
+        self.stage(layer, "conv+real epilogue", t);
+        Ok(())
+    }
+
+    fn tap(&mut self, i: usize) -> Result<()> {
+        let act = &self.buffers[0];
+        for (o, _) in self
+            .outs
+            .iter_mut()
+            .zip(self.taps)
+            .filter(|(_, t)| **t == i)
+        {
+            o.clone_from(act);
+        }
+        Ok(())
     }
 }
 

@@ -1,11 +1,13 @@
 //! The frozen extractor: the file format (safetensors + a JSON graph, see `docs/FORMAT.md`), its
-//! loader and validator, a scalar CPU runner built from the kernels' `reference*` functions
+//! loader and validator, the one lowering of a graph to steps and the backend trait
+//! (`lowering.rs`), a scalar CPU runner built from the ops' `reference*` functions
 //! ([`reference`](mod@reference)) and the WGSL runner ([`Extractor`]). This module knows wgpu and
 //! nothing of burn; `export.rs` builds files from burn checkpoints.
 
 pub mod cache;
 mod file_io;
 mod format;
+pub(crate) mod lowering;
 pub mod reference;
 mod runtime;
 mod validate;

@@ -3,8 +3,9 @@
 //! size ([`Plan`]: persistent buffers and bind groups). A batch of images is then one buffer write,
 //! one submission (the compute pass and the read-back copies) and one map of the features read.
 //!
-//! Per layer: the conv with its threshold fused (the first layer: a direct kernel on the signs as
-//! ±1.0 weights), then max-pooling on the packed signs (AND/OR per channel,
+//! The chain is the lowering's steps (`lowering.rs`) recorded by `Recorder`, this runner's
+//! `Backend`. Per layer: the conv with its threshold fused (the first layer: a direct kernel on
+//! the signs as ±1.0 weights), then max-pooling on the packed signs (AND/OR per channel,
 //! exact: docs/FORMAT.md, Pooling). The pre-activations only exist for `Output::Preact`, and in
 //! real layers (Bi-Real blocks): the conv's values → `real_epilogue.wgsl` (max-pool, epilogue; its
 //! real output is kept for the next layer's shortcut) → `threshold.wgsl` to packed signs.
@@ -12,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::reference::{conv_shape, pool_shape};
+use super::lowering::{self, Backend, ConvOut, conv_shape, pool_shape};
 use super::{ExtractorFile, Features, LayerData, LayerKind, Output, Thresholds};
 use crate::bits::words;
 use crate::error::{Error, Result};
@@ -321,202 +322,215 @@ impl Extractor {
         }
     }
 
-    /// Records the whole chain for `batch` images: every buffer, bind group and dispatch.
+    /// Records the whole chain for `batch` images: every buffer, bind group and dispatch, the
+    /// lowering's steps over every layer (each one a tap: a replay reads back the ones asked for).
     fn record(&self, batch: usize, preact_last: bool) -> Result<Plan> {
-        let gpu = &self.gpu;
         let n = self.layers.len();
-        let image = gpu.zeros::<f32>(batch * self.image_len(), "images")?;
-        let mut dispatches: Vec<Dispatch> = Vec::new();
-        let mut bits: Vec<Option<Storage<u32>>> = Vec::with_capacity(n);
-        let mut keep: Vec<Storage<u32>> = Vec::new();
-        let mut preact = None;
-        let mut owners: Vec<usize> = Vec::new();
-        // The previous layer's real output (real layers only).
-        let mut real: Option<Storage<f32>> = None;
-        for (i, (l, g)) in self.file.layers.iter().zip(&self.layers).enumerate() {
-            owners.resize(dispatches.len(), i.saturating_sub(1));
-            let s = &l.spec;
-            let input = || -> Result<&Storage<u32>> {
-                bits.last()
-                    .and_then(Option::as_ref)
-                    .ok_or_else(|| Error::Shape(format!("layer '{}' has no input", s.name)))
-            };
-            if let (Some(channels), GpuThresholds::Float(t)) = (&g.real, &g.thresholds) {
-                // The conv's values, max-pooled inside the epilogue (one dispatch less).
-                let (d, values) = self.record_values(l, g, batch, &image, input)?;
-                dispatches.push(d);
-                let float = s.kind == LayerKind::FirstConv;
-                let shape = s.epilogue_shape(batch);
-                let shortcut = if shape.shortcut.is_some() {
-                    real.as_ref()
-                } else {
-                    None
-                };
-                let (h, w) = s.conv_out();
-                let pool = s.pool.map(|p| Window {
-                    in_h: h,
-                    in_w: w,
-                    kernel: p.kernel,
-                    stride: p.stride,
-                });
-                let (d, z) =
-                    real_epilogue::encode(gpu, &shape, pool, &values, float, channels, shortcut)?;
-                dispatches.push(d);
-                keep.push(values);
-                if preact_last && i + 1 == n {
-                    preact = Some((z.view(), true));
-                    bits.push(None);
-                    break;
-                }
-                let (d, out) = threshold::encode_f32(gpu, &z.view(), t)?;
-                dispatches.push(d);
-                real = Some(z);
-                bits.push(Some(out));
-                continue;
-            }
-            real = None;
-            if preact_last && i + 1 == n {
-                let (d, values) = self.record_preact(l, g, batch, &image, input)?;
-                dispatches.extend(d);
-                preact = Some((values, s.kind == LayerKind::FirstConv));
-                bits.push(None);
-                break;
-            }
-            let out = self.record_signs(l, g, batch, &image, input, &mut dispatches, &mut keep)?;
-            bits.push(Some(out));
-        }
-        owners.resize(dispatches.len(), n - 1);
+        let mut rec = Recorder {
+            ex: self,
+            batch,
+            image: self.gpu.zeros::<f32>(batch * self.image_len(), "images")?,
+            dispatches: Vec::new(),
+            owners: Vec::new(),
+            bits: (0..n).map(|_| None).collect(),
+            signs: None,
+            values: None,
+            preact: None,
+            real: None,
+            keep: Vec::new(),
+        };
+        let all: Vec<usize> = (0..n).collect();
+        let output = if preact_last {
+            Output::Preact
+        } else {
+            Output::Bits
+        };
+        lowering::execute(&lowering::lower(&self.file, &all, output), &mut rec)?;
         Ok(Plan {
             batch,
             preact_last,
-            image,
-            dispatches,
-            owners,
-            bits,
-            preact,
+            image: rec.image,
+            dispatches: rec.dispatches,
+            owners: rec.owners,
+            bits: rec.bits,
+            preact: rec.preact,
             readback: HashMap::new(),
-            _keep: keep,
+            _keep: rec.keep,
+        })
+    }
+}
+
+/// The recording of one plan as a [`Backend`] of the lowering: each step adds its dispatches.
+struct Recorder<'a> {
+    ex: &'a Extractor,
+    batch: usize,
+    image: Storage<f32>,
+    dispatches: Vec<Dispatch>,
+    /// The layer index of each dispatch.
+    owners: Vec<usize>,
+    /// Each tapped layer's packed output.
+    bits: Vec<Option<Storage<u32>>>,
+    /// The packed signs the next conv reads.
+    signs: Option<Storage<u32>>,
+    /// A conv's values before pooling (raw 32-bit words) for the real epilogue, and whether f32.
+    values: Option<(Storage<u32>, bool)>,
+    /// The last layer's pre-activations, and whether f32.
+    preact: Option<(Storage<u32>, bool)>,
+    /// The previous layer's real output (real layers only).
+    real: Option<Storage<f32>>,
+    keep: Vec<Storage<u32>>,
+}
+
+impl<'a> Recorder<'a> {
+    fn push(&mut self, i: usize, d: Dispatch) {
+        self.dispatches.push(d);
+        self.owners.push(i);
+    }
+
+    fn layer(&self, i: usize) -> (&'a LayerData, &'a GpuLayer) {
+        (&self.ex.file.layers[i], &self.ex.layers[i])
+    }
+
+    /// The packed signs the layer reads.
+    fn input(&self, i: usize) -> Result<&Storage<u32>> {
+        self.signs.as_ref().ok_or_else(|| {
+            Error::Shape(format!(
+                "layer '{}' has no input",
+                self.ex.file.layers[i].spec.name
+            ))
         })
     }
 
-    /// A binary layer's output bits: the signs of its thresholded values, then AND/OR pooled
-    /// when it pools. Adds its dispatches to `dispatches` and the pre-pool signs to `keep`.
-    #[allow(clippy::too_many_arguments)]
-    fn record_signs<'a>(
-        &self,
-        l: &LayerData,
-        g: &GpuLayer,
-        batch: usize,
-        image: &Storage<f32>,
-        input: impl Fn() -> Result<&'a Storage<u32>>,
-        dispatches: &mut Vec<Dispatch>,
-        keep: &mut Vec<Storage<u32>>,
-    ) -> Result<Storage<u32>> {
-        let (gpu, s) = (&self.gpu, &l.spec);
-        // The layer's output signs before pooling.
-        let signs: Storage<u32> = match (s.kind, &g.thresholds, &g.first_weights) {
-            (LayerKind::FirstConv, GpuThresholds::Float(t), Some(w)) => {
-                let (d, out) = first_conv::encode_bits(gpu, &conv_shape(l, batch), image, w, t)?;
-                dispatches.push(d);
-                out
-            }
-            (LayerKind::XnorConv, GpuThresholds::Int(t), None) => {
-                let shape = conv_shape(l, batch);
-                let (d, out) = xnor_conv::encode(gpu, &shape, input()?, &g.weights, Some(t))?;
-                dispatches.push(d);
-                out
-            }
-            (LayerKind::XnorDense, GpuThresholds::Int(t), None) => {
-                let (d, out) =
-                    xnor_dense::encode(gpu, &dense_shape(l, batch), input()?, &g.weights, Some(t))?;
-                dispatches.push(d);
-                out
-            }
-            _ => return Err(mismatch(l)),
-        };
-        // Pooling on the signs: AND/OR per channel gives the signs of the pooled
-        // pre-activations (docs/FORMAT.md, Pooling), at 1/32 of the bytes.
-        let out = match (pool_shape(l, batch), &g.and_mask) {
+    /// A binary layer's thresholded signs (before pooling) become its output: AND/OR pooled on
+    /// the packed signs when it pools (docs/FORMAT.md, Pooling), at 1/32 of the bytes.
+    fn signs(&mut self, i: usize, signs: Storage<u32>) -> Result<()> {
+        let (l, g) = self.layer(i);
+        let out = match (pool_shape(l, self.batch), &g.and_mask) {
             (Some(p), Some(mask)) => {
                 let words = PoolShape {
-                    channels: words(s.out_channels()),
+                    channels: words(l.spec.out_channels()),
                     ..p
                 };
-                let (d, pooled) = pool::encode_bits(gpu, &words, &signs, mask)?;
-                dispatches.push(d);
-                keep.push(signs);
+                let (d, pooled) = pool::encode_bits(&self.ex.gpu, &words, &signs, mask)?;
+                self.push(i, d);
+                self.keep.push(signs);
                 pooled
             }
             _ => signs,
         };
-        Ok(out)
+        self.real = None;
+        self.signs = Some(out);
+        Ok(())
     }
 
-    /// A conv layer's values before pooling (the first layer's f32 sums or the i32 dots), as raw
-    /// 32-bit words.
-    fn record_values<'a>(
-        &self,
-        l: &LayerData,
-        g: &GpuLayer,
-        batch: usize,
-        image: &Storage<f32>,
-        input: impl Fn() -> Result<&'a Storage<u32>>,
-    ) -> Result<(Dispatch, Storage<u32>)> {
-        let shape = conv_shape(l, batch);
-        Ok(match (l.spec.kind, &g.first_weights) {
-            (LayerKind::FirstConv, Some(w)) => {
-                let (d, sums) = first_conv::encode(&self.gpu, &shape, image, w)?;
-                (d, Storage::reinterpret(sums))
-            }
-            (LayerKind::XnorConv, None) => {
-                xnor_conv::encode(&self.gpu, &shape, input()?, &g.weights, None)?
-            }
-            _ => return Err(mismatch(l)),
-        })
-    }
-
-    /// The last layer's chain up to its pre-activations (after pooling), as raw 32-bit words.
-    fn record_preact<'a>(
-        &self,
-        l: &LayerData,
-        g: &GpuLayer,
-        batch: usize,
-        image: &Storage<f32>,
-        input: impl Fn() -> Result<&'a Storage<u32>>,
-    ) -> Result<(Vec<Dispatch>, Storage<u32>)> {
-        let gpu = &self.gpu;
-        let s = &l.spec;
-        let mut dispatches = Vec::new();
-        let (values, kind) = match s.kind {
-            LayerKind::XnorDense => {
-                let (d, dots) =
-                    xnor_dense::encode(gpu, &dense_shape(l, batch), input()?, &g.weights, None)?;
-                dispatches.push(d);
-                (dots, PoolValues::I32)
-            }
-            kind => {
-                let (d, values) = self.record_values(l, g, batch, image, input)?;
-                dispatches.push(d);
-                let float = kind == LayerKind::FirstConv;
-                (
-                    values,
-                    if float {
-                        PoolValues::F32
-                    } else {
-                        PoolValues::I32
-                    },
-                )
-            }
+    /// A conv's values before pooling (`float`: f32) become a real epilogue's input or, max-pooled,
+    /// the last layer's pre-activations.
+    fn values(&mut self, i: usize, values: Storage<u32>, float: bool, out: ConvOut) -> Result<()> {
+        if out == ConvOut::Values {
+            self.values = Some((values, float));
+            return Ok(());
+        }
+        let kind = if float {
+            PoolValues::F32
+        } else {
+            PoolValues::I32
         };
-        let values = match pool_shape(l, batch) {
+        let values = match pool_shape(self.layer(i).0, self.batch) {
             Some(p) => {
-                let (d, pooled) = pool::encode(gpu, &p, kind, &values)?;
-                dispatches.push(d);
+                let (d, pooled) = pool::encode(&self.ex.gpu, &p, kind, &values)?;
+                self.push(i, d);
                 pooled
             }
             None => values,
         };
-        Ok((dispatches, values))
+        self.preact = Some((values, float));
+        Ok(())
+    }
+}
+
+impl Backend for Recorder<'_> {
+    fn first_conv(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        let (l, g) = self.layer(i);
+        let (gpu, shape) = (&self.ex.gpu, conv_shape(l, self.batch));
+        let Some(w) = &g.first_weights else {
+            return Err(mismatch(l));
+        };
+        if out == ConvOut::Signs {
+            let GpuThresholds::Float(t) = &g.thresholds else {
+                return Err(mismatch(l));
+            };
+            let (d, signs) = first_conv::encode_bits(gpu, &shape, &self.image, w, t)?;
+            self.push(i, d);
+            return self.signs(i, signs);
+        }
+        let (d, sums) = first_conv::encode(gpu, &shape, &self.image, w)?;
+        self.push(i, d);
+        self.values(i, Storage::reinterpret(sums), true, out)
+    }
+
+    fn xnor_conv(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        let (l, g) = self.layer(i);
+        let (gpu, shape) = (&self.ex.gpu, conv_shape(l, self.batch));
+        let fused = fused_int(l, g, out)?;
+        let (d, v) = xnor_conv::encode(gpu, &shape, self.input(i)?, &g.weights, fused)?;
+        self.push(i, d);
+        match out {
+            ConvOut::Signs => self.signs(i, v),
+            _ => self.values(i, v, false, out),
+        }
+    }
+
+    fn xnor_dense(&mut self, i: usize, out: ConvOut) -> Result<()> {
+        let (l, g) = self.layer(i);
+        let (gpu, shape) = (&self.ex.gpu, dense_shape(l, self.batch));
+        if out == ConvOut::Values {
+            return Err(mismatch(l));
+        }
+        let fused = fused_int(l, g, out)?;
+        let (d, v) = xnor_dense::encode(gpu, &shape, self.input(i)?, &g.weights, fused)?;
+        self.push(i, d);
+        match out {
+            ConvOut::Signs => self.signs(i, v),
+            _ => self.values(i, v, false, out),
+        }
+    }
+
+    /// `real_epilogue.wgsl` max-pools the conv's values itself (one dispatch less); its real
+    /// output is kept for the next layer's shortcut; `threshold.wgsl` makes its signs.
+    fn real_epilogue(&mut self, i: usize, shortcut: bool, signs: bool) -> Result<()> {
+        let (l, g) = self.layer(i);
+        let (gpu, s) = (&self.ex.gpu, &l.spec);
+        let (Some(channels), GpuThresholds::Float(t), Some((values, float))) =
+            (&g.real, &g.thresholds, self.values.take())
+        else {
+            return Err(mismatch(l));
+        };
+        let shape = s.epilogue_shape(self.batch);
+        let shortcut = self.real.as_ref().filter(|_| shortcut);
+        let (h, w) = s.conv_out();
+        let pool = s.pool.map(|p| Window {
+            in_h: h,
+            in_w: w,
+            kernel: p.kernel,
+            stride: p.stride,
+        });
+        let (d, z) = real_epilogue::encode(gpu, &shape, pool, &values, float, channels, shortcut)?;
+        self.push(i, d);
+        self.keep.push(values);
+        if !signs {
+            self.preact = Some((z.view(), true));
+            return Ok(());
+        }
+        let (d, out) = threshold::encode_f32(gpu, &z.view(), t)?;
+        self.push(i, d);
+        self.real = Some(z);
+        self.signs = Some(out);
+        Ok(())
+    }
+
+    fn tap(&mut self, i: usize) -> Result<()> {
+        self.bits[i] = self.signs.as_ref().map(|s| s.view());
+        Ok(())
     }
 }
 
@@ -537,6 +551,21 @@ fn mismatch(l: &LayerData) -> Error {
         "layer '{}': threshold type does not match the layer kind",
         l.spec.name
     ))
+}
+
+/// A binary layer's integer thresholds when `out` fuses them into the kernel (its signs), `None`
+/// when the kernel writes the dots.
+fn fused_int<'a>(
+    l: &LayerData,
+    g: &'a GpuLayer,
+    out: ConvOut,
+) -> Result<Option<&'a Storage<Threshold>>> {
+    match (&g.thresholds, &g.first_weights, out) {
+        (_, Some(_), _) => Err(mismatch(l)),
+        (GpuThresholds::Int(t), None, ConvOut::Signs) => Ok(Some(t)),
+        (_, None, ConvOut::Signs) => Err(mismatch(l)),
+        (_, None, _) => Ok(None),
+    }
 }
 
 fn dense_shape(l: &LayerData, batch: usize) -> DenseShape {
