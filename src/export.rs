@@ -460,6 +460,7 @@ fn classifier_data(model: &Model, arch: &Arch, prev: [usize; 3]) -> ClassifierDa
 }
 
 /// The burn model's eval-mode values at every exported layer, NHWC: (pre-BN, post-BN, act).
+#[derive(Debug)]
 pub struct BurnLayer {
     /// Pre-activations: the block's conv/dense output before batch norm (after pooling, times α
     /// when weight scaling is on).

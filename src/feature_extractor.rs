@@ -55,6 +55,7 @@ impl Default for ExtractorOptions {
 }
 
 /// A frozen binary extractor, ready to turn images into features (see the module docs).
+#[derive(Debug)]
 pub struct FeatureExtractor {
     backbone: Backbone,
     cut: String,

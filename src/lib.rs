@@ -1,4 +1,5 @@
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 //! bnn-transfer: binary neural networks as frozen, portable feature extractors.
 //!
 //! The ops and their scalar references (`ops`) are plain Rust beneath both sides. The wgpu side

@@ -50,6 +50,7 @@ struct Classified {
 /// An extractor and a head, ready to label images in the page, and the labelled images
 /// collected to train a new head (their features, at the extractor's cut).
 #[wasm_bindgen]
+#[derive(Debug)]
 pub struct Classifier {
     ex: FeatureExtractor,
     head: Head,

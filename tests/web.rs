@@ -113,8 +113,7 @@ async fn an_extractor_and_a_head_given_as_bytes_are_used() {
         "gpu".into(),
     )
     .await
-    .err()
-    .expect("not a model");
+    .expect_err("not a model");
     let text = message(err);
     assert!(text.contains("holiday.jpg"), "{text}");
 }
@@ -140,8 +139,7 @@ async fn a_head_for_another_extractor_is_refused() {
         "cpu".into(),
     )
     .await
-    .err()
-    .expect("another extractor");
+    .expect_err("another extractor");
     // Names the head, both extractors and their fingerprints (not "trained on X, not on X").
     let text = message(err);
     assert!(

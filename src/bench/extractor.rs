@@ -276,6 +276,18 @@ pub struct FloatTwin<'g> {
     pub macs: u64,
 }
 
+impl std::fmt::Debug for FloatTwin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FloatTwin")
+            .field("device", &self.gpu.describe())
+            .field("layers", &self.layers.len())
+            .field("image_len", &self.image_len)
+            .field("max_batch", &self.max_batch)
+            .field("macs", &self.macs)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'g> FloatTwin<'g> {
     /// Random float weights (uniform, variance 1/fan-in) for every layer of `file`, uploaded once.
     pub fn new(gpu: &'g Gpu, file: &ExtractorFile, seed: u64) -> Result<Self> {

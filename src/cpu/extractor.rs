@@ -152,6 +152,18 @@ fn and_mask(channels: usize, ge: impl Fn(usize) -> bool) -> Vec<u32> {
     mask
 }
 
+impl std::fmt::Debug for CpuExtractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuExtractor")
+            .field("layers", &self.layers.len())
+            .field("image_len", &self.image_len)
+            .field("isa", &self.isa)
+            .field("threads", &self.threads)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CpuExtractor {
     /// Prepares `file` with the fastest kernels this CPU has (or `BNN_CPU_ISA`).
     pub fn new(file: &ExtractorFile, threads: &Threads) -> Result<Self> {

@@ -131,6 +131,7 @@ impl Split {
 
 /// An output buffer that tasks write to at disjoint indices (rows × channel groups interleave in
 /// memory, so they cannot be split into slices).
+#[derive(Debug)]
 pub struct SharedOut<'a, T> {
     ptr: *mut T,
     len: usize,

@@ -217,6 +217,17 @@ impl<'o> Loader<'o> {
     }
 }
 
+impl std::fmt::Debug for Loader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("source", &self.source)
+            .field("batches", &self.batches)
+            .field("skipped", &self.skipped.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Iterator for Loader<'_> {
     type Item = Result<Batch>;
 

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::ops::{DenseShape, conv, dense, first_conv, pool, real_epilogue, threshold};
 
 /// A layer's input.
+#[derive(Debug)]
 pub enum LayerInput<'a> {
     /// Real images, NHWC f32 (first layer).
     Image(&'a [f32]),
@@ -188,6 +189,7 @@ pub fn layer_preact(l: &LayerData, input: LayerInput, batch: usize) -> Result<Pr
 }
 
 /// What one layer outputs: its packed signs and, for a real layer, its real output `z`.
+#[derive(Debug)]
 pub struct LayerOutput {
     /// Packed signs, NHWC.
     pub bits: Vec<u32>,

@@ -52,6 +52,17 @@ pub struct Extractor {
     plans: Mutex<Vec<Plan>>,
 }
 
+impl std::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extractor")
+            .field("device", &self.gpu.describe())
+            .field("layers", &self.layers.len())
+            .field("cut", &self.file.graph.cut)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Extractor {
     /// Uploads the file's tensors, checks the device's limits and compiles every pipeline (a
     /// warm-up batch of one blank image). A graph the device cannot run is an [`Error::Limits`].

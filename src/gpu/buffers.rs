@@ -9,6 +9,7 @@ use super::Gpu;
 use crate::error::{Error, Result};
 
 /// A storage buffer of `len` elements of `T` on the device.
+#[derive(Debug)]
 pub struct Storage<T: Pod> {
     /// The wgpu buffer (storage, copy source and destination).
     pub buffer: wgpu::Buffer,

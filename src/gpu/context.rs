@@ -27,6 +27,7 @@ pub enum LimitsProfile {
 }
 
 /// One kernel launch: a cached pipeline, its bindings in binding order, and the workgroup grid.
+#[derive(Debug)]
 pub struct Dispatch {
     /// The compute pipeline (shared with the cache).
     pub pipeline: Arc<wgpu::ComputePipeline>,
@@ -51,7 +52,7 @@ pub struct Timing {
 /// One adapter, device and queue. Cloning is cheap and shares everything (wgpu's handles are
 /// reference-counted, and so is the pipeline cache), so extractors and servers can own a `Gpu`
 /// and move it across threads.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Gpu {
     /// The wgpu adapter.
     pub adapter: wgpu::Adapter,

@@ -22,6 +22,7 @@ const GROUP: usize = 32;
 /// The first layer's binary weights on the device in the kernel's layout: one sign word per tap
 /// and group of 32 output channels, `[G][KH][KW][C]` u32 with `G = ceil(O/32)`, bit `j` the sign
 /// of channel `32g + j` (set = −1; bits past `O` clear).
+#[derive(Debug)]
 pub struct FirstWeights {
     words: Storage<u32>,
     out_c: usize,

@@ -29,6 +29,7 @@ struct FloatParams {
 
 /// Float weights on the device, as one or more parts of consecutive output channels, each within
 /// the device's storage-binding limit.
+#[derive(Debug)]
 pub struct FloatWeights {
     /// (first output channel, its weights `[channels][K]`).
     parts: Vec<(usize, Storage<f32>)>,

@@ -140,6 +140,7 @@ pub fn encode(
 }
 
 /// What [`run`] computes from.
+#[derive(Debug)]
 pub struct Inputs<'a> {
     /// Pre-activations as raw 32-bit words (i32, or f32 when `pre_float`), unpooled when `pool`
     /// is given.

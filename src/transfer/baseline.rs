@@ -81,6 +81,7 @@ pub fn lite0_features(
 }
 
 /// What the baseline produced: its row's pieces and the seconds its features took.
+#[derive(Debug)]
 pub struct Lite0Baseline {
     /// Test scores of the linear head.
     pub test: super::Evaluation,

@@ -6,6 +6,7 @@ use plotters::prelude::*;
 use crate::error::{Error, Result};
 
 /// One bar group: a row of the results table.
+#[derive(Debug)]
 pub struct Bar {
     /// Backbone name (picks the colour).
     pub backbone: String,

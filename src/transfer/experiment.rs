@@ -205,7 +205,7 @@ fn listed_plans(cfg: &TransferConfig, file: &ExtractorFile) -> Result<Vec<Plan>>
 }
 
 /// One row of the results: a head on one backbone's features at one cut (or the scratch net).
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Row {
     /// `binary`, `float-twin` or `scratch (<precision>)`.
     pub backbone: String,
@@ -239,7 +239,7 @@ pub struct Row {
 }
 
 /// What a transfer experiment did and scored (`report.json`).
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Report {
     /// The command line, as recorded by the caller.
     pub command: Vec<String>,
@@ -1076,8 +1076,7 @@ mod tests {
         let mut cfg = TransferConfig::new("/nonexistent/data");
         cfg.val_split = "test".into();
         let err = run(&cfg, &crate::progress::Silent)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(err.contains("--val-split test"), "{err}");
     }

@@ -84,6 +84,7 @@ fn preprocess_key(pre: &Preprocess) -> String {
 }
 
 /// Where the extractor runs.
+#[derive(Debug)]
 pub enum Runner {
     /// The WGSL kernels on a wgpu device.
     Gpu(Box<Extractor>),
@@ -152,6 +153,7 @@ pub fn loader_batch(image_len: usize, requested: usize, device_max: usize) -> (u
 }
 
 /// A feature-cache directory.
+#[derive(Debug)]
 pub struct Cache {
     /// The directory the cache files live in.
     pub dir: PathBuf,

@@ -128,8 +128,7 @@ fn a_huge_input_is_refused_by_the_cpu_path_before_it_allocates() {
     );
     // The transfer runner refuses it the same way.
     let err = bnn_transfer::transfer::features::Runner::cpu(file)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(err.contains("input.size"), "{err}");
 }
