@@ -26,11 +26,8 @@ use std::path::{Path, PathBuf};
 use crate::assets::{Backbone, load_backbone};
 use crate::data::{ImageFolder, Preprocess, load_image};
 use crate::error::{Error, Result};
-use crate::extractor::Extractor;
 use crate::rng::Rng;
-use crate::transfer::features::{
-    ExtractorDevice, FeatureSet, Runner, loader_batch, select_gpu_async, signs,
-};
+use crate::transfer::features::{ExtractorDevice, FeatureSet, Runner, loader_batch, signs};
 use crate::transfer::head::{BackboneInfo, BackboneKind, HEAD_VERSION, HeadInfo};
 
 /// What to open: which extractor, cut where, on which device.
@@ -86,26 +83,8 @@ impl FeatureExtractor {
         let cut = cut.map_or_else(|| backbone.file.graph.cut.clone(), str::to_string);
         let file = backbone.file.truncated(&cut)?;
         let spec = file.cut().clone();
-        let (gpu, note) = select_gpu_async(device).await?;
-        let (runner, device) = match gpu {
-            Some(g) => {
-                let describe = g.describe();
-                let ex = Extractor::new_async(&g, file).await?;
-                (Runner::Gpu(Box::new(ex)), describe)
-            }
-            None => {
-                let runner = Runner::cpu(file)?;
-                let describe = match &runner {
-                    Runner::Cpu(c) => format!(
-                        "the CPU binary path ({} threads, {} kernels)",
-                        c.1.threads(),
-                        c.1.isa()
-                    ),
-                    Runner::Gpu(_) => unreachable!("Runner::cpu builds the CPU runner"),
-                };
-                (runner, describe)
-            }
-        };
+        let (runner, note) = Runner::open_async(file, device).await?;
+        let device = runner.describe();
         Ok(FeatureExtractor {
             backbone,
             cut,

@@ -1,7 +1,6 @@
 //! `bnn extract`: a feature cache for a whole data set, from an extractor file on a wgpu device or
 //! on the library's CPU binary path.
 
-use bnn_transfer::cpu::{CpuExtractor, Threads};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,9 +8,9 @@ use std::time::Instant;
 use anyhow::Context;
 use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::cache::CacheInfo;
-use bnn_transfer::extractor::{Extractor, FeatureCache, Features, Output, reference};
+use bnn_transfer::extractor::{FeatureCache, Features, Output, reference};
 use bnn_transfer::progress::{Observer, Task};
-use bnn_transfer::transfer::features::{ExtractorDevice, loader_batch, select_gpu};
+use bnn_transfer::transfer::features::{ExtractorDevice, Runner, loader_batch};
 
 use super::observe::{Notes, Terminal};
 
@@ -53,26 +52,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let pre = backbone.preprocess()?;
     let file = backbone.file;
     let cut = file.cut().clone();
-    let (gpu, note) = select_gpu(args.device)?;
+    let observer = Terminal::new(Notes::Stderr);
+    let (runner, note) = Runner::open(file.clone(), args.device)?;
     if let Some(note) = note {
-        eprintln!("{note}");
+        observer.note(&note);
     }
-    let ex = gpu
-        .as_ref()
-        .map(|g| Extractor::new(g, file.clone()))
-        .transpose()?;
-    let cpu = match ex {
-        Some(_) => None,
-        None => Some(CpuExtractor::new(&file, &Threads::all()?)?),
-    };
     // The CPU binary path computes packed bits; pre-activations come from the scalar reference.
     let run = |images: &[f32], n: usize| -> bnn_transfer::Result<Features> {
-        match (&ex, args.output) {
-            (Some(ex), output) => ex.run(images, output),
-            (None, Output::Preact) => reference::run(&file, images, n, Output::Preact),
-            (None, output) => {
-                let cpu = cpu.as_ref().expect("prepared when there is no GPU");
-                let bits = cpu.run_bits(images, n)?;
+        match (&runner, args.output) {
+            (Runner::Gpu(ex), output) => ex.run(images, output),
+            (Runner::Cpu(_), Output::Preact) => reference::run(&file, images, n, Output::Preact),
+            (Runner::Cpu(c), output) => {
+                let bits = c.1.run_bits(images, n)?;
                 Ok(match output {
                     Output::Signs => {
                         Features::Float(bnn_transfer::bits::unpack_rows(&bits, cut.out_channels()))
@@ -82,13 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     };
-    let device_max = match (&ex, &cpu) {
-        (Some(ex), _) => ex.max_batch(),
-        (None, Some(c)) => c.max_batch(),
-        (None, None) => unreachable!("one of the two is prepared"),
-    };
-    let observer = Terminal::new(Notes::Stderr);
-    let (loader, classes) = open_loader(&args, pre, device_max, &observer)?;
+    let (loader, classes) = open_loader(&args, pre, runner.max_batch(), &observer)?;
     let (features, labels, secs) = extract_all(loader, run, &observer)?;
     let n = labels.len();
     let info = CacheInfo {
@@ -115,15 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cut.out_len(),
         cut.name,
         n as f64 / secs,
-        match (&gpu, &cpu) {
-            (Some(g), _) => g.describe(),
-            (None, Some(c)) => format!(
-                "the CPU binary path ({} threads, {} kernels)",
-                c.threads(),
-                c.isa()
-            ),
-            (None, None) => unreachable!("one of the two is prepared"),
-        }
+        runner.describe()
     );
     Ok(())
 }

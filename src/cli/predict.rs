@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use bnn_transfer::data::{is_image_name, load_image};
-use bnn_transfer::extractor::Extractor;
+
 use bnn_transfer::rng::Rng;
-use bnn_transfer::transfer::features::{self, Runner, signs};
+use bnn_transfer::transfer::features::{self, ExtractorDevice, Runner, signs};
 use bnn_transfer::transfer::{BackboneKind, Head, top_k};
 use serde::Serialize;
 
@@ -95,21 +95,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     info.check_backbone(&backbone, &args.head.display().to_string())?;
     let file = backbone.file.truncated(&info.cut)?;
     let channels = file.cut().out_channels();
-    let gpu = if args.cpu {
-        None
+    // Any adapter (also a CPU one: `bnn predict` runs the kernels it is given), else the CPU path.
+    let device = if args.cpu {
+        ExtractorDevice::Cpu
     } else {
-        features::gpu_or_reason()
-            .map_err(|reason| {
-                eprintln!(
-                    "no GPU adapter ({reason}): running the extractor on the CPU binary path"
-                );
-            })
-            .ok()
+        ExtractorDevice::Adapter
     };
-    let runner = match &gpu {
-        Some(g) => Runner::Gpu(Box::new(Extractor::new(g, file.clone())?)),
-        None => Runner::cpu(file.clone())?,
-    };
+    let (runner, note) = Runner::open(file.clone(), device)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
     let last = file.layers.len() - 1;
     let pre = backbone.preprocess()?;
     let mut rng = Rng::new(0);

@@ -151,6 +151,11 @@ impl Extractor {
         Ok(ex)
     }
 
+    /// The device it runs on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
     /// The extractor file this runs.
     pub fn file(&self) -> &ExtractorFile {
         &self.file

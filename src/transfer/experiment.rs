@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::data::{ImageFolder, Layout, LoaderConfig, Preprocess};
 use crate::error::{Error, Result, ResultExt};
-use crate::extractor::{Extractor, ExtractorFile};
+use crate::extractor::ExtractorFile;
 use crate::progress::{Observer, Task};
 use crate::transfer::features::{self, Cache, ExtractorDevice, Runner};
 use crate::transfer::fit::{self, FitConfig};
@@ -556,17 +556,14 @@ fn runner(
     file: &ExtractorFile,
     observer: &dyn Observer,
 ) -> Result<(Runner, String)> {
-    let (gpu, note) = features::select_gpu(cfg.extractor_device)?;
+    let (runner, note) = Runner::open(file.clone(), cfg.extractor_device)?;
     if let Some(note) = note {
         observer.note(&note);
     }
-    let runner = match &gpu {
-        Some(g) => Runner::Gpu(Box::new(Extractor::new(g, file.clone())?)),
-        None => Runner::cpu(file.clone())?,
+    let device_name = match &runner {
+        Runner::Gpu(e) => e.gpu().describe(),
+        Runner::Cpu(_) => "CPU (library's binary path)".to_string(),
     };
-    let device_name = gpu
-        .as_ref()
-        .map_or("CPU (library's binary path)".to_string(), |g| g.describe());
     Ok((runner, device_name))
 }
 

@@ -99,6 +99,38 @@ impl Runner {
         Ok(Runner::Cpu(Box::new((file, ex))))
     }
 
+    /// The runner `device` asks for (the one device policy, [`select_gpu_async`]): the XNOR kernels on
+    /// the chosen wgpu device, else the CPU binary path; with the note to show the user when the
+    /// choice was not the obvious one.
+    pub async fn open_async(
+        file: ExtractorFile,
+        device: ExtractorDevice,
+    ) -> Result<(Self, Option<String>)> {
+        let (gpu, note) = select_gpu_async(device).await?;
+        let runner = match gpu {
+            Some(g) => Runner::Gpu(Box::new(Extractor::new_async(&g, file).await?)),
+            None => Runner::cpu(file)?,
+        };
+        Ok((runner, note))
+    }
+
+    /// [`open_async`](Self::open_async), blocking (not on the web).
+    pub fn open(file: ExtractorFile, device: ExtractorDevice) -> Result<(Self, Option<String>)> {
+        pollster::block_on(Runner::open_async(file, device))
+    }
+
+    /// Where it runs: the wgpu device, or the CPU path with its threads and kernels.
+    pub fn describe(&self) -> String {
+        match self {
+            Runner::Gpu(e) => e.gpu().describe(),
+            Runner::Cpu(c) => format!(
+                "the CPU binary path ({} threads, {} kernels)",
+                c.1.threads(),
+                c.1.isa()
+            ),
+        }
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     fn file(&self) -> &ExtractorFile {
         match self {
@@ -436,11 +468,6 @@ pub enum ExtractorDevice {
 
 /// The wgpu device `device` asks for, or `None` for the CPU binary path, with a note to show the
 /// user when the choice was not the obvious one (a CPU adapter passed over, no adapter at all).
-pub fn select_gpu(device: ExtractorDevice) -> Result<(Option<Gpu>, Option<String>)> {
-    pollster::block_on(select_gpu_async(device))
-}
-
-/// [`select_gpu`] without blocking.
 pub async fn select_gpu_async(device: ExtractorDevice) -> Result<(Option<Gpu>, Option<String>)> {
     Ok(match device {
         ExtractorDevice::Cpu => (None, None),
@@ -467,17 +494,12 @@ pub async fn select_gpu_async(device: ExtractorDevice) -> Result<(Option<Gpu>, O
                 Err(why) => (
                     None,
                     Some(format!(
-                        "no wgpu adapter ({why}); running the extractor on the CPU path"
+                        "no wgpu adapter ({why}); running the extractor on the CPU binary path"
                     )),
                 ),
             }
         }
     })
-}
-
-/// A wgpu device if there is one, else `None` with the reason (the CPU path is used then).
-pub fn gpu_or_reason() -> std::result::Result<Gpu, String> {
-    Gpu::new().map_err(|e| e.to_string())
 }
 
 /// The fingerprint of an extractor file's bytes.

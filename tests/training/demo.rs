@@ -56,7 +56,7 @@ fn demo_runs_on_the_adapter() {
 fn demo_falls_back_to_the_cpu_path_without_an_adapter() {
     let (text, report) = demo("cpu", &[("WGPU_ADAPTER_NAME", "no-such-adapter-anywhere")]);
     assert!(
-        text.contains("running the extractor on the CPU path"),
+        text.contains("running the extractor on the CPU binary path"),
         "{text}"
     );
     assert!(
