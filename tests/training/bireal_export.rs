@@ -8,6 +8,7 @@
 #![cfg(feature = "train")]
 
 use crate::common;
+use crate::fixtures::{options, schedule};
 
 use std::path::{Path, PathBuf};
 
@@ -17,23 +18,17 @@ use bnn_transfer::extractor::{
     Extractor, ExtractorFile, Features, Output, Shortcut, VERSION_REAL, reference,
 };
 use bnn_transfer::model::Precision;
-use bnn_transfer::train::{self, RunOptions, Schedule, ScheduleKind, TrainDevice};
+use bnn_transfer::train::{self, ScheduleKind};
 use burn::tensor::Device;
 
 fn train_once(data: &Path) -> PathBuf {
     let out = std::env::temp_dir().join(format!("bnn-bireal-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let schedule = Schedule {
-        kind: ScheduleKind::Cosine,
-        lr: 5e-3,
-        step_epochs: 10,
-        gamma: 0.5,
-    };
+    let schedule = schedule(ScheduleKind::Cosine, 5e-3);
     let mut cfg =
         train::new_config(data, "mini-bireal", Precision::Binary, 6, 10, schedule, 3).unwrap();
     cfg.model.weight_scale = true;
-    let mut o = RunOptions::new(&out, TrainDevice::flex("test"));
-    o.workers = 1;
+    let o = options(&out);
     train::pretrain(cfg, &o).unwrap();
     out
 }

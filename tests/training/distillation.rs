@@ -7,12 +7,13 @@
 #![cfg(feature = "train")]
 
 use crate::common;
+use crate::fixtures::{options, schedule, scratch};
 
 use std::path::{Path, PathBuf};
 
 use bnn_transfer::model::Precision;
 use bnn_transfer::train::pretrain::distillation_loss;
-use bnn_transfer::train::{self, PretrainConfig, RunOptions, Schedule, ScheduleKind, TrainDevice};
+use bnn_transfer::train::{self, PretrainConfig, ScheduleKind};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -96,32 +97,15 @@ fn the_gradient_vanishes_where_the_student_is_the_teacher() {
     assert!(g.iter().any(|v| v.abs() > 1e-2), "{g:?}");
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bnn-distil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 fn config(data: &Path, precision: Precision, epochs: usize) -> PretrainConfig {
-    let schedule = Schedule {
-        kind: ScheduleKind::Constant,
-        lr: 5e-3,
-        step_epochs: 10,
-        gamma: 0.5,
-    };
+    let schedule = schedule(ScheduleKind::Constant, 5e-3);
     train::new_config(data, "mini", precision, epochs, 8, schedule, 3).unwrap()
-}
-
-fn options(out: &Path) -> RunOptions {
-    let mut o = RunOptions::new(out, TrainDevice::flex("test"));
-    o.workers = 1;
-    o
 }
 
 #[test]
 fn a_binary_run_distils_from_a_float_run() {
     let data = common::fixture_set();
-    let (teacher, student) = (tmp("teacher"), tmp("student"));
+    let (teacher, student) = (scratch("distil-teacher"), scratch("distil-student"));
     train::pretrain(config(&data, Precision::Float, 3), &options(&teacher)).unwrap();
 
     let mut cfg = config(&data, Precision::Binary, 2);
@@ -145,14 +129,14 @@ fn a_binary_run_distils_from_a_float_run() {
     let mut bireal = config(&data, Precision::Binary, 1);
     bireal.model.arch = bnn_transfer::Arch::by_name("mini-bireal", bireal.classes.len()).unwrap();
     bireal.teacher = Some(teacher.clone());
-    let bireal_out = tmp("bireal");
+    let bireal_out = scratch("distil-bireal");
     let report = train::pretrain(bireal, &options(&bireal_out)).unwrap();
     assert!(report.last.unwrap().train_loss.is_finite());
     // A teacher that reads other images is refused before anything is written.
     let mut other = config(&data, Precision::Binary, 1);
     other.model.arch = bnn_transfer::Arch::small(other.classes.len());
     other.teacher = Some(teacher.clone());
-    let out = tmp("refused");
+    let out = scratch("distil-refused");
     let err = train::pretrain(other, &options(&out))
         .unwrap_err()
         .to_string();
@@ -250,7 +234,7 @@ fn each_lite0_loss_term_is_what_the_docs_say() {
 
 #[test]
 fn a_wrong_teacher_file_is_a_clear_error_naming_it() {
-    let dir = tmp("wrong-teacher");
+    let dir = scratch("distil-wrong-teacher");
     std::fs::create_dir_all(&dir).unwrap();
     let device = Device::flex();
     // Missing: says where the weights come from.
@@ -312,7 +296,7 @@ fn lite0_in_burn_knows_tiny_imagenet() {
 /// The fixture set with its 8 class folders renamed to the first 8 ImageNet-1k WordNet ids, so the
 /// teacher's logits map onto its classes.
 fn wnid_fixture(wnids: &[String]) -> PathBuf {
-    let dir = tmp("wnid-set");
+    let dir = scratch("distil-wnid-set");
     let tree = dir.join("tree");
     let per_class = common::FIXTURE_PER_SPLIT / common::FIXTURE_CLASSES;
     let splits = [("train", per_class), ("val", per_class)];
@@ -337,7 +321,7 @@ fn a_run_distils_from_lite0_and_its_targets_are_computed_once() {
     };
     let wnids = efficientnet::wnids_beside(&weights).unwrap().unwrap();
     let data = wnid_fixture(&wnids[..common::FIXTURE_CLASSES]);
-    let cache = tmp("lite0-cache");
+    let cache = scratch("distil-lite0-cache");
     let mut cfg = config(&data, Precision::Binary, 1);
     cfg.model.arch = bnn_transfer::Arch::by_name("mini-bireal", cfg.classes.len()).unwrap();
     let mut d = kd(1.0, 1.0, 1.0, 2.0);
@@ -347,7 +331,7 @@ fn a_run_distils_from_lite0_and_its_targets_are_computed_once() {
     d.cache_dir = cache.clone();
     cfg.model.feature_head = d.feature_head();
     cfg.lite0 = Some(d.clone());
-    let out = tmp("lite0-student");
+    let out = scratch("distil-lite0-student");
     let report = train::pretrain(cfg, &options(&out)).unwrap();
     let last = report.last.unwrap();
     assert!(
@@ -417,27 +401,27 @@ fn a_run_distils_from_lite0_and_its_targets_are_computed_once() {
 fn an_unfinished_or_swapped_teacher_run_is_refused() {
     let data = common::fixture_set();
     // A teacher stopped after two steps is no teacher yet.
-    let unfinished = tmp("unfinished-teacher");
+    let unfinished = scratch("distil-unfinished-teacher");
     let mut o = options(&unfinished);
     o.max_steps = Some(2);
     train::pretrain(config(&data, Precision::Float, 2), &o).unwrap();
     let mut cfg = config(&data, Precision::Binary, 1);
     cfg.teacher = Some(unfinished.clone());
-    let out = tmp("student-of-unfinished");
+    let out = scratch("distil-student-of-unfinished");
     let err = train::pretrain(cfg, &options(&out))
         .unwrap_err()
         .to_string();
     assert!(err.contains("stopped after 0 of its 2 epochs"), "{err}");
 
     // A student records its teacher's fingerprint; a resume after the teacher changed is refused.
-    let (teacher, other) = (tmp("teacher-a"), tmp("teacher-b"));
+    let (teacher, other) = (scratch("distil-teacher-a"), scratch("distil-teacher-b"));
     train::pretrain(config(&data, Precision::Float, 1), &options(&teacher)).unwrap();
     let mut c = config(&data, Precision::Float, 1);
     c.seed = 99;
     train::pretrain(c, &options(&other)).unwrap();
     let mut cfg = config(&data, Precision::Binary, 1);
     cfg.teacher = Some(teacher.clone());
-    let student = tmp("student-of-a");
+    let student = scratch("distil-student-of-a");
     train::pretrain(cfg, &options(&student)).unwrap();
     let saved = train::checkpoint::read_config(&student).unwrap();
     assert_eq!(saved.teacher_sha256.as_ref().map(String::len), Some(64));

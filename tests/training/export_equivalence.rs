@@ -5,13 +5,14 @@
 #![cfg(feature = "train")]
 
 use crate::common;
+use crate::fixtures::{options, schedule};
 
 use std::path::{Path, PathBuf};
 
 use bnn_transfer::export::{self, Agreement, ExportSource};
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Features, Output, reference};
 use bnn_transfer::model::Precision;
-use bnn_transfer::train::{self, RunOptions, Schedule, ScheduleKind, TrainDevice};
+use bnn_transfer::train::{self, ScheduleKind};
 use burn::tensor::Device;
 
 /// One short training shared by the tests of this binary.
@@ -23,15 +24,9 @@ fn trained(data: &Path) -> PathBuf {
 fn train_once(data: &Path) -> PathBuf {
     let out = std::env::temp_dir().join(format!("bnn-export-eq-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let schedule = Schedule {
-        kind: ScheduleKind::Cosine,
-        lr: 5e-3,
-        step_epochs: 10,
-        gamma: 0.5,
-    };
+    let schedule = schedule(ScheduleKind::Cosine, 5e-3);
     let cfg = train::new_config(data, "mini", Precision::Binary, 10, 10, schedule, 3).unwrap();
-    let mut o = RunOptions::new(&out, TrainDevice::flex("test"));
-    o.workers = 1;
+    let o = options(&out);
     train::pretrain(cfg, &o).unwrap();
     out
 }

@@ -5,6 +5,7 @@
 #![cfg(feature = "train")]
 
 use crate::common;
+use crate::fixtures::{options, schedule, scratch};
 
 use common::{bnn, s};
 
@@ -17,14 +18,8 @@ use bnn_transfer::extractor::{
 };
 use bnn_transfer::gpu::Gpu;
 use bnn_transfer::model::Precision;
-use bnn_transfer::train::{self, RunOptions, Schedule, ScheduleKind, TrainDevice};
+use bnn_transfer::train::{self, ScheduleKind};
 use burn::tensor::Device;
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bnn-paths-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// 32 px → conv 33 3×3 + pool 2 → 16 → conv 40 3×3 + pool 2 → 8×8×40 → fc 40 → fc 33 → classes.
 fn padded_arch(classes: usize) -> Arch {
@@ -55,19 +50,13 @@ fn padded_arch(classes: usize) -> Arch {
 fn trained(data: &Path) -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let out = tmp("alpha");
-        let schedule = Schedule {
-            kind: ScheduleKind::Constant,
-            lr: 5e-3,
-            step_epochs: 10,
-            gamma: 0.5,
-        };
+        let out = scratch("paths-alpha");
+        let schedule = schedule(ScheduleKind::Constant, 5e-3);
         let mut cfg =
             train::new_config(data, "mini", Precision::Binary, 3, 10, schedule, 11).unwrap();
         cfg.model.arch = padded_arch(cfg.classes.len());
         cfg.model.weight_scale = true;
-        let mut o = RunOptions::new(&out, TrainDevice::flex("test"));
-        o.workers = 1;
+        let o = options(&out);
         train::pretrain(cfg, &o).unwrap();
         out
     })
@@ -164,7 +153,7 @@ fn downlevel_limits_give_the_same_features() {
 #[test]
 fn cli_pretrain_export_extract_end_to_end() {
     let data = common::fixture_set();
-    let dir = tmp("cli");
+    let dir = scratch("paths-cli");
     std::fs::create_dir_all(&dir).unwrap();
     let run = dir.join("run");
     let model = dir.join("m.safetensors");
@@ -310,7 +299,7 @@ fn cli_pretrain_export_extract_end_to_end() {
 fn export_is_reproducible_and_verified_on_the_runs_own_images() {
     let data = common::fixture_set();
     let dir = trained(&data);
-    let out = tmp("repro");
+    let out = scratch("paths-repro");
     std::fs::create_dir_all(&out).unwrap();
     let options = export::ExportOptions::default();
     let a = export::export(&dir, &out.join("a.safetensors"), &options).unwrap();
@@ -347,7 +336,7 @@ fn export_refuses_to_write_what_does_not_verify() {
     let v = export::verify(&model, &file, &images, n, &device, None).unwrap();
     let why = v.check().unwrap_err();
     assert!(why.contains("mismatches"), "{why}");
-    let out = tmp("refuse").join("m.safetensors");
+    let out = scratch("paths-refuse").join("m.safetensors");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     let err = export::write_verified(&file, &v, &out)
         .unwrap_err()
@@ -372,7 +361,7 @@ fn export_refuses_to_write_what_does_not_verify() {
 fn cli_export_writes_the_file_and_its_report_both_or_neither() {
     let data = common::fixture_set();
     let run = trained(&data);
-    let dir = tmp("sidecar");
+    let dir = scratch("paths-sidecar");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("m.safetensors");
     // The report's path is a (non-empty) directory: it cannot be written.

@@ -5,37 +5,19 @@
 #![cfg(feature = "train")]
 
 use crate::common;
+use crate::fixtures::{options, schedule, scratch};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bnn_transfer::model::Precision;
-use bnn_transfer::train::{
-    self, EpochMetrics, PretrainConfig, RunOptions, Schedule, ScheduleKind, TrainDevice, TrainState,
-};
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bnn-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use bnn_transfer::train::{self, EpochMetrics, PretrainConfig, ScheduleKind, TrainState};
 
 fn config(data: &Path, epochs: usize, kind: ScheduleKind, lr: f64) -> PretrainConfig {
-    let schedule = Schedule {
-        kind,
-        lr,
-        step_epochs: 10,
-        gamma: 0.5,
-    };
+    let schedule = schedule(kind, lr);
     train::new_config(data, "mini", Precision::Binary, epochs, 8, schedule, 7).unwrap()
-}
-
-fn options(out: &Path) -> RunOptions {
-    let mut o = RunOptions::new(out, TrainDevice::flex("test"));
-    o.workers = 1;
-    o
 }
 
 fn history(out: &Path) -> Vec<EpochMetrics> {
@@ -55,7 +37,7 @@ fn csv_rows(out: &Path) -> Vec<String> {
 #[test]
 fn a_few_hundred_steps_drive_the_loss_down_and_val_accuracy_above_chance() {
     let data = common::fixture_set();
-    let out = tmp("learn");
+    let out = scratch("train-learn");
     // 48 images / batch 8 = 6 steps per epoch: 60 epochs = 360 steps.
     let cfg = config(&data, 60, ScheduleKind::Cosine, 5e-3);
     let report = train::pretrain(cfg, &options(&out)).unwrap();
@@ -114,14 +96,14 @@ fn assert_same_run(a: &[EpochMetrics], b: &[EpochMetrics]) {
 fn stopped_mid_epoch_and_resumed_equals_uninterrupted() {
     let data = common::fixture_set();
     let epochs = 4;
-    let full = tmp("full");
+    let full = scratch("train-full");
     train::pretrain(
         config(&data, epochs, ScheduleKind::Cosine, 5e-3),
         &options(&full),
     )
     .unwrap();
 
-    let part = tmp("part");
+    let part = scratch("train-part");
     let mut o = options(&part);
     o.max_steps = Some(7); // epoch 2, batch 1 of 6
     let r = train::pretrain(config(&data, epochs, ScheduleKind::Cosine, 5e-3), &o).unwrap();
@@ -180,7 +162,7 @@ fn killed_and_resumed_continues_the_curve_to_the_same_epoch_count() {
         ]
     };
     // Uninterrupted reference.
-    let full = tmp("kill-full");
+    let full = scratch("train-kill-full");
     let status = Command::new(bnn)
         .args(args(&full))
         .stderr(std::process::Stdio::null())
@@ -189,7 +171,7 @@ fn killed_and_resumed_continues_the_curve_to_the_same_epoch_count() {
     assert!(status.success());
 
     // Killed once at least two epochs are checkpointed.
-    let killed = tmp("kill");
+    let killed = scratch("train-kill");
     let mut child = Command::new(bnn)
         .args(args(&killed))
         .stderr(std::process::Stdio::null())
@@ -247,7 +229,7 @@ fn killed_and_resumed_continues_the_curve_to_the_same_epoch_count() {
 #[test]
 fn a_kill_after_the_last_checkpoint_loses_no_metrics_and_leaves_no_stray_files() {
     let data = common::fixture_set();
-    let out = tmp("atomic");
+    let out = scratch("train-atomic");
     train::pretrain(
         config(&data, 2, ScheduleKind::Constant, 1e-3),
         &options(&out),
@@ -321,7 +303,7 @@ fn a_diverged_step_is_an_error_and_a_corrupt_checkpoint_is_found_on_reading() {
     assert!(err.contains("diverged") && err.contains("--lr"), "{err}");
     // A learning rate no step survives is refused before anything is written.
     let data = common::fixture_set();
-    let out = tmp("huge-lr");
+    let out = scratch("train-huge-lr");
     let err = train::pretrain(
         config(&data, 1, ScheduleKind::Constant, 3e38),
         &options(&out),
@@ -332,7 +314,7 @@ fn a_diverged_step_is_an_error_and_a_corrupt_checkpoint_is_found_on_reading() {
     assert!(!out.exists());
 
     // A checkpoint file changed in place (same size) is refused when read, by its sha256.
-    let out = tmp("flipped-byte");
+    let out = scratch("train-flipped-byte");
     train::pretrain(
         config(&data, 1, ScheduleKind::Constant, 5e-3),
         &options(&out),

@@ -5,6 +5,7 @@
 #![cfg(feature = "train")]
 
 use crate::common;
+use crate::fixtures::{options, schedule, scratch_dir};
 
 use common::{bnn, s};
 
@@ -16,35 +17,22 @@ use bnn_transfer::extractor::{Extractor, ExtractorFile, Output, reference};
 use bnn_transfer::model::Precision;
 use bnn_transfer::progress::Silent;
 use bnn_transfer::rng::Rng;
-use bnn_transfer::train::{self, RunOptions, TrainDevice};
+use bnn_transfer::train::{self, ScheduleKind};
 use bnn_transfer::transfer::features::{self, Cache, Fingerprint, Runner};
 use bnn_transfer::transfer::fit::{self, FitConfig};
 use bnn_transfer::transfer::head::{self, BackboneInfo, BackboneKind, Head, HeadInfo};
 use bnn_transfer::transfer::{FeatureSet, evaluate};
 use burn::tensor::Device;
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bnn-transfer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A short mini training on the smoke set, exported; shared by the tests of this binary.
 fn model(data: &Path) -> (PathBuf, PathBuf) {
     static M: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
     M.get_or_init(|| {
-        let dir = tmp("model");
+        let dir = scratch_dir("transfer-model");
         let run = dir.join("run");
-        let schedule = train::Schedule {
-            kind: train::ScheduleKind::Constant,
-            lr: 5e-3,
-            step_epochs: 10,
-            gamma: 0.5,
-        };
+        let schedule = schedule(ScheduleKind::Constant, 5e-3);
         let cfg = train::new_config(data, "mini", Precision::Binary, 2, 16, schedule, 3).unwrap();
-        let mut o = RunOptions::new(&run, TrainDevice::flex("test"));
-        o.workers = 1;
+        let o = options(&run);
         train::pretrain(cfg, &o).unwrap();
         let device = Device::flex();
         let (config, m) = train::checkpoint::load_model(&run, &device).unwrap();
@@ -120,7 +108,7 @@ fn cache_is_reused_and_replaced_when_the_data_changes() {
     let data = common::fixture_set();
     let (_, path) = model(&data);
     let file = ExtractorFile::load(&path).unwrap();
-    let dir = tmp("cache");
+    let dir = scratch_dir("transfer-cache");
     let cache = Cache {
         dir: dir.join("cache"),
     };
@@ -183,7 +171,7 @@ fn a_cache_whose_class_list_was_edited_is_replaced() {
     let data = common::fixture_set();
     let (_, path) = model(&data);
     let file = ExtractorFile::load(&path).unwrap();
-    let dir = tmp("cache-classes");
+    let dir = scratch_dir("transfer-cache-classes");
     let cache = Cache {
         dir: dir.join("cache"),
     };
@@ -264,7 +252,7 @@ fn heads_learn_save_load_and_agree() {
         classes: all.classes.clone(),
     };
     let (train, val, test) = (split(0..400), split(400..500), split(500..600));
-    let dir = tmp("heads");
+    let dir = scratch_dir("transfer-heads");
     for hidden in [vec![], vec![16]] {
         let cfg = FitConfig {
             hidden: hidden.clone(),
@@ -322,7 +310,7 @@ fn heads_learn_save_load_and_agree() {
 fn cli_transfer_then_predict() {
     let data = common::fixture_set();
     let (run, path) = model(&data);
-    let dir = tmp("cli");
+    let dir = scratch_dir("transfer-cli");
     let out = dir.join("t");
     let cache = dir.join("cache");
     // Temp files that killed runs left behind are cleaned up.
@@ -475,7 +463,7 @@ fn cli_transfer_then_predict() {
 #[test]
 fn cli_transfer_refuses_bad_settings_before_writing_anything() {
     let data = common::fixture_set();
-    let dir = tmp("bad-flags");
+    let dir = scratch_dir("transfer-bad-flags");
     for (flag, value, says) in [
         ("--epochs", "0", "--epochs 0"),
         ("--lr", "NaN", "--lr NaN"),
@@ -513,7 +501,7 @@ fn the_lite0_baseline_row_sits_beside_the_binary_rows() {
     ) else {
         return;
     };
-    let out = tmp("baseline");
+    let out = scratch_dir("transfer-baseline");
     let cfg = bnn_transfer::transfer::experiment::TransferConfig {
         baseline: Some(weights),
         extractor_device: bnn_transfer::ExtractorDevice::Cpu,
@@ -560,7 +548,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn cli_transfer_refuses_a_scratch_run_or_float_twin_that_does_not_fit() {
     let data = common::fixture_set();
     let (run, path) = model(&data);
-    let dir = tmp("runs-fit");
+    let dir = scratch_dir("transfer-runs-fit");
     // A scratch run of other classes: the run's config lists another class first.
     let other = dir.join("other-classes");
     copy_dir(&run, &other);

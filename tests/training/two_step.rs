@@ -6,14 +6,15 @@
 #![cfg(feature = "train")]
 
 use crate::common;
+use crate::fixtures::{options, schedule, scratch};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bnn_transfer::arch::Arch;
 use bnn_transfer::export::{self, ExportSource};
 use bnn_transfer::model::{Model, ModelConfig, Precision};
 use bnn_transfer::train::pretrain::train_step;
-use bnn_transfer::train::{self, RunOptions, Schedule, ScheduleKind, TrainDevice};
+use bnn_transfer::train::{self, ScheduleKind};
 use burn::module::Module;
 use burn::optim::AdamConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -62,19 +63,8 @@ fn real_weights_give_real_pre_activations_and_a_different_step() {
     assert!(act.iter().all(|&v| v == 1.0 || v == -1.0));
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bnn-two-step-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 fn config(data: &Path, epochs: usize, float_weight_epochs: usize) -> train::PretrainConfig {
-    let schedule = Schedule {
-        kind: ScheduleKind::Cosine,
-        lr: 5e-3,
-        step_epochs: 10,
-        gamma: 0.5,
-    };
+    let schedule = schedule(ScheduleKind::Cosine, 5e-3);
     let mut c = train::new_config(
         data,
         "mini-bireal",
@@ -92,9 +82,8 @@ fn config(data: &Path, epochs: usize, float_weight_epochs: usize) -> train::Pret
 #[test]
 fn a_two_step_run_switches_resumes_and_exports() {
     let data = common::fixture_set();
-    let out = tmp("run");
-    let mut o = RunOptions::new(&out, TrainDevice::flex("test"));
-    o.workers = 1;
+    let out = scratch("two-step-run");
+    let o = options(&out);
     let report = train::pretrain(config(&data, 2, 1), &o).unwrap();
     assert_eq!(report.epochs_done, 2);
     assert_eq!(
@@ -128,16 +117,12 @@ fn a_two_step_run_switches_resumes_and_exports() {
         c.model.precision = Precision::Float;
         c
     }] {
-        let dir = tmp("refused");
-        let err = train::pretrain(bad, &o_for(&dir)).unwrap_err().to_string();
+        let dir = scratch("two-step-refused");
+        let err = train::pretrain(bad, &options(&dir))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--float-weight-epochs"), "{err}");
         assert!(!dir.exists());
     }
     let _ = std::fs::remove_dir_all(out);
-}
-
-fn o_for(dir: &Path) -> RunOptions {
-    let mut o = RunOptions::new(dir, TrainDevice::flex("test"));
-    o.workers = 1;
-    o
 }
