@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use bnn_transfer::data::ImageFolder;
+use bnn_transfer::transfer::HeadInfo;
 use bnn_transfer::transfer::fit::{FitConfig, train_head};
 use bnn_transfer::{ExtractorOptions, FeatureExtractor};
 
@@ -24,7 +25,7 @@ fn main() -> bnn_transfer::Result<()> {
         &ex.feature_set_blocking(&train)?,
         None,
         &FitConfig::default(),
-        ex.head_info(&train),
+        HeadInfo::for_set(&ex, &train),
     )?;
     let test_features = ex.feature_set_blocking(&test)?;
     let predicted = head.predict(&test_features.x)?;

@@ -20,6 +20,15 @@ pub const EMBEDDED_PREFIX: &str = "embedded:";
 pub static DEFAULT_MODEL: &[u8] =
     include_bytes!("../assets/bnn-small-bireal-tinyimagenet.safetensors");
 
+/// A linear head trained on the embedded backbone's features of the generated shapes task
+/// (`bnn demo`), for the browser tests.
+pub const SHAPES_HEAD: &[u8] = include_bytes!("../assets/shapes-head.safetensors");
+
+/// The page's default head: linear, on the embedded backbone's `fc2` features, for Oxford
+/// Flowers-102 (26.0 % test top-1; assets/README.md), so the page labels real photos with nothing
+/// loaded.
+pub const FLOWERS_HEAD: &[u8] = include_bytes!("../assets/flowers102-head.safetensors");
+
 /// The architecture of the embedded backbone (its file's `source.arch`): what `bnn bench` times
 /// end to end by default, since it is what users run.
 pub fn default_arch() -> Result<crate::arch::Arch> {

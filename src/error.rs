@@ -109,11 +109,13 @@ pub enum Error {
 }
 
 /// Adds what was being done to an error ([`Error::Context`]), like anyhow's `with_context`.
-pub trait ResultExt<T> {
+#[cfg(feature = "train")]
+pub(crate) trait ResultExt<T> {
     /// Wraps the error, if any, with `context()`.
     fn context_with(self, context: impl FnOnce() -> String) -> Result<T>;
 }
 
+#[cfg(feature = "train")]
 impl<T> ResultExt<T> for Result<T> {
     fn context_with(self, context: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| Error::Context {

@@ -12,24 +12,26 @@ pub mod assets;
 pub mod atomic;
 pub mod bench;
 pub mod bits;
-pub mod cache_dir;
+mod cache_dir;
+pub mod classifier;
 pub mod cpu;
-pub mod csv_file;
+#[cfg(feature = "train")]
+mod csv_file;
 pub mod data;
-pub mod error;
+mod error;
 pub mod eval;
 #[cfg(feature = "train")]
 pub mod export;
 pub mod extractor;
 pub mod feature_extractor;
-pub mod fingerprint;
+mod fingerprint;
 pub mod gpu;
 pub mod kernels;
 #[cfg(feature = "train")]
 pub mod model;
 pub mod ops;
 pub mod progress;
-pub mod reproducible;
+mod reproducible;
 pub mod rng;
 #[cfg(feature = "train")]
 pub mod teacher;
@@ -40,6 +42,6 @@ pub mod transfer;
 pub mod web;
 
 pub use arch::Arch;
+pub use classifier::Classifier;
 pub use error::{Error, Result};
-pub use feature_extractor::{ExtractorOptions, FeatureExtractor};
-pub use transfer::features::ExtractorDevice;
+pub use feature_extractor::{ExtractorDevice, ExtractorOptions, FeatureExtractor};

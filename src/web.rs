@@ -12,23 +12,14 @@ use std::path::Path;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::assets::{Backbone, load_backbone};
+use crate::assets::{Backbone, FLOWERS_HEAD, load_backbone};
+use crate::classifier;
 use crate::cpu::Threads;
 use crate::data::load_image;
-use crate::feature_extractor::FeatureExtractor;
+use crate::feature_extractor::ExtractorDevice;
 use crate::rng::Rng;
 use crate::transfer::examples::{Examples, PAGE_DATA, PAGE_LAYOUT};
-use crate::transfer::features::ExtractorDevice;
-use crate::transfer::head::Head;
-
-/// A linear head trained on the embedded backbone's features of the generated shapes task
-/// (`bnn demo`), for the browser tests.
-pub const SHAPES_HEAD: &[u8] = include_bytes!("../assets/shapes-head.safetensors");
-
-/// The page's default head: linear, on the embedded backbone's `fc2` features, for Oxford
-/// Flowers-102 (26.0 % test top-1; assets/README.md), so the page labels real photos with nothing
-/// loaded.
-pub const FLOWERS_HEAD: &[u8] = include_bytes!("../assets/flowers102-head.safetensors");
+use crate::transfer::head::{Head, HeadInfo};
 
 fn js(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -52,8 +43,7 @@ struct Classified {
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Classifier {
-    ex: FeatureExtractor,
-    head: Head,
+    inner: classifier::Classifier,
     examples: Examples,
 }
 
@@ -83,51 +73,46 @@ impl Classifier {
         } else {
             Backbone::from_bytes(&model, &model_name).map_err(js)?
         };
-        head.info
-            .check_backbone(&backbone, &head_name)
-            .map_err(js)?;
         let device = match device.as_str() {
             "auto" => ExtractorDevice::Auto,
             "gpu" => ExtractorDevice::Gpu,
             "cpu" => ExtractorDevice::Cpu,
             other => return Err(JsError::new(&format!("device '{other}': auto, gpu or cpu"))),
         };
-        let ex = FeatureExtractor::from_backbone(backbone, Some(&head.info.cut), device)
+        let inner = classifier::Classifier::new(backbone, head, &head_name, device)
             .await
             .map_err(js)?;
         Ok(Classifier {
-            ex,
-            head,
+            inner,
             examples: Examples::default(),
         })
     }
 
     /// Where the extractor runs, in words.
     pub fn device(&self) -> String {
-        self.ex.device().to_string()
+        self.inner.extractor().device().to_string()
     }
 
     /// Why `auto` chose the CPU path, if it did.
     pub fn device_note(&self) -> Option<String> {
-        self.ex.device_note().map(str::to_string)
+        self.inner.extractor().device_note().map(str::to_string)
     }
 
     /// The head's class names, in label order.
     pub fn classes(&self) -> Vec<String> {
-        self.head.info.classes.clone()
+        self.inner.classes().to_vec()
     }
 
     /// The `k` most probable classes of one image (PNG or JPEG bytes) and the time it took, as
     /// JSON: `{"labels": [{"class", "probability"}…], "ms"}`.
     pub async fn classify(&self, image: Vec<u8>, k: usize) -> Result<String, JsError> {
         let start = web_time::Instant::now();
-        let x = load_image(&image, self.ex.preprocess(), &mut Rng::new(0)).map_err(js)?;
-        let features = self.ex.features(&x).await.map_err(js)?;
-        let top = self.head.top_k(&features, k.max(1)).map_err(js)?;
+        let x = self.prepare(&image)?;
+        let top = self.inner.top_k(&x, k.max(1)).await.map_err(js)?;
         let labels = top[0]
             .iter()
             .map(|&(c, p)| Label {
-                class: self.head.info.classes[c].clone(),
+                class: self.inner.classes()[c].clone(),
                 probability: p,
             })
             .collect();
@@ -144,8 +129,8 @@ impl Classifier {
         if class.trim().is_empty() {
             return Err(JsError::new("name the class first"));
         }
-        let x = load_image(&image, self.ex.preprocess(), &mut Rng::new(0)).map_err(js)?;
-        let features = self.ex.features(&x).await.map_err(js)?;
+        let x = self.prepare(&image)?;
+        let features = self.inner.extractor().features(&x).await.map_err(js)?;
         self.examples.add(&class, features).map_err(js)
     }
 
@@ -162,24 +147,33 @@ impl Classifier {
         let (head, trained) = self
             .examples
             .train(
-                self.ex.head_info_for(PAGE_DATA, PAGE_LAYOUT),
+                HeadInfo::for_extractor(self.inner.extractor(), PAGE_DATA, PAGE_LAYOUT),
                 seed as u64,
                 &threads,
             )
             .map_err(js)?;
-        self.head = head;
+        self.inner
+            .set_head(head, "the head trained here")
+            .map_err(js)?;
         serde_json::to_string(&trained).map_err(js)
     }
 
     /// The head in use as a head file (what `bnn predict --head` and the library read).
     pub fn head_file(&self) -> Result<Vec<u8>, JsError> {
-        self.head.to_bytes().map_err(js)
+        self.inner.head().to_bytes().map_err(js)
     }
 
     /// The packed feature bits at the head's cut of one image (PNG or JPEG bytes): what the
     /// native paths compute, bit for bit.
     pub async fn feature_bits(&self, image: Vec<u8>) -> Result<Vec<u32>, JsError> {
-        let x = load_image(&image, self.ex.preprocess(), &mut Rng::new(0)).map_err(js)?;
-        self.ex.bits(&x).await.map_err(js)
+        let x = self.prepare(&image)?;
+        self.inner.extractor().bits(&x).await.map_err(js)
+    }
+}
+
+impl Classifier {
+    /// One image's bytes (PNG or JPEG), decoded and prepared for the extractor.
+    fn prepare(&self, image: &[u8]) -> Result<Vec<f32>, JsError> {
+        load_image(image, self.inner.extractor().preprocess(), &mut Rng::new(0)).map_err(js)
     }
 }

@@ -94,7 +94,7 @@ async fn an_extractor_and_a_head_given_as_bytes_are_used() {
     let c = Classifier::create(
         bnn_transfer::assets::DEFAULT_MODEL.to_vec(),
         "mine.safetensors".into(),
-        bnn_transfer::web::SHAPES_HEAD.to_vec(),
+        bnn_transfer::assets::SHAPES_HEAD.to_vec(),
         "head.safetensors".into(),
         "gpu".into(),
     )
@@ -125,7 +125,7 @@ fn message(e: wasm_bindgen::JsError) -> String {
 #[wasm_bindgen_test]
 async fn a_head_for_another_extractor_is_refused() {
     let mut head = bnn_transfer::transfer::head::Head::from_bytes(
-        bnn_transfer::web::SHAPES_HEAD,
+        bnn_transfer::assets::SHAPES_HEAD,
         std::path::Path::new("head"),
     )
     .unwrap();

@@ -123,10 +123,7 @@ fn demo(cfg: &Args, observer: &dyn Observer) -> anyhow::Result<Report> {
             .display()
             .to_string()),
     ));
-    observer.note(&timing(
-        &backbone.file,
-        cfg.cpu || report.extractor_device.starts_with("CPU"),
-    )?);
+    observer.note(&timing(&backbone.file, report.extractor_on_cpu_path)?);
     observer.note(&format!("done in {:.0} s", start.elapsed().as_secs_f64()));
     Ok(report)
 }

@@ -8,9 +8,10 @@ use std::time::Instant;
 use anyhow::Context;
 use bnn_transfer::data::{ImageFolder, Layout, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::cache::CacheInfo;
-use bnn_transfer::extractor::{FeatureCache, Features, Output, reference};
+use bnn_transfer::extractor::{FeatureCache, Features, Output};
+use bnn_transfer::feature_extractor::loader_batch;
 use bnn_transfer::progress::{Observer, Task};
-use bnn_transfer::transfer::features::{ExtractorDevice, Runner, loader_batch};
+use bnn_transfer::{ExtractorDevice, ExtractorOptions, FeatureExtractor};
 
 use super::observe::{Notes, Terminal};
 
@@ -48,32 +49,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut inputs = vec![("--data", args.data.as_path())];
     inputs.extend(args.model.as_deref().map(|m| ("--model", m)));
     bnn_transfer::atomic::check_output("--out", &args.out, &inputs)?;
-    let backbone = bnn_transfer::assets::load_backbone(args.model.as_deref())?;
-    let pre = backbone.preprocess()?;
-    let file = backbone.file;
-    let cut = file.cut().clone();
+    let ex = FeatureExtractor::open_blocking(&ExtractorOptions {
+        model: args.model.clone(),
+        cut: None,
+        device: args.device,
+    })?;
+    let cut = ex.file().cut().clone();
     let observer = Terminal::new(Notes::Stderr);
-    let (runner, note) = Runner::open(file.clone(), args.device)?;
-    if let Some(note) = note {
-        observer.note(&note);
+    if let Some(note) = ex.device_note() {
+        observer.note(note);
     }
-    // The CPU binary path computes packed bits; pre-activations come from the scalar reference.
-    let run = |images: &[f32], n: usize| -> bnn_transfer::Result<Features> {
-        match (&runner, args.output) {
-            (Runner::Gpu(ex), output) => ex.run(images, output),
-            (Runner::Cpu(_), Output::Preact) => reference::run(&file, images, n, Output::Preact),
-            (Runner::Cpu(c), output) => {
-                let bits = c.1.run_bits(images, n)?;
-                Ok(match output {
-                    Output::Signs => {
-                        Features::Float(bnn_transfer::bits::unpack_rows(&bits, cut.out_channels()))
-                    }
-                    _ => Features::Bits(bits),
-                })
-            }
-        }
-    };
-    let (loader, classes) = open_loader(&args, pre, runner.max_batch(), &observer)?;
+    let run = |images: &[f32]| ex.run_blocking(images, args.output);
+    let (loader, classes) = open_loader(&args, ex.preprocess().clone(), ex.max_batch(), &observer)?;
     let (features, labels, secs) = extract_all(loader, run, &observer)?;
     let n = labels.len();
     let info = CacheInfo {
@@ -82,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         per_image: features.len().checked_div(n).unwrap_or(0),
         shape: cut.out_shape,
         classes,
-        model: backbone.label,
+        model: ex.backbone().label.clone(),
         cut: cut.name.clone(),
         data: args.data.display().to_string(),
         split: args.split.clone(),
@@ -100,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cut.out_len(),
         cut.name,
         n as f64 / secs,
-        runner.describe()
+        ex.device()
     );
     Ok(())
 }
@@ -109,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// features of all images in order, their labels, and the seconds it took.
 fn extract_all(
     loader: Loader,
-    run: impl Fn(&[f32], usize) -> bnn_transfer::Result<Features>,
+    run: impl Fn(&[f32]) -> bnn_transfer::Result<Features>,
     observer: &dyn Observer,
 ) -> anyhow::Result<(Features, Vec<u32>, f64)> {
     let task = Task::start(observer, "extract", loader.batches() as u64);
@@ -117,7 +104,7 @@ fn extract_all(
     let start = Instant::now();
     for batch in loader {
         let batch = batch?;
-        match run(&batch.images, batch.len())? {
+        match run(&batch.images)? {
             Features::Bits(v) => bits.extend(v),
             Features::Int(v) => ints.extend(v),
             Features::Float(v) => floats.extend(v),

@@ -3,11 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use bnn_transfer::data::{is_image_name, load_image};
-
-use bnn_transfer::rng::Rng;
-use bnn_transfer::transfer::features::{self, ExtractorDevice, Runner, signs};
-use bnn_transfer::transfer::{BackboneKind, Head, top_k};
+use bnn_transfer::data::is_image_name;
+use bnn_transfer::feature_extractor::loader_batch;
+use bnn_transfer::transfer::Head;
+use bnn_transfer::{Classifier, ExtractorDevice};
 use serde::Serialize;
 
 #[derive(clap::Args)]
@@ -77,62 +76,40 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let head = Head::load(&args.head)?;
-    let info = &head.info;
-    if info.backbone.kind != BackboneKind::Extractor {
-        bail!(
-            "{} was trained on features of a burn checkpoint ({}); `bnn predict` runs the binary \
-             extractor: use a head trained on an extractor file",
-            args.head.display(),
-            info.backbone.path
-        );
-    }
+    let head_name = args.head.display().to_string();
+    head.info.check_extractor_kind(&head_name)?;
     let model = args
         .model
         .clone()
-        .unwrap_or_else(|| PathBuf::from(&info.backbone.path));
+        .unwrap_or_else(|| PathBuf::from(&head.info.backbone.path));
     let backbone = bnn_transfer::assets::load_backbone(Some(&model))
         .with_context(|| format!("the extractor {} (give it with --model)", model.display()))?;
-    info.check_backbone(&backbone, &args.head.display().to_string())?;
-    let file = backbone.file.truncated(&info.cut)?;
-    let channels = file.cut().out_channels();
     // Any adapter (also a CPU one: `bnn predict` runs the kernels it is given), else the CPU path.
     let device = if args.cpu {
         ExtractorDevice::Cpu
     } else {
         ExtractorDevice::Adapter
     };
-    let (runner, note) = Runner::open(file.clone(), device)?;
-    if let Some(note) = note {
+    let classifier = Classifier::new_blocking(backbone, head, &head_name, device)?;
+    let ex = classifier.extractor();
+    if let Some(note) = ex.device_note() {
         eprintln!("{note}");
     }
-    let last = file.layers.len() - 1;
-    let pre = backbone.preprocess()?;
-    let mut rng = Rng::new(0);
-    let mut out = Vec::new();
-    let classes = info.classes.len();
     let paths = collect(&args.images)?;
     // Images go through the extractor and the head in batches: one dispatch chain (or one
     // CPU pass) per batch instead of one per image.
-    let (per_batch, _) =
-        features::loader_batch(pre.image_len(), args.batch_size.max(1), runner.max_batch());
+    let (per_batch, _) = loader_batch(ex.image_len(), args.batch_size.max(1), ex.max_batch());
+    let mut out = Vec::new();
     for chunk in paths.chunks(per_batch) {
-        let mut images = vec![0f32; chunk.len() * pre.image_len()];
-        for (path, out) in chunk.iter().zip(images.chunks_exact_mut(pre.image_len())) {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let image = load_image(&bytes, &pre, &mut rng)
-                .with_context(|| format!("decoding {}", path.display()))?;
-            out.copy_from_slice(&image);
-        }
-        let bits = runner.taps(&images, chunk.len(), &[last])?.remove(0);
-        let logits = head.logits(&signs(&bits, channels))?;
-        for (path, row) in chunk.iter().zip(logits.chunks_exact(classes)) {
+        let images = ex.load_images(chunk)?;
+        let top = classifier.top_k_blocking(&images, args.top.max(1))?;
+        for (path, labels) in chunk.iter().zip(top) {
             out.push(Prediction {
                 image: path.clone(),
-                labels: top_k(row, args.top.max(1))
+                labels: labels
                     .into_iter()
                     .map(|(c, p)| Label {
-                        class: info.classes[c].clone(),
+                        class: classifier.classes()[c].clone(),
                         probability: p,
                     })
                     .collect(),

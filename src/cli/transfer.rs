@@ -89,7 +89,7 @@ pub struct Args {
     pub workers: usize,
 }
 
-pub use bnn_transfer::transfer::features::ExtractorDevice;
+pub use bnn_transfer::ExtractorDevice;
 
 /// The library's defaults, written once in [`TransferConfig::new`]; the flags show and use them.
 fn defaults() -> TransferConfig {

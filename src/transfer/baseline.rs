@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use super::features::Runner;
 use super::fit::{self, FitConfig};
 use super::head::{self, BackboneInfo, BackboneKind, HeadInfo};
 use super::{FeatureSet, evaluate};
 use crate::data::{ImageFolder, Loader};
 use crate::error::{Error, Result};
+use crate::feature_extractor::FeatureExtractor;
 use crate::progress::{Observer, Task};
 use crate::teacher::{self, efficientnet};
 
@@ -23,15 +23,14 @@ use crate::teacher::{self, efficientnet};
 const TIMED_RUNS: usize = 20;
 
 /// Median milliseconds of one image through the binary extractor (batch 1, every layer to the
-/// last one, no decoding), on the runner the experiment used.
-pub fn binary_ms_per_image(runner: &Runner, input: usize, layers: usize) -> Result<f64> {
-    let image = vec![0.25f32; input * input * 3];
-    let last = layers.saturating_sub(1);
-    runner.taps(&image, 1, &[last])?;
+/// last one, no decoding), on the extractor the experiment used.
+pub fn binary_ms_per_image(extractor: &FeatureExtractor) -> Result<f64> {
+    let image = vec![0.25f32; extractor.image_len()];
+    extractor.bits_blocking(&image)?;
     let mut times = Vec::with_capacity(TIMED_RUNS);
     for _ in 0..TIMED_RUNS {
         let t = Instant::now();
-        runner.taps(&image, 1, &[last])?;
+        extractor.bits_blocking(&image)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);

@@ -5,11 +5,11 @@
 
 use serde::Serialize;
 
-use super::features::FeatureSet;
 use super::fit::{FitConfig, train_head_with};
 use super::head::{Head, HeadInfo};
 use crate::cpu::Threads;
 use crate::error::{Error, Result};
+use crate::feature_extractor::FeatureSet;
 
 /// `HeadInfo::data` of a head trained on images added in the web page.
 pub const PAGE_DATA: &str = "images added in the web page";

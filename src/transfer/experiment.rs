@@ -16,8 +16,9 @@ use serde::Serialize;
 use crate::data::{ImageFolder, Layout, LoaderConfig, Preprocess};
 use crate::error::{Error, Result, ResultExt};
 use crate::extractor::ExtractorFile;
+use crate::feature_extractor::{ExtractorDevice, FeatureExtractor};
 use crate::progress::{Observer, Task};
-use crate::transfer::features::{self, Cache, ExtractorDevice, Runner};
+use crate::transfer::features::{self, Cache};
 use crate::transfer::fit::{self, FitConfig};
 use crate::transfer::head::{self, BackboneInfo, BackboneKind, HeadInfo};
 use crate::transfer::{Evaluation, FeatureSet, chart, evaluate};
@@ -253,6 +254,8 @@ pub struct Report {
     pub classes: usize,
     /// Where the extractor ran, in words.
     pub extractor_device: String,
+    /// Whether it ran on the library's CPU binary path (else the WGSL kernels on a wgpu device).
+    pub extractor_on_cpu_path: bool,
     /// Head-training settings shared by every row (hidden widths per row).
     pub fit: FitConfig,
     /// Seconds extracting binary features per split (0: from the cache).
@@ -331,6 +334,7 @@ pub fn run(cfg: &TransferConfig, observer: &dyn Observer) -> Result<Report> {
             .collect(),
         classes: sets.train.classes.len(),
         extractor_device: binary.device_name,
+        extractor_on_cpu_path: binary.on_cpu_path,
         fit: fit_cfg,
         extraction_s: binary.extraction_s,
         twin_extraction_s,
@@ -544,27 +548,11 @@ struct BinaryFeatures {
     extraction_s: Vec<(String, f64)>,
     /// Where the extractor ran, in words.
     device_name: String,
+    /// Whether that is the CPU binary path.
+    on_cpu_path: bool,
     /// With `--baseline`: milliseconds per image at batch 1, and the file's bytes.
     ms_per_image: Option<f64>,
     model_bytes: Option<u64>,
-}
-
-/// The extractor's runner: wgpu if possible (or demanded), else the CPU path; and where it
-/// runs, in words.
-fn runner(
-    cfg: &TransferConfig,
-    file: &ExtractorFile,
-    observer: &dyn Observer,
-) -> Result<(Runner, String)> {
-    let (runner, note) = Runner::open(file.clone(), cfg.extractor_device)?;
-    if let Some(note) = note {
-        observer.note(&note);
-    }
-    let device_name = match &runner {
-        Runner::Gpu(e) => e.gpu().describe(),
-        Runner::Cpu(_) => "CPU (library's binary path)".to_string(),
-    };
-    Ok((runner, device_name))
 }
 
 /// Extracts (or reads from the cache) the binary features of every split at every cut, on
@@ -577,13 +565,17 @@ fn binary_features(
     sets: &Splits,
     observer: &dyn Observer,
 ) -> Result<BinaryFeatures> {
-    let file = &backbone.file;
-    let (runner, device_name) = runner(cfg, file, observer)?;
+    let extractor =
+        FeatureExtractor::from_backbone_blocking(backbone.clone(), None, cfg.extractor_device)?;
+    if let Some(note) = extractor.device_note() {
+        observer.note(note);
+    }
+    let device_name = extractor.device().to_string();
+    let file = extractor.file();
     let cache = Cache {
         dir: cfg.cache_dir.clone().unwrap_or_else(Cache::default_dir),
     };
     crate::atomic::remove_stale_temps(&cache.dir)?;
-    let (fp, stem) = (backbone.fingerprint, backbone.name.clone());
     observer.note(&format!(
         "extractor {} ({} layers, cut points {}) on {device_name}; data {} ({layout}, {} classes: {})",
         backbone.label,
@@ -601,8 +593,7 @@ fn binary_features(
     let mut features = Vec::new();
     for s in &sets.all {
         let (sets, secs) = features::extractor_features(
-            &runner,
-            (&stem, fp),
+            &extractor,
             s.clone(),
             cuts,
             &cache,
@@ -626,11 +617,7 @@ fn binary_features(
         features.push(sets);
     }
     let ms_per_image = match &cfg.baseline {
-        Some(_) => Some(super::baseline::binary_ms_per_image(
-            &runner,
-            file.graph.input.size,
-            file.layers.len(),
-        )?),
+        Some(_) => Some(super::baseline::binary_ms_per_image(&extractor)?),
         None => None,
     };
     let model_bytes = cfg
@@ -642,6 +629,7 @@ fn binary_features(
         features,
         extraction_s,
         device_name,
+        on_cpu_path: extractor.on_cpu_path(),
         ms_per_image,
         model_bytes,
     })

@@ -9,50 +9,25 @@
 //! content in a tar), the preprocessing (size, mean, std) and the crate and format versions. A file
 //! with the right prefix and another key is stale: it is replaced.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 #[cfg(not(target_arch = "wasm32"))]
 use std::sync::Arc;
 
-use crate::bits::unpack_rows;
-use crate::cpu::{CpuExtractor, Threads};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::data::ImageFolder;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::data::Preprocess;
 use crate::error::{Error, Result};
+use crate::extractor::FeatureCache;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::extractor::cache::CacheInfo;
-use crate::extractor::{Extractor, ExtractorFile, FeatureCache};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::extractor::{Features, Output};
-use crate::gpu::Gpu;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::feature_extractor::{FeatureExtractor, FeatureSet, loader_batch, signs};
 use crate::progress::Observer;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::progress::Task;
-
-/// Features of one split: `x` is `[n][dim]` f32 (±1 for the binary extractor).
-#[derive(Clone, Debug, PartialEq)]
-pub struct FeatureSet {
-    /// Features per image.
-    pub dim: usize,
-    /// `[n][dim]`, row-major.
-    pub x: Vec<f32>,
-    /// Label of each row.
-    pub labels: Vec<usize>,
-    /// Class names, index = label.
-    pub classes: Vec<String>,
-}
-
-impl FeatureSet {
-    /// Images.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-    /// Whether there are no images.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-}
 
 pub use crate::fingerprint::Fingerprint;
 
@@ -81,107 +56,6 @@ fn preprocess_key(pre: &Preprocess) -> String {
         bits(&pre.mean),
         bits(&pre.std)
     )
-}
-
-/// Where the extractor runs.
-#[derive(Debug)]
-pub enum Runner {
-    /// The WGSL kernels on a wgpu device.
-    Gpu(Box<Extractor>),
-    /// The library's CPU binary path (no wgpu adapter): the file and its prepared extractor.
-    Cpu(Box<(ExtractorFile, CpuExtractor)>),
-}
-
-impl Runner {
-    /// The CPU binary path for `file`, prepared once, on every core.
-    pub fn cpu(file: ExtractorFile) -> Result<Self> {
-        let ex = CpuExtractor::new(&file, &Threads::all()?)?;
-        Ok(Runner::Cpu(Box::new((file, ex))))
-    }
-
-    /// The runner `device` asks for (the one device policy, [`select_gpu_async`]): the XNOR kernels on
-    /// the chosen wgpu device, else the CPU binary path; with the note to show the user when the
-    /// choice was not the obvious one.
-    pub async fn open_async(
-        file: ExtractorFile,
-        device: ExtractorDevice,
-    ) -> Result<(Self, Option<String>)> {
-        let (gpu, note) = select_gpu_async(device).await?;
-        let runner = match gpu {
-            Some(g) => Runner::Gpu(Box::new(Extractor::new_async(&g, file).await?)),
-            None => Runner::cpu(file)?,
-        };
-        Ok((runner, note))
-    }
-
-    /// [`open_async`](Self::open_async), blocking (not on the web).
-    pub fn open(file: ExtractorFile, device: ExtractorDevice) -> Result<(Self, Option<String>)> {
-        pollster::block_on(Runner::open_async(file, device))
-    }
-
-    /// Where it runs: the wgpu device, or the CPU path with its threads and kernels.
-    pub fn describe(&self) -> String {
-        match self {
-            Runner::Gpu(e) => e.gpu().describe(),
-            Runner::Cpu(c) => format!(
-                "the CPU binary path ({} threads, {} kernels)",
-                c.1.threads(),
-                c.1.isa()
-            ),
-        }
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    fn file(&self) -> &ExtractorFile {
-        match self {
-            Runner::Gpu(e) => e.file(),
-            Runner::Cpu(c) => &c.0,
-        }
-    }
-
-    /// Images the device runs in one go: the CPU path's [`CpuExtractor::max_batch`] (its buffers
-    /// near [`BATCH_BYTES`](crate::cpu::extractor::BATCH_BYTES)), the WGSL runner's
-    /// storage-binding limit.
-    pub fn max_batch(&self) -> usize {
-        match self {
-            Runner::Gpu(e) => e.max_batch(),
-            Runner::Cpu(c) => c.1.max_batch(),
-        }
-    }
-
-    /// Packed bits at each layer index of `taps` for `batch` NHWC images.
-    pub fn taps(&self, images: &[f32], batch: usize, taps: &[usize]) -> Result<Vec<Vec<u32>>> {
-        match self {
-            Runner::Gpu(e) => e.run_taps(images, taps),
-            Runner::Cpu(c) => c.1.run_taps(images, batch, taps),
-        }
-    }
-}
-
-/// Batches a data loader decodes ahead by default (`LoaderConfig::default().prefetch`, which the
-/// loader module, absent on wasm32, defines; a test keeps the two equal).
-pub const LOADER_PREFETCH: usize = 4;
-
-/// The batch size and prefetch depth for a data loader that feeds an extractor of images of
-/// `image_len` f32 values: at most `requested` images and `device_max` (what the device runs in
-/// one go, [`Runner::max_batch`]), and few enough that the batches a loader holds at once
-/// (`prefetch` decoded ahead, one waiting, one in use) keep their images near
-/// [`BATCH_BYTES`](crate::cpu::extractor::BATCH_BYTES); at least one image and one batch ahead.
-/// A large input size shrinks the batch instead of exhausting memory.
-pub fn loader_batch(image_len: usize, requested: usize, device_max: usize) -> (usize, usize) {
-    let budget = crate::cpu::extractor::BATCH_BYTES;
-    let image = (image_len as u64).saturating_mul(4).max(1);
-    let prefetch = LOADER_PREFETCH;
-    let fit = |prefetch: usize| (budget / image / (prefetch as u64 + 2)) as usize;
-    let batch = requested.min(device_max).min(fit(prefetch)).max(1);
-    let prefetch = if fit(prefetch) >= 1 {
-        prefetch
-    } else {
-        ((budget / image) as usize)
-            .saturating_sub(2)
-            .clamp(1, prefetch)
-    };
-    (batch, prefetch)
 }
 
 /// A feature-cache directory.
@@ -297,11 +171,6 @@ fn preview(classes: &[String]) -> String {
     s
 }
 
-/// ±1 features `[n][h·w·c]` (NHWC) from packed bits of a layer with `channels` channels.
-pub fn signs(bits: &[u32], channels: usize) -> Vec<f32> {
-    unpack_rows(bits, channels)
-}
-
 /// Features of one split at several cuts of an extractor, from the cache where valid, otherwise
 /// by one pass of the extractor over the split (then cached). Returns one [`FeatureSet`] per cut
 /// and the seconds spent extracting (0 when everything came from the cache). Native only (the
@@ -309,8 +178,7 @@ pub fn signs(bits: &[u32], channels: usize) -> Vec<f32> {
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::too_many_arguments)]
 pub fn extractor_features(
-    runner: &Runner,
-    backbone: (&str, Fingerprint),
+    extractor: &FeatureExtractor,
     set: Arc<ImageFolder>,
     cuts: &[String],
     cache: &Cache,
@@ -318,8 +186,12 @@ pub fn extractor_features(
     workers: usize,
     observer: &dyn Observer,
 ) -> Result<(Vec<FeatureSet>, f64)> {
-    let file = runner.file();
-    let pre = file.graph.input.preprocess(Path::new(backbone.0))?;
+    let file = extractor.file();
+    let pre = extractor.preprocess();
+    let backbone = (
+        extractor.backbone().name.as_str(),
+        extractor.backbone().fingerprint,
+    );
     let data_fp = data_fingerprint(&set)?;
     let taps: Vec<usize> = cuts
         .iter()
@@ -330,7 +202,7 @@ pub fn extractor_features(
             .u64(backbone.1.value())
             .u64(data_fp.value())
             .str(cut)
-            .str(&preprocess_key(&pre))
+            .str(&preprocess_key(pre))
             .str("bits")
             .str(&cache_key_version())
             .hex()
@@ -349,7 +221,7 @@ pub fn extractor_features(
         let names: Vec<&str> = missing.iter().map(|&i| cuts[i].as_str()).collect();
         let batching = (batch_size, workers);
         let (bits, labels, secs) =
-            extract_taps(runner, &set, &pre, (&miss_taps, &names), batching, observer)?;
+            extract_taps(extractor, &set, (&miss_taps, &names), batching, observer)?;
         seconds = secs;
         for (&i, b) in missing.iter().zip(bits) {
             let spec = &file.layers[taps[i]].spec;
@@ -384,15 +256,17 @@ pub fn extractor_features(
 /// the progress bar), one list per tap, the labels, and the seconds it took.
 #[cfg(not(target_arch = "wasm32"))]
 fn extract_taps(
-    runner: &Runner,
+    extractor: &FeatureExtractor,
     set: &Arc<ImageFolder>,
-    pre: &Preprocess,
     (taps, cuts): (&[usize], &[&str]),
     (batch_size, workers): (usize, usize),
     observer: &dyn Observer,
 ) -> Result<(Vec<Vec<u32>>, Vec<u32>, f64)> {
-    let (batch_size, prefetch) =
-        loader_batch(pre.image_len(), batch_size.max(1), runner.max_batch());
+    let (batch_size, prefetch) = loader_batch(
+        extractor.image_len(),
+        batch_size.max(1),
+        extractor.max_batch(),
+    );
     let cfg = crate::data::LoaderConfig {
         batch_size,
         prefetch,
@@ -400,7 +274,8 @@ fn extract_taps(
         workers,
         ..crate::data::LoaderConfig::default()
     };
-    let loader = crate::data::Loader::new(set.clone(), pre.clone(), cfg).report_to(observer);
+    let loader = crate::data::Loader::new(set.clone(), extractor.preprocess().clone(), cfg)
+        .report_to(observer);
     let name = format!("features {} ({})", set.split(), cuts.join(","));
     let task = Task::start(observer, &name, set.len() as u64);
     let start = std::time::Instant::now();
@@ -410,7 +285,7 @@ fn extract_taps(
         let batch = batch?;
         for (b, part) in bits
             .iter_mut()
-            .zip(runner.taps(&batch.images, batch.len(), taps)?)
+            .zip(extractor.taps_blocking(&batch.images, taps)?)
         {
             b.extend(part);
         }
@@ -448,62 +323,4 @@ fn feature_set(c: FeatureCache) -> FeatureSet {
         labels: c.labels.iter().map(|&l| l as usize).collect(),
         classes: c.info.classes,
     }
-}
-
-/// Where the frozen extractor runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-pub enum ExtractorDevice {
-    /// The XNOR kernels on a real GPU; the CPU binary path when the only adapter is a CPU (on
-    /// lavapipe the CPU path is far faster: see `bnn bench`) or there is none.
-    Auto,
-    /// The XNOR kernels on whatever adapter wgpu selects, lavapipe included; the CPU path only
-    /// when there is no adapter at all.
-    Adapter,
-    /// The XNOR kernels on the selected adapter; an error without one.
-    Gpu,
-    /// The library's CPU binary path (u64 popcount on every core).
-    Cpu,
-}
-
-/// The wgpu device `device` asks for, or `None` for the CPU binary path, with a note to show the
-/// user when the choice was not the obvious one (a CPU adapter passed over, no adapter at all).
-pub async fn select_gpu_async(device: ExtractorDevice) -> Result<(Option<Gpu>, Option<String>)> {
-    Ok(match device {
-        ExtractorDevice::Cpu => (None, None),
-        ExtractorDevice::Gpu => (Some(Gpu::new_async().await?), None),
-        ExtractorDevice::Auto | ExtractorDevice::Adapter => {
-            match Gpu::new_async().await.map_err(|e| e.to_string()) {
-                Ok(g)
-                    if device == ExtractorDevice::Auto
-                        && g.info.device_type == wgpu::DeviceType::Cpu =>
-                {
-                    let name = if g.info.name.is_empty() {
-                        "(unnamed)"
-                    } else {
-                        &g.info.name
-                    };
-                    let note = format!(
-                        "the adapter {name} is a CPU: running the extractor on the CPU binary \
-                         path, which is faster there (device `adapter` runs the kernels on it \
-                         anyway)"
-                    );
-                    (None, Some(note))
-                }
-                Ok(g) => (Some(g), None),
-                Err(why) => (
-                    None,
-                    Some(format!(
-                        "no wgpu adapter ({why}); running the extractor on the CPU binary path"
-                    )),
-                ),
-            }
-        }
-    })
-}
-
-/// The fingerprint of an extractor file's bytes.
-pub fn file_fingerprint(path: &Path) -> Result<Fingerprint> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(Fingerprint::default().bytes(&bytes))
 }

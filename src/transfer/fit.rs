@@ -6,11 +6,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::eval::score;
-use super::features::FeatureSet;
 use super::head::{self, Dense, Head, HeadInfo};
 use super::mlp::Mlp;
 use crate::cpu::Threads;
 use crate::error::{Error, Result};
+use crate::feature_extractor::FeatureSet;
 use crate::rng::Rng;
 
 /// How a head is trained.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
+use crate::feature_extractor::FeatureExtractor;
 
 /// Value of a head file's `format` metadata key.
 pub const HEAD_FORMAT: &str = "bnn-head";
@@ -65,6 +66,49 @@ pub struct HeadInfo {
 }
 
 impl HeadInfo {
+    /// What a head trained on `extractor`'s features of `set` records about it (`classes`,
+    /// `dim` and `hidden` are filled in by [`train_head`](crate::transfer::fit::train_head)).
+    pub fn for_set(extractor: &FeatureExtractor, set: &crate::data::ImageFolder) -> HeadInfo {
+        HeadInfo::for_extractor(
+            extractor,
+            &set.source().display().to_string(),
+            &set.layout().to_string(),
+        )
+    }
+
+    /// What a head trained on `extractor`'s features of the images described as `data` (laid
+    /// out as `layout`) records about it.
+    pub fn for_extractor(extractor: &FeatureExtractor, data: &str, layout: &str) -> HeadInfo {
+        HeadInfo {
+            version: HEAD_VERSION,
+            classes: Vec::new(),
+            backbone: BackboneInfo {
+                kind: BackboneKind::Extractor,
+                path: extractor.backbone().label.clone(),
+                fingerprint: extractor.backbone().fingerprint.hex(),
+            },
+            cut: extractor.cut().to_string(),
+            dim: extractor.dim(),
+            hidden: Vec::new(),
+            input_size: extractor.preprocess().size,
+            data: data.to_string(),
+            layout: layout.to_string(),
+        }
+    }
+
+    /// Refuses a head trained on a burn checkpoint's features (`head` names it): only heads on
+    /// an extractor file's features run with the binary extractor.
+    pub fn check_extractor_kind(&self, head: &str) -> Result<()> {
+        if self.backbone.kind == BackboneKind::Extractor {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "{head} was trained on the features of a burn checkpoint ({}), not of an extractor \
+             file; the binary extractor runs only heads trained on an extractor file's features",
+            self.backbone.path
+        )))
+    }
+
     /// Refuses `backbone` unless it is the extractor this head was trained on (the same
     /// fingerprint); `head` names the head file in the message.
     pub fn check_backbone(&self, backbone: &crate::assets::Backbone, head: &str) -> Result<()> {

@@ -28,6 +28,7 @@ pub mod mlp;
 #[cfg(feature = "train")]
 pub mod twin;
 
+pub use crate::feature_extractor::FeatureSet;
 pub use eval::{Evaluation, evaluate, top_k};
-pub use features::{Cache, FeatureSet, Fingerprint, Runner};
+pub use features::{Cache, Fingerprint};
 pub use head::{BackboneInfo, BackboneKind, Dense, Head, HeadInfo};

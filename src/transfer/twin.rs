@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor};
 
-use super::features::FeatureSet;
 use crate::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use crate::error::{Error, Result};
+use crate::feature_extractor::FeatureSet;
 use crate::progress::{Observer, Task};
 
 fn values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {

@@ -7,6 +7,7 @@ mod common;
 mod bench_cli;
 mod bench_cpu;
 mod bench_extractor;
+mod classifier;
 mod cpu_extractor;
 mod examples;
 mod extractor_plans;

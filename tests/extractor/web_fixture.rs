@@ -104,7 +104,7 @@ fn a_head_trained_on_collected_images_is_the_one_the_browser_trains() {
             assert_eq!(n, i + 1);
         }
     }
-    let info = cpu.head_info_for(PAGE_DATA, PAGE_LAYOUT);
+    let info = bnn_transfer::transfer::HeadInfo::for_extractor(&cpu, PAGE_DATA, PAGE_LAYOUT);
     let threads = bnn_transfer::cpu::Threads::new(2).unwrap();
     let (head, trained) = examples.train(info, 0, &threads).unwrap();
     assert_eq!(

@@ -126,10 +126,17 @@ fn a_huge_input_is_refused_by_the_cpu_path_before_it_allocates() {
         err.contains("16384") && err.contains("input.size") && err.contains("GiB"),
         "{err}"
     );
-    // The transfer runner refuses it the same way.
-    let err = bnn_transfer::transfer::features::Runner::cpu(file)
-        .expect_err("refused")
-        .to_string();
+    // The front door refuses it the same way.
+    let backbone =
+        bnn_transfer::assets::Backbone::from_bytes(&file.to_bytes().unwrap(), "huge.safetensors")
+            .unwrap();
+    let err = bnn_transfer::FeatureExtractor::from_backbone_blocking(
+        backbone,
+        None,
+        bnn_transfer::ExtractorDevice::Cpu,
+    )
+    .expect_err("refused")
+    .to_string();
     assert!(err.contains("input.size"), "{err}");
 }
 
@@ -137,7 +144,7 @@ fn a_huge_input_is_refused_by_the_cpu_path_before_it_allocates() {
 fn a_large_input_shrinks_the_batch_instead_of_exhausting_memory() {
     use bnn_transfer::cpu::CpuExtractor;
     use bnn_transfer::cpu::extractor::BATCH_BYTES;
-    use bnn_transfer::transfer::features::loader_batch;
+    use bnn_transfer::feature_extractor::loader_batch;
     // 4096 pixels: 192 MiB of f32 per image, over 1 GiB of packed signs for the default batch
     // of 64 on top (it aborted). Prepared, nothing run: the batch is what fits.
     let file = conv_only(4096);
@@ -162,7 +169,7 @@ fn a_large_input_shrinks_the_batch_instead_of_exhausting_memory() {
         (64, bnn_transfer::data::LoaderConfig::default().prefetch)
     );
     assert_eq!(
-        bnn_transfer::transfer::features::LOADER_PREFETCH,
+        bnn_transfer::feature_extractor::LOADER_PREFETCH,
         bnn_transfer::data::LoaderConfig::default().prefetch
     );
 }

@@ -18,10 +18,11 @@ use bnn_transfer::model::Precision;
 use bnn_transfer::progress::Silent;
 use bnn_transfer::rng::Rng;
 use bnn_transfer::train::{self, ScheduleKind};
-use bnn_transfer::transfer::features::{self, Cache, Fingerprint, Runner};
+use bnn_transfer::transfer::features::{self, Cache, Fingerprint};
 use bnn_transfer::transfer::fit::{self, FitConfig};
 use bnn_transfer::transfer::head::{self, BackboneInfo, BackboneKind, Head, HeadInfo};
 use bnn_transfer::transfer::{FeatureSet, evaluate};
+use bnn_transfer::{ExtractorDevice, FeatureExtractor};
 use burn::tensor::Device;
 
 /// A short mini training on the smoke set, exported; shared by the tests of this binary.
@@ -103,54 +104,43 @@ fn taps_equal_one_run_per_cut_on_gpu_and_cpu() {
     assert!(ex.run_taps(&x, &[names.len()]).is_err());
 }
 
+/// The exported fixture model at `path` on the CPU binary path, its backbone fingerprint
+/// replaced by `fingerprint` when given (a stand-in for a retrained model).
+fn cpu_extractor(path: &Path, fingerprint: Option<Fingerprint>) -> FeatureExtractor {
+    let mut backbone = bnn_transfer::assets::load_backbone(Some(path)).unwrap();
+    if let Some(fp) = fingerprint {
+        backbone.fingerprint = fp;
+    }
+    FeatureExtractor::from_backbone_blocking(backbone, None, ExtractorDevice::Cpu).unwrap()
+}
+
 #[test]
 fn cache_is_reused_and_replaced_when_the_data_changes() {
     let data = common::fixture_set();
     let (_, path) = model(&data);
-    let file = ExtractorFile::load(&path).unwrap();
     let dir = scratch_dir("transfer-cache");
     let cache = Cache {
         dir: dir.join("cache"),
     };
-    let runner = Runner::cpu(file.clone()).unwrap();
-    let fp = features::file_fingerprint(&path).unwrap();
+    let ex = cpu_extractor(&path, None);
     let cuts = vec!["fc1".to_string(), "conv2".to_string()];
     let set = Arc::new(ImageFolder::open(&data, "test").unwrap());
-    let (first, secs) = features::extractor_features(
-        &runner,
-        ("m", fp),
-        set.clone(),
-        &cuts,
-        &cache,
-        16,
-        1,
-        &Silent,
-    )
-    .unwrap();
+    let (first, secs) =
+        features::extractor_features(&ex, set.clone(), &cuts, &cache, 16, 1, &Silent).unwrap();
     assert!(secs > 0.0);
     assert_eq!(first.len(), 2);
     assert_eq!(first[0].dim, 128);
     assert_eq!(first[0].len(), common::FIXTURE_PER_SPLIT);
     assert!(first[0].x.iter().all(|&v| v == 1.0 || v == -1.0));
-    let (again, secs) = features::extractor_features(
-        &runner,
-        ("m", fp),
-        set.clone(),
-        &cuts,
-        &cache,
-        16,
-        1,
-        &Silent,
-    )
-    .unwrap();
+    let (again, secs) =
+        features::extractor_features(&ex, set.clone(), &cuts, &cache, 16, 1, &Silent).unwrap();
     assert_eq!(secs, 0.0, "second run must come from the cache");
     assert_eq!(again, first);
     // Another backbone fingerprint (a retrained model): new files; the old ones are stale and
     // replaced.
-    let other = Fingerprint::default().str("other");
+    let other = cpu_extractor(&path, Some(Fingerprint::default().str("other")));
     let (_, secs) =
-        features::extractor_features(&runner, ("m", other), set, &cuts, &cache, 16, 1, &Silent)
-            .unwrap();
+        features::extractor_features(&other, set, &cuts, &cache, 16, 1, &Silent).unwrap();
     assert!(secs > 0.0);
     let files: Vec<_> = std::fs::read_dir(&cache.dir).unwrap().flatten().collect();
     assert_eq!(files.len(), 2, "one file per cut, stale ones removed");
@@ -160,8 +150,7 @@ fn cache_is_reused_and_replaced_when_the_data_changes() {
     }
     let set = Arc::new(ImageFolder::open(&data, "test").unwrap());
     let (rebuilt, secs) =
-        features::extractor_features(&runner, ("m", other), set, &cuts, &cache, 16, 1, &Silent)
-            .unwrap();
+        features::extractor_features(&other, set, &cuts, &cache, 16, 1, &Silent).unwrap();
     assert!(secs > 0.0);
     assert_eq!(rebuilt, first);
 }
@@ -170,26 +159,15 @@ fn cache_is_reused_and_replaced_when_the_data_changes() {
 fn a_cache_whose_class_list_was_edited_is_replaced() {
     let data = common::fixture_set();
     let (_, path) = model(&data);
-    let file = ExtractorFile::load(&path).unwrap();
     let dir = scratch_dir("transfer-cache-classes");
     let cache = Cache {
         dir: dir.join("cache"),
     };
-    let runner = Runner::cpu(file).unwrap();
-    let fp = features::file_fingerprint(&path).unwrap();
+    let ex = cpu_extractor(&path, None);
     let cuts = vec!["fc1".to_string()];
     let set = Arc::new(ImageFolder::open(&data, "test").unwrap());
-    let (first, secs) = features::extractor_features(
-        &runner,
-        ("m", fp),
-        set.clone(),
-        &cuts,
-        &cache,
-        16,
-        1,
-        &Silent,
-    )
-    .unwrap();
+    let (first, secs) =
+        features::extractor_features(&ex, set.clone(), &cuts, &cache, 16, 1, &Silent).unwrap();
     assert!(secs > 0.0);
     // Same key, same features, other class names (a hand-edited or foreign file).
     let files: Vec<_> = std::fs::read_dir(&cache.dir).unwrap().flatten().collect();
@@ -198,24 +176,13 @@ fn a_cache_whose_class_list_was_edited_is_replaced() {
     c.info.classes.reverse();
     c.info.classes[0] = "not-a-class-of-the-set".into();
     c.save(&files[0].path()).unwrap();
-    let (again, secs) = features::extractor_features(
-        &runner,
-        ("m", fp),
-        set.clone(),
-        &cuts,
-        &cache,
-        16,
-        1,
-        &Silent,
-    )
-    .unwrap();
+    let (again, secs) =
+        features::extractor_features(&ex, set.clone(), &cuts, &cache, 16, 1, &Silent).unwrap();
     assert!(secs > 0.0, "a cache with other classes must not be used");
     assert_eq!(again, first);
     assert_eq!(again[0].classes, set.classes);
     // The rewritten file is valid again: the next run reads it.
-    let (_, secs) =
-        features::extractor_features(&runner, ("m", fp), set, &cuts, &cache, 16, 1, &Silent)
-            .unwrap();
+    let (_, secs) = features::extractor_features(&ex, set, &cuts, &cache, 16, 1, &Silent).unwrap();
     assert_eq!(secs, 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }

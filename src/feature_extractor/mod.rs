@@ -26,9 +26,14 @@ use std::path::{Path, PathBuf};
 use crate::assets::{Backbone, load_backbone};
 use crate::data::{ImageFolder, Preprocess, load_image};
 use crate::error::{Error, Result};
+use crate::extractor::{ExtractorFile, Features, Output, reference};
 use crate::rng::Rng;
-use crate::transfer::features::{ExtractorDevice, FeatureSet, Runner, loader_batch, signs};
-use crate::transfer::head::{BackboneInfo, BackboneKind, HEAD_VERSION, HeadInfo};
+
+mod device;
+pub(crate) use device::Runner;
+pub use device::{
+    ExtractorDevice, FeatureSet, LOADER_PREFETCH, loader_batch, select_gpu_async, signs,
+};
 
 /// What to open: which extractor, cut where, on which device.
 #[derive(Clone, Debug)]
@@ -97,6 +102,15 @@ impl FeatureExtractor {
         })
     }
 
+    /// [`from_backbone`](Self::from_backbone), blocking (not on the web).
+    pub fn from_backbone_blocking(
+        backbone: Backbone,
+        cut: Option<&str>,
+        device: ExtractorDevice,
+    ) -> Result<Self> {
+        pollster::block_on(FeatureExtractor::from_backbone(backbone, cut, device))
+    }
+
     /// [`open`](Self::open), blocking until the extractor is ready (not on the web).
     pub fn open_blocking(options: &ExtractorOptions) -> Result<Self> {
         pollster::block_on(FeatureExtractor::open(options))
@@ -122,9 +136,25 @@ impl FeatureExtractor {
         &self.device
     }
 
+    /// Whether it runs on the library's CPU binary path (else the WGSL kernels on a wgpu device).
+    pub fn on_cpu_path(&self) -> bool {
+        matches!(self.runner, Runner::Cpu(_))
+    }
+
     /// Why the device is not the obvious one (a CPU adapter passed over, no adapter), if so.
     pub fn device_note(&self) -> Option<&str> {
         self.note.as_deref()
+    }
+
+    /// The extractor file as it runs: the backbone's layers up to the cut.
+    pub fn file(&self) -> &ExtractorFile {
+        self.runner.file()
+    }
+
+    /// Images the device runs in one go (larger inputs are split by the callers that batch:
+    /// [`feature_set`](Self::feature_set), [`loader_batch`]).
+    pub fn max_batch(&self) -> usize {
+        self.runner.max_batch()
     }
 
     /// How images are prepared for this extractor (size, crop, mean and std from its file).
@@ -161,6 +191,40 @@ impl FeatureExtractor {
     /// The packed bits at the cut of prepared `images`: `[n][out_words]` u32 words, a set bit is
     /// −1 (docs/FORMAT.md) — what every path (WGSL, CPU, reference) computes bit for bit.
     pub async fn bits(&self, images: &[f32]) -> Result<Vec<u32>> {
+        let last = self.file().layers.len() - 1;
+        Ok(self.taps(images, &[last]).await?.remove(0))
+    }
+
+    /// The packed bits of prepared `images` at each layer index of `taps` (indices into
+    /// [`file`](Self::file)'s layers, the cut and any layer before it), in one pass: one
+    /// `[n][out_words]` list per tap.
+    pub async fn taps(&self, images: &[f32], taps: &[usize]) -> Result<Vec<Vec<u32>>> {
+        let n = self.images_in(images)?;
+        match &self.runner {
+            Runner::Gpu(e) => e.run_taps_async(images, taps).await,
+            Runner::Cpu(c) => c.1.run_taps(images, n, taps),
+        }
+    }
+
+    /// The cut layer's `output` for prepared `images`: its packed bits, its ±1 signs, or its
+    /// integer pre-activations (docs/FORMAT.md). The CPU binary path computes bits only;
+    /// pre-activations come from the scalar reference there (the same integers, slower).
+    pub async fn run(&self, images: &[f32], output: Output) -> Result<Features> {
+        let n = self.images_in(images)?;
+        match (&self.runner, output) {
+            (Runner::Gpu(e), output) => e.run_async(images, output).await,
+            (Runner::Cpu(c), Output::Preact) => reference::run(&c.0, images, n, Output::Preact),
+            (Runner::Cpu(c), Output::Bits) => Ok(Features::Bits(c.1.run_bits(images, n)?)),
+            (Runner::Cpu(c), Output::Signs) => Ok(Features::Float(signs(
+                &c.1.run_bits(images, n)?,
+                self.channels,
+            ))),
+        }
+    }
+
+    /// How many images `images` holds; an error unless it is a whole, non-zero number of
+    /// [`image_len`](Self::image_len) values.
+    fn images_in(&self, images: &[f32]) -> Result<usize> {
         let len = self.image_len();
         if images.is_empty() || !images.len().is_multiple_of(len) {
             return Err(Error::Shape(format!(
@@ -168,14 +232,7 @@ impl FeatureExtractor {
                 images.len()
             )));
         }
-        let n = images.len() / len;
-        Ok(match &self.runner {
-            Runner::Gpu(e) => {
-                let last = e.file().layers.len() - 1;
-                e.run_taps_async(images, &[last]).await?.remove(0)
-            }
-            Runner::Cpu(c) => c.1.run_bits(images, n)?,
-        })
+        Ok(images.len() / len)
     }
 
     /// The features and labels of every image of a data set split (64 images per extractor
@@ -185,7 +242,7 @@ impl FeatureExtractor {
         let mut x = Vec::with_capacity(set.len() * self.dim);
         let mut rng = Rng::new(0);
         let order: Vec<usize> = (0..set.len()).collect();
-        let (per_pass, _) = loader_batch(self.image_len(), 64, self.runner.max_batch());
+        let (per_pass, _) = loader_batch(self.image_len(), 64, self.max_batch());
         for chunk in order.chunks(per_pass) {
             let mut images = Vec::with_capacity(chunk.len() * self.image_len());
             for &i in chunk {
@@ -206,38 +263,19 @@ impl FeatureExtractor {
         pollster::block_on(self.feature_set(set))
     }
 
-    /// What a head trained on this extractor's features of `set` records about it (`classes`,
-    /// `dim` and `hidden` are filled in by [`train_head`](crate::transfer::fit::train_head)).
-    pub fn head_info(&self, set: &ImageFolder) -> HeadInfo {
-        self.head_info_for(
-            &set.source().display().to_string(),
-            &set.layout().to_string(),
-        )
-    }
-
-    /// What a head trained on this extractor's features of the images described as `data`
-    /// (laid out as `layout`) records about it.
-    pub fn head_info_for(&self, data: &str, layout: &str) -> HeadInfo {
-        HeadInfo {
-            version: HEAD_VERSION,
-            classes: Vec::new(),
-            backbone: BackboneInfo {
-                kind: BackboneKind::Extractor,
-                path: self.backbone.label.clone(),
-                fingerprint: self.backbone.fingerprint.hex(),
-            },
-            cut: self.cut.clone(),
-            dim: self.dim,
-            hidden: Vec::new(),
-            input_size: self.preprocess.size,
-            data: data.to_string(),
-            layout: layout.to_string(),
-        }
-    }
-
     /// [`bits`](Self::bits), blocking (not on the web).
     pub fn bits_blocking(&self, images: &[f32]) -> Result<Vec<u32>> {
         pollster::block_on(self.bits(images))
+    }
+
+    /// [`taps`](Self::taps), blocking (not on the web).
+    pub fn taps_blocking(&self, images: &[f32], taps: &[usize]) -> Result<Vec<Vec<u32>>> {
+        pollster::block_on(self.taps(images, taps))
+    }
+
+    /// [`run`](Self::run), blocking (not on the web).
+    pub fn run_blocking(&self, images: &[f32], output: Output) -> Result<Features> {
+        pollster::block_on(self.run(images, output))
     }
 
     /// [`features`](Self::features), blocking (not on the web).
