@@ -5,36 +5,19 @@
 #![cfg(feature = "train")]
 
 use crate::common;
-use crate::fixtures::{options, schedule};
+use crate::fixtures::mini;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bnn_transfer::export::{self, Agreement, ExportSource};
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Features, Output, reference};
-use bnn_transfer::model::Precision;
-use bnn_transfer::train::{self, ScheduleKind};
+use bnn_transfer::train;
 use burn::tensor::Device;
-
-/// One short training shared by the tests of this binary.
-fn trained(data: &Path) -> PathBuf {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| train_once(data)).clone()
-}
-
-fn train_once(data: &Path) -> PathBuf {
-    let out = std::env::temp_dir().join(format!("bnn-export-eq-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let schedule = schedule(ScheduleKind::Cosine, 5e-3);
-    let cfg = train::new_config(data, "mini", Precision::Binary, 10, 10, schedule, 3).unwrap();
-    let o = options(&out);
-    train::pretrain(cfg, &o).unwrap();
-    out
-}
 
 #[test]
 fn wgsl_extractor_matches_burn_and_the_reference_at_every_cut() {
     let data = common::fixture_set();
-    let dir = trained(&data);
+    let dir = mini(&data).0;
     let device = Device::flex();
     let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();
     let (images, n) = common::val_images(&data, config.arch.input);
@@ -92,7 +75,7 @@ fn wgsl_extractor_matches_burn_and_the_reference_at_every_cut() {
 #[test]
 fn truncated_or_corrupt_files_are_errors_not_panics() {
     let data = common::fixture_set();
-    let dir = trained(&data);
+    let dir = mini(&data).0;
     let device = Device::flex();
     let (config, model) = train::checkpoint::load_model(&dir, &device).unwrap();
     let src = ExportSource {

@@ -5,50 +5,22 @@
 #![cfg(feature = "train")]
 
 use crate::common;
-use crate::fixtures::{options, schedule, scratch_dir};
+use crate::fixtures::{mini, scratch_dir};
 
 use common::{bnn, s};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bnn_transfer::data::{ImageFolder, Loader, LoaderConfig, Preprocess};
 use bnn_transfer::extractor::{Extractor, ExtractorFile, Output, reference};
-use bnn_transfer::model::Precision;
 use bnn_transfer::progress::Silent;
 use bnn_transfer::rng::Rng;
-use bnn_transfer::train::{self, ScheduleKind};
 use bnn_transfer::transfer::features::{self, Cache, Fingerprint};
 use bnn_transfer::transfer::fit::{self, FitConfig};
 use bnn_transfer::transfer::head::{self, BackboneInfo, BackboneKind, Head, HeadInfo};
 use bnn_transfer::transfer::{FeatureSet, evaluate};
 use bnn_transfer::{ExtractorDevice, FeatureExtractor};
-use burn::tensor::Device;
-
-/// A short mini training on the smoke set, exported; shared by the tests of this binary.
-fn model(data: &Path) -> (PathBuf, PathBuf) {
-    static M: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
-    M.get_or_init(|| {
-        let dir = scratch_dir("transfer-model");
-        let run = dir.join("run");
-        let schedule = schedule(ScheduleKind::Constant, 5e-3);
-        let cfg = train::new_config(data, "mini", Precision::Binary, 2, 16, schedule, 3).unwrap();
-        let o = options(&run);
-        train::pretrain(cfg, &o).unwrap();
-        let device = Device::flex();
-        let (config, m) = train::checkpoint::load_model(&run, &device).unwrap();
-        let src = bnn_transfer::export::ExportSource {
-            val_top1: None,
-            epochs: None,
-            checkpoint: run.display().to_string(),
-        };
-        let file = bnn_transfer::export::build(&m, &config, None, src).unwrap();
-        let path = dir.join("mini.safetensors");
-        file.save(&path).unwrap();
-        (run, path)
-    })
-    .clone()
-}
 
 fn images(data: &Path, split: &str, size: usize) -> (Vec<f32>, usize) {
     let set = Arc::new(ImageFolder::open(data, split).unwrap());
@@ -69,7 +41,7 @@ fn images(data: &Path, split: &str, size: usize) -> (Vec<f32>, usize) {
 #[test]
 fn taps_equal_one_run_per_cut_on_gpu_and_cpu() {
     let data = common::fixture_set();
-    let (_, path) = model(&data);
+    let (_, path) = mini(&data);
     let file = ExtractorFile::load(&path).unwrap();
     let (x, n) = images(&data, "val", file.graph.input.size);
     let names = file.layer_names();
@@ -117,7 +89,7 @@ fn cpu_extractor(path: &Path, fingerprint: Option<Fingerprint>) -> FeatureExtrac
 #[test]
 fn cache_is_reused_and_replaced_when_the_data_changes() {
     let data = common::fixture_set();
-    let (_, path) = model(&data);
+    let (_, path) = mini(&data);
     let dir = scratch_dir("transfer-cache");
     let cache = Cache {
         dir: dir.join("cache"),
@@ -158,7 +130,7 @@ fn cache_is_reused_and_replaced_when_the_data_changes() {
 #[test]
 fn a_cache_whose_class_list_was_edited_is_replaced() {
     let data = common::fixture_set();
-    let (_, path) = model(&data);
+    let (_, path) = mini(&data);
     let dir = scratch_dir("transfer-cache-classes");
     let cache = Cache {
         dir: dir.join("cache"),
@@ -276,7 +248,7 @@ fn heads_learn_save_load_and_agree() {
 #[test]
 fn cli_transfer_then_predict() {
     let data = common::fixture_set();
-    let (run, path) = model(&data);
+    let (run, path) = mini(&data);
     let dir = scratch_dir("transfer-cli");
     let out = dir.join("t");
     let cache = dir.join("cache");
@@ -514,7 +486,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn cli_transfer_refuses_a_scratch_run_or_float_twin_that_does_not_fit() {
     let data = common::fixture_set();
-    let (run, path) = model(&data);
+    let (run, path) = mini(&data);
     let dir = scratch_dir("transfer-runs-fit");
     // A scratch run of other classes: the run's config lists another class first.
     let other = dir.join("other-classes");
