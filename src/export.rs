@@ -812,7 +812,7 @@ fn verification_images(
     file: &ExtractorFile,
     n: usize,
 ) -> Result<(Vec<f32>, usize, String)> {
-    let hint = "pass --verify-data with any image set in a layout bnn reads";
+    let hint = "pass `verify_data` with any image set in a layout bnn reads";
     let split = match val_split {
         Some(s) => s.to_string(),
         None => crate::data::ImageFolder::splits(data)
@@ -847,10 +847,10 @@ fn verification_images(
 /// `bnn export`: checkpoint directory → extractor file, verified, written atomically.
 pub fn export(checkpoint: &Path, out: &Path, options: &ExportOptions) -> Result<ExportReport> {
     // `--out RUN/config.json` (or a file of RUN/checkpoint/) would destroy the run being read.
-    let mut inputs = vec![("--checkpoint", checkpoint)];
-    inputs.extend(options.float_twin.as_deref().map(|d| ("--float-twin", d)));
-    inputs.extend(options.verify_data.as_deref().map(|d| ("--verify-data", d)));
-    crate::atomic::check_output("--out", out, &inputs)?;
+    let mut inputs = vec![("`checkpoint`", checkpoint)];
+    inputs.extend(options.float_twin.as_deref().map(|d| ("`float_twin`", d)));
+    inputs.extend(options.verify_data.as_deref().map(|d| ("`verify_data`", d)));
+    crate::atomic::check_output("`out`", out, &inputs)?;
     let device = Device::flex();
     let (config, model) = crate::train::checkpoint::load_model(checkpoint, &device)?;
     let run = crate::train::checkpoint::read_config(checkpoint)?;
@@ -901,11 +901,11 @@ pub fn export(checkpoint: &Path, out: &Path, options: &ExportOptions) -> Result<
 
 /// The float twin run `dir` as the extractor file records it (`bnn export --float-twin`).
 fn float_twin(dir: &Path) -> Result<crate::extractor::FloatTwinSpec> {
-    let bad = |m: String| Error::Config(format!("--float-twin {}: {m}", dir.display()));
+    let bad = |m: String| Error::Config(format!("`float_twin` {}: {m}", dir.display()));
     let run = crate::train::checkpoint::read_config(dir).map_err(|e| bad(e.to_string()))?;
     if run.model.precision != Precision::Float {
         return Err(bad(format!(
-            "a {} network; name the run of the float twin (--precision float)",
+            "a {} network; name the run of the float twin (`precision` float)",
             run.model.precision
         )));
     }

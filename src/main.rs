@@ -6,8 +6,8 @@
 mod cli;
 
 #[cfg(not(target_arch = "wasm32"))]
-fn main() -> anyhow::Result<()> {
-    cli::run()
+fn main() -> std::process::ExitCode {
+    cli::main()
 }
 
 #[cfg(target_arch = "wasm32")]

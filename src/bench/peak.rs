@@ -145,10 +145,10 @@ pub fn peak(info: &wgpu::AdapterInfo, overrides: PeakOverrides) -> Peak {
             known,
             overrides.sms.is_some() || overrides.clock_mhz.is_some(),
         ) {
-            (_, true) => "--peak-sms / --peak-clock-mhz".into(),
+            (_, true) => "`peak_sms` / `peak_clock_mhz`".into(),
             (Some(k), false) => format!("table of known boards: '{}' (boost clock)", k.0),
             (None, false) => {
-                "unknown board: pass --peak-sms and --peak-clock-mhz (NVIDIA formula)".into()
+                "unknown board: pass `peak_sms` and `peak_clock_mhz` (NVIDIA formula)".into()
             }
         },
     }

@@ -1,7 +1,7 @@
 //! Subcommand definitions (clap derive) and dispatch. Each subcommand lives in its own file with its
 //! `Args` struct and a `run` function.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod bench;
 #[cfg(feature = "train")]
@@ -10,6 +10,7 @@ mod devices;
 #[cfg(feature = "train")]
 mod export;
 mod extract;
+mod flags;
 mod observe;
 mod predict;
 #[cfg(feature = "train")]
@@ -56,8 +57,30 @@ enum Command {
     Bench(bench::Args),
 }
 
-pub fn run() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Parses the command line and runs the subcommand. An error is printed with the library's
+/// setting names written as this subcommand's flags ([`flags`]).
+pub fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", flags::show(&format!("{e:?}")));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let command = Cli::command();
+    let matches = command.clone().get_matches();
+    if let Some((name, _)) = matches.subcommand() {
+        flags::init(
+            command
+                .find_subcommand(name)
+                .expect("a parsed subcommand exists"),
+        );
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli.command {
         #[cfg(feature = "train")]
         Command::Demo(args) => demo::run(args),
         Command::Devices(args) => devices::run(args),

@@ -50,6 +50,7 @@ impl Terminal {
     }
 
     fn line(&self, to: Notes, text: &str) {
+        let text = super::flags::show(text);
         self.multi.suspend(|| match to {
             Notes::Stdout => println!("{text}"),
             Notes::Stderr => eprintln!("{text}"),

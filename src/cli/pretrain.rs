@@ -158,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let (config, out) = args.request().resolve()?;
     let device = train::device::resolve(args.device).context("choosing the training device")?;
-    eprintln!("device: {}", device.reason);
+    eprintln!("device: {}", super::flags::show(&device.reason));
     eprint!(
         "{}",
         config.describe(args.epochs.unwrap_or(config.epochs), &out)

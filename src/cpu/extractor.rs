@@ -184,7 +184,7 @@ impl CpuExtractor {
             return Err(Error::Limits(format!(
                 "one {}×{} image (input.size {}) needs {:.1} GiB on the CPU path, more than its \
                  {} GiB per image: use a model with a smaller input (input.size), or run the \
-                 extractor on a GPU (--device gpu)",
+                 extractor on a GPU (`device` gpu)",
                 i.size,
                 i.size,
                 i.size,

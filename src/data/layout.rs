@@ -199,7 +199,7 @@ pub(crate) fn locate(path: &Path, layout: Layout) -> Result<(Layout, String)> {
             let found: Vec<&str> = top.keys().take(10).map(String::as_str).collect();
             Err(Error::Dataset(format!(
                 "cannot detect the layout of {}: no folders and no list files at its top level \
-                 (found: {}). Expected one of: {}; or pass --layout",
+                 (found: {}). Expected one of: {}; or pass `layout`",
                 path.display(),
                 if found.is_empty() {
                     "nothing".to_string()

@@ -246,10 +246,10 @@ pub fn checkpoint_dir(dir: &Path) -> Result<PathBuf> {
         &main,
         if dir.join(CONFIG_FILE).is_file() {
             "no checkpoint yet (the run was stopped before its first checkpoint); start it again \
-             without --resume"
+             without `resume`"
                 .to_string()
         } else {
-            format!("not a `bnn pretrain` output directory (no {CONFIG_FILE}, no checkpoint)")
+            format!("not the directory of a pretraining run (no {CONFIG_FILE}, no checkpoint)")
         },
     ))
 }

@@ -98,34 +98,34 @@ impl PretrainConfig {
             return bad(format!("architecture '{}': {e}", self.model.arch.name));
         }
         if self.epochs == 0 {
-            return bad("--epochs 0: train at least 1 epoch".into());
+            return bad("`epochs` 0: train at least 1 epoch".into());
         }
         if self.batch_size == 0 {
-            return bad("--batch-size 0: give at least 1".into());
+            return bad("`batch_size` 0: give at least 1".into());
         }
         if !(s.lr.is_finite() && s.lr > 0.0 && s.lr <= 10.0) {
             return bad(format!(
-                "--lr {}: the learning rate must be a number in (0, 10] (e.g. 1e-3); larger \
+                "`lr` {}: the learning rate must be a number in (0, 10] (e.g. 1e-3); larger \
                  steps only diverge",
                 s.lr
             ));
         }
         if !(s.gamma.is_finite() && s.gamma > 0.0) {
             return bad(format!(
-                "--lr-gamma {}: must be a finite number > 0",
+                "`lr_gamma` {}: must be a finite number > 0",
                 s.gamma
             ));
         }
         if s.step_epochs == 0 {
-            return bad("--lr-step-epochs 0: give at least 1".into());
+            return bad("`lr_step_epochs` 0: give at least 1".into());
         }
         if self.float_weight_epochs > 0
             && (self.model.precision != crate::model::Precision::Binary
                 || self.float_weight_epochs >= self.epochs)
         {
             return bad(format!(
-                "--float-weight-epochs {}: two-step training needs a binary network and fewer \
-                 real-weight epochs than --epochs ({}), so the last epochs binarize the weights",
+                "`float_weight_epochs` {}: two-step training needs a binary network and fewer \
+                 real-weight epochs than `epochs` ({}), so the last epochs binarize the weights",
                 self.float_weight_epochs, self.epochs
             ));
         }
@@ -138,7 +138,7 @@ impl PretrainConfig {
             d.validate()?;
             if self.model.feature_head != d.feature_head() {
                 return bad(format!(
-                    "the model's feature projection ({}) does not match --kd-features {}",
+                    "the model's feature projection ({}) does not match `kd.features` {}",
                     self.model.feature_head, d.feature_weight
                 ));
             }

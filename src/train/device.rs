@@ -50,31 +50,31 @@ impl TrainDevice {
 /// Resolves `--device`.
 pub fn resolve(choice: DeviceChoice) -> Result<TrainDevice> {
     match choice {
-        DeviceChoice::Cpu => Ok(TrainDevice::flex("flex (CPU): --device cpu")),
+        DeviceChoice::Cpu => Ok(TrainDevice::flex("flex (CPU): `device` cpu")),
         DeviceChoice::Wgpu => {
             let adapter = crate::gpu::select_adapter()?;
             let cpu = adapter.get_info().device_type == wgpu::DeviceType::Cpu;
             let why = if cpu {
-                "--device wgpu (a CPU adapter: expect this to be far slower than --device cpu)"
+                "`device` wgpu (a CPU adapter: expect this to be far slower than `device` cpu)"
             } else {
-                "--device wgpu"
+                "`device` wgpu"
             };
             wgpu_device(&adapter, why)
         }
         DeviceChoice::Auto => match crate::gpu::select_adapter() {
             Ok(adapter) if adapter.get_info().device_type != wgpu::DeviceType::Cpu => {
-                wgpu_device(&adapter, "--device auto: a GPU adapter is present")
+                wgpu_device(&adapter, "`device` auto: a GPU adapter is present")
             }
             Ok(adapter) => {
                 let info = adapter.get_info();
                 Ok(TrainDevice::flex(format!(
-                    "flex (CPU): --device auto and the selected adapter, {} ({:?}), is a CPU; \
+                    "flex (CPU): `device` auto and the selected adapter, {} ({:?}), is a CPU; \
                      burn's flex backend trains much faster there than burn-wgpu on it",
                     info.name, info.backend
                 )))
             }
             Err(e) => Ok(TrainDevice::flex(format!(
-                "flex (CPU): --device auto and {e}"
+                "flex (CPU): `device` auto and {e}"
             ))),
         },
     }

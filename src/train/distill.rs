@@ -74,9 +74,9 @@ impl Lite0Distill {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         let w = [
-            ("--kd-labels", self.label_weight),
-            ("--kd-logits", self.logit_weight),
-            ("--kd-features", self.feature_weight),
+            ("`kd.labels`", self.label_weight),
+            ("`kd.logits`", self.logit_weight),
+            ("`kd.features`", self.feature_weight),
         ];
         for (flag, v) in w {
             if !(v.is_finite() && (0.0..=1e3).contains(&v)) {
@@ -85,24 +85,21 @@ impl Lite0Distill {
         }
         if w.iter().all(|&(_, v)| v == 0.0) {
             return bad(
-                "--kd-labels, --kd-logits and --kd-features are all 0: nothing to learn from"
+                "`kd.labels`, `kd.logits` and `kd.features` are all 0: nothing to learn from"
                     .into(),
             );
         }
         if !(self.temperature.is_finite() && (0.05..=100.0).contains(&self.temperature)) {
             return bad(format!(
-                "--kd-temperature {}: give 0.05..=100",
+                "`kd.temperature` {}: give 0.05..=100",
                 self.temperature
             ));
         }
         if !(1..=2).contains(&self.views) {
-            return bad(format!("--teacher-views {}: 1 or 2", self.views));
+            return bad(format!("`kd.views` {}: 1 or 2", self.views));
         }
         if !(32..=1024).contains(&self.resolution) {
-            return bad(format!(
-                "--teacher-resolution {}: 32..=1024",
-                self.resolution
-            ));
+            return bad(format!("`kd.resolution` {}: 32..=1024", self.resolution));
         }
         Ok(())
     }

@@ -25,14 +25,14 @@ pub fn check_teacher_run(config: &PretrainConfig) -> Result<()> {
     if let Some(dir) = &config.teacher {
         let t = checkpoint::read_config(dir).map_err(|e| {
             Error::Config(format!(
-                "--teacher {}: not the output directory of a `bnn pretrain` run ({e})",
+                "`teacher` {}: not the directory of a pretraining run ({e})",
                 dir.display()
             ))
         })?;
         let (ta, a) = (&t.model.arch, &config.model.arch);
         if (ta.input, ta.in_channels) != (a.input, a.in_channels) || t.classes != config.classes {
             return bad(format!(
-                "--teacher {}: it reads {}×{}×{} images over {} classes; this run reads \
+                "`teacher` {}: it reads {}×{}×{} images over {} classes; this run reads \
                      {}×{}×{} over {} classes (the teacher must see the same images and classes)",
                 dir.display(),
                 ta.input,
@@ -47,14 +47,14 @@ pub fn check_teacher_run(config: &PretrainConfig) -> Result<()> {
         }
         let (_, state) = checkpoint::load_state(dir).map_err(|e| {
             Error::Config(format!(
-                "--teacher {}: no finished checkpoint to distil from ({e})",
+                "`teacher` {}: no finished checkpoint to distil from ({e})",
                 dir.display()
             ))
         })?;
         if state.epochs_done < t.epochs {
             return bad(format!(
-                "--teacher {}: that run stopped after {} of its {} epochs (batch {} of the \
-                     next); finish it first (bnn pretrain --out {} --resume), so the student \
+                "`teacher` {}: that run stopped after {} of its {} epochs (batch {} of the \
+                     next); finish it first (`resume` with `out` {}), so the student \
                      learns from the finished network",
                 dir.display(),
                 state.epochs_done,
@@ -67,7 +67,7 @@ pub fn check_teacher_run(config: &PretrainConfig) -> Result<()> {
             let got = checkpoint::model_fingerprint(dir)?;
             if &got != want {
                 return bad(format!(
-                    "--teacher {}: its model changed since this run started (sha256 {got}, \
+                    "`teacher` {}: its model changed since this run started (sha256 {got}, \
                          recorded {want}); distilling from another teacher would mix two \
                          targets in one run. Restore that teacher, or start a new run",
                     dir.display()
@@ -96,7 +96,7 @@ pub fn pretrain(config: PretrainConfig, opts: &RunOptions) -> Result<PretrainRep
         return Err(Error::ModelFile {
             path: opts.out.clone(),
             message:
-                "already holds a training run; continue it with --resume or choose another --out"
+                "already holds a training run; continue it with `resume` or choose another `out`"
                     .into(),
         });
     }

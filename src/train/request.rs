@@ -126,11 +126,11 @@ impl PretrainRequest {
     pub fn resolve(&self) -> Result<(PretrainConfig, PathBuf)> {
         if self.resume {
             let out = self.out.clone().ok_or_else(|| {
-                Error::Config("--resume needs --out DIR (the run to continue)".into())
+                Error::Config("`resume` needs `out` DIR (the run to continue)".into())
             })?;
             let config = checkpoint::read_config(&out).context_with(|| {
                 format!(
-                    "--resume: {} is not the output directory of a `bnn pretrain` run",
+                    "`resume`: {} is not the directory of a pretraining run",
                     out.display()
                 )
             })?;
@@ -140,7 +140,7 @@ impl PretrainRequest {
         let data = self
             .data
             .clone()
-            .ok_or_else(|| Error::Config("--data is required (or --resume --out DIR)".into()))?;
+            .ok_or_else(|| Error::Config("`data` is required (or `resume` `out` DIR)".into()))?;
         let arch = self.arch.clone().unwrap_or_else(|| DEFAULT_ARCH.into());
         if Arch::by_name(&arch, 1).is_none() {
             let known: Vec<String> = ARCH_NAMES
@@ -148,7 +148,7 @@ impl PretrainRequest {
                 .map(|(n, d)| format!("  {n}: {d}"))
                 .collect();
             return Err(Error::Config(format!(
-                "unknown --arch '{arch}'; known architectures:\n{}",
+                "unknown `arch` '{arch}'; known architectures:\n{}",
                 known.join("\n")
             )));
         }
@@ -176,15 +176,14 @@ impl PretrainRequest {
                 let d = self
                     .kd
                     .resolve(t)
-                    .context_with(|| format!("--teacher {}", t.display()))?;
+                    .context_with(|| format!("`teacher` {}", t.display()))?;
                 config.model.feature_head = d.feature_head();
                 config.lite0 = Some(d);
             }
             t => {
                 if self.kd.any() {
                     return Err(Error::Config(
-                        "--kd-* and --teacher-* options need --teacher FILE.pth (EfficientNet-Lite0)"
-                            .into(),
+                        "`kd.*` options need `teacher`: EfficientNet-Lite0's FILE.pth".into(),
                     ));
                 }
                 config.teacher = t.clone();
@@ -210,37 +209,37 @@ impl PretrainRequest {
             let run = config.data.display();
             differs(
                 *d == config.data,
-                format!("--data {} (run: {run})", d.display()),
+                format!("`data` {} (run: {run})", d.display()),
             );
         }
         if let Some(l) = self.layout {
             let same = l == Layout::Auto || config.layout == Layout::Auto || l == config.layout;
-            differs(same, format!("--layout {l} (run: {})", config.layout));
+            differs(same, format!("`layout` {l} (run: {})", config.layout));
         }
         if let Some(a) = &self.arch {
             let run = &config.model.arch.name;
-            differs(a == run, format!("--arch {a} (run: {run})"));
+            differs(a == run, format!("`arch` {a} (run: {run})"));
         }
         if let Some(p) = self.precision {
             let run = config.model.precision;
-            differs(p == run, format!("--precision {p} (run: {run})"));
+            differs(p == run, format!("`precision` {p} (run: {run})"));
         }
         if let Some(b) = self.batch_size {
             let run = config.batch_size;
-            differs(b == run, format!("--batch-size {b} (run: {run})"));
+            differs(b == run, format!("`batch_size` {b} (run: {run})"));
         }
         if let Some(lr) = self.lr {
             let run = config.schedule.lr;
-            differs(lr == run, format!("--lr {lr} (run: {run})"));
+            differs(lr == run, format!("`lr` {lr} (run: {run})"));
         }
         if let Some(s) = self.schedule {
             let run = config.schedule.kind;
-            differs(s == run, format!("--schedule {s:?} (run: {run:?})"));
+            differs(s == run, format!("`schedule` {s:?} (run: {run:?})"));
         }
         if let Some(s) = self.seed {
             differs(
                 s == config.seed,
-                format!("--seed {s} (run: {})", config.seed),
+                format!("`seed` {s} (run: {})", config.seed),
             );
         }
         if let Some(t) = &self.teacher {
@@ -251,21 +250,18 @@ impl PretrainRequest {
             let run = recorded.map_or("none".into(), |r| r.display().to_string());
             differs(
                 recorded == Some(t),
-                format!("--teacher {} (run: {run})", t.display()),
+                format!("`teacher` {} (run: {run})", t.display()),
             );
         }
         if self.kd.any() {
-            differs(
-                false,
-                "--kd-*/--teacher-* options (recorded in the run)".into(),
-            );
+            differs(false, "`kd.*` options (recorded in the run)".into());
         }
         if diffs.is_empty() {
             return Ok(());
         }
         Err(Error::Config(format!(
-            "--resume continues the run as configured in {}; only --epochs may change. \
-             Differs: {}. Drop these options, or start a new run with another --out.",
+            "`resume` continues the run as configured in {}; only `epochs` may change. \
+             Differs: {}. Drop these options, or start a new run with another `out`.",
             out.join(checkpoint::CONFIG_FILE).display(),
             diffs.join(", ")
         )))

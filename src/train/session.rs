@@ -355,7 +355,7 @@ fn lite0_targets(
         let sha = efficientnet::sha256_file(&d.weights)?;
         if sha != d.sha256 {
             return Err(Error::Config(format!(
-                "--teacher {}: its sha256 is {sha}, but the run started with {}; the teacher \
+                "`teacher` {}: its sha256 is {sha}, but the run started with {}; the teacher \
                  changed under the run (restore the file, or start a new run)",
                 d.weights.display(),
                 d.sha256
@@ -468,7 +468,7 @@ fn open_splits(
     let steps = train_set.len() / config.batch_size.max(1);
     if steps == 0 {
         return Err(Error::Dataset(format!(
-            "the train split has {} images, fewer than one batch of {}; pass a smaller --batch-size",
+            "the train split has {} images, fewer than one batch of {}; pass a smaller `batch_size`",
             train_set.len(),
             config.batch_size
         )));
@@ -480,7 +480,7 @@ fn open_splits(
 fn load_teacher(config: &PretrainConfig, dir: &Path, opts: &RunOptions) -> Result<Model> {
     let arch = &config.model.arch;
     let (_, t) = checkpoint::load_model(dir, &opts.device.device)
-        .map_err(|e| Error::Config(format!("--teacher {}: {e}", dir.display())))?;
+        .map_err(|e| Error::Config(format!("`teacher` {}: {e}", dir.display())))?;
     // Once at load: a teacher whose outputs are not finite would only show as a NaN loss.
     let probe = burn::tensor::Tensor::<4>::zeros(
         [1, arch.in_channels, arch.input, arch.input],
@@ -493,7 +493,7 @@ fn load_teacher(config: &PretrainConfig, dir: &Path, opts: &RunOptions) -> Resul
         .unwrap_or_default();
     if out.is_empty() || out.iter().any(|v| !v.is_finite()) {
         return Err(Error::Config(format!(
-            "--teacher {}: its outputs are not finite numbers (a diverged or corrupt \
+            "`teacher` {}: its outputs are not finite numbers (a diverged or corrupt \
              run); choose another teacher",
             dir.display()
         )));
@@ -557,8 +557,8 @@ fn run_epochs(
             session.save_partial(state, &model, optimizer, &pass, time_s)?;
             session.report.interrupted = true;
             session.say(format!(
-                "stopped in epoch {} after batch {}/{}; checkpoint saved. Continue with: \
-                 bnn pretrain --out {} --resume",
+                "stopped in epoch {} after batch {}/{}; checkpoint saved. Continue with \
+                 `resume` and `out` {}",
                 epoch + 1,
                 pass.batches_done,
                 session.steps,
@@ -572,7 +572,7 @@ fn run_epochs(
             session.report.interrupted = state.epochs_done < config.epochs;
             if session.report.interrupted {
                 session.say(format!(
-                    "stopped after epoch {}; continue with --resume",
+                    "stopped after epoch {}; continue with `resume`",
                     state.epochs_done
                 ));
             }

@@ -102,8 +102,8 @@ fn apply_step(
     if !value.is_finite() {
         return Err(Error::Diverged(format!(
             "the training loss is {value}: the run diverged (a learning rate too high for this \
-             network, --lr {lr:e}, or a teacher whose outputs are not finite). The last saved \
-             checkpoint is untouched; resume it with a smaller --lr in a new run, or check the \
+             network, `lr` {lr:e}, or a teacher whose outputs are not finite). The last saved \
+             checkpoint is untouched; resume it with a smaller `lr` in a new run, or check the \
              teacher"
         )));
     }

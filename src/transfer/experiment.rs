@@ -140,7 +140,7 @@ fn parse_head(s: &str) -> Result<Vec<usize>> {
     }
     let Some(widths) = s.strip_prefix("mlp:") else {
         return Err(Error::Config(format!(
-            "--head must be `linear` or `mlp:H[,H…]`, not '{s}'"
+            "`head` must be `linear` or `mlp:H[,H…]`, not '{s}'"
         )));
     };
     widths
@@ -148,7 +148,7 @@ fn parse_head(s: &str) -> Result<Vec<usize>> {
         .map(|w| match w.trim().parse::<usize>() {
             Ok(h) if h > 0 => Ok(h),
             _ => Err(Error::Config(format!(
-                "--head {s}: '{w}' is not a positive width"
+                "`head` {s}: '{w}' is not a positive width"
             ))),
         })
         .collect()
@@ -172,7 +172,7 @@ fn listed_plans(cfg: &TransferConfig, file: &ExtractorFile) -> Result<Vec<Plan>>
             .map(|&k| {
                 if k == 0 || k > layers.len() {
                     return Err(Error::Config(format!(
-                        "--retrain {k}: the extractor has {} layers ({}), so K is 1..={}",
+                        "`retrain` {k}: the extractor has {} layers ({}), so K is 1..={}",
                         layers.len(),
                         file.layer_names().join(", "),
                         layers.len()
@@ -350,14 +350,14 @@ pub fn run(cfg: &TransferConfig, observer: &dyn Observer) -> Result<Report> {
 /// that is one of the inputs.
 fn check_settings(cfg: &TransferConfig) -> Result<()> {
     for (flag, split) in [
-        ("--train-split", &cfg.train_split),
-        ("--val-split", &cfg.val_split),
+        ("`train_split`", &cfg.train_split),
+        ("`val_split`", &cfg.val_split),
     ] {
         if *split == cfg.test_split {
             return Err(Error::Config(format!(
                 "{flag} {split} is the test split: {} would be chosen on the images they are \
-                 scored on; use another split (or --val-split none)",
-                if flag == "--train-split" {
+                 scored on; use another split (or `val_split` none)",
+                if flag == "`train_split`" {
                     "the heads"
                 } else {
                     "the epoch kept by early stopping"
@@ -367,22 +367,22 @@ fn check_settings(cfg: &TransferConfig) -> Result<()> {
     }
     if cfg.train_split == cfg.val_split {
         return Err(Error::Config(format!(
-            "--val-split {} is the training split: early stopping would select on training \
-             images; use another split (or --val-split none)",
+            "`val_split` {} is the training split: early stopping would select on training \
+             images; use another split (or `val_split` none)",
             cfg.val_split
         )));
     }
     // An output that is one of the inputs (or inside a run being read) would destroy it.
     let inputs: Vec<(&str, &Path)> = [
-        ("--model", cfg.model.as_deref()),
-        ("--data", Some(cfg.data.as_path())),
-        ("--float-twin", cfg.float_twin.as_deref()),
-        ("--scratch", cfg.scratch.as_deref()),
+        ("`model`", cfg.model.as_deref()),
+        ("`data`", Some(cfg.data.as_path())),
+        ("`float_twin`", cfg.float_twin.as_deref()),
+        ("`scratch`", cfg.scratch.as_deref()),
     ]
     .into_iter()
     .filter_map(|(flag, p)| p.map(|p| (flag, p)))
     .collect();
-    crate::atomic::check_output("--out", &cfg.out, &inputs)
+    crate::atomic::check_output("`out`", &cfg.out, &inputs)
 }
 
 /// The opened splits of the target set: train, val (if any), test, and all of them in that order.
@@ -455,7 +455,7 @@ fn check_runs(cfg: &TransferConfig, file: &ExtractorFile, train: &ImageFolder) -
             .context_with(|| format!("{flag} {}", dir.display()))
     };
     if let Some(dir) = &cfg.scratch {
-        let run = read("--scratch", dir)?;
+        let run = read("`scratch`", dir)?;
         if run.classes != train.classes {
             let first = run
                 .classes
@@ -465,7 +465,7 @@ fn check_runs(cfg: &TransferConfig, file: &ExtractorFile, train: &ImageFolder) -
                 .unwrap_or(run.classes.len().min(train.classes.len()));
             let name = |c: &[String]| c.get(first).map_or("none".into(), |n| format!("'{n}'"));
             return Err(Error::Config(format!(
-                "--scratch {}: the run was trained on other classes than split '{}' of {}: \
+                "`scratch` {}: the run was trained on other classes than split '{}' of {}: \
                  {} classes against {}, class {first} is {} there and {} here; give a run \
                  trained on this data set",
                 dir.display(),
@@ -479,11 +479,11 @@ fn check_runs(cfg: &TransferConfig, file: &ExtractorFile, train: &ImageFolder) -
         }
     }
     if let Some(dir) = &cfg.float_twin {
-        let run = read("--float-twin", dir)?;
+        let run = read("`float_twin`", dir)?;
         let (twin, ours) = (run.model.arch.input, file.graph.input.size);
         if twin != ours {
             return Err(Error::Config(format!(
-                "--float-twin {}: the run reads {twin} px images, the extractor's input is \
+                "`float_twin` {}: the run reads {twin} px images, the extractor's input is \
                  {ours} px; give the float twin of this extractor (same architecture and input \
                  size)",
                 dir.display()
@@ -522,14 +522,14 @@ fn check_heads(
             sets.train.len(),
             // The head of --retrain K is set by K, not by --head: name the flag to change.
             &match plan.retrain {
-                Some(k) => format!("--retrain {k}"),
-                None => format!("--head {}", cfg.head),
+                Some(k) => format!("`retrain` {k}"),
+                None => format!("`head` {}", cfg.head),
             },
         )?;
     }
     // Before any extraction or training: an output directory that cannot be written fails now,
     // not after the work.
-    crate::atomic::check_writable("--out", &cfg.out)?;
+    crate::atomic::check_writable("`out`", &cfg.out)?;
     crate::atomic::remove_stale_temps(&cfg.out)?;
     Ok(fit_cfg)
 }
@@ -1063,6 +1063,6 @@ mod tests {
         let err = run(&cfg, &crate::progress::Silent)
             .expect_err("refused")
             .to_string();
-        assert!(err.contains("--val-split test"), "{err}");
+        assert!(err.contains("`val_split` test"), "{err}");
     }
 }

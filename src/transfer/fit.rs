@@ -67,7 +67,7 @@ impl FitConfig {
         self.validate_as(
             features,
             classes,
-            &format!("--head {}", head_name(&self.hidden)),
+            &format!("`head` {}", head_name(&self.hidden)),
         )
     }
 
@@ -75,25 +75,25 @@ impl FitConfig {
     fn validate_as(&self, features: usize, classes: usize, flag: &str) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.epochs == 0 {
-            return bad("--epochs 0: a head needs at least 1 epoch".into());
+            return bad("`epochs` 0: a head needs at least 1 epoch".into());
         }
         if self.batch_size == 0 {
-            return bad("--batch-size 0: give at least 1".into());
+            return bad("`batch_size` 0: give at least 1".into());
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad(format!(
-                "--lr {}: the learning rate must be a finite number > 0 (e.g. 1e-3)",
+                "`lr` {}: the learning rate must be a finite number > 0 (e.g. 1e-3)",
                 self.lr
             ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad(format!(
-                "--weight-decay {}: must be a finite number >= 0",
+                "`weight_decay` {}: must be a finite number >= 0",
                 self.weight_decay
             ));
         }
         if let Some(h) = self.hidden.iter().find(|&&h| h == 0) {
-            return bad(format!("--head: a hidden width of {h} is not a layer"));
+            return bad(format!("`head`: a hidden width of {h} is not a layer"));
         }
         let params = self.params(features, classes);
         if params > MAX_HEAD_PARAMS {
@@ -141,7 +141,7 @@ impl FitConfig {
                  ({:.0} MB of f32) for {images} training images, over the {bound} that many \
                  images allow ({MAX_HEAD_PARAMS_PER_IMAGE} per image, at least \
                  {HEAD_PARAMS_FLOOR}); it would only memorise them. Choose a smaller head: a \
-                 smaller --retrain K, narrower --head widths, or a later --cut",
+                 smaller `retrain` K, narrower `head` widths, or a later `cut`",
                 head_name(&self.hidden),
                 params as f64 * 4.0 / 1e6,
             )));

@@ -141,7 +141,7 @@ fn a_binary_run_distils_from_a_float_run() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("--teacher") && err.contains("same images and classes"),
+        err.contains("`teacher`") && err.contains("same images and classes"),
         "{err}"
     );
     assert!(!out.exists());
@@ -151,7 +151,7 @@ fn a_binary_run_distils_from_a_float_run() {
     let err = train::pretrain(none, &options(&out))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("--teacher"), "{err}");
+    assert!(err.contains("`teacher`"), "{err}");
     for d in [teacher, student, out, bireal_out] {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -226,10 +226,10 @@ fn each_lite0_loss_term_is_what_the_docs_say() {
     let cfg = kd(0.0, 0.0, 1.0, 1.0);
     let err = lite0_loss(&cfg, logits(&s, &device), labels(), None, None, feats(&t));
     assert!(err.is_err());
-    // Weights are checked, naming the flag.
+    // Weights are checked, naming the setting.
     assert!(kd(0.0, 0.0, 0.0, 1.0).validate().is_err());
     let e = kd(-1.0, 1.0, 1.0, 1.0).validate().unwrap_err().to_string();
-    assert!(e.contains("--kd-labels"), "{e}");
+    assert!(e.contains("`kd.labels`"), "{e}");
 }
 
 #[test]

@@ -71,7 +71,7 @@ fn a_few_hundred_steps_drive_the_loss_down_and_val_accuracy_above_chance() {
         &options(&out),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("--resume"), "{err}");
+    assert!(err.to_string().contains("`resume`"), "{err}");
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -300,7 +300,7 @@ fn a_diverged_step_is_an_error_and_a_corrupt_checkpoint_is_found_on_reading() {
     let err = train::pretrain::train_step(model, &mut optimizer, images, labels, 1e-3)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("diverged") && err.contains("--lr"), "{err}");
+    assert!(err.contains("diverged") && err.contains("`lr`"), "{err}");
     // A learning rate no step survives is refused before anything is written.
     let data = common::fixture_set();
     let out = scratch("train-huge-lr");
@@ -310,7 +310,7 @@ fn a_diverged_step_is_an_error_and_a_corrupt_checkpoint_is_found_on_reading() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("--lr"), "{err}");
+    assert!(err.contains("`lr`"), "{err}");
     assert!(!out.exists());
 
     // A checkpoint file changed in place (same size) is refused when read, by its sha256.

@@ -560,24 +560,24 @@ fn a_head_far_beyond_the_training_set_is_refused() {
     // Flowers-102 (1,020 training images): --retrain 1, 2, 3 of `small` / `small-bireal`.
     for hidden in [vec![], vec![512], vec![512, 512]] {
         mlp(hidden)
-            .validate_for_data(1152, 102, 1020, "--retrain 3")
+            .validate_for_data(1152, 102, 1020, "`retrain` 3")
             .unwrap();
     }
     // The usual heads on a 48-image test set.
     mlp(vec![512, 512])
-        .validate_for_data(1152, 8, 48, "--head mlp:512,512")
+        .validate_for_data(1152, 8, 48, "`head` mlp:512,512")
         .unwrap();
     // 168 M parameters (671 MB) for 5 images.
     let err = mlp(vec![8192, 4096])
-        .validate_for_data(16384, 5, 5, "--retrain 7")
+        .validate_for_data(16384, 5, 5, "`retrain` 7")
         .unwrap_err()
         .to_string();
     for want in [
-        "--retrain 7",
+        "`retrain` 7",
         "mlp:8192,4096",
         "5 training images",
         "671 MB",
-        "--retrain K",
+        "`retrain` K",
     ] {
         assert!(err.contains(want), "no {want} in {err}");
     }

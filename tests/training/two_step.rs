@@ -121,7 +121,7 @@ fn a_two_step_run_switches_resumes_and_exports() {
         let err = train::pretrain(bad, &options(&dir))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("--float-weight-epochs"), "{err}");
+        assert!(err.contains("`float_weight_epochs`"), "{err}");
         assert!(!dir.exists());
     }
     let _ = std::fs::remove_dir_all(out);
