@@ -107,8 +107,22 @@ pub struct CpuExtractor {
     image_bytes: u64,
     /// Images per run: as many as fit [`BATCH_BYTES`], at least 1.
     max_batch: usize,
-    /// Two activation buffers and the pre-pool map, reused by every run.
-    buffers: Mutex<[Vec<u32>; 3]>,
+    /// Every buffer of a run, reused by the next.
+    buffers: Mutex<Buffers>,
+}
+
+/// The buffers of a run, kept by the extractor so that a run allocates (and the OS zero-fills)
+/// nothing once they have grown to the largest layer.
+#[derive(Default)]
+struct Buffers {
+    /// The activations (packed signs), the next layer's, and the packed map before pooling.
+    bits: [Vec<u32>; 3],
+    /// A real layer's conv values: the first layer's f32 sums, or the i32 dots.
+    sums: Vec<f32>,
+    dots: Vec<i32>,
+    /// The previous real layer's output (the shortcut's input) and the one being written.
+    real: Vec<f32>,
+    real_next: Vec<f32>,
 }
 
 /// Bytes one image needs on the CPU path while each layer runs, the largest: the image itself
@@ -299,7 +313,7 @@ impl CpuExtractor {
             }
             return Ok(outs);
         }
-        let mut fresh: [Vec<u32>; 3] = Default::default();
+        let mut fresh = Buffers::default();
         let mut guard = self.buffers.try_lock().ok();
         let buffers = match guard.as_deref_mut() {
             Some(b) => b,
@@ -311,7 +325,7 @@ impl CpuExtractor {
             batch,
             buffers,
             values: None,
-            real: None,
+            real: false,
             taps,
             outs: vec![Vec::new(); taps.len()],
             profile,
@@ -344,17 +358,23 @@ impl CpuExtractor {
         }
     }
 
-    /// A conv's values before pooling: the first layer's f32 sums or the i32 dots, the input of
-    /// [`RealLayer::run`].
-    fn values(&self, layer: &Layer, images: &[f32], input: &[u32], batch: usize) -> OwnedValues {
+    /// A conv's values before pooling, the input of [`RealLayer::run`]: the first layer's f32
+    /// sums into `sums`, or the i32 dots into `dots` (each resized; every element written).
+    fn values(
+        &self,
+        layer: &Layer,
+        (images, input): (&[f32], &[u32]),
+        batch: usize,
+        (sums, dots): (&mut Vec<f32>, &mut Vec<i32>),
+    ) -> ValueKind {
         let rows = batch * layer.conv_h;
         let (ow, oc) = (layer.conv_w, layer.channels);
         match &layer.op {
             Op::First(first, _) => {
-                let mut sums = vec![0f32; rows * ow * oc];
+                sums.resize(rows * ow * oc, 0.0);
                 let split = Split::new(rows, 1, self.threads.count());
                 let chunk = split.rows_per_task * ow * oc;
-                self.threads.for_chunks(&mut sums, chunk, |task, chunk| {
+                self.threads.for_chunks(sums, chunk, |task, chunk| {
                     let r0 = task * split.rows_per_task;
                     let rows = r0..(r0 + split.rows_per_task).min(rows);
                     first.run(self.isa, images, rows, &mut |row, ox, s| {
@@ -362,12 +382,12 @@ impl CpuExtractor {
                         chunk[at..at + oc].copy_from_slice(&s[..oc]);
                     });
                 });
-                OwnedValues::Float(sums)
+                ValueKind::Float
             }
             Op::Xnor(conv, _) => {
-                let mut dots = vec![0i32; rows * ow * oc];
-                conv.dots_into(self.isa, &self.threads, input, batch, &mut dots);
-                OwnedValues::Int(dots)
+                dots.resize(rows * ow * oc, 0);
+                conv.dots_into(self.isa, &self.threads, input, batch, dots);
+                ValueKind::Int
             }
         }
     }
@@ -400,22 +420,26 @@ impl CpuExtractor {
     }
 }
 
-/// A conv's values before pooling, held between the conv step and the real epilogue.
-enum OwnedValues {
-    Float(Vec<f32>),
-    Int(Vec<i32>),
+/// Which buffer holds a conv's values between the conv step and the real epilogue.
+#[derive(Clone, Copy)]
+enum ValueKind {
+    /// [`Buffers::sums`].
+    Float,
+    /// [`Buffers::dots`].
+    Int,
 }
 
 /// One run of the CPU path as a [`Backend`] of the lowering: the current packed signs in
-/// `buffers[0]`, a real layer's pending values and the previous real output.
+/// `buffers.bits[0]`, a real layer's pending values and the previous real output.
 struct CpuRun<'a> {
     ex: &'a CpuExtractor,
     images: &'a [f32],
     batch: usize,
-    /// The activations, the next layer's, and the packed map before pooling.
-    buffers: &'a mut [Vec<u32>; 3],
-    values: Option<OwnedValues>,
-    real: Option<Vec<f32>>,
+    buffers: &'a mut Buffers,
+    /// Where the pending conv values are, if a real epilogue is to read them.
+    values: Option<ValueKind>,
+    /// Whether `buffers.real` holds the previous layer's real output.
+    real: bool,
     taps: &'a [usize],
     outs: Vec<Vec<u32>>,
     profile: Option<&'a mut Vec<StageTime>>,
@@ -444,10 +468,12 @@ impl CpuRun<'_> {
         let ex = self.ex;
         let layer = &ex.layers[i];
         let t = self.now();
-        let [act, next, map] = &mut *self.buffers;
+        let b = &mut *self.buffers;
+        let [act, next, map] = &mut b.bits;
         match out {
             ConvOut::Values => {
-                self.values = Some(ex.values(layer, self.images, act, self.batch));
+                let into = (&mut b.sums, &mut b.dots);
+                self.values = Some(ex.values(layer, (self.images, act), self.batch, into));
                 self.started = t;
                 return Ok(());
             }
@@ -459,7 +485,7 @@ impl CpuRun<'_> {
             }
             ConvOut::Signs => {}
         }
-        self.real = None;
+        self.real = false;
         let target = if layer.pool.is_some() {
             &mut *map
         } else {
@@ -470,7 +496,7 @@ impl CpuRun<'_> {
         if let Some(pool) = &layer.pool {
             self.stage(layer, "conv+threshold", t);
             let t = self.now();
-            let [act, next, map] = &mut *self.buffers;
+            let [act, next, map] = &mut self.buffers.bits;
             next.resize(self.batch * pool.out_h * pool.out_w * layer.wpo, 0);
             ex.pool(layer, pool, map, next);
             std::mem::swap(act, next);
@@ -506,20 +532,23 @@ impl Backend for CpuRun<'_> {
                 layer.name
             )));
         };
-        let values = match &values {
-            OwnedValues::Float(v) => Values::Float(v),
-            OwnedValues::Int(v) => Values::Int(v),
+        let b = &mut *self.buffers;
+        let values = match values {
+            ValueKind::Float => Values::Float(&b.sums),
+            ValueKind::Int => Values::Int(&b.dots),
         };
-        let (bits, z) = r.run(&ex.threads, values, self.batch, self.real.as_deref())?;
-        self.buffers[0] = bits;
-        self.real = Some(z);
+        let shortcut = self.real.then_some(&b.real[..]);
+        let outputs = (&mut b.bits[0], &mut b.real_next);
+        r.run(&ex.threads, values, self.batch, shortcut, outputs)?;
+        std::mem::swap(&mut b.real, &mut b.real_next);
+        self.real = true;
         let t = self.started.take();
         self.stage(layer, "conv+real epilogue", t);
         Ok(())
     }
 
     fn tap(&mut self, i: usize) -> Result<()> {
-        let act = &self.buffers[0];
+        let act = &self.buffers.bits[0];
         for (o, _) in self
             .outs
             .iter_mut()

@@ -1,6 +1,8 @@
 //! Real layers (Bi-Real blocks) on the CPU: the epilogue's constants as one vector per field, so
-//! the per-pixel loops over channels vectorize, and one image per task: max-pool of the conv's
-//! values, folded batch norm, shortcut, RPReLU, then the signs. The same operations, in the same
+//! the per-pixel loops over channels vectorize, and a range of output rows per task (a single
+//! image uses every thread): per output pixel, max-pool of the conv's values read in place,
+//! folded batch norm, shortcut, RPReLU; then the signs. Outputs go to buffers the caller reuses,
+//! so a run allocates nothing per layer. The same operations, in the same
 //! order, as [`real_epilogue::reference`](crate::ops::real_epilogue::reference) (bit-identical:
 //! tests/kernels/real_layers.rs).
 
@@ -54,78 +56,96 @@ impl RealLayer {
         }
     }
 
-    /// The layer's packed signs and real output for `batch` images from the conv's `values`, with
-    /// the previous layer's real output as `shortcut`.
+    /// The layer's packed signs (into `bits`) and real output (into `z`) for `batch` images
+    /// from the conv's `values`, with the previous layer's real output as `shortcut`. Both
+    /// outputs are reused buffers, resized here; the work is split by output rows, so a single
+    /// image uses every thread too.
     pub(super) fn run(
         &self,
         threads: &Threads,
         values: Values,
         batch: usize,
         shortcut: Option<&[f32]>,
-    ) -> Result<(Vec<u32>, Vec<f32>)> {
+        (bits, z): (&mut Vec<u32>, &mut Vec<f32>),
+    ) -> Result<()> {
         let s = &self.spec;
         let (conv_h, conv_w) = s.conv_out();
         let c = s.out_channels();
         let shape = s.epilogue_shape(batch);
         let shortcut = shortcut.filter(|_| shape.shortcut.is_some());
-        let per_pre = conv_h * conv_w * c;
         let len = match values {
             Values::Float(v) => v.len(),
             Values::Int(v) => v.len(),
         };
-        if len != batch * per_pre || shortcut.map_or(0, <[f32]>::len) != shape.shortcut_len() {
+        if len != batch * conv_h * conv_w * c
+            || shortcut.map_or(0, <[f32]>::len) != shape.shortcut_len()
+        {
             return Err(Error::Shape(format!(
                 "layer '{}': real input sizes",
                 s.name
             )));
         }
-        let pool = s.pool.map(|p| PoolShape {
-            batch: 1,
-            in_h: conv_h,
-            in_w: conv_w,
-            channels: c,
-            kernel: p.kernel,
-            stride: p.stride,
-        });
-        let pixels = shape.h * shape.w;
-        let per_in = shape
-            .shortcut
-            .map_or(0, |w| w.in_h * w.in_w * shape.shortcut_channels());
-        let mut z = vec![0f32; batch * pixels * c];
-        threads.for_chunks(&mut z, pixels * c, |n, z| {
-            // This image's values as f32 (an i32 dot converts exactly, and max commutes with the
-            // conversion), pooled.
-            let range = n * per_pre..(n + 1) * per_pre;
-            let v: Vec<f32> = match values_of(&values, range) {
-                Values::Float(v) => v.to_vec(),
-                Values::Int(v) => v.iter().map(|&d| d as f32).collect(),
-            };
-            let p = match &pool {
-                Some(p) => max_pool(p, &v),
-                None => v,
-            };
-            let x = shortcut.map(|x| &x[n * per_in..(n + 1) * per_in]);
-            self.image(&shape, &p, x, z);
+        let map = Map {
+            h: conv_h,
+            w: conv_w,
+            c,
+            pool: s.pool.map(|p| PoolShape {
+                batch: 1,
+                in_h: conv_h,
+                in_w: conv_w,
+                channels: c,
+                kernel: p.kernel,
+                stride: p.stride,
+            }),
+        };
+        let rows = batch * shape.h;
+        let split = super::parallel::Split::new(rows, 1, threads.count());
+        z.resize(rows * shape.w * c, 0.0);
+        threads.for_chunks(z, split.rows_per_task * shape.w * c, |task, z| {
+            let r0 = task * split.rows_per_task;
+            let mut pooled = vec![0f32; c];
+            let mut sums = vec![0f32; shape.shortcut_channels()];
+            for (k, z) in z.chunks_exact_mut(shape.w * c).enumerate() {
+                let (n, py) = ((r0 + k) / shape.h, (r0 + k) % shape.h);
+                for (px, z) in z.chunks_exact_mut(c).enumerate() {
+                    match values {
+                        Values::Float(v) => map.pooled(v, n, py, px, |x| x, &mut pooled),
+                        Values::Int(v) => map.pooled(v, n, py, px, |d| d as f32, &mut pooled),
+                    }
+                    self.pixel(&shape, (n, py, px), &pooled, shortcut, &mut sums, z);
+                }
+            }
         });
         let wpo = c.div_ceil(32);
-        let mut bits = vec![0u32; batch * pixels * wpo];
-        threads.for_chunks(&mut bits, pixels * wpo, |n, words| {
-            for (pixel, words) in words.chunks_exact_mut(wpo).enumerate() {
-                let at = (n * pixels + pixel) * c;
-                let z = &z[at..at + c];
+        let z = &z[..];
+        bits.resize(rows * shape.w * wpo, 0);
+        threads.for_chunks(bits, split.rows_per_task * shape.w * wpo, |task, words| {
+            let p0 = task * split.rows_per_task * shape.w;
+            for (k, words) in words.chunks_exact_mut(wpo).enumerate() {
+                let z = &z[(p0 + k) * c..(p0 + k + 1) * c];
                 for (w, word) in words.iter_mut().enumerate() {
                     *word = pack(z, &self.thresholds, w * 32, |v, t| t.plus_one(v));
                 }
             }
         });
-        Ok((bits, z))
+        Ok(())
     }
 
-    /// One image: `p` `[h][w][C]` pooled values, `x` the shortcut map, `out` `[h][w][C]`.
-    fn image(&self, shape: &EpilogueShape, p: &[f32], x: Option<&[f32]>, out: &mut [f32]) {
+    /// One output pixel (image `n`, row `py`, column `px`): `p` its pooled values, `shortcut` the
+    /// batch's shortcut map, `sums` scratch of the shortcut's channels, `z` its `C` outputs.
+    fn pixel(
+        &self,
+        shape: &EpilogueShape,
+        (n, py, px): (usize, usize, usize),
+        p: &[f32],
+        shortcut: Option<&[f32]>,
+        sums: &mut [f32],
+        z: &mut [f32],
+    ) {
         let c = shape.channels;
         // Every per-channel slice exactly `c` long, so the loops below index without bounds
         // checks and vectorize.
+        let (z, p) = (&mut z[..c], &p[..c]);
         let (scale, bias) = (&self.scale[..c], &self.bias[..c]);
         let (shift_in, slope, shift_out) =
             (&self.shift_in[..c], &self.slope[..c], &self.shift_out[..c]);
@@ -136,75 +156,91 @@ impl RealLayer {
             let v = if t > 0.0 { t } else { m };
             v + shift_out[i]
         };
+        let (Some(win), Some(x)) = (shape.shortcut, shortcut) else {
+            for i in 0..c {
+                z[i] = rprelu(mul(p[i], scale[i]) + bias[i], i);
+            }
+            return;
+        };
         let cs = shape.shortcut_channels();
-        let mut sums = vec![0f32; cs];
-        let projection = self.projection.as_ref().map(|p| ProjectionRef {
-            weight: &p.weight,
-            bias: &p.bias,
-        });
-        for (pixel, (z, p)) in out.chunks_exact_mut(c).zip(p.chunks_exact(c)).enumerate() {
-            let (z, p) = (&mut z[..c], &p[..c]);
-            match (shape.shortcut, x) {
-                (Some(win), Some(x)) => {
-                    let (ox, oy) = (pixel % shape.w, pixel / shape.w);
-                    sums.fill(0.0);
-                    for ky in 0..win.kernel {
-                        for kx in 0..win.kernel {
-                            let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
-                            let at = (iy * win.in_w + ix) * cs;
-                            for (s, v) in sums.iter_mut().zip(&x[at..at + cs]) {
-                                *s += v;
-                            }
-                        }
-                    }
-                    let inv = win.inv();
-                    if let Some(proj) = projection {
-                        for i in 0..c {
-                            let u = mul(p[i], scale[i]) + bias[i];
-                            z[i] = rprelu(u + shortcut_term(&sums, inv, proj, i), i);
-                        }
-                        continue;
-                    }
-                    let sums = &sums[..c];
-                    for i in 0..c {
-                        let u = mul(p[i], scale[i]) + bias[i];
-                        z[i] = rprelu(u + mul(sums[i], inv), i);
-                    }
-                }
-                _ => {
-                    for i in 0..c {
-                        z[i] = rprelu(mul(p[i], scale[i]) + bias[i], i);
-                    }
+        let x = &x[n * win.in_h * win.in_w * cs..(n + 1) * win.in_h * win.in_w * cs];
+        sums.fill(0.0);
+        for ky in 0..win.kernel {
+            for kx in 0..win.kernel {
+                let (iy, ix) = (py * win.stride + ky, px * win.stride + kx);
+                let at = (iy * win.in_w + ix) * cs;
+                for (s, v) in sums.iter_mut().zip(&x[at..at + cs]) {
+                    *s += v;
                 }
             }
+        }
+        let inv = win.inv();
+        if let Some(proj) = &self.projection {
+            let proj = ProjectionRef {
+                weight: &proj.weight,
+                bias: &proj.bias,
+            };
+            for i in 0..c {
+                let u = mul(p[i], scale[i]) + bias[i];
+                z[i] = rprelu(u + shortcut_term(sums, inv, proj, i), i);
+            }
+            return;
+        }
+        let sums = &sums[..c];
+        for i in 0..c {
+            let u = mul(p[i], scale[i]) + bias[i];
+            z[i] = rprelu(u + mul(sums[i], inv), i);
         }
     }
 }
 
-/// Max-pooling of one image `[in_h][in_w][C]` as `ops::pool::reference_f32` does it (row-major over
-/// the window, a later value replaces the maximum only if greater), a pixel's channels at a time.
-fn max_pool(p: &PoolShape, v: &[f32]) -> Vec<f32> {
-    let (c, oh, ow) = (p.channels, p.out_h(), p.out_w());
-    let mut out = vec![0f32; oh * ow * c];
-    for (i, m) in out.chunks_exact_mut(c).enumerate() {
-        let (y0, x0) = ((i / ow) * p.stride, (i % ow) * p.stride);
-        let at = |y: usize, x: usize| (y * p.in_w + x) * c;
-        m.copy_from_slice(&v[at(y0, x0)..at(y0, x0) + c]);
+/// A conv's output map of one layer: `[batch][h][w][c]`, and the max-pooling that follows it.
+struct Map {
+    h: usize,
+    w: usize,
+    c: usize,
+    pool: Option<PoolShape>,
+}
+
+impl Map {
+    /// The values of output pixel (`py`, `px`) of image `n` as f32 (`f` converts; an i32 dot
+    /// converts exactly and max commutes with the conversion), max-pooled as
+    /// `ops::pool::reference_f32` does it: row-major over the window, a later value replaces the
+    /// maximum only if greater.
+    #[inline(always)]
+    fn pooled<T: Copy>(
+        &self,
+        v: &[T],
+        n: usize,
+        py: usize,
+        px: usize,
+        f: impl Fn(T) -> f32,
+        out: &mut [f32],
+    ) {
+        let c = self.c;
+        let out = &mut out[..c];
+        let image = &v[n * self.h * self.w * c..(n + 1) * self.h * self.w * c];
+        let at = |y: usize, x: usize| (y * self.w + x) * c;
+        let Some(p) = &self.pool else {
+            let a = at(py, px);
+            for (o, &t) in out.iter_mut().zip(&image[a..a + c]) {
+                *o = f(t);
+            }
+            return;
+        };
+        let (y0, x0) = (py * p.stride, px * p.stride);
+        let a = at(y0, x0);
+        for (o, &t) in out.iter_mut().zip(&image[a..a + c]) {
+            *o = f(t);
+        }
         for ky in 0..p.kernel {
             for kx in 0..p.kernel {
                 let a = at(y0 + ky, x0 + kx);
-                for (m, &t) in m.iter_mut().zip(&v[a..a + c]) {
+                for (m, &t) in out.iter_mut().zip(&image[a..a + c]) {
+                    let t = f(t);
                     *m = if t > *m { t } else { *m };
                 }
             }
         }
-    }
-    out
-}
-
-fn values_of<'a>(v: &Values<'a>, range: std::ops::Range<usize>) -> Values<'a> {
-    match v {
-        Values::Float(v) => Values::Float(&v[range]),
-        Values::Int(v) => Values::Int(&v[range]),
     }
 }
