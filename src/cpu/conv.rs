@@ -117,6 +117,11 @@ impl XnorLayer {
         &self.shape
     }
 
+    /// Every channel block, for [`run`](Self::run).
+    pub fn all_blocks(&self) -> Range<usize> {
+        0..self.blocks
+    }
+
     /// Input words per image.
     pub fn input_len(&self) -> usize {
         self.shape.input_words_per_item()

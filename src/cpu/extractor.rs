@@ -15,7 +15,7 @@ use super::Isa;
 use super::conv::{XnorLayer, pack};
 use super::first::FirstLayer;
 use super::parallel::{Split, Threads};
-use super::real::{RealLayer, Values};
+use super::real::{PerImage, RealLayer, Source, Values};
 use crate::bits::words;
 use crate::error::{Error, Result};
 use crate::extractor::lowering::{self, Backend, ConvOut, Node, conv_shape};
@@ -427,6 +427,9 @@ enum ValueKind {
     Float,
     /// [`Buffers::dots`].
     Int,
+    /// None: the epilogue computes them one image per task (a batch of at least two images per
+    /// thread), so each image's values are read back from cache, not memory.
+    PerImage,
 }
 
 /// One run of the CPU path as a [`Backend`] of the lowering: the current packed signs in
@@ -471,6 +474,11 @@ impl CpuRun<'_> {
         let b = &mut *self.buffers;
         let [act, next, map] = &mut b.bits;
         match out {
+            ConvOut::Values if self.batch >= 2 * ex.threads.count() => {
+                self.values = Some(ValueKind::PerImage);
+                self.started = t;
+                return Ok(());
+            }
             ConvOut::Values => {
                 let into = (&mut b.sums, &mut b.dots);
                 self.values = Some(ex.values(layer, (self.images, act), self.batch, into));
@@ -533,13 +541,51 @@ impl Backend for CpuRun<'_> {
             )));
         };
         let b = &mut *self.buffers;
-        let values = match values {
-            ValueKind::Float => Values::Float(&b.sums),
-            ValueKind::Int => Values::Int(&b.dots),
+        let [act, next, _] = &mut b.bits;
+        let (isa, images, input) = (ex.isa, self.images, &act[..]);
+        let (conv_h, ow, oc) = (layer.conv_h, layer.conv_w, layer.channels);
+        // Image `n`'s values of the first layer or of a binary conv, `[conv_h][conv_w][C]`.
+        let first_values = |n: usize, out: &mut [f32]| {
+            if let Op::First(first, _) = &layer.op {
+                let r0 = n * conv_h;
+                first.run(isa, images, r0..r0 + conv_h, &mut |row, ox, s| {
+                    let at = ((row - r0) * ow + ox) * oc;
+                    out[at..at + oc].copy_from_slice(&s[..oc]);
+                });
+            }
+        };
+        let dots = |n: usize, out: &mut [i32]| {
+            if let Op::Xnor(conv, _) = &layer.op {
+                let r0 = n * conv_h;
+                conv.run(
+                    isa,
+                    input,
+                    r0..r0 + conv_h,
+                    conv.all_blocks(),
+                    &mut |row, ox, f, d| {
+                        let at = ((row - r0) * ow + ox) * oc + f;
+                        out[at..at + d.len()].copy_from_slice(d);
+                    },
+                );
+            }
+        };
+        let source = match (values, &layer.op) {
+            (ValueKind::Float, _) => Source::Values(Values::Float(&b.sums)),
+            (ValueKind::Int, _) => Source::Values(Values::Int(&b.dots)),
+            (ValueKind::PerImage, Op::First(..)) => {
+                Source::PerImage(PerImage::Float(&first_values))
+            }
+            (ValueKind::PerImage, Op::Xnor(..)) => Source::PerImage(PerImage::Int(&dots)),
         };
         let shortcut = self.real.then_some(&b.real[..]);
-        let outputs = (&mut b.bits[0], &mut b.real_next);
-        r.run(&ex.threads, values, self.batch, shortcut, outputs)?;
+        r.run(
+            &ex.threads,
+            source,
+            self.batch,
+            shortcut,
+            (next, &mut b.real_next),
+        )?;
+        std::mem::swap(act, next);
         std::mem::swap(&mut b.real, &mut b.real_next);
         self.real = true;
         let t = self.started.take();

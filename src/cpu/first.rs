@@ -8,7 +8,8 @@
 //! sum, so nothing is reassociated; where the CPU has FMA, `fma(x, w, acc)` rounds exactly like
 //! `acc + x·w` because the product is exact.
 //!
-//! Four pixels are gathered into patches (`[tap·c]` each) and share every weight load. Taps
+//! A group of pixels (6 on AVX2) is gathered into patches, tap-major (`[tap·c][pixel]`), and
+//! shares every weight load; each block of channels reads its weights as one stream. Taps
 //! outside the image are gathered as 0.0, which adds ±0.0 — a no-op, not just numerically close:
 //! an accumulator that starts at +0.0 can never be −0.0 (in round-to-nearest, `a + b` is −0.0
 //! only when both are −0.0), and `a + ±0.0 = a` for every `a ≠ −0.0`. So skipping a tap (the
@@ -21,9 +22,14 @@ use super::Isa;
 use crate::error::{Error, Result};
 use crate::ops::ConvShape;
 
-/// Output channels per accumulator block (one 512-bit register of f32).
+/// Output channels per accumulator block (one 512-bit register of f32, two 256-bit ones).
 pub const LANES: usize = 16;
-const PIXELS: usize = 4;
+/// Pixels sharing each weight load, per instruction set: enough independent accumulator chains
+/// (pixels × registers per block) to hide the FMA latency, few enough to stay in registers —
+/// 6 × 2 ymm on AVX2 (12 of 16 registers), 8 zmm on AVX-512, 4 on the portable path.
+const PIXELS_AVX2: usize = 4;
+const PIXELS_AVX512: usize = 8;
+const PIXELS_PORTABLE: usize = 4;
 
 /// The first layer prepared for the CPU; the batch of its shape is ignored.
 #[derive(Clone, Debug)]
@@ -31,11 +37,12 @@ pub struct FirstLayer {
     shape: ConvShape,
     /// Output channels rounded up to [`LANES`].
     padded: usize,
-    /// `[tap·c][padded]`: +1.0 or −1.0 (0.0 past `out_c`).
+    /// `[padded / LANES][tap·c][LANES]`: +1.0 or −1.0 (0.0 past `out_c`); each block's weights
+    /// are one contiguous stream.
     weights: Vec<f32>,
 }
 
-/// Per-thread buffers (four patches, their sums), grown once and reused.
+/// Per-thread buffers (a group of patches, their sums), grown once and reused.
 #[derive(Default)]
 struct Scratch {
     patches: Vec<f32>,
@@ -65,7 +72,9 @@ impl FirstLayer {
                 for ci in 0..c {
                     let word = weights[(o * taps + tap) * wpp + ci / 32];
                     let negative = (word >> (ci % 32)) & 1 == 1;
-                    w[(tap * c + ci) * padded + o] = if negative { -1.0 } else { 1.0 };
+                    let (block, lane) = (o / LANES, o % LANES);
+                    w[(block * taps * c + tap * c + ci) * LANES + lane] =
+                        if negative { -1.0 } else { 1.0 };
                 }
             }
         }
@@ -97,35 +106,66 @@ impl FirstLayer {
             Isa::Avx2 if std::arch::is_x86_feature_detected!("fma") => unsafe {
                 run_avx2(self, images, rows, sink)
             },
-            _ => run_with::<false>(self, images, rows, sink),
+            _ => run_with::<PIXELS_PORTABLE, false>(self, images, rows, sink),
         }
     }
 
-    /// The patch of output pixel `pixel` (`n·OH·OW + oy·OW + ox`) into `dst` (`taps·c` values,
-    /// 0.0 for taps outside the image).
+    /// The patches of the `P` pixels of output row `row` (`n·OH + oy`) from column `ox0` into
+    /// `dst`, tap-major (`dst[t·P + j]` is tap `t` of pixel `j`), 0.0 for taps outside the
+    /// image. Columns past the row's end repeat its last pixel (their sums are not used).
     #[inline(always)]
-    fn gather(&self, images: &[f32], pixel: usize, dst: &mut [f32]) {
+    fn gather<const P: usize>(&self, images: &[f32], row: usize, ox0: usize, dst: &mut [f32]) {
         let s = &self.shape;
         let (oh, ow, c) = (s.out_h(), s.out_w(), s.in_c);
-        let (n, oy, ox) = (pixel / (oh * ow), pixel / ow % oh, pixel % ow);
+        let (n, oy) = (row / oh, row % oh);
         let image = &images[n * s.in_h * s.in_w * c..(n + 1) * s.in_h * s.in_w * c];
+        let row_len = s.kernel_w * c;
         let iy0 = (oy * s.stride) as isize - s.pad as isize;
-        let ix0 = (ox * s.stride) as isize - s.pad as isize;
-        for ky in 0..s.kernel_h {
-            let iy = iy0 + ky as isize;
-            let row = &mut dst[ky * s.kernel_w * c..(ky + 1) * s.kernel_w * c];
-            if iy < 0 || iy as usize >= s.in_h {
-                row.fill(0.0);
-                continue;
+        let ix0 = (ox0 * s.stride) as isize - s.pad as isize;
+        let ix_last = ((ox0 + P - 1) * s.stride) as isize - s.pad as isize;
+        let inside = ox0 + P <= ow
+            && iy0 >= 0
+            && iy0 as usize + s.kernel_h <= s.in_h
+            && ix0 >= 0
+            && ix_last as usize + s.kernel_w <= s.in_w;
+        if inside {
+            // Every tap inside: pixel j's row ky starts `j·stride·c` after pixel 0's.
+            let step = s.stride * c;
+            for ky in 0..s.kernel_h {
+                let at = ((iy0 as usize + ky) * s.in_w + ix0 as usize) * c;
+                let src = &image[at..at + (P - 1) * step + row_len];
+                let dst = &mut dst[ky * row_len * P..(ky + 1) * row_len * P];
+                for (t, d) in dst.chunks_exact_mut(P).enumerate() {
+                    for (j, d) in d.iter_mut().enumerate() {
+                        *d = src[j * step + t];
+                    }
+                }
             }
+            return;
+        }
+        for j in 0..P {
+            let ox = (ox0 + j).min(ow - 1);
+            let ix0 = (ox * s.stride) as isize - s.pad as isize;
             // Columns kx0..kx1 are inside the image.
             let kx0 = (-ix0).clamp(0, s.kernel_w as isize) as usize;
             let kx1 = (s.in_w as isize - ix0).clamp(kx0 as isize, s.kernel_w as isize) as usize;
-            row[..kx0 * c].fill(0.0);
-            row[kx1 * c..].fill(0.0);
-            if kx1 > kx0 {
-                let at = (iy as usize * s.in_w + (ix0 + kx0 as isize) as usize) * c;
-                row[kx0 * c..kx1 * c].copy_from_slice(&image[at..at + (kx1 - kx0) * c]);
+            for ky in 0..s.kernel_h {
+                let iy = iy0 + ky as isize;
+                let mut row = dst[ky * row_len * P + j..]
+                    .iter_mut()
+                    .step_by(P)
+                    .take(row_len);
+                if iy < 0 || iy as usize >= s.in_h {
+                    row.for_each(|d| *d = 0.0);
+                    continue;
+                }
+                let at = (iy as usize * s.in_w) * c + (ix0 + kx0 as isize) as usize * c;
+                row.by_ref().take(kx0 * c).for_each(|d| *d = 0.0);
+                // The image side first: `zip` stops at its end without taking from `row`.
+                for (&v, d) in image[at..at + (kx1 - kx0) * c].iter().zip(row.by_ref()) {
+                    *d = v;
+                }
+                row.for_each(|d| *d = 0.0);
             }
         }
     }
@@ -139,7 +179,7 @@ unsafe fn run_avx512(
     rows: Range<usize>,
     sink: &mut dyn FnMut(usize, usize, &[f32]),
 ) {
-    run_with::<true>(l, images, rows, sink)
+    run_with::<PIXELS_AVX512, true>(l, images, rows, sink)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -150,10 +190,10 @@ unsafe fn run_avx2(
     rows: Range<usize>,
     sink: &mut dyn FnMut(usize, usize, &[f32]),
 ) {
-    run_with::<true>(l, images, rows, sink)
+    run_with::<PIXELS_AVX2, true>(l, images, rows, sink)
 }
 
-/// Sums of the `P` patches in `patches` (`depth` values each) for every channel block.
+/// Sums of the `P` patches in `patches` (tap-major: `[depth][P]`) for every channel block.
 #[inline(always)]
 fn block_sums<const P: usize, const FMA: bool>(
     weights: &[f32],
@@ -163,13 +203,12 @@ fn block_sums<const P: usize, const FMA: bool>(
     sums: &mut [f32],
 ) {
     let patches = &patches[..P * depth];
-    for block in 0..padded / LANES {
+    for (block, weights) in weights.chunks_exact(depth * LANES).enumerate() {
         let mut acc = [[0.0f32; LANES]; P];
-        for t in 0..depth {
-            let at = t * padded + block * LANES;
-            let w: &[f32; LANES] = weights[at..at + LANES].try_into().expect("LANES");
-            for (p, a) in acc.iter_mut().enumerate() {
-                let x = patches[p * depth + t];
+        for (w, x) in weights.chunks_exact(LANES).zip(patches.chunks_exact(P)) {
+            let w: &[f32; LANES] = w.try_into().expect("LANES");
+            let x: &[f32; P] = x.try_into().expect("P");
+            for (a, &x) in acc.iter_mut().zip(x) {
                 for (a, &w) in a.iter_mut().zip(w) {
                     // Exact product; one rounding either way.
                     *a = if FMA { x.mul_add(w, *a) } else { *a + x * w };
@@ -183,7 +222,7 @@ fn block_sums<const P: usize, const FMA: bool>(
 }
 
 #[inline(always)]
-fn run_with<const FMA: bool>(
+fn run_with<const P: usize, const FMA: bool>(
     l: &FirstLayer,
     images: &[f32],
     rows: Range<usize>,
@@ -197,35 +236,16 @@ fn run_with<const FMA: bool>(
     let mut scratch = SCRATCH.take();
     {
         let Scratch { patches, sums } = &mut scratch;
-        patches.resize(PIXELS * depth, 0.0);
-        sums.resize(PIXELS * l.padded, 0.0);
-        let pixels = rows.start * ow..rows.end * ow;
-        let mut p0 = pixels.start;
-        while p0 < pixels.end {
-            let n = (pixels.end - p0).min(PIXELS);
-            for j in 0..n {
-                l.gather(images, p0 + j, &mut patches[j * depth..(j + 1) * depth]);
-            }
-            if n == PIXELS {
-                block_sums::<PIXELS, FMA>(&l.weights, l.padded, patches, depth, sums);
-            } else {
-                for j in 0..n {
-                    let (p, s) = (
-                        &patches[j * depth..(j + 1) * depth],
-                        &mut sums[j * l.padded..(j + 1) * l.padded],
-                    );
-                    block_sums::<1, FMA>(&l.weights, l.padded, p, depth, s);
+        patches.resize(P * depth, 0.0);
+        sums.resize(P * l.padded, 0.0);
+        for row in rows {
+            for ox0 in (0..ow).step_by(P) {
+                l.gather::<P>(images, row, ox0, patches);
+                block_sums::<P, FMA>(&l.weights, l.padded, patches, depth, sums);
+                for j in 0..P.min(ow - ox0) {
+                    sink(row, ox0 + j, &sums[j * l.padded..j * l.padded + s.out_c]);
                 }
             }
-            for j in 0..n {
-                let pixel = p0 + j;
-                sink(
-                    pixel / ow,
-                    pixel % ow,
-                    &sums[j * l.padded..j * l.padded + s.out_c],
-                );
-            }
-            p0 += n;
         }
     }
     SCRATCH.set(scratch);

@@ -6,6 +6,8 @@
 //! order, as [`real_epilogue::reference`](crate::ops::real_epilogue::reference) (bit-identical:
 //! tests/kernels/real_layers.rs).
 
+use std::cell::RefCell;
+
 use super::conv::pack;
 use super::parallel::Threads;
 use crate::error::{Error, Result};
@@ -29,11 +31,88 @@ pub(super) struct RealLayer {
 }
 
 /// A conv's values before pooling, `[batch][conv_h][conv_w][C]`.
+#[derive(Clone, Copy)]
 pub(super) enum Values<'a> {
     /// The first layer's f32 sums.
     Float(&'a [f32]),
     /// Integer dots.
     Int(&'a [i32]),
+}
+
+/// Where a real layer's conv values come from.
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// Every image's values, computed already.
+    Values(Values<'a>),
+    /// Computed by the epilogue's own tasks, one image at a time.
+    PerImage(PerImage<'a>),
+}
+
+/// `f(n, out)` writes image `n`'s conv values (`[conv_h][conv_w][C]`) into `out`.
+#[derive(Clone, Copy)]
+pub(super) enum PerImage<'a> {
+    /// The first layer's f32 sums.
+    Float(&'a (dyn Fn(usize, &mut [f32]) + Sync)),
+    /// Integer dots.
+    Int(&'a (dyn Fn(usize, &mut [i32]) + Sync)),
+}
+
+thread_local! {
+    /// One image's conv values, per thread, grown once and reused.
+    static SCRATCH_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH_I32: RefCell<Vec<i32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What every output pixel of one run of a real layer shares.
+struct Epilogue<'a> {
+    layer: &'a RealLayer,
+    shape: &'a EpilogueShape,
+    map: &'a Map,
+    shortcut: Option<&'a [f32]>,
+}
+
+impl Epilogue<'_> {
+    /// Output rows from `r0` (row = n·h + py) into `z`, from the whole batch's `values`.
+    fn rows(&self, values: Values, r0: usize, z: &mut [f32]) {
+        let (h, c) = (self.shape.h, self.shape.channels);
+        let mut pooled = vec![0f32; c];
+        let mut sums = vec![0f32; self.shape.shortcut_channels()];
+        for (k, z) in z.chunks_exact_mut(self.shape.w * c).enumerate() {
+            let (n, py) = ((r0 + k) / h, (r0 + k) % h);
+            self.row(values, (n, n, py), (&mut pooled, &mut sums), z);
+        }
+    }
+
+    /// Every output row of image `n` into `z`, from that image's `values` alone.
+    fn image(&self, values: Values, n: usize, z: &mut [f32]) {
+        let c = self.shape.channels;
+        let mut pooled = vec![0f32; c];
+        let mut sums = vec![0f32; self.shape.shortcut_channels()];
+        for (py, z) in z.chunks_exact_mut(self.shape.w * c).enumerate() {
+            self.row(values, (0, n, py), (&mut pooled, &mut sums), z);
+        }
+    }
+
+    /// Output row `py` of image `n`, its conv values image `vn` of `values`.
+    #[inline(always)]
+    fn row(
+        &self,
+        values: Values,
+        (vn, n, py): (usize, usize, usize),
+        (pooled, sums): (&mut [f32], &mut [f32]),
+        z: &mut [f32],
+    ) {
+        let c = self.shape.channels;
+        for (px, z) in z.chunks_exact_mut(c).enumerate() {
+            match values {
+                Values::Float(v) => self.map.pooled(v, vn, py, px, |x| x, pooled),
+                Values::Int(v) => self.map.pooled(v, vn, py, px, |d| d as f32, pooled),
+            }
+            let at = (n, py, px);
+            self.layer
+                .pixel(self.shape, at, pooled, self.shortcut, sums, z);
+        }
+    }
 }
 
 impl RealLayer {
@@ -57,13 +136,14 @@ impl RealLayer {
     }
 
     /// The layer's packed signs (into `bits`) and real output (into `z`) for `batch` images
-    /// from the conv's `values`, with the previous layer's real output as `shortcut`. Both
-    /// outputs are reused buffers, resized here; the work is split by output rows, so a single
-    /// image uses every thread too.
+    /// from the conv's values (`source`), with the previous layer's real output as `shortcut`.
+    /// Both outputs are reused buffers, resized here. Values computed already are split by output
+    /// rows, so a single image uses every thread too; values computed here are made one image
+    /// per task into a per-thread buffer and read back while still in cache.
     pub(super) fn run(
         &self,
         threads: &Threads,
-        values: Values,
+        source: Source,
         batch: usize,
         shortcut: Option<&[f32]>,
         (bits, z): (&mut Vec<u32>, &mut Vec<f32>),
@@ -73,13 +153,13 @@ impl RealLayer {
         let c = s.out_channels();
         let shape = s.epilogue_shape(batch);
         let shortcut = shortcut.filter(|_| shape.shortcut.is_some());
-        let len = match values {
-            Values::Float(v) => v.len(),
-            Values::Int(v) => v.len(),
+        let per_image = conv_h * conv_w * c;
+        let len = match source {
+            Source::Values(Values::Float(v)) => v.len(),
+            Source::Values(Values::Int(v)) => v.len(),
+            Source::PerImage(_) => batch * per_image,
         };
-        if len != batch * conv_h * conv_w * c
-            || shortcut.map_or(0, <[f32]>::len) != shape.shortcut_len()
-        {
+        if len != batch * per_image || shortcut.map_or(0, <[f32]>::len) != shape.shortcut_len() {
             return Err(Error::Shape(format!(
                 "layer '{}': real input sizes",
                 s.name
@@ -99,23 +179,40 @@ impl RealLayer {
             }),
         };
         let rows = batch * shape.h;
+        let row_len = shape.w * c;
+        z.resize(rows * row_len, 0.0);
+        let epilogue = Epilogue {
+            layer: self,
+            shape: &shape,
+            map: &map,
+            shortcut,
+        };
         let split = super::parallel::Split::new(rows, 1, threads.count());
-        z.resize(rows * shape.w * c, 0.0);
-        threads.for_chunks(z, split.rows_per_task * shape.w * c, |task, z| {
-            let r0 = task * split.rows_per_task;
-            let mut pooled = vec![0f32; c];
-            let mut sums = vec![0f32; shape.shortcut_channels()];
-            for (k, z) in z.chunks_exact_mut(shape.w * c).enumerate() {
-                let (n, py) = ((r0 + k) / shape.h, (r0 + k) % shape.h);
-                for (px, z) in z.chunks_exact_mut(c).enumerate() {
-                    match values {
-                        Values::Float(v) => map.pooled(v, n, py, px, |x| x, &mut pooled),
-                        Values::Int(v) => map.pooled(v, n, py, px, |d| d as f32, &mut pooled),
-                    }
-                    self.pixel(&shape, (n, py, px), &pooled, shortcut, &mut sums, z);
-                }
+        match source {
+            Source::Values(values) => {
+                threads.for_chunks(z, split.rows_per_task * row_len, |task, z| {
+                    epilogue.rows(values, task * split.rows_per_task, z);
+                });
             }
-        });
+            Source::PerImage(PerImage::Float(f)) => {
+                threads.for_chunks(z, shape.h * row_len, |n, z| {
+                    SCRATCH_F32.with_borrow_mut(|v| {
+                        v.resize(per_image, 0.0);
+                        f(n, v);
+                        epilogue.image(Values::Float(v), n, z);
+                    });
+                });
+            }
+            Source::PerImage(PerImage::Int(f)) => {
+                threads.for_chunks(z, shape.h * row_len, |n, z| {
+                    SCRATCH_I32.with_borrow_mut(|v| {
+                        v.resize(per_image, 0);
+                        f(n, v);
+                        epilogue.image(Values::Int(v), n, z);
+                    });
+                });
+            }
+        }
         let wpo = c.div_ceil(32);
         let z = &z[..];
         bits.resize(rows * shape.w * wpo, 0);
