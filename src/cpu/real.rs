@@ -57,6 +57,10 @@ pub(super) enum PerImage<'a> {
     Int(&'a (dyn Fn(usize, &mut [i32]) + Sync)),
 }
 
+/// Outputs below which an epilogue pass runs on the calling thread: waking the pool costs more
+/// than the work (at batch 1 every map of `small-bireal` is below it).
+const PARALLEL_MIN_OUTPUTS: usize = 32 << 10;
+
 thread_local! {
     /// One image's conv values, per thread, grown once and reused.
     static SCRATCH_F32: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -187,7 +191,12 @@ impl RealLayer {
             map: &map,
             shortcut,
         };
-        let split = super::parallel::Split::new(rows, 1, threads.count());
+        let threads_used = if z.len() < PARALLEL_MIN_OUTPUTS {
+            1
+        } else {
+            threads.count()
+        };
+        let split = super::parallel::Split::new(rows, 1, threads_used);
         match source {
             Source::Values(values) => {
                 threads.for_chunks(z, split.rows_per_task * row_len, |task, z| {
