@@ -446,7 +446,7 @@ fn explicit_layouts_name_the_missing_files() {
     write_tar(&flat, &[file("notes.txt", b"x".to_vec())]);
     assert_has(
         &Layout::detect(&flat).unwrap_err().to_string(),
-        &["cannot detect the layout", "notes.txt", "--layout"],
+        &["cannot detect the layout", "notes.txt", "`layout`"],
     );
 }
 
