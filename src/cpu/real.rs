@@ -270,16 +270,7 @@ impl RealLayer {
         };
         let cs = shape.shortcut_channels();
         let x = &x[n * win.in_h * win.in_w * cs..(n + 1) * win.in_h * win.in_w * cs];
-        sums.fill(0.0);
-        for ky in 0..win.kernel {
-            for kx in 0..win.kernel {
-                let (iy, ix) = (py * win.stride + ky, px * win.stride + kx);
-                let at = (iy * win.in_w + ix) * cs;
-                for (s, v) in sums.iter_mut().zip(&x[at..at + cs]) {
-                    *s += v;
-                }
-            }
-        }
+        win.sums(x, (py, px), &mut sums[..cs]);
         let inv = win.inv();
         if let Some(proj) = &self.projection {
             let proj = ProjectionRef {

@@ -121,6 +121,22 @@ impl Window {
     pub fn inv(&self) -> f32 {
         (1.0 / (self.kernel * self.kernel) as f64) as f32
     }
+
+    /// The window sums at output pixel (`oy`, `ox`) of one image's map `x` (`[in_h][in_w][cs]`)
+    /// into `sums` (`cs` values): per channel from +0.0, row-major over the window.
+    pub fn sums(&self, x: &[f32], (oy, ox): (usize, usize), sums: &mut [f32]) {
+        let cs = sums.len();
+        sums.fill(0.0);
+        for ky in 0..self.kernel {
+            for kx in 0..self.kernel {
+                let (iy, ix) = (oy * self.stride + ky, ox * self.stride + kx);
+                let at = (iy * self.in_w + ix) * cs;
+                for (s, v) in sums.iter_mut().zip(&x[at..at + cs]) {
+                    *s += v;
+                }
+            }
+        }
+    }
 }
 
 /// The epilogue of one layer over a batch.
@@ -274,17 +290,7 @@ fn image(
     for (pixel, (z, p)) in out.chunks_exact_mut(c).zip(pre.chunks_exact(c)).enumerate() {
         match (shape.shortcut, shortcut) {
             (Some(win), Some(x)) => {
-                let (ox, oy) = (pixel % shape.w, pixel / shape.w);
-                sums.fill(0.0);
-                for ky in 0..win.kernel {
-                    for kx in 0..win.kernel {
-                        let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
-                        let at = (iy * win.in_w + ix) * cs;
-                        for (s, v) in sums.iter_mut().zip(&x[at..at + cs]) {
-                            *s += v;
-                        }
-                    }
-                }
+                win.sums(x, (pixel / shape.w, pixel % shape.w), &mut sums);
                 let inv = win.inv();
                 for (o, ((z, &p), ch)) in z.iter_mut().zip(p).zip(channels).enumerate() {
                     let term = match projection {
