@@ -121,11 +121,22 @@ impl Runner {
     pub(crate) fn describe(&self) -> String {
         match self {
             Runner::Gpu(e) => e.gpu().describe(),
-            Runner::Cpu(c) => format!(
-                "the CPU binary path ({} threads, {} kernels)",
-                c.1.threads(),
-                c.1.isa()
-            ),
+            Runner::Cpu(c) => {
+                let threads = match c.1.threads() {
+                    1 => "1 thread".to_string(),
+                    n => format!("{n} threads"),
+                };
+                // In a browser the portable kernels are compiled with WebAssembly SIMD.
+                let simd = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+                    ", WebAssembly SIMD"
+                } else {
+                    ""
+                };
+                format!(
+                    "the CPU binary path ({threads}, {} kernels{simd})",
+                    c.1.isa()
+                )
+            }
         }
     }
 
