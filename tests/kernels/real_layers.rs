@@ -263,7 +263,9 @@ fn random_bireal_networks_match_the_reference_on_every_path() {
         }
         let file = ExtractorFile::from_bytes(&file.to_bytes().unwrap(), Path::new("mem")).unwrap();
         assert_eq!(file.version(), VERSION_REAL);
-        let n = 1 + rng.below(4);
+        // Up to 6 images: with 2 threads, 4 or more take the CPU path's per-image fused conv +
+        // epilogue, fewer the row-split epilogue over the batch's values.
+        let n = 1 + rng.below(6);
         let i = &file.graph.input;
         let images: Vec<f32> = (0..n * i.size * i.size * i.channels)
             .map(|_| rng.range(-2.0, 2.0))
