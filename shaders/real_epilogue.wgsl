@@ -1,6 +1,12 @@
 // The real-valued epilogue of a Bi-Real block (docs/FORMAT.md, "real layers"): per output element
-// of a conv map, the folded batch norm, the shortcut and RPReLU, in f32. The signs of its output
-// come from threshold.wgsl (FLOAT) in a second dispatch.
+// of a conv map, the folded batch norm, the shortcut and RPReLU, in f32. Two entry points:
+// `real_epilogue`, one invocation per element, writes the real output alone (its signs then come
+// from threshold.wgsl, FLOAT); `real_epilogue_signs`, one invocation per output word (32
+// channels of a pixel), writes the real output and the packed signs in the same dispatch:
+//
+//   thresholds [C]                      { t: f32 bits, mode }: +1 when (mode 0) z >= t, (mode 1)
+//                                       z <= t (real_epilogue_signs only)
+//   signs      [batch][h][w][ceil(C/32)] u32, set bit = -1, tail bits 0 (real_epilogue_signs only)
 //
 //   pre       [batch][h][w][C]          i32, or f32 when PRE_FLOAT (both stored as 32-bit words);
 //             with POOL, the conv map [batch][pool_h][pool_w][C], max-pooled here first (window
@@ -54,6 +60,14 @@ override PROJECT: bool = false;
 @group(0) @binding(3) var<storage, read> consts: array<f32>;
 @group(0) @binding(4) var<storage, read_write> real: array<f32>;
 
+struct Threshold {
+    t: u32,      // f32 bits
+    mode: u32,
+}
+
+@group(0) @binding(5) var<storage, read_write> signs: array<u32>;
+@group(0) @binding(6) var<storage, read> thresholds: array<Threshold>;
+
 // x with its 12 low mantissa bits cleared (12 significant bits).
 fn hi(x: f32) -> f32 {
     return bitcast<f32>(bitcast<u32>(x) & 0xFFFFF000u);
@@ -87,21 +101,9 @@ fn window_sum(n: u32, y: u32, x: u32, k: u32, cs: u32) -> f32 {
     return s;
 }
 
-@compute @workgroup_size(WG)
-fn real_epilogue(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let idx = (wid.x + wid.y * groups.x) * WG + lid;
-    if (idx >= p.batch * p.h * p.w * p.channels) {
-        return;
-    }
-    let c = idx % p.channels;
-    let pixel = idx / p.channels;
-    let x = pixel % p.w;
-    let y = (pixel / p.w) % p.h;
-    let n = pixel / (p.w * p.h);
+// The real output z of channel c at output pixel (n, y, x).
+fn epilogue(n: u32, y: u32, x: u32, c: u32) -> f32 {
+    let idx = ((n * p.h + y) * p.w + x) * p.channels + c;
     var v: f32;
     if (POOL) {
         let y0 = y * p.pool_s;
@@ -133,5 +135,49 @@ fn real_epilogue(
         }
     }
     let t = u - consts[5u * c + 2u];
-    real[idx] = select(mul(t, consts[5u * c + 3u]), t, t > 0.0) + consts[5u * c + 4u];
+    return select(mul(t, consts[5u * c + 3u]), t, t > 0.0) + consts[5u * c + 4u];
+}
+
+@compute @workgroup_size(WG)
+fn real_epilogue(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let idx = (wid.x + wid.y * groups.x) * WG + lid;
+    if (idx >= p.batch * p.h * p.w * p.channels) {
+        return;
+    }
+    let pixel = idx / p.channels;
+    real[idx] = epilogue(pixel / (p.w * p.h), (pixel / p.w) % p.h, pixel % p.w, idx % p.channels);
+}
+
+@compute @workgroup_size(WG)
+fn real_epilogue_signs(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let words = (p.channels + 31u) / 32u;
+    let idx = (wid.x + wid.y * groups.x) * WG + lid;
+    if (idx >= p.batch * p.h * p.w * words) {
+        return;
+    }
+    let pixel = idx / words;
+    let n = pixel / (p.w * p.h);
+    let y = (pixel / p.w) % p.h;
+    let x = pixel % p.w;
+    let c0 = (idx % words) * 32u;
+    var word = 0u;
+    for (var j = 0u; j < min(32u, p.channels - c0); j++) {
+        let c = c0 + j;
+        let z = epilogue(n, y, x, c);
+        real[pixel * p.channels + c] = z;
+        let th = thresholds[c];
+        let t = bitcast<f32>(th.t);
+        if (!select(z >= t, z <= t, th.mode == 1u)) {
+            word |= 1u << j;
+        }
+    }
+    signs[idx] = word;
 }

@@ -530,15 +530,37 @@ impl Backend for Recorder<'_> {
             kernel: p.kernel,
             stride: p.stride,
         });
-        let (d, z) = real_epilogue::encode(gpu, &shape, pool, &values, float, channels, shortcut)?;
-        self.push(i, d);
+        let pre = (&values, float);
+        // Signs wanted: the epilogue packs them in the same dispatch where the driver's loop
+        // budget allows, else threshold.wgsl does in a second one.
+        let fused = match signs {
+            true => real_epilogue::encode_signs(gpu, &shape, pool, pre, channels, shortcut, t)?,
+            false => None,
+        };
+        let (z, out) = match fused {
+            Some((d, z, out)) => {
+                self.push(i, d);
+                (z, Some(out))
+            }
+            None => {
+                let (d, z) = real_epilogue::encode(gpu, &shape, pool, pre, channels, shortcut)?;
+                self.push(i, d);
+                (z, None)
+            }
+        };
         self.keep.push(values);
         if !signs {
             self.preact = Some((z.view(), true));
             return Ok(());
         }
-        let (d, out) = threshold::encode_f32(gpu, &z.view(), t)?;
-        self.push(i, d);
+        let out = match out {
+            Some(out) => out,
+            None => {
+                let (d, out) = threshold::encode_f32(gpu, &z.view(), t)?;
+                self.push(i, d);
+                out
+            }
+        };
         self.real = Some(z);
         self.signs = Some(out);
         Ok(())
